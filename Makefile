@@ -1,0 +1,74 @@
+# ctxbench build. `make` builds build/ctxbench; `make test` runs the Criterion tests;
+# `make bench` prints speed and memory figures; `make check-asan` runs the tests under
+# AddressSanitizer + UBSan. Every .c in harness/, methods/ and tasks/ is compiled; the
+# method and task registries are generated from the files present (see methods/README.md).
+
+CC      ?= cc
+SHARED  ?= ../shared
+BUILD   ?= build
+OPT     ?= -O2 -march=native
+WARN    := -Wall -Wextra -Werror
+PKGS    := hdf5
+CPPFLAGS += -D_GNU_SOURCE -Iharness -I$(BUILD) -I/usr/include/x86_64-linux-gnu/openblas-pthread \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null || echo -I/usr/include/hdf5/serial)
+CFLAGS  ?=
+CFLAGS  += -std=c11 $(OPT) $(WARN) -g -pthread
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5) \
+           -lopenblas -lcsv -lm -pthread
+
+HARNESS_SRC := $(filter-out harness/main.c,$(wildcard harness/*.c))
+METHOD_SRC  := $(wildcard methods/*.c)
+TASK_SRC    := $(wildcard tasks/*.c)
+GEN_SRC     := $(BUILD)/gen/registry_list.c
+LIB_SRC     := $(HARNESS_SRC) $(METHOD_SRC) $(TASK_SRC)
+LIB_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/registry_list.o
+TEST_SRC    := $(wildcard tests/test_*.c)
+TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+
+.PHONY: all test bench check-asan clean sweep plots deps
+all: $(BUILD)/ctxbench
+
+$(BUILD)/obj/%.o: %.c $(wildcard harness/*.h) | $(GEN_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# The registry list: one entry per methods/*.c and tasks/*.c file. Regenerated
+# whenever the set of files changes (the list of names is its prerequisite).
+$(BUILD)/gen/registry_names: FORCE
+	@mkdir -p $(dir $@)
+	@echo "$(notdir $(basename $(METHOD_SRC))) | $(notdir $(basename $(TASK_SRC)))" > $@.tmp
+	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
+$(GEN_SRC): $(BUILD)/gen/registry_names scripts/gen_registry.sh
+	sh scripts/gen_registry.sh "$(METHOD_SRC)" "$(TASK_SRC)" > $@
+FORCE:
+$(BUILD)/obj/gen/registry_list.o: $(GEN_SRC) harness/registry.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libctxbench.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/ctxbench: $(BUILD)/obj/harness/main.o $(BUILD)/libctxbench.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libctxbench.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -o $@ $< $(BUILD)/libctxbench.a $(LDLIBS) -lcriterion
+
+# Tests find ../shared through CTXBENCH_SHARED and the built binary through CTXBENCH_BIN.
+test: $(BUILD)/ctxbench $(TEST_BIN)
+	@fail=0; for t in $(TEST_BIN); do \
+	  echo "== $$t"; \
+	  CTXBENCH_SHARED=$(abspath $(SHARED)) CTXBENCH_BIN=$(abspath $(BUILD)/ctxbench) \
+	    OPENBLAS_NUM_THREADS=1 $$t --jobs=2 || fail=1; \
+	done; exit $$fail
+
+check-asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+bench: $(BUILD)/ctxbench
+	CTXBENCH_SHARED=$(abspath $(SHARED)) sh scripts/bench.sh $(BUILD)/ctxbench
+
+clean:
+	rm -rf build build-asan

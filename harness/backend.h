@@ -1,0 +1,55 @@
+/* The seam between what is computed and where. Methods and tasks talk to a
+ * `struct engine` and a `struct forward_plan`; they never learn which backend runs. */
+#ifndef CTX_BACKEND_H
+#define CTX_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+struct model;
+
+/* What an extension method decides for one forward pass. The kernels know nothing
+ * else about methods. */
+struct forward_plan {
+    const float *inv_freq;   /* n_rot/2 inverse frequencies */
+    float mscale;            /* multiplies cos and sin (logits get mscale^2) */
+    int swa_window;          /* >0: query sees keys with 0 <= q_pos - k_pos < window */
+    int se_group;            /* SelfExtend group size G, 0 = off */
+    int se_window;           /* SelfExtend neighbour window W */
+};
+
+struct engine_opts {
+    int n_threads;
+    int tile_q, tile_k;      /* attention tiles, 0 = defaults */
+    size_t f32_budget;       /* bytes of dequantized F32 weights to keep; 0 = automatic */
+};
+
+struct engine;
+struct session;
+
+struct backend_ops {
+    const char *name;
+    struct engine *(*create)(const struct model *m, const struct engine_opts *o, char *err, size_t errlen);
+    void (*destroy)(struct engine *e);
+    /* A KV cache for up to max_tokens positions; NULL + reason if it cannot be allocated. */
+    struct session *(*session_new)(struct engine *e, int max_tokens, char *err, size_t errlen);
+    void (*session_free)(struct session *s);
+    void (*session_reset)(struct session *s);      /* forget all tokens */
+    int (*session_n_past)(const struct session *s);
+    /* Appends n tokens at positions pos[i] (NULL: n_past + i) and runs them through
+     * the model under `plan`.
+     * targets (may be NULL): for each i, the id whose log-probability after token i
+     *   is written to logprob[i] (target < 0: logprob[i] = 0, not scored).
+     * last_logits (may be NULL): n_vocab logits after the last token.
+     * Returns 0, or -1 with a reason in err. */
+    int (*eval)(struct session *s, const int32_t *tokens, const int32_t *pos, int n,
+                const struct forward_plan *plan, const int32_t *targets, float *logprob,
+                float *last_logits, char *err, size_t errlen);
+    /* Bytes a session of n tokens needs beyond the weights, for "does it fit" checks. */
+    size_t (*session_bytes)(const struct engine *e, int n_tokens);
+};
+
+extern const struct backend_ops cpu_backend;
+
+#endif

@@ -1,0 +1,62 @@
+/* CPU kernels of the forward pass. Each one is checked in tests/ against a
+ * double-precision reference. None of them knows about extension methods: the
+ * methods reach them only through inverse-frequency tables, an mscale, positions
+ * and the attention masks described by struct attn_args. */
+#ifndef CTX_KERNELS_H
+#define CTX_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct threadpool;
+
+/* y[i] = x[i] / sqrt(mean(x^2) + eps) * w[i], for n_rows rows of n. y may alias x. */
+void rmsnorm(float *y, const float *x, const float *w, int n, int n_rows, float eps);
+
+/* How the rotated dimensions are paired (as llama.cpp's rope modes):
+ * NORM (llama): pairs (2i, 2i+1); NEOX (qwen2, HF rotate_half): pairs (i, i + n_rot/2). */
+enum rope_style { ROPE_NORM = 0, ROPE_NEOX = 2 };
+
+/* Rotates the first n_rot dims of every head of n_tokens rows.
+ * x: row t, head h at x + t*row_stride + h*head_dim.
+ * Pair i (0 <= i < n_rot/2) of token t turns by angle pos[t]*inv_freq[i];
+ * cos and sin are both multiplied by mscale (HF attention_scaling, so logits
+ * get mscale^2). Angles computed in double, applied in float. */
+void rope_apply(float *x, int n_tokens, size_t row_stride, int n_heads, int head_dim, int n_rot,
+                const int32_t *pos, const float *inv_freq, float mscale, enum rope_style style);
+
+/* Causal attention with an online softmax over key tiles: no n_q x n_kv buffer.
+ * Query i (position q_pos[i]) sees key j (position k_pos[j]) iff k_pos[j] <= q_pos[i]
+ * and, when window > 0, q_pos[i] - k_pos[j] < window (sliding window: `window` keys
+ * including itself).
+ * SelfExtend: when q_group/k_group are non-NULL, the logit of a visible pair with
+ * q_pos[i] - k_pos[j] < group_window uses (q, k) and otherwise (q_group, k_group);
+ * both logits meet in one softmax row. Grouped-query attention: head h reads kv head
+ * h / (n_heads / n_kv_heads). */
+struct attn_args {
+    int n_q, n_kv;
+    int n_heads, n_kv_heads, head_dim;
+    const float *q;          /* row i, head h at q + i*q_stride + h*head_dim */
+    size_t q_stride;
+    const float *k, *v;      /* row j, kv head g at k + j*kv_stride + g*head_dim */
+    size_t kv_stride;
+    const float *q_group;    /* SelfExtend grouped-position copies (same layout), or NULL */
+    const float *k_group;
+    int group_window;        /* SelfExtend neighbour window W */
+    const int32_t *q_pos;    /* n_q positions */
+    const int32_t *k_pos;    /* n_kv positions */
+    float scale;             /* logit scale, 1/sqrt(head_dim) */
+    int window;              /* 0: full causal */
+    int tile_q, tile_k;      /* 0: defaults */
+    float *out;              /* row i, head h at out + i*out_stride + h*head_dim */
+    size_t out_stride;
+};
+void attn_forward(const struct attn_args *a, struct threadpool *tp);
+
+/* out[i] = silu(gate[i]) * up[i] */
+void swiglu(float *out, const float *gate, const float *up, size_t n);
+
+/* Log-softmax of one row at index `target`: logit[target] - logsumexp(logits), in double. */
+double log_softmax_at(const float *logits, int n, int target);
+
+#endif

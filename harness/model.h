@@ -1,0 +1,72 @@
+/* A llama-family model as read from GGUF: hyperparameters from metadata and the
+ * weight tensors (still in the mapped file, any supported type). Backends turn
+ * this into whatever they compute with. */
+#ifndef CTX_MODEL_H
+#define CTX_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#include "kernels.h"
+
+struct gguf;
+struct gguf_tensor;
+struct tokenizer;
+
+enum model_arch { ARCH_LLAMA, ARCH_QWEN2 };
+
+/* rope.scaling.* keys as the GGUF carries them (type "none" when absent). */
+struct rope_scaling_meta {
+    char type[32];            /* "none", "linear", "yarn", ... */
+    double factor;            /* 0 when absent */
+    int64_t original_ctx;     /* rope.scaling.original_context_length, 0 when absent */
+    double attn_factor;       /* rope.scaling.attn_factor, 0 when absent */
+    double yarn_log_multiplier; /* rope.scaling.yarn_log_multiplier, 0 when absent */
+};
+
+struct model_config {
+    enum model_arch arch;
+    char arch_name[32];
+    int dim;            /* embedding_length */
+    int n_layers;       /* block_count */
+    int n_heads;        /* attention.head_count */
+    int n_kv_heads;     /* attention.head_count_kv (defaults to n_heads) */
+    int head_dim;       /* dim / n_heads (or attention.key_length) */
+    int n_rot;          /* rope.dimension_count (defaults to head_dim) */
+    int ffn_dim;        /* feed_forward_length */
+    int n_vocab;
+    int ctx_train;      /* context_length: the trained context */
+    double rope_base;   /* rope.freq_base (default 10000) */
+    double rms_eps;     /* attention.layer_norm_rms_epsilon */
+    int sliding_window; /* attention.sliding_window, 0 when absent */
+    enum rope_style rope_style;
+    struct rope_scaling_meta rope_scaling;
+    bool tied_output;   /* output.weight absent: token_embd reused */
+};
+
+struct layer_weights {
+    const struct gguf_tensor *attn_norm, *wq, *wk, *wv, *wo;
+    const struct gguf_tensor *bq, *bk, *bv;  /* qwen2 biases, NULL for llama */
+    const struct gguf_tensor *ffn_norm, *w_gate, *w_up, *w_down;
+};
+
+struct model {
+    struct gguf *gguf;
+    struct model_config cfg;
+    struct tokenizer *tok;          /* NULL if the file has no vocabulary */
+    const struct gguf_tensor *tok_embd, *output_norm, *output;  /* output == tok_embd when tied */
+    struct layer_weights *layers;   /* n_layers */
+    uint64_t n_params;
+    char weight_type[16];           /* most common matrix type, for reports */
+};
+
+/* Opens, validates shapes against the config, loads the tokenizer.
+ * NULL + one-line reason on failure. */
+struct model *model_load(const char *path, char *err, size_t errlen);
+void model_free(struct model *m);
+
+/* The model's own RoPE inverse frequencies, base^(-2i/n_rot), i < n_rot/2, into out. */
+void model_default_inv_freq(const struct model_config *c, double base, float *out);
+
+#endif
