@@ -3,7 +3,7 @@
 #ifndef CTX_REGISTRY_H
 #define CTX_REGISTRY_H
 
-struct method;
+#include "method.h"
 struct task;
 
 extern const struct method *const registry_methods[];   /* NULL-terminated */
