@@ -1,0 +1,145 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void run_opts_init(struct run_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->backend = "auto";
+}
+
+bool parse_int(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+bool parse_double(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) return false;
+    *out = v;
+    return true;
+}
+
+int cli_run_opt(struct run_opts *o, int opt, const char *arg) {
+    long v;
+    switch (opt) {
+    case 'm': o->model = arg; return 1;
+    case 't':
+        if (!parse_int(arg, 1, 1024, &v)) {
+            fprintf(stderr, "ctxbench: -t expects a thread count in 1..1024, got '%s'\n", arg);
+            return -1;
+        }
+        o->threads = (int)v;
+        return 1;
+    case 1001: o->backend = arg; return 1;
+    case 1002: o->method = arg; return 1;
+    case 1003: o->rope_scaling = arg; return 1;
+    case 1004:
+        if (!parse_double(arg, &o->rope_scale) || o->rope_scale <= 0) {
+            fprintf(stderr, "ctxbench: --rope-scale expects a positive number, got '%s'\n", arg);
+            return -1;
+        }
+        return 1;
+    case 1005:
+        if (!parse_double(arg, &o->rope_freq_base) || o->rope_freq_base <= 1) {
+            fprintf(stderr, "ctxbench: --rope-freq-base expects a number > 1, got '%s'\n", arg);
+            return -1;
+        }
+        return 1;
+    case 1006:
+    case 1007:
+        if (!parse_int(arg, 1, 1 << 16, &v)) {
+            fprintf(stderr, "ctxbench: tile sizes must be in 1..65536, got '%s'\n", arg);
+            return -1;
+        }
+        if (opt == 1006) o->tile_q = (int)v; else o->tile_k = (int)v;
+        return 1;
+    default: return 0;
+    }
+}
+
+int cli_method_spec(const struct run_opts *o, struct method_spec *spec, char *err, size_t errlen) {
+    char text[256];
+    if (o->method) {
+        if (o->rope_scaling || o->rope_scale > 0 || o->rope_freq_base > 0) {
+            snprintf(err, errlen, "--method cannot be combined with --rope-scaling/--rope-scale/--rope-freq-base");
+            return -1;
+        }
+        return method_spec_parse(o->method, spec, err, errlen);
+    }
+    const char *type = o->rope_scaling;
+    if (!type) type = o->rope_scale > 0 ? "linear" : "none";
+    if (strcmp(type, "none") == 0) {
+        if (o->rope_freq_base > 0)
+            snprintf(text, sizeof text, "abf:rope_theta=%.17g", o->rope_freq_base);
+        else
+            snprintf(text, sizeof text, "baseline");
+    } else if (strcmp(type, "linear") == 0 || strcmp(type, "yarn") == 0) {
+        const char *name = type[0] == 'l' ? "pi" : "yarn";
+        if (o->rope_freq_base > 0) {
+            snprintf(err, errlen, "--rope-freq-base with --rope-scaling %s is not a ctxbench method; use --method", type);
+            return -1;
+        }
+        if (o->rope_scale > 0)
+            snprintf(text, sizeof text, "%s:factor=%.17g", name, o->rope_scale);
+        else
+            snprintf(text, sizeof text, "%s", name);
+    } else {
+        snprintf(err, errlen, "--rope-scaling '%s' is not one of none, linear, yarn", type);
+        return -1;
+    }
+    return method_spec_parse(text, spec, err, errlen);
+}
+
+int cli_open(const struct run_opts *o, struct runtime *rt, char *err, size_t errlen) {
+    if (!o->model) {
+        snprintf(err, errlen, "no model given (-m FILE)");
+        return -1;
+    }
+    struct engine_opts eo = {.n_threads = o->threads, .tile_q = o->tile_q, .tile_k = o->tile_k};
+    return runtime_open(rt, o->model, o->backend, &eo, err, errlen);
+}
+
+char *read_file(const char *path, size_t *len, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n + 65536 + 1 > cap) {
+            cap = (n + 65536 + 1) * 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                snprintf(err, errlen, "%s: out of memory reading the file", path);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, 65536, f);
+        n += got;
+        if (got < 65536) break;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        snprintf(err, errlen, "%s: read error", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}

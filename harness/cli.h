@@ -1,0 +1,64 @@
+/* Command-line plumbing shared by the subcommands: the flags every command that
+ * runs a model understands (llama.cpp names where they exist) and the method spec
+ * they resolve to. */
+#ifndef CTX_CLI_H
+#define CTX_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "method.h"
+#include "runtime.h"
+
+struct run_opts {
+    const char *model;        /* -m */
+    int threads;              /* -t */
+    const char *backend;      /* --backend cpu|cuda|auto */
+    const char *method;       /* --method SPEC */
+    const char *rope_scaling; /* --rope-scaling none|linear|yarn */
+    double rope_scale;        /* --rope-scale F */
+    double rope_freq_base;    /* --rope-freq-base B */
+    int tile_q, tile_k;       /* --tile-q, --tile-k */
+};
+
+/* Long options understood by cli_run_opt, to splice into a command's getopt_long table. */
+#define CLI_RUN_LONGOPTS                                                                          \
+    {"model", required_argument, 0, 'm'}, {"threads", required_argument, 0, 't'},                 \
+    {"backend", required_argument, 0, 1001}, {"method", required_argument, 0, 1002},              \
+    {"rope-scaling", required_argument, 0, 1003}, {"rope-scale", required_argument, 0, 1004},     \
+    {"rope-freq-base", required_argument, 0, 1005}, {"tile-q", required_argument, 0, 1006},       \
+    {"tile-k", required_argument, 0, 1007}
+
+#define CLI_RUN_HELP                                                                               \
+    "  -m, --model FILE        GGUF model\n"                                                       \
+    "  -t, --threads N         worker threads (default: all cores)\n"                              \
+    "      --backend NAME      cpu | auto (default auto)\n"                                        \
+    "      --method SPEC       extension method, e.g. yarn:factor=8 (see `ctxbench methods`)\n"    \
+    "      --rope-scaling T    llama.cpp style: none | linear | yarn (sets the method)\n"          \
+    "      --rope-scale F      llama.cpp style: context scale factor for --rope-scaling\n"         \
+    "      --rope-freq-base B  llama.cpp style: RoPE base (alone: method abf:rope_theta=B)\n"      \
+    "      --tile-q N, --tile-k N  attention tile sizes (default: kernel's choice)\n"
+
+void run_opts_init(struct run_opts *o);
+/* Handles one getopt result if it is a run option: returns 1 if handled, 0 if not
+ * one of ours, -1 on a bad value (message printed). */
+int cli_run_opt(struct run_opts *o, int opt, const char *arg);
+/* Resolves --method / --rope-* into a method spec (default: baseline). */
+int cli_method_spec(const struct run_opts *o, struct method_spec *spec, char *err, size_t errlen);
+int cli_open(const struct run_opts *o, struct runtime *rt, char *err, size_t errlen);
+
+/* Strict number parsing: the whole string must be a number in range. */
+bool parse_int(const char *s, long lo, long hi, long *out);
+bool parse_double(const char *s, double *out);
+/* Reads a whole file into a NUL-terminated malloc'd buffer. NULL + reason on failure. */
+char *read_file(const char *path, size_t *len, char *err, size_t errlen);
+
+/* Subcommands: each returns the process exit status. */
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_ppl(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_methods(int argc, char **argv);
+
+#endif
