@@ -28,7 +28,15 @@ TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 .PHONY: all test bench check-asan clean sweep plots deps
 all: $(BUILD)/ctxbench
 
-$(BUILD)/obj/%.o: %.c $(wildcard harness/*.h) | $(GEN_SRC)
+# Installs missing Debian packages (apt-get as root; otherwise says what to install).
+# Every compile waits for it (order-only), so a fresh machine builds with one command.
+deps:
+	@sh scripts/install_deps.sh
+$(BUILD)/deps.stamp: scripts/install_deps.sh
+	@sh scripts/install_deps.sh
+	@mkdir -p $(dir $@) && touch $@
+
+$(BUILD)/obj/%.o: %.c $(wildcard harness/*.h) | $(GEN_SRC) $(BUILD)/deps.stamp
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 

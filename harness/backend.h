@@ -28,6 +28,12 @@ struct engine_opts {
 struct engine;
 struct session;
 
+/* Where a session's time went, accumulated over its eval calls (reset with the session). */
+struct eval_stats {
+    double t_total, t_attn, t_matmul;  /* seconds */
+    long tokens;
+};
+
 struct backend_ops {
     const char *name;
     struct engine *(*create)(const struct model *m, const struct engine_opts *o, char *err, size_t errlen);
@@ -48,6 +54,7 @@ struct backend_ops {
                 float *last_logits, char *err, size_t errlen);
     /* Bytes a session of n tokens needs beyond the weights, for "does it fit" checks. */
     size_t (*session_bytes)(const struct engine *e, int n_tokens);
+    void (*session_stats)(const struct session *s, struct eval_stats *out);
 };
 
 extern const struct backend_ops cpu_backend;

@@ -60,5 +60,6 @@ int cmd_generate(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_methods(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -64,7 +65,14 @@ struct session {
     float *x, *xb, *q, *qg, *k, *v, *att, *hb, *hb2, *logits;
     int32_t *qpos, *gpos;
     int logits_rows;
+    struct eval_stats stats;
 };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 /* ---- weights ---------------------------------------------------------- */
 
@@ -224,7 +232,9 @@ static void matmul_task(void *ctx, int task, int thread) {
                     j->y + r0, j->ldy);
 }
 
-static void matmul(struct engine *e, const struct linear *L, const float *x, int n, float *y) {
+static void matmul(struct session *s, const struct linear *L, const float *x, int n, float *y) {
+    struct engine *e = s->e;
+    double t0 = now_s();
     int nt = threadpool_size(e->tp);
     /* F32 weights: a few large blocks per thread; quantized: ROW_BLOCK (the scratch size). */
     int block = ROW_BLOCK;
@@ -235,6 +245,7 @@ static void matmul(struct engine *e, const struct linear *L, const float *x, int
     }
     struct matmul_job j = {e, L, x, y, n, L->rows, block};
     threadpool_run(e->tp, (L->rows + block - 1) / block, matmul_task, &j);
+    s->stats.t_matmul += now_s() - t0;
 }
 
 /* ---- sessions --------------------------------------------------------- */
@@ -308,7 +319,11 @@ oom:
     return NULL;
 }
 
-static void cpu_session_reset(struct session *s) { s->n_past = 0; }
+static void cpu_session_reset(struct session *s) {
+    s->n_past = 0;
+    memset(&s->stats, 0, sizeof s->stats);
+}
+static void cpu_session_stats(const struct session *s, struct eval_stats *out) { *out = s->stats; }
 static int cpu_session_n_past(const struct session *s) { return s->n_past; }
 
 /* SelfExtend grouped positions: keys at floor(p/G); queries shifted by W - W/G
@@ -347,9 +362,9 @@ static int forward_chunk(struct session *s, const int32_t *tokens, int n, const 
         float *vc = s->v_cache + ((size_t)l * s->max_tokens + start) * kvd;
 
         rmsnorm(s->xb, x, L->attn_norm, dim, n, (float)c->rms_eps);
-        matmul(e, &L->wq, s->xb, n, s->q);
-        matmul(e, &L->wk, s->xb, n, kc);
-        matmul(e, &L->wv, s->xb, n, vc);
+        matmul(s, &L->wq, s->xb, n, s->q);
+        matmul(s, &L->wk, s->xb, n, kc);
+        matmul(s, &L->wv, s->xb, n, vc);
         if (L->bq)
             for (int t = 0; t < n; t++) {
                 for (int i = 0; i < qd; i++) s->q[(size_t)t * qd + i] += L->bq[i];
@@ -385,15 +400,17 @@ static int forward_chunk(struct session *s, const int32_t *tokens, int n, const 
             .tile_q = e->opts.tile_q, .tile_k = e->opts.tile_k,
             .out = s->att, .out_stride = (size_t)qd,
         };
+        double t0 = now_s();
         attn_forward(&a, e->tp);
-        matmul(e, &L->wo, s->att, n, s->xb);
+        s->stats.t_attn += now_s() - t0;
+        matmul(s, &L->wo, s->att, n, s->xb);
         for (size_t i = 0; i < (size_t)n * dim; i++) x[i] += s->xb[i];
 
         rmsnorm(s->xb, x, L->ffn_norm, dim, n, (float)c->rms_eps);
-        matmul(e, &L->w_gate, s->xb, n, s->hb);
-        matmul(e, &L->w_up, s->xb, n, s->hb2);
+        matmul(s, &L->w_gate, s->xb, n, s->hb);
+        matmul(s, &L->w_up, s->xb, n, s->hb2);
         swiglu(s->hb, s->hb, s->hb2, (size_t)n * c->ffn_dim);
-        matmul(e, &L->w_down, s->hb, n, s->xb);
+        matmul(s, &L->w_down, s->hb, n, s->xb);
         for (size_t i = 0; i < (size_t)n * dim; i++) x[i] += s->xb[i];
     }
     rmsnorm(x, x, e->output_norm, dim, n, (float)c->rms_eps);
@@ -431,7 +448,7 @@ static int score_chunk(struct session *s, int n, const int32_t *targets, float *
                 for (int r = 0; r < nr; r++) logprob[r0 + r] = 0.0f;
             continue;
         }
-        matmul(e, &e->output, s->x + (size_t)r0 * c->dim, nr, s->logits);
+        matmul(s, &e->output, s->x + (size_t)r0 * c->dim, nr, s->logits);
         if (targets) {
             for (int r = 0; r < nr; r++)
                 if (targets[r0 + r] >= c->n_vocab) {
@@ -482,6 +499,7 @@ static int cpu_eval(struct session *s, const int32_t *tokens, const int32_t *pos
         s->se_group = plan->se_group;
         s->se_window = plan->se_window;
     }
+    double t0 = now_s();
     for (int done = 0; done < n;) {
         int nc = n - done < CHUNK_TOKENS ? n - done : CHUNK_TOKENS;
         for (int t = 0; t < nc; t++) s->qpos[t] = pos ? pos[done + t] : s->n_past + t;
@@ -492,6 +510,8 @@ static int cpu_eval(struct session *s, const int32_t *tokens, const int32_t *pos
         s->n_past += nc;
         done += nc;
     }
+    s->stats.t_total += now_s() - t0;
+    s->stats.tokens += n;
     return 0;
 }
 
@@ -505,4 +525,5 @@ const struct backend_ops cpu_backend = {
     .session_n_past = cpu_session_n_past,
     .eval = cpu_eval,
     .session_bytes = cpu_session_bytes,
+    .session_stats = cpu_session_stats,
 };

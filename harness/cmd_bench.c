@@ -1,0 +1,159 @@
+/* ctxbench bench: prefill speed and memory of one model, and the sgemm ceiling of
+ * this machine measured in the same process, so figures can be read as ratios. */
+#include <cblas.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cli.h"
+
+void openblas_set_num_threads(int n);
+
+static const char *help =
+    "usage: ctxbench bench [-m MODEL -c N[,N...]] [--sgemm] [options]\n"
+    "Times one prefill of N tokens (random ids) per length and prints tokens/s, achieved\n"
+    "GFLOP/s (2 x matrix parameters x tokens / time, the usual convention; attention flops\n"
+    "are reported separately), the attention share of the time and the process's peak RSS.\n"
+    "  -c, --ctx LIST          comma-separated lengths (default 512)\n"
+    "      --sgemm             also measure OpenBLAS sgemm GFLOP/s with -t threads (the ceiling)\n"
+    "      --repeat N          best of N prefills per length (default 1)\n" CLI_RUN_HELP;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+/* Best of several 2048x2048x2048 sgemms, OpenBLAS using n threads. */
+static double sgemm_gflops(int threads) {
+    const int n = 2048;
+    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n), *c = malloc(sizeof(float) * n * n);
+    if (!a || !b || !c) { free(a); free(b); free(c); return 0; }
+    for (long i = 0; i < (long)n * n; i++) { a[i] = (float)(i % 7) * 0.01f; b[i] = (float)(i % 5) * 0.02f; }
+    openblas_set_num_threads(threads);
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        double t0 = now_s();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double t = now_s() - t0;
+        if (t < best) best = t;
+    }
+    openblas_set_num_threads(1);
+    free(a); free(b); free(c);
+    return 2.0 * n * n * n / best / 1e9;
+}
+
+int cmd_bench(int argc, char **argv) {
+    static const struct option longopts[] = {CLI_RUN_LONGOPTS,
+                                             {"ctx", required_argument, 0, 'c'},
+                                             {"sgemm", no_argument, 0, 2001},
+                                             {"repeat", required_argument, 0, 2002},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0}};
+    struct run_opts ro;
+    run_opts_init(&ro);
+    const char *lens = "512";
+    int do_sgemm = 0, opt;
+    long repeat = 1;
+    while ((opt = getopt_long(argc, argv, "m:t:c:h", longopts, NULL)) != -1) {
+        int r = cli_run_opt(&ro, opt, optarg);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if (opt == 'c') lens = optarg;
+        else if (opt == 2001) do_sgemm = 1;
+        else if (opt == 2002) {
+            if (!parse_int(optarg, 1, 100, &repeat)) { fprintf(stderr, "ctxbench: --repeat expects 1..100\n"); return 2; }
+        } else if (opt == 'h') { fputs(help, stdout); return 0; }
+        else { fputs(help, stderr); return 2; }
+    }
+    int threads = ro.threads > 0 ? ro.threads : 0;
+    if (do_sgemm) {
+        printf("sgemm 2048^3 threads %d: %.1f GFLOP/s\n", threads ? threads : 1, sgemm_gflops(threads ? threads : 1));
+        fflush(stdout);
+    }
+    if (!ro.model) return do_sgemm ? 0 : (fputs(help, stderr), 2);
+
+    char err[512];
+    struct method_spec spec;
+    if (cli_method_spec(&ro, &spec, err, sizeof err) != 0) { fprintf(stderr, "ctxbench: %s\n", err); return 2; }
+    long ctxs[32];
+    int n_ctx = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", lens);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (n_ctx == 32 || !parse_int(tok, 2, 1 << 24, &ctxs[n_ctx])) {
+            fprintf(stderr, "ctxbench: bad length '%s' in -c (comma-separated integers, at most 32)\n", tok);
+            return 2;
+        }
+        n_ctx++;
+    }
+    struct runtime rt;
+    double t_load = now_s();
+    if (cli_open(&ro, &rt, err, sizeof err) != 0) { fprintf(stderr, "ctxbench: %s\n", err); return 1; }
+    t_load = now_s() - t_load;
+    const struct model_config *c = &rt.model->cfg;
+    /* matrix parameters touched per token: every layer matrix plus the output projection */
+    double mat_params = (double)c->n_layers *
+                            ((double)c->dim * (c->n_heads + 2 * c->n_kv_heads) * c->head_dim +
+                             (double)c->n_heads * c->head_dim * c->dim + 3.0 * c->dim * c->ffn_dim) +
+                        (double)c->dim * c->n_vocab;
+    printf("model %s: %s, %.1fM matrix params, %s, load %.2fs, rss after load %.0f MB\n", ro.model, c->arch_name,
+           mat_params / 1e6, rt.model->weight_type, t_load, peak_rss_mb());
+    int rc = 0;
+    for (int i = 0; i < n_ctx && rc == 0; i++) {
+        int n = (int)ctxs[i];
+        struct method_ctx mctx = {.cfg = c, .target_len = n, .seq_len = n};
+        struct method_plan plan;
+        if (method_plan(&spec, &mctx, &plan, err, sizeof err) != 0) { fprintf(stderr, "ctxbench: %s\n", err); rc = 1; break; }
+        struct forward_plan fp = method_forward_plan(&plan);
+        struct session *s = rt.be->session_new(rt.engine, n, err, sizeof err);
+        int32_t *ids = malloc(sizeof(int32_t) * n);
+        int32_t *tg = malloc(sizeof(int32_t) * n);
+        float *lp = malloc(sizeof(float) * n);
+        if (!s || !ids || !tg || !lp) {
+            fprintf(stderr, "ctxbench: %s\n", s ? "out of memory" : err);
+            rc = 1;
+        } else {
+            unsigned long long st = 88172645463325252ULL;
+            for (int t = 0; t < n; t++) {
+                st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+                ids[t] = (int32_t)(st % (unsigned long long)c->n_vocab);
+            }
+            for (int t = 0; t < n; t++) tg[t] = t + 1 < n ? ids[t + 1] : -1;
+            struct eval_stats best = {.t_total = 1e30};
+            for (long r = 0; r < repeat && rc == 0; r++) {
+                rt.be->session_reset(s);
+                if (rt.be->eval(s, ids, NULL, n, &fp, tg, lp, NULL, err, sizeof err) != 0) {
+                    fprintf(stderr, "ctxbench: %s\n", err);
+                    rc = 1;
+                    break;
+                }
+                struct eval_stats es;
+                rt.be->session_stats(s, &es);
+                if (es.t_total < best.t_total) best = es;
+            }
+            if (rc == 0) {
+                double attn_flops = 2.0 * 2.0 * c->n_layers * c->n_heads * c->head_dim * ((double)n * (n + 1) / 2);
+                printf("prefill n=%-6d %8.1f tokens/s  %7.1f GFLOP/s (matrix)  attention %4.1f%% of time "
+                       "(%.1f GFLOP/s)  matmul %4.1f%%  peak RSS %.0f MB\n",
+                       n, n / best.t_total, 2.0 * mat_params * n / best.t_total / 1e9, 100 * best.t_attn / best.t_total,
+                       best.t_attn > 0 ? attn_flops / best.t_attn / 1e9 : 0, 100 * best.t_matmul / best.t_total,
+                       peak_rss_mb());
+                fflush(stdout);
+            }
+        }
+        if (s) rt.be->session_free(s);
+        free(ids); free(tg); free(lp);
+    }
+    runtime_close(&rt);
+    return rc;
+}

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs the Debian packages ctxbench builds and runs with, if any are missing.
+# As root it uses apt-get; otherwise it names the missing packages and fails.
+set -eu
+PKGS="build-essential pkg-config libopenblas-dev libhdf5-dev hdf5-tools libcsv-dev libcriterion-dev gnuplot-nox"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "ctxbench: missing Debian packages:$missing — run: sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "ctxbench: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >&2
+apt-get install -y -q $missing >&2

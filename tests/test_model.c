@@ -1,0 +1,238 @@
+/* Whole-model checks on stories260K: the CPU forward pass against a naive
+ * double-precision forward pass written here from the llama definition, chunked
+ * and cached evaluation against one-shot evaluation, and greedy generation against
+ * the text quoted in ../shared/SOURCES.md. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "gguf.h"
+#include "model.h"
+#include "quant.h"
+#include "runtime.h"
+#include "testutil.h"
+#include "tokenizer.h"
+
+static double *tensor_f64(const struct gguf_tensor *t) {
+    size_t n = 1;
+    for (uint32_t d = 0; d < t->n_dims; d++) n *= t->ne[d];
+    float *f = malloc(n * sizeof *f);
+    double *out = malloc(n * sizeof *out);
+    cr_assert(f && out);
+    dequantize_row(t->type, t->data, f, n);
+    for (size_t i = 0; i < n; i++) out[i] = f[i];
+    free(f);
+    return out;
+}
+
+/* y[r] = sum_c W[r][c] x[c], W stored [rows][cols] (ne0 = cols) */
+static void ref_matvec(const double *W, const double *x, double *y, int rows, int cols) {
+    for (int r = 0; r < rows; r++) {
+        double s = 0;
+        for (int c = 0; c < cols; c++) s += W[(size_t)r * cols + c] * x[c];
+        y[r] = s;
+    }
+}
+
+static void ref_rmsnorm(const double *x, const double *w, double *y, int n, double eps) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    double inv = 1.0 / sqrt(ss / n + eps);
+    for (int i = 0; i < n; i++) y[i] = x[i] * inv * w[i];
+}
+
+/* Rotates adjacent pairs (llama GGUF layout) of each head at position p. */
+static void ref_rope(double *v, int n_heads, int hd, int n_rot, int p, double base) {
+    for (int h = 0; h < n_heads; h++)
+        for (int i = 0; i < n_rot / 2; i++) {
+            double ang = p * pow(base, -2.0 * i / n_rot);
+            double *a = v + h * hd + 2 * i, x0 = a[0], x1 = a[1];
+            a[0] = x0 * cos(ang) - x1 * sin(ang);
+            a[1] = x0 * sin(ang) + x1 * cos(ang);
+        }
+}
+
+/* logprob[t] = log p(tokens[t+1] | tokens[0..t]) for t < n-1. */
+static void ref_forward(const struct model *m, const int32_t *tokens, int n, double *logprob) {
+    const struct model_config *c = &m->cfg;
+    int D = c->dim, hd = c->head_dim, H = c->n_heads, KVH = c->n_kv_heads, F = c->ffn_dim, V = c->n_vocab;
+    int qd = H * hd, kvd = KVH * hd;
+    double *emb = tensor_f64(m->tok_embd), *onorm = tensor_f64(m->output_norm), *wout = tensor_f64(m->output);
+    double *K = malloc(sizeof(double) * (size_t)c->n_layers * n * kvd);
+    double *Vc = malloc(sizeof(double) * (size_t)c->n_layers * n * kvd);
+    double *x = malloc(sizeof(double) * D), *xb = malloc(sizeof(double) * D), *q = malloc(sizeof(double) * qd);
+    double *att = malloc(sizeof(double) * qd), *tmp = malloc(sizeof(double) * D), *g = malloc(sizeof(double) * F);
+    double *u = malloc(sizeof(double) * F), *sc = malloc(sizeof(double) * n), *logits = malloc(sizeof(double) * V);
+    double **W = malloc(sizeof(double *) * (size_t)c->n_layers * 9);
+    for (int l = 0; l < c->n_layers; l++) {
+        const struct layer_weights *lw = &m->layers[l];
+        const struct gguf_tensor *ts[9] = {lw->attn_norm, lw->wq, lw->wk, lw->wv, lw->wo,
+                                           lw->ffn_norm, lw->w_gate, lw->w_up, lw->w_down};
+        for (int i = 0; i < 9; i++) W[l * 9 + i] = tensor_f64(ts[i]);
+    }
+    for (int t = 0; t < n; t++) {
+        memcpy(x, emb + (size_t)tokens[t] * D, sizeof(double) * D);
+        for (int l = 0; l < c->n_layers; l++) {
+            double **w = W + l * 9;
+            double *kt = K + ((size_t)l * n + t) * kvd, *vt = Vc + ((size_t)l * n + t) * kvd;
+            ref_rmsnorm(x, w[0], xb, D, c->rms_eps);
+            ref_matvec(w[1], xb, q, qd, D);
+            ref_matvec(w[2], xb, kt, kvd, D);
+            ref_matvec(w[3], xb, vt, kvd, D);
+            ref_rope(q, H, hd, c->n_rot, t, c->rope_base);
+            ref_rope(kt, KVH, hd, c->n_rot, t, c->rope_base);
+            for (int h = 0; h < H; h++) {
+                int kh = h / (H / KVH);
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j <= t; j++) {
+                    double s = 0;
+                    for (int i = 0; i < hd; i++) s += q[h * hd + i] * K[((size_t)l * n + j) * kvd + kh * hd + i];
+                    sc[j] = s / sqrt((double)hd);
+                    if (sc[j] > mx) mx = sc[j];
+                }
+                for (int j = 0; j <= t; j++) sum += (sc[j] = exp(sc[j] - mx));
+                for (int i = 0; i < hd; i++) {
+                    double o = 0;
+                    for (int j = 0; j <= t; j++) o += sc[j] / sum * Vc[((size_t)l * n + j) * kvd + kh * hd + i];
+                    att[h * hd + i] = o;
+                }
+            }
+            ref_matvec(w[4], att, tmp, D, qd);
+            for (int i = 0; i < D; i++) x[i] += tmp[i];
+            ref_rmsnorm(x, w[5], xb, D, c->rms_eps);
+            ref_matvec(w[6], xb, g, F, D);
+            ref_matvec(w[7], xb, u, F, D);
+            for (int i = 0; i < F; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+            ref_matvec(w[8], g, tmp, D, F);
+            for (int i = 0; i < D; i++) x[i] += tmp[i];
+        }
+        if (t + 1 < n) {
+            ref_rmsnorm(x, onorm, xb, D, c->rms_eps);
+            ref_matvec(wout, xb, logits, V, D);
+            double mx = -INFINITY, sum = 0;
+            for (int v = 0; v < V; v++) mx = logits[v] > mx ? logits[v] : mx;
+            for (int v = 0; v < V; v++) sum += exp(logits[v] - mx);
+            logprob[t] = logits[tokens[t + 1]] - mx - log(sum);
+        }
+    }
+    for (int i = 0; i < c->n_layers * 9; i++) free(W[i]);
+    free(W); free(emb); free(onorm); free(wout); free(K); free(Vc); free(x); free(xb); free(q); free(att);
+    free(tmp); free(g); free(u); free(sc); free(logits);
+}
+
+static struct runtime rt;
+static char err[512];
+
+static void open_260k(void) {
+    char p[1024];
+    struct engine_opts o = {.n_threads = 2};
+    cr_assert_eq(runtime_open(&rt, shared_path(p, sizeof p, "models/stories260K.gguf"), "cpu", &o, err, sizeof err), 0,
+                 "%s", err);
+}
+
+static struct forward_plan baseline_plan(float *inv) {
+    model_default_inv_freq(&rt.model->cfg, rt.model->cfg.rope_base, inv);
+    return (struct forward_plan){.inv_freq = inv, .mscale = 1.0f};
+}
+
+static int32_t *story_tokens(int n) {
+    char p[1024];
+    size_t len;
+    FILE *f = fopen(shared_path(p, sizeof p, "datasets/tinystories/TinyStories-valid-first1000.txt"), "rb");
+    cr_assert(f);
+    char *text = malloc(65536);
+    len = fread(text, 1, 65535, f);
+    text[len] = 0;
+    fclose(f);
+    int32_t *ids;
+    size_t nt;
+    cr_assert_eq(tokenizer_encode(rt.model->tok, text, len, true, &ids, &nt), 0);
+    cr_assert_geq(nt, (size_t)n);
+    free(text);
+    return ids;
+}
+
+TestSuite(model, .init = open_260k, .fini = NULL, .timeout = 120);
+
+Test(model, forward_matches_double_reference) {
+    const int n = 300;
+    int32_t *ids = story_tokens(n);
+    float inv[64];
+    struct forward_plan fp = baseline_plan(inv);
+    struct session *s = rt.be->session_new(rt.engine, n, err, sizeof err);
+    cr_assert(s, "%s", err);
+    float *lp = malloc(sizeof(float) * n);
+    double *ref = malloc(sizeof(double) * n);
+    cr_assert_eq(rt.be->eval(s, ids, NULL, n - 1, &fp, ids + 1, lp, NULL, err, sizeof err), 0, "%s", err);
+    ref_forward(rt.model, ids, n, ref);
+    double worst = 0, sum = 0, sum_ref = 0;
+    for (int t = 0; t < n - 1; t++) {
+        double d = fabs(lp[t] - ref[t]);
+        if (d > worst) worst = d;
+        sum += lp[t];
+        sum_ref += ref[t];
+    }
+    /* float32 activations over 5 layers: per-token log-prob within 2e-3 nats absolute,
+     * mean NLL within 1e-4 relative. */
+    cr_assert_lt(worst, 2e-3, "max |logprob - reference| = %g", worst);
+    cr_assert_lt(fabs(sum - sum_ref) / fabs(sum_ref), 1e-4, "mean nll %g vs %g", -sum / (n - 1), -sum_ref / (n - 1));
+    printf("forward vs double reference: max |dlogp| = %.2e, mean NLL %.5f vs %.5f\n", worst, -sum / (n - 1),
+           -sum_ref / (n - 1));
+    rt.be->session_free(s);
+    free(lp); free(ref); free(ids);
+}
+
+Test(model, chunked_and_cached_eval_match_one_shot) {
+    const int n = 700; /* more than one internal chunk of 512 */
+    int32_t *ids = story_tokens(n);
+    float inv[64];
+    struct forward_plan fp = baseline_plan(inv);
+    struct session *s = rt.be->session_new(rt.engine, n, err, sizeof err);
+    cr_assert(s, "%s", err);
+    float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+    cr_assert_eq(rt.be->eval(s, ids, NULL, n - 1, &fp, ids + 1, a, NULL, err, sizeof err), 0, "%s", err);
+    rt.be->session_reset(s);
+    int pieces[] = {1, 37, 200, 300, 161};
+    int done = 0;
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(rt.be->eval(s, ids + done, NULL, pieces[i], &fp, ids + done + 1, b + done, NULL, err, sizeof err), 0,
+                     "%s", err);
+        done += pieces[i];
+    }
+    cr_assert_eq(done, n - 1);
+    for (int t = 0; t < n - 1; t++) cr_assert_float_eq(a[t], b[t], 2e-4, "position %d: %g vs %g", t, a[t], b[t]);
+    rt.be->session_free(s);
+    free(a); free(b); free(ids);
+}
+
+Test(model, greedy_generation_matches_documented_text) {
+    const char *expect = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
+                         "One day, she saw a big, red ball. She wanted to play with it, but it was too high.";
+    const char *prompt = "Once upon a time";
+    int32_t *ids;
+    size_t n;
+    cr_assert_eq(tokenizer_encode(rt.model->tok, prompt, strlen(prompt), true, &ids, &n), 0);
+    float inv[64];
+    struct forward_plan fp = baseline_plan(inv);
+    struct session *s = rt.be->session_new(rt.engine, 256, err, sizeof err);
+    cr_assert(s);
+    int V = rt.model->cfg.n_vocab;
+    float *logits = malloc(sizeof(float) * V);
+    cr_assert_eq(rt.be->eval(s, ids, NULL, (int)n, &fp, NULL, NULL, logits, err, sizeof err), 0, "%s", err);
+    char out[2048];
+    size_t ol = strlen(prompt);
+    memcpy(out, prompt, ol);
+    while (ol < strlen(expect)) {
+        int32_t best = 0;
+        for (int v = 1; v < V; v++)
+            if (logits[v] > logits[best]) best = v;
+        ol += tokenizer_decode_token(rt.model->tok, best, out + ol, sizeof out - ol - 1);
+        cr_assert_eq(rt.be->eval(s, &best, NULL, 1, &fp, NULL, NULL, logits, err, sizeof err), 0, "%s", err);
+    }
+    out[ol] = 0;
+    cr_assert_eq(strncmp(out, expect, strlen(expect)), 0, "generated: %s", out);
+    rt.be->session_free(s);
+    free(logits); free(ids);
+}
