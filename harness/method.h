@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "backend.h"
 #include "model.h"
@@ -72,5 +73,7 @@ int method_plan(const struct method_spec *spec, const struct method_ctx *ctx, st
                 char *err, size_t errlen);
 /* The forward_plan view of a method_plan (pointers into it). */
 struct forward_plan method_forward_plan(const struct method_plan *p);
+/* Lists every method with its summary, parameters (type, range, default) and help. */
+void method_print_all(FILE *f);
 
 #endif

@@ -1,0 +1,583 @@
+/* Extension methods: frequency tables and mscale against the published formulas
+ * (evaluated here in double with plain loops), plan-level identities, and spec parsing. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "method.h"
+#include "registry.h"
+#include "testutil.h"
+
+static const int head_dims[] = {64, 128};
+static const int orig_lens[] = {512, 4096};
+static const double factors[] = {2, 4, 8, 32};
+#define TOL 1e-6
+
+static struct model_config make_cfg(int d, double base, int ctx_train) {
+    struct model_config c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.arch_name, sizeof c.arch_name, "llama");
+    c.n_heads = 4;
+    c.n_kv_heads = 4;
+    c.head_dim = d;
+    c.dim = 4 * d;
+    c.n_rot = d;
+    c.ctx_train = ctx_train;
+    c.rope_base = base;
+    snprintf(c.rope_scaling.type, sizeof c.rope_scaling.type, "none");
+    return c;
+}
+
+/* Parses and plans `spec`; every failure here is a test failure. */
+static struct method_plan plan_of(const char *spec, const struct model_config *c, int target_len, int seq_len) {
+    struct method_spec s;
+    struct method_plan p;
+    char err[512] = "";
+    cr_assert_eq(method_spec_parse(spec, &s, err, sizeof err), 0, "parse %s: %s", spec, err);
+    struct method_ctx ctx = {.cfg = c, .target_len = target_len, .seq_len = seq_len};
+    cr_assert_eq(method_plan(&s, &ctx, &p, err, sizeof err), 0, "plan %s: %s", spec, err);
+    cr_assert_eq(p.n_freq, c->n_rot / 2);
+    return p;
+}
+
+/* ---- reference formulas (METHODS.md), double precision ---- */
+
+static void ref_rope(double base, int d, double *out) {
+    for (int i = 0; i < d / 2; i++) out[i] = 1.0 / pow(base, (double)(2 * i) / (double)d);
+}
+
+static void ref_pi(double base, int d, double s, double *out) {
+    ref_rope(base, d, out);
+    for (int i = 0; i < d / 2; i++) out[i] /= s;
+}
+
+static void ref_ntk(double base, int d, double s, double *out) {
+    ref_rope(base * pow(s, (double)d / (double)(d - 2)), d, out);
+}
+
+static void ref_dynamic(double base, int d, double s, double L, double seq_len, double *out) {
+    double l = seq_len > L ? seq_len : L;
+    ref_rope(base * pow(s * l / L - (s - 1), (double)d / (double)(d - 2)), d, out);
+}
+
+/* HF _compute_yarn_parameters: correction dims with floor/ceil, linear ramp over the index. */
+static double ref_yarn(double base, int d, double s, double L, double *out) {
+    double dim_fast = d * log(L / (32.0 * 2 * M_PI)) / (2 * log(base));
+    double dim_slow = d * log(L / (1.0 * 2 * M_PI)) / (2 * log(base));
+    double low = floor(dim_fast), high = ceil(dim_slow);
+    if (low < 0) low = 0;
+    if (high > d - 1) high = d - 1;
+    if (low == high) high += 0.001;
+    for (int i = 0; i < d / 2; i++) {
+        double ramp = (i - low) / (high - low);
+        if (ramp < 0) ramp = 0;
+        if (ramp > 1) ramp = 1;
+        double theta = 1.0 / pow(base, (double)(2 * i) / (double)d);
+        out[i] = theta / s * ramp + theta * (1 - ramp);
+    }
+    return s > 1 ? 0.1 * log(s) + 1 : 1.0;
+}
+
+static char spec_buf[128];
+static const char *specf(const char *fmt, double v) {
+    snprintf(spec_buf, sizeof spec_buf, fmt, v);
+    return spec_buf;
+}
+
+static void check_table(const char *what, const struct method_plan *p, const double *ref, int n) {
+    double e = max_rel_err(p->inv_freq, ref, (size_t)n, 1e-300);
+    cr_assert(e < TOL, "%s: inv_freq max rel err %g", what, e);
+}
+
+/* ---- formula tests over the grid ---- */
+
+Test(methods, formulas_over_grid) {
+    double ref[ROPE_MAX_FREQ];
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            for (int f = 0; f < 4; f++) {
+                int d = head_dims[a], L = orig_lens[b];
+                double s = factors[f];
+                struct model_config c = make_cfg(d, 10000, L);
+                char what[96];
+                snprintf(what, sizeof what, "d %d L %d s %g", d, L, s);
+                struct method_plan p;
+
+                p = plan_of(specf("pi:factor=%g", s), &c, L, L);
+                ref_pi(10000, d, s, ref);
+                check_table(what, &p, ref, d / 2);
+                cr_assert_eq(p.mscale, 1.0f);
+
+                p = plan_of(specf("ntk:factor=%g", s), &c, L, L);
+                ref_ntk(10000, d, s, ref);
+                check_table(what, &p, ref, d / 2);
+                cr_assert_eq(p.mscale, 1.0f);
+
+                /* dynamic at three lengths: below, at and beyond L */
+                int lens[] = {L / 2, L, (int)(s * L), 3 * L + 17};
+                for (int k = 0; k < 4; k++) {
+                    p = plan_of(specf("dynamic_ntk:factor=%g", s), &c, L, lens[k]);
+                    ref_dynamic(10000, d, s, L, lens[k], ref);
+                    check_table(what, &p, ref, d / 2);
+                    cr_assert_eq(p.mscale, 1.0f);
+                }
+
+                p = plan_of(specf("yarn:factor=%g", s), &c, L, L);
+                double ms = ref_yarn(10000, d, s, L, ref);
+                check_table(what, &p, ref, d / 2);
+                cr_assert(fabs(p.mscale - ms) / ms < TOL, "%s: yarn mscale %g want %g", what, p.mscale, ms);
+
+                /* The default factor is derived from the cell's length: target = s*L gives s. */
+                p = plan_of("yarn", &c, (int)(s * L), (int)(s * L));
+                check_table(what, &p, ref, d / 2);
+                cr_assert(fabs(p.used[0] - s) == 0, "%s: derived factor %g", what, p.used[0]);
+                cr_assert(strstr(p.note, "factor derived") != NULL, "%s", p.note);
+                p = plan_of("pi", &c, (int)(s * L), (int)(s * L));
+                ref_pi(10000, d, s, ref);
+                check_table(what, &p, ref, d / 2);
+                p = plan_of("ntk", &c, (int)(s * L), 1);
+                ref_ntk(10000, d, s, ref);
+                check_table(what, &p, ref, d / 2);
+
+                p = plan_of("abf", &c, L, L);
+                ref_rope(500000, d, ref);
+                check_table(what, &p, ref, d / 2);
+                cr_assert_eq(p.mscale, 1.0f);
+            }
+}
+
+/* Worked values from METHODS.md section 5 (d 128, b 1e4, L 4096): ramp over [20, 46],
+ * mscale 1.0693 (s 2), 1.2773 (s 16), 1.3466 (s 32). */
+Test(methods, yarn_worked_values) {
+    struct model_config c = make_cfg(128, 10000, 4096);
+    const double s_list[] = {2, 16, 32}, ms_list[] = {1.0693, 1.2773, 1.3466};
+    for (int k = 0; k < 3; k++) {
+        struct method_plan p = plan_of(specf("yarn:factor=%g", s_list[k]), &c, 4096, 4096);
+        cr_assert(fabs(p.mscale - ms_list[k]) < 6e-5, "mscale %g", p.mscale);
+        for (int i = 0; i < 64; i++) {
+            double theta = pow(10000, -i / 64.0);
+            double want = i <= 20 ? theta : i >= 46 ? theta / s_list[k] : NAN;
+            if (!isnan(want))
+                cr_assert(fabs(p.inv_freq[i] - want) / want < TOL, "i %d: %g want %g", i, p.inv_freq[i], want);
+        }
+        /* strictly between the two ends inside the ramp */
+        double t30 = pow(10000, -30 / 64.0);
+        cr_assert(p.inv_freq[30] < t30 && p.inv_freq[30] > t30 / s_list[k]);
+    }
+    /* explicit attention_factor overrides; beta values move the ramp */
+    struct method_plan p = plan_of("yarn:factor=4,attention_factor=1.5", &c, 4096, 4096);
+    cr_assert_eq(p.mscale, 1.5f);
+    p = plan_of("yarn:factor=4,beta_fast=64,beta_slow=2", &c, 4096, 4096);
+    double lo = floor(128 * log(4096 / (64 * 2 * M_PI)) / (2 * log(10000)));
+    double hi = ceil(128 * log(4096 / (2 * 2 * M_PI)) / (2 * log(10000)));
+    cr_assert_eq(lo, 16);   /* 16.13 -> 16 */
+    cr_assert_eq(hi, 41);   /* 40.21 -> 41 */
+    for (int i = 0; i < 64; i++) {
+        double theta = pow(10000, -i / 64.0), r = fmin(1, fmax(0, (i - lo) / (hi - lo)));
+        double want = theta / 4 * r + theta * (1 - r);
+        cr_assert(fabs(p.inv_freq[i] - want) / want < TOL, "i %d", i);
+    }
+    /* truncate=0: no floor/ceil */
+    p = plan_of("yarn:factor=4,truncate=0", &c, 4096, 4096);
+    lo = 128 * log(4096 / (32 * 2 * M_PI)) / (2 * log(10000));
+    hi = 128 * log(4096 / (1 * 2 * M_PI)) / (2 * log(10000));
+    for (int i = 0; i < 64; i++) {
+        double theta = pow(10000, -i / 64.0), r = fmin(1, fmax(0, (i - lo) / (hi - lo)));
+        double want = theta / 4 * r + theta * (1 - r);
+        cr_assert(fabs(p.inv_freq[i] - want) / want < TOL, "truncate=0 i %d", i);
+    }
+}
+
+/* ---- plan-level identities ---- */
+
+static void assert_same_table(const struct method_plan *a, const struct method_plan *b, const char *what) {
+    cr_assert_eq(a->n_freq, b->n_freq, "%s", what);
+    cr_assert(memcmp(a->inv_freq, b->inv_freq, sizeof(float) * (size_t)a->n_freq) == 0,
+              "%s: inverse frequencies differ from baseline", what);
+    cr_assert(memcmp(&a->mscale, &b->mscale, sizeof(float)) == 0, "%s: mscale %g vs %g", what, a->mscale,
+              b->mscale);
+}
+
+Test(methods, identities_with_baseline) {
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) {
+            int d = head_dims[a], L = orig_lens[b];
+            struct model_config c = make_cfg(d, 10000, L);
+            struct method_plan base = plan_of("baseline", &c, 4 * L, 4 * L);
+            double ref[ROPE_MAX_FREQ];
+            ref_rope(10000, d, ref);
+            check_table("baseline", &base, ref, d / 2);
+            cr_assert_eq(base.mscale, 1.0f);
+            cr_assert_eq(base.swa_window, 0);
+            cr_assert_eq(base.se_group, 0);
+
+            const char *same[] = {"pi:factor=1", "ntk:factor=1", "yarn:factor=1", "abf:rope_theta=10000",
+                                  "swa", "selfextend:group=1", "swa:window=7", "selfextend:group=8,window=64"};
+            for (size_t k = 0; k < sizeof same / sizeof *same; k++) {
+                struct method_plan p = plan_of(same[k], &c, 4 * L, 4 * L);
+                assert_same_table(&p, &base, same[k]);
+            }
+            /* A derived factor of 1 (target <= L) is also the identity. */
+            const char *derived[] = {"pi", "ntk", "yarn", "dynamic_ntk"};
+            for (int k = 0; k < 4; k++) {
+                struct method_plan p = plan_of(derived[k], &c, L, L);
+                assert_same_table(&p, &base, derived[k]);
+                cr_assert_eq(p.used[0], 1.0);
+            }
+            /* dynamic NTK equals baseline while seq_len <= L, whatever the factor */
+            const char *dyn[] = {"dynamic_ntk", "dynamic_ntk:factor=2", "dynamic_ntk:factor=3.7",
+                                 "dynamic_ntk:factor=32"};
+            int lens[] = {1, L / 3, L - 1, L};
+            for (int k = 0; k < 4; k++)
+                for (int j = 0; j < 4; j++) {
+                    struct method_plan p = plan_of(dyn[k], &c, 8 * L, lens[j]);
+                    assert_same_table(&p, &base, dyn[k]);
+                }
+            struct method_plan p = plan_of("dynamic_ntk", &c, 8 * L, L + 1);
+            cr_assert(p.inv_freq[d / 2 - 1] < base.inv_freq[d / 2 - 1], "dynamic must change past L");
+        }
+}
+
+Test(methods, depends_on_seq_len_flags) {
+    for (const struct method *const *m = registry_methods; *m; m++)
+        cr_assert_eq((*m)->depends_on_seq_len, strcmp((*m)->name, "dynamic_ntk") == 0, "%s", (*m)->name);
+}
+
+Test(methods, windows) {
+    struct model_config c = make_cfg(64, 10000, 512);
+    struct method_plan p = plan_of("swa", &c, 2048, 2048);
+    cr_assert_eq(p.swa_window, 512);
+    cr_assert_eq(p.used[0], 512);
+    p = plan_of("swa:window=100", &c, 2048, 2048);
+    cr_assert_eq(p.swa_window, 100);
+    cr_assert_eq(p.se_group, 0);
+
+    p = plan_of("selfextend:group=8,window=1024", &c, 2048, 2048);
+    cr_assert_eq(p.se_group, 8);
+    cr_assert_eq(p.se_window, 1024);
+    cr_assert_eq(p.swa_window, 0);
+    cr_assert_eq(p.used[0], 8);
+    cr_assert_eq(p.used[1], 1024);
+
+    /* Defaults: W = min(1024, L/4); G the smallest with floor((n-1)/G) + W - W//G <= L-1. */
+    const int Ls[] = {512, 4096, 8192}, ns[] = {513, 2048, 5000, 16384, 32768};
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 5; b++) {
+            int L = Ls[a], n = ns[b];
+            struct model_config cl = make_cfg(64, 10000, L);
+            p = plan_of("selfextend", &cl, n, n);
+            if (n <= L) {   /* G fitted to 1: plain attention, SelfExtend off */
+                cr_assert_eq(p.used[0], 1);
+                cr_assert_eq(p.se_group, 0);
+                continue;
+            }
+            int W = L / 4 < 1024 ? L / 4 : 1024, G = p.se_group;
+            cr_assert_eq(p.se_window, W, "L %d", L);
+            cr_assert_eq(p.used[1], W);
+            cr_assert_eq(p.used[0], G);
+            cr_assert(G >= 2, "L %d n %d: G %d", L, n, G);
+            cr_assert((n - 1) / G + W - W / G <= L - 1, "L %d n %d: G %d does not fit", L, n, G);
+            cr_assert((n - 1) / (G - 1) + W - W / (G - 1) > L - 1, "L %d n %d: G %d not the smallest", L, n, G);
+            cr_assert(strstr(p.note, "fitted") != NULL, "%s", p.note);
+        }
+    /* n <= L: G fitted to 1, which is plain attention: SelfExtend off */
+    p = plan_of("selfextend", &c, 512, 512);
+    cr_assert_eq(p.used[0], 1);
+    cr_assert_eq(p.se_group, 0);
+    /* a window that leaves no room in the trained range */
+    struct method_spec s;
+    char err[512];
+    cr_assert_eq(method_spec_parse("selfextend:window=600", &s, err, sizeof err), 0);
+    struct method_ctx ctx = {.cfg = &c, .target_len = 4096, .seq_len = 4096};
+    cr_assert_neq(method_plan(&s, &ctx, &p, err, sizeof err), 0);
+    cr_assert(strstr(err, "window") != NULL, "%s", err);
+}
+
+Test(methods, baseline_reads_metadata) {
+    struct model_config c = make_cfg(128, 10000, 16384);
+    double ref[ROPE_MAX_FREQ];
+    snprintf(c.rope_scaling.type, sizeof c.rope_scaling.type, "linear");
+    c.rope_scaling.factor = 4;
+    struct method_plan p = plan_of("baseline", &c, 16384, 16384);
+    ref_pi(10000, 128, 4, ref);
+    check_table("linear metadata", &p, ref, 64);
+    cr_assert(strstr(p.note, "linear") != NULL, "%s", p.note);
+    /* swa and selfextend start from the model's own table too */
+    struct method_plan q = plan_of("swa:window=64", &c, 16384, 16384);
+    assert_same_table(&q, &p, "swa on a linear-scaled model");
+
+    snprintf(c.rope_scaling.type, sizeof c.rope_scaling.type, "yarn");
+    c.rope_scaling.factor = 4;
+    c.rope_scaling.original_ctx = 4096;
+    p = plan_of("baseline", &c, 16384, 16384);
+    double ms = ref_yarn(10000, 128, 4, 4096, ref);
+    check_table("yarn metadata", &p, ref, 64);
+    cr_assert(fabs(p.mscale - ms) < 1e-6);
+    cr_assert(strstr(p.note, "yarn") != NULL, "%s", p.note);
+
+    snprintf(c.rope_scaling.type, sizeof c.rope_scaling.type, "longrope");
+    p = plan_of("baseline", &c, 16384, 16384);
+    ref_rope(10000, 128, ref);
+    check_table("unsupported metadata", &p, ref, 64);
+    cr_assert(strstr(p.note, "NOT applied") != NULL, "%s", p.note);
+}
+
+/* ---- parsing ---- */
+
+static struct method_spec parse_ok(const char *text) {
+    struct method_spec s;
+    char err[512] = "";
+    cr_assert_eq(method_spec_parse(text, &s, err, sizeof err), 0, "%s: %s", text, err);
+    return s;
+}
+
+static void parse_bad(const char *text, char *err, size_t errlen) {
+    struct method_spec s;
+    err[0] = '\0';
+    cr_assert_neq(method_spec_parse(text, &s, err, errlen), 0, "'%s' should be rejected", text);
+    cr_assert(err[0] != '\0' && strchr(err, '\n') == NULL, "'%s': want a one-line message", text);
+}
+
+Test(parse, good_specs) {
+    struct method_spec s = parse_ok("yarn");
+    cr_assert_str_eq(s.method->name, "yarn");
+    cr_assert_str_eq(s.text, "yarn");
+    for (int i = 0; i < METHOD_MAX_PARAMS; i++) cr_assert(isnan(s.values[i]));
+
+    s = parse_ok("yarn:factor=8");
+    cr_assert_eq(s.values[0], 8);
+    cr_assert_str_eq(s.text, "yarn:factor=8");
+
+    s = parse_ok(" yarn : beta_slow=2 , factor=2.5 ");
+    cr_assert_str_eq(s.text, "yarn:factor=2.5,beta_slow=2");
+    cr_assert_eq(s.values[0], 2.5);
+    cr_assert_eq(s.values[3], 2);
+
+    s = parse_ok("selfextend:group=8,window=1024");
+    cr_assert_str_eq(s.text, "selfextend:group=8,window=1024");
+    s = parse_ok("selfextend:window=1024,group=8");
+    cr_assert_str_eq(s.text, "selfextend:group=8,window=1024");
+
+    s = parse_ok("swa:window=1e3");
+    cr_assert_str_eq(s.text, "swa:window=1000");
+    s = parse_ok("pi:factor=1.1");
+    cr_assert_str_eq(s.text, "pi:factor=1.1");
+    s = parse_ok("abf:rope_theta=1000000");
+    cr_assert_str_eq(s.text, "abf:rope_theta=1000000");
+    cr_assert_eq(s.values[0], 1e6);
+
+    /* the canonical text parses back to the same spec */
+    struct method_spec t = parse_ok("yarn:factor=3.14159,original_max_position_embeddings=2048,truncate=0");
+    struct method_spec u = parse_ok(t.text);
+    cr_assert_str_eq(u.text, t.text);
+    cr_assert(memcmp(u.values, t.values, sizeof u.values) == 0 || (u.values[0] == t.values[0]));
+    for (int i = 0; i < METHOD_MAX_PARAMS; i++)
+        cr_assert(isnan(t.values[i]) ? isnan(u.values[i]) : t.values[i] == u.values[i]);
+}
+
+Test(parse, unknown_method_lists_methods) {
+    char err[1024];
+    parse_bad("nosuch:factor=2", err, sizeof err);
+    cr_assert(strstr(err, "unknown method 'nosuch'") != NULL, "%s", err);
+    int n = 0;
+    for (const struct method *const *m = registry_methods; *m; m++, n++)
+        cr_assert(strstr(err, (*m)->name) != NULL, "'%s' missing from: %s", (*m)->name, err);
+    cr_assert_geq(n, 8);
+    parse_bad("YARN", err, sizeof err);
+    cr_assert(strstr(err, "unknown method") != NULL, "%s", err);
+}
+
+Test(parse, unknown_parameter_lists_parameters) {
+    char err[1024];
+    parse_bad("yarn:scale=2", err, sizeof err);
+    cr_assert(strstr(err, "unknown parameter 'scale'") != NULL, "%s", err);
+    const struct method *y = method_find("yarn");
+    cr_assert_not_null(y);
+    for (int i = 0; i < y->n_params; i++)
+        cr_assert(strstr(err, y->params[i].name) != NULL, "'%s' missing from: %s", y->params[i].name, err);
+    cr_assert(strstr(err, "[1, 65536]") != NULL, "range missing: %s", err);
+    parse_bad("baseline:factor=2", err, sizeof err);
+    cr_assert(strstr(err, "unknown parameter") != NULL && strstr(err, "none") != NULL, "%s", err);
+}
+
+Test(parse, out_of_range_and_non_integer) {
+    char err[1024];
+    parse_bad("yarn:factor=0.5", err, sizeof err);
+    cr_assert(strstr(err, "factor=0.5") && strstr(err, "out of range") && strstr(err, "[1, 65536]"), "%s", err);
+    parse_bad("yarn:truncate=2", err, sizeof err);
+    cr_assert(strstr(err, "truncate=2") && strstr(err, "[0, 1]"), "%s", err);
+    parse_bad("swa:window=0", err, sizeof err);
+    cr_assert(strstr(err, "window=0") && strstr(err, "out of range"), "%s", err);
+    parse_bad("selfextend:group=2.5", err, sizeof err);
+    cr_assert(strstr(err, "group=2.5") && strstr(err, "not an integer") && strstr(err, "int in [1, 65536]"),
+              "%s", err);
+    parse_bad("pi:original_max_position_embeddings=4096.5", err, sizeof err);
+    cr_assert(strstr(err, "not an integer"), "%s", err);
+}
+
+Test(parse, malformed) {
+    char err[1024];
+    const char *bad[] = {"", "   ", ":factor=2", "yarn:", "yarn:factor", "yarn:factor=", "yarn:=2",
+                         "yarn:factor=abc", "yarn:factor=2x", "yarn:factor=nan", "yarn:factor=inf",
+                         "yarn:factor=2,", "yarn:factor=2,,beta_fast=3", "yarn:factor=2:3",
+                         "yarn:factor=2,factor=3", "yarn:beta_fast=1e999"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) parse_bad(bad[i], err, sizeof err);
+    parse_bad("yarn:factor=abc", err, sizeof err);
+    cr_assert(strstr(err, "'abc'") && strstr(err, "factor") && strstr(err, "[1, 65536]"), "%s", err);
+    parse_bad("yarn:factor", err, sizeof err);
+    cr_assert(strstr(err, "malformed") && strstr(err, "beta_fast"), "%s", err);
+    parse_bad("yarn:factor=2,factor=3", err, sizeof err);
+    cr_assert(strstr(err, "twice"), "%s", err);
+    parse_bad(":factor=2", err, sizeof err);
+    cr_assert(strstr(err, "baseline") && strstr(err, "selfextend"), "%s", err);
+    /* a tiny error buffer truncates, never overflows */
+    char small[8];
+    struct method_spec s;
+    cr_assert_neq(method_spec_parse("nosuch", &s, small, sizeof small), 0);
+    cr_assert_eq(strlen(small), 7);
+}
+
+static void list_ok(const char *text, int want_n, const char *const *want) {
+    struct method_spec *specs = NULL;
+    int n = -1;
+    char err[1024] = "";
+    cr_assert_eq(method_spec_list_parse(text, &specs, &n, err, sizeof err), 0, "%s: %s", text, err);
+    cr_assert_eq(n, want_n, "%s: %d methods", text, n);
+    for (int i = 0; i < n; i++) cr_assert_str_eq(specs[i].text, want[i], "%s: item %d", text, i);
+    free(specs);
+}
+
+static void list_bad(const char *text, const char *want_in_err) {
+    struct method_spec *specs = (struct method_spec *)1;
+    int n = -1;
+    char err[1024] = "";
+    cr_assert_neq(method_spec_list_parse(text, &specs, &n, err, sizeof err), 0, "'%s' should be rejected", text);
+    cr_assert_null(specs);
+    cr_assert_eq(n, 0);
+    cr_assert(strstr(err, want_in_err) != NULL, "'%s': %s", text, err);
+}
+
+Test(parse, lists) {
+    list_ok("selfextend:group=8,window=1024,yarn:factor=4,pi", 3,
+            (const char *const[]){"selfextend:group=8,window=1024", "yarn:factor=4", "pi"});
+    list_ok("baseline,pi,ntk,dynamic_ntk,yarn,abf,selfextend,swa", 8,
+            (const char *const[]){"baseline", "pi", "ntk", "dynamic_ntk", "yarn", "abf", "selfextend", "swa"});
+    list_ok("yarn,factor=4", 1, (const char *const[]){"yarn:factor=4"});
+    list_ok("yarn:factor=2,yarn:factor=4,beta_fast=16", 2,
+            (const char *const[]){"yarn:factor=2", "yarn:factor=4,beta_fast=16"});
+    list_ok(" pi , swa:window=64 ", 2, (const char *const[]){"pi", "swa:window=64"});
+    list_ok("abf", 1, (const char *const[]){"abf"});
+
+    list_bad("", "empty");
+    list_bad("factor=2,pi", "before any method");
+    list_bad("pi,,ntk", "empty item");
+    list_bad("pi,", "empty item");
+    list_bad("pi,pi", "twice");
+    list_bad("yarn:factor=2,factor=2", "twice");
+    list_bad("pi,yarn:bogus=1", "unknown parameter 'bogus'");
+    list_bad("pi,nosuch", "unknown method 'nosuch'");
+    list_bad("pi:factor=0", "out of range");
+}
+
+/* ---- planner checks ---- */
+
+Test(plan, rejects_bad_configs_and_derived_values) {
+    struct method_spec s = parse_ok("pi");
+    struct method_plan p;
+    char err[512];
+    const int bad_rot[] = {0, 3, -2, 2 * ROPE_MAX_FREQ + 2};
+    for (int i = 0; i < 4; i++) {
+        struct model_config c = make_cfg(64, 10000, 512);
+        c.n_rot = bad_rot[i];
+        struct method_ctx ctx = {.cfg = &c, .target_len = 512, .seq_len = 512};
+        cr_assert_neq(method_plan(&s, &ctx, &p, err, sizeof err), 0, "n_rot %d", bad_rot[i]);
+        cr_assert(strstr(err, "n_rot") != NULL, "%s", err);
+    }
+    struct model_config c = make_cfg(2 * ROPE_MAX_FREQ, 10000, 512);
+    struct method_ctx ctx = {.cfg = &c, .target_len = 512, .seq_len = 512};
+    cr_assert_eq(method_plan(&s, &ctx, &p, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(p.n_freq, ROPE_MAX_FREQ);
+
+    /* a derived factor outside the parameter's range is refused like a given one */
+    c = make_cfg(64, 10000, 1);
+    ctx = (struct method_ctx){.cfg = &c, .target_len = 100000, .seq_len = 1};
+    cr_assert_neq(method_plan(&s, &ctx, &p, err, sizeof err), 0);
+    cr_assert(strstr(err, "derived factor") != NULL, "%s", err);
+
+    c = make_cfg(64, 10000, 512);
+    ctx.target_len = 0;
+    cr_assert_neq(method_plan(&s, &ctx, &p, err, sizeof err), 0);
+    c.rope_base = 0;
+    ctx.target_len = 512;
+    cr_assert_neq(method_plan(&s, &ctx, &p, err, sizeof err), 0);
+
+    /* hand-built specs are range-checked too */
+    c = make_cfg(64, 10000, 512);
+    s.values[0] = 0.25;
+    cr_assert_neq(method_plan(&s, &ctx, &p, err, sizeof err), 0);
+    cr_assert(strstr(err, "out of range") != NULL, "%s", err);
+
+    /* ntk needs d > 2; yarn needs beta_fast > beta_slow */
+    c = make_cfg(2, 10000, 512);
+    s = parse_ok("ntk:factor=2");
+    cr_assert_neq(method_plan(&s, &ctx, &p, err, sizeof err), 0);
+    c = make_cfg(64, 10000, 512);
+    s = parse_ok("yarn:beta_fast=1,beta_slow=2");
+    cr_assert_neq(method_plan(&s, &ctx, &p, err, sizeof err), 0);
+    cr_assert(strstr(err, "beta_fast") != NULL, "%s", err);
+}
+
+Test(plan, used_values_and_forward_view) {
+    struct model_config c = make_cfg(64, 10000, 512);
+    struct method_plan p = plan_of("yarn", &c, 2048, 2048);
+    cr_assert_eq(p.used[0], 4);        /* factor derived 2048/512 */
+    cr_assert_eq(p.used[1], 512);      /* original_max_position_embeddings */
+    cr_assert_eq(p.used[2], 32);
+    cr_assert_eq(p.used[3], 1);
+    cr_assert(fabs(p.used[4] - (0.1 * log(4) + 1)) < 1e-12);
+    cr_assert_eq(p.used[5], 1);
+    cr_assert(strstr(p.note, "2048/512") != NULL, "%s", p.note);
+    for (int i = 6; i < METHOD_MAX_PARAMS; i++) cr_assert(isnan(p.used[i]));
+
+    p = plan_of("selfextend:group=4,window=32", &c, 2048, 2048);
+    struct forward_plan f = method_forward_plan(&p);
+    cr_assert_eq(f.inv_freq, p.inv_freq);
+    cr_assert_eq(f.mscale, p.mscale);
+    cr_assert_eq(f.se_group, 4);
+    cr_assert_eq(f.se_window, 32);
+    cr_assert_eq(f.swa_window, 0);
+    p = plan_of("swa:window=9", &c, 2048, 2048);
+    f = method_forward_plan(&p);
+    cr_assert_eq(f.swa_window, 9);
+}
+
+Test(plan, every_method_plans_with_defaults) {
+    struct model_config c = make_cfg(64, 10000, 512);
+    for (const struct method *const *m = registry_methods; *m; m++) {
+        struct method_plan p = plan_of((*m)->name, &c, 2048, 2048);
+        for (int i = 0; i < (*m)->n_params; i++)
+            cr_assert(!isnan(p.used[i]), "%s: used[%d] not reported", (*m)->name, i);
+        cr_assert(p.note[0] != '\0', "%s: no note", (*m)->name);
+        cr_assert((*m)->summary && (*m)->help && (*m)->plan);
+    }
+}
+
+Test(listing, print_all_names_everything) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    method_print_all(f);
+    fclose(f);
+    for (const struct method *const *m = registry_methods; *m; m++) {
+        cr_assert(strstr(buf, (*m)->summary) != NULL, "%s summary missing", (*m)->name);
+        for (int i = 0; i < (*m)->n_params; i++)
+            cr_assert(strstr(buf, (*m)->params[i].name) != NULL, "%s.%s missing", (*m)->name,
+                      (*m)->params[i].name);
+    }
+    cr_assert(strstr(buf, "default derived") != NULL);
+    cr_assert(strstr(buf, "[1, 65536]") != NULL);
+    free(buf);
+}
