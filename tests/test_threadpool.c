@@ -1,0 +1,103 @@
+/* The thread pool runs every task exactly once per run, hands out valid thread
+ * indices, and survives many back-to-back runs of different sizes. */
+#include <criterion/criterion.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "testutil.h"
+#include "threadpool.h"
+
+#define MAX_TASKS 300
+
+struct count_job {
+    atomic_int hits[MAX_TASKS];
+    atomic_int bad_thread;
+    int pool_size;
+};
+
+static void count_task(void *ctx, int task, int thread) {
+    struct count_job *j = ctx;
+    if (thread < 0 || thread >= j->pool_size || task < 0 || task >= MAX_TASKS) {
+        atomic_fetch_add(&j->bad_thread, 1);
+        return;
+    }
+    atomic_fetch_add(&j->hits[task], 1);
+}
+
+Test(threadpool, every_task_exactly_once) {
+    unsigned long long rng = 0x9e3779b97f4a7c15ULL;
+    for (int size = 1; size <= 4; size++) {
+        struct threadpool *tp = threadpool_create(size);
+        cr_assert_not_null(tp, "pool of %d", size);
+        cr_assert_eq(threadpool_size(tp), size);
+        static struct count_job job;
+        for (int run = 0; run < 3000; run++) {
+            /* Mostly small runs (the common engine case), sometimes empty or large. */
+            int n = (int)(test_rng_next(&rng) % 40);
+            if (run % 97 == 0) n = MAX_TASKS;
+            if (run % 101 == 0) n = 0;
+            for (int t = 0; t < MAX_TASKS; t++) atomic_store(&job.hits[t], 0);
+            atomic_store(&job.bad_thread, 0);
+            job.pool_size = size;
+            threadpool_run(tp, n, count_task, &job);
+            cr_assert_eq(atomic_load(&job.bad_thread), 0, "size %d run %d: bad thread/task index", size, run);
+            for (int t = 0; t < MAX_TASKS; t++)
+                cr_assert_eq(atomic_load(&job.hits[t]), t < n ? 1 : 0,
+                             "size %d run %d (%d tasks): task %d ran %d times", size, run, n, t,
+                             atomic_load(&job.hits[t]));
+        }
+        threadpool_free(tp);
+    }
+}
+
+/* Tasks that write to their own slot of a shared array: results must be complete
+ * and visible to the caller as soon as threadpool_run returns. */
+struct square_job { long long *out; };
+static void square_task(void *ctx, int task, int thread) {
+    (void)thread;
+    struct square_job *j = ctx;
+    long long s = 0;
+    for (int i = 0; i <= task; i++) s += (long long)i * i;   /* uneven work */
+    j->out[task] = s;
+}
+
+Test(threadpool, results_visible_after_run) {
+    enum { N = 2000 };
+    static long long out[N];
+    for (int size = 1; size <= 4; size++) {
+        struct threadpool *tp = threadpool_create(size);
+        cr_assert_not_null(tp);
+        for (int run = 0; run < 50; run++) {
+            memset(out, 0xff, sizeof out);
+            struct square_job j = { out };
+            threadpool_run(tp, N, square_task, &j);
+            for (long long t = 0; t < N; t++)
+                cr_assert_eq(out[t], t * (t + 1) * (2 * t + 1) / 6, "size %d task %lld", size, t);
+        }
+        threadpool_free(tp);
+    }
+}
+
+/* A pool that slept between runs (workers parked on the condition variable)
+ * still wakes up and completes the next run. */
+Test(threadpool, wakes_after_idle) {
+    struct threadpool *tp = threadpool_create(3);
+    cr_assert_not_null(tp);
+    static struct count_job job;
+    job.pool_size = 3;
+    for (int run = 0; run < 3; run++) {
+        struct timespec ts = { 0, 20 * 1000 * 1000 };   /* 20 ms: well past the spin phase */
+        nanosleep(&ts, NULL);
+        for (int t = 0; t < MAX_TASKS; t++) atomic_store(&job.hits[t], 0);
+        threadpool_run(tp, 64, count_task, &job);
+        for (int t = 0; t < 64; t++) cr_assert_eq(atomic_load(&job.hits[t]), 1);
+    }
+    threadpool_free(tp);
+}
+
+Test(threadpool, rejects_bad_size) {
+    cr_assert_null(threadpool_create(0));
+    cr_assert_null(threadpool_create(-3));
+    cr_assert_eq(threadpool_size(NULL), 1);
+    threadpool_free(NULL);   /* must be a no-op */
+}
