@@ -94,7 +94,7 @@ static bool read_str(struct cursor *c, const char *what, struct gguf_str *s) {
     uint64_t len;
     if (!read_u64(c, what, &len)) return false;
     if (len > remaining(c))
-        return fail(c, "%s at byte %zu has length %llu but only %zu bytes are left in the file",
+        return fail(c, "truncated: %s at byte %zu has length %llu but only %zu bytes are left in the file",
                     what, c->pos - 8, (unsigned long long)len, remaining(c));
     s->ptr = (const char *)(c->base + c->pos);
     s->len = len;
@@ -307,7 +307,7 @@ struct gguf *gguf_open(const char *path, char *err, size_t errlen) {
     if (!read_u32(&c, "version", &g->version)) goto bad;
     if (g->version == 1) { fail(&c, "GGUF version 1 is not supported (ctxbench reads versions 2 and 3)"); goto bad; }
     if (g->version != 2 && g->version != 3) {
-        if ((g->version & 0xffff) == 0)
+        if (g->version != 0 && (g->version & 0xffff) == 0)
             fail(&c, "GGUF version field %u looks byte-swapped: big-endian GGUF files are not supported", g->version);
         else
             fail(&c, "GGUF version %u is not supported (ctxbench reads versions 2 and 3)", g->version);
