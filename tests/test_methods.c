@@ -80,6 +80,20 @@ static double ref_yarn(double base, int d, double s, double L, double *out) {
     return s > 1 ? 0.1 * log(s) + 1 : 1.0;
 }
 
+/* HF _compute_llama3_parameters: three wavelength bands. */
+static void ref_llama3(double base, int d, double s, double lo_f, double hi_f, double L, double *out) {
+    for (int i = 0; i < d / 2; i++) {
+        double theta = 1.0 / pow(base, (double)(2 * i) / (double)d);
+        double wl = 2 * M_PI / theta;
+        if (wl > L / lo_f) out[i] = theta / s;
+        else if (wl < L / hi_f) out[i] = theta;
+        else {
+            double sm = (L / wl - lo_f) / (hi_f - lo_f);
+            out[i] = (1 - sm) * theta / s + sm * theta;
+        }
+    }
+}
+
 static char spec_buf[128];
 static const char *specf(const char *fmt, double v) {
     snprintf(spec_buf, sizeof spec_buf, fmt, v);
@@ -139,6 +153,14 @@ Test(methods, formulas_over_grid) {
                 check_table(what, &p, ref, d / 2);
                 p = plan_of("ntk", &c, (int)(s * L), 1);
                 ref_ntk(10000, d, s, ref);
+                check_table(what, &p, ref, d / 2);
+
+                p = plan_of(specf("llama3:factor=%g", s), &c, L, L);
+                ref_llama3(10000, d, s, 1, 4, L, ref);
+                check_table(what, &p, ref, d / 2);
+                cr_assert_eq(p.mscale, 1.0f);
+                p = plan_of(specf("llama3:factor=%g,low_freq_factor=2,high_freq_factor=16", s), &c, L, L);
+                ref_llama3(10000, d, s, 2, 16, L, ref);
                 check_table(what, &p, ref, d / 2);
 
                 p = plan_of("abf", &c, L, L);
@@ -214,14 +236,15 @@ Test(methods, identities_with_baseline) {
             cr_assert_eq(base.se_group, 0);
 
             const char *same[] = {"pi:factor=1", "ntk:factor=1", "yarn:factor=1", "abf:rope_theta=10000",
-                                  "swa", "selfextend:group=1", "swa:window=7", "selfextend:group=8,window=64"};
+                                  "swa", "selfextend:group=1", "swa:window=7", "selfextend:group=8,window=64",
+                                  "llama3:factor=1"};
             for (size_t k = 0; k < sizeof same / sizeof *same; k++) {
                 struct method_plan p = plan_of(same[k], &c, 4 * L, 4 * L);
                 assert_same_table(&p, &base, same[k]);
             }
             /* A derived factor of 1 (target <= L) is also the identity. */
-            const char *derived[] = {"pi", "ntk", "yarn", "dynamic_ntk"};
-            for (int k = 0; k < 4; k++) {
+            const char *derived[] = {"pi", "ntk", "yarn", "dynamic_ntk", "llama3"};
+            for (int k = 0; k < 5; k++) {
                 struct method_plan p = plan_of(derived[k], &c, L, L);
                 assert_same_table(&p, &base, derived[k]);
                 cr_assert_eq(p.used[0], 1.0);
@@ -462,8 +485,9 @@ static void list_bad(const char *text, const char *want_in_err) {
 Test(parse, lists) {
     list_ok("selfextend:group=8,window=1024,yarn:factor=4,pi", 3,
             (const char *const[]){"selfextend:group=8,window=1024", "yarn:factor=4", "pi"});
-    list_ok("baseline,pi,ntk,dynamic_ntk,yarn,abf,selfextend,swa", 8,
-            (const char *const[]){"baseline", "pi", "ntk", "dynamic_ntk", "yarn", "abf", "selfextend", "swa"});
+    list_ok("baseline,pi,ntk,dynamic_ntk,yarn,abf,selfextend,swa,llama3", 9,
+            (const char *const[]){"baseline", "pi", "ntk", "dynamic_ntk", "yarn", "abf", "selfextend", "swa",
+                                  "llama3"});
     list_ok("yarn,factor=4", 1, (const char *const[]){"yarn:factor=4"});
     list_ok("yarn:factor=2,yarn:factor=4,beta_fast=16", 2,
             (const char *const[]){"yarn:factor=2", "yarn:factor=4,beta_fast=16"});
@@ -527,6 +551,9 @@ Test(plan, rejects_bad_configs_and_derived_values) {
     s = parse_ok("yarn:beta_fast=1,beta_slow=2");
     cr_assert_neq(method_plan(&s, &ctx, &p, err, sizeof err), 0);
     cr_assert(strstr(err, "beta_fast") != NULL, "%s", err);
+    s = parse_ok("llama3:low_freq_factor=4,high_freq_factor=4");
+    cr_assert_neq(method_plan(&s, &ctx, &p, err, sizeof err), 0);
+    cr_assert(strstr(err, "high_freq_factor") != NULL, "%s", err);
 }
 
 Test(plan, used_values_and_forward_view) {
