@@ -140,7 +140,7 @@ uint16_t f32_to_bf16(float f) {
 
 /* ---------- dequantization ---------- */
 
-static void dequant_f16(const uint8_t *src, float *dst, size_t n) {
+static void dequant_f16(const uint8_t *restrict src, float *restrict dst, size_t n) {
     size_t i = 0;
 #if defined(__F16C__) && defined(__AVX__)
     for (; i + 8 <= n; i += 8)
@@ -149,11 +149,14 @@ static void dequant_f16(const uint8_t *src, float *dst, size_t n) {
     for (; i < n; i++) dst[i] = half_to_float(read_half(src + 2 * i));
 }
 
-static void dequant_bf16(const uint8_t *src, float *dst, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = bf16_to_f32(read_half(src + 2 * i));
+static void dequant_bf16(const uint8_t *restrict src, float *restrict dst, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)          /* fixed-length inner loop: the compiler vectorizes it */
+        for (int k = 0; k < 16; k++) dst[i + k] = bf16_to_f32(read_half(src + 2 * (i + k)));
+    for (; i < n; i++) dst[i] = bf16_to_f32(read_half(src + 2 * i));
 }
 
-static void dequant_q8_0(const uint8_t *src, float *dst, size_t nb) {
+static void dequant_q8_0(const uint8_t *restrict src, float *restrict dst, size_t nb) {
     for (size_t b = 0; b < nb; b++, src += Q8_0_BYTES, dst += 32) {
         const float d = half_to_float(read_half(src));
         const int8_t *q = (const int8_t *)(src + 2);
@@ -161,7 +164,7 @@ static void dequant_q8_0(const uint8_t *src, float *dst, size_t nb) {
     }
 }
 
-static void dequant_q4_0(const uint8_t *src, float *dst, size_t nb) {
+static void dequant_q4_0(const uint8_t *restrict src, float *restrict dst, size_t nb) {
     for (size_t b = 0; b < nb; b++, src += Q4_0_BYTES, dst += 32) {
         const float d = half_to_float(read_half(src));
         const uint8_t *q = src + 2;
@@ -184,7 +187,7 @@ static inline void unpack_scales_mins(const uint8_t *s, uint8_t sc[8], uint8_t m
 
 /* The float operations below (d*sc, then *q, then -m) have exact products,
  * so each output is the correctly rounded value of d*sc*q - dmin*m. */
-static void dequant_q4_k(const uint8_t *src, float *dst, size_t nb) {
+static void dequant_q4_k(const uint8_t *restrict src, float *restrict dst, size_t nb) {
     for (size_t b = 0; b < nb; b++, src += Q4_K_BYTES, dst += QK_K) {
         const float d = half_to_float(read_half(src));
         const float dmin = half_to_float(read_half(src + 2));
@@ -203,7 +206,7 @@ static void dequant_q4_k(const uint8_t *src, float *dst, size_t nb) {
     }
 }
 
-static void dequant_q5_k(const uint8_t *src, float *dst, size_t nb) {
+static void dequant_q5_k(const uint8_t *restrict src, float *restrict dst, size_t nb) {
     for (size_t b = 0; b < nb; b++, src += Q5_K_BYTES, dst += QK_K) {
         const float d = half_to_float(read_half(src));
         const float dmin = half_to_float(read_half(src + 2));
@@ -225,25 +228,29 @@ static void dequant_q5_k(const uint8_t *src, float *dst, size_t nb) {
     }
 }
 
-static void dequant_q6_k(const uint8_t *src, float *dst, size_t nb) {
+static void dequant_q6_k(const uint8_t *restrict src, float *restrict dst, size_t nb) {
     for (size_t b = 0; b < nb; b++, src += Q6_K_BYTES, dst += QK_K) {
         const uint8_t *ql = src, *qh = src + 128;
         const int8_t *sc = (const int8_t *)(src + 192);
         const float d = half_to_float(read_half(src + 208));
         for (int n = 0; n < 2; n++) {
-            float *y = dst + 128 * n;
             const uint8_t *l4 = ql + 64 * n, *h2 = qh + 32 * n;
-            const int8_t *s = sc + 8 * n;
-            for (int l = 0; l < 32; l++) {
-                int is = l / 16;
-                int q1 = ((l4[l] & 0xF) | (((h2[l] >> 0) & 3) << 4)) - 32;
-                int q2 = ((l4[l + 32] & 0xF) | (((h2[l] >> 2) & 3) << 4)) - 32;
-                int q3 = ((l4[l] >> 4) | (((h2[l] >> 4) & 3) << 4)) - 32;
-                int q4 = ((l4[l + 32] >> 4) | (((h2[l] >> 6) & 3) << 4)) - 32;
-                y[l] = d * (float)s[is] * (float)q1;
-                y[l + 32] = d * (float)s[is + 2] * (float)q2;
-                y[l + 64] = d * (float)s[is + 4] * (float)q3;
-                y[l + 96] = d * (float)s[is + 6] * (float)q4;
+            /* the 32 values of each quarter k share a scale per 16: sub-blocks 8n+2k and 8n+2k+1 */
+            for (int half = 0; half < 2; half++) {
+                const float s1 = d * sc[8 * n + half], s2 = d * sc[8 * n + 2 + half];
+                const float s3 = d * sc[8 * n + 4 + half], s4 = d * sc[8 * n + 6 + half];
+                float *y = dst + 128 * n + 16 * half;
+                for (int i = 0; i < 16; i++) {
+                    int l = 16 * half + i;
+                    int q1 = ((l4[l] & 0xF) | (((h2[l] >> 0) & 3) << 4)) - 32;
+                    int q2 = ((l4[l + 32] & 0xF) | (((h2[l] >> 2) & 3) << 4)) - 32;
+                    int q3 = ((l4[l] >> 4) | (((h2[l] >> 4) & 3) << 4)) - 32;
+                    int q4 = ((l4[l + 32] >> 4) | (((h2[l] >> 6) & 3) << 4)) - 32;
+                    y[i] = s1 * (float)q1;
+                    y[i + 32] = s2 * (float)q2;
+                    y[i + 64] = s3 * (float)q3;
+                    y[i + 96] = s4 * (float)q4;
+                }
             }
         }
     }
@@ -266,14 +273,16 @@ void dequantize_row(uint32_t type, const void *src, float *dst, size_t n) {
 
 /* ---------- quantization ---------- */
 
-/* round(v) clamped to [lo, hi]; NaN maps to lo (converting NaN to int would be undefined). */
+/* round(v) to nearest even, clamped to [lo, hi]; NaN maps to lo (fmaxf drops
+ * it), so no NaN or out-of-range value reaches the int conversion. Adding and
+ * subtracting 1.5*2^23 rounds a float of magnitude < 2^22 to an integer
+ * without a libm call, which keeps the loops vectorizable. */
 static inline int round_clamp(float v, int lo, int hi) {
-    if (!(v >= (float)lo)) return lo;
-    if (v > (float)hi) return hi;
-    return (int)lrintf(v);
+    v = fminf(fmaxf(v, (float)lo), (float)hi);
+    return (int)((v + 12582912.0f) - 12582912.0f);
 }
 
-static void quant_q8_0(const float *x, uint8_t *dst, size_t nb) {
+static void quant_q8_0(const float *restrict x, uint8_t *restrict dst, size_t nb) {
     for (size_t b = 0; b < nb; b++, x += 32, dst += Q8_0_BYTES) {
         float amax = 0;
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
@@ -287,7 +296,7 @@ static void quant_q8_0(const float *x, uint8_t *dst, size_t nb) {
 
 /* The value of largest magnitude is mapped to code 0 (-8*d), so one side of the
  * range is exact and the other reaches 7/8 of it, as in ggml's reference. */
-static void quant_q4_0(const float *x, uint8_t *dst, size_t nb) {
+static void quant_q4_0(const float *restrict x, uint8_t *restrict dst, size_t nb) {
     for (size_t b = 0; b < nb; b++, x += 32, dst += Q4_0_BYTES) {
         float amax = 0, vmax = 0;
         for (int j = 0; j < 32; j++)
@@ -339,7 +348,7 @@ static void quant_k_affine(const float *x, int nmax, uint8_t *hdr /* d, dmin, sc
     }
 }
 
-static void quant_q4_k(const float *x, uint8_t *dst, size_t nb) {
+static void quant_q4_k(const float *restrict x, uint8_t *restrict dst, size_t nb) {
     for (size_t b = 0; b < nb; b++, x += QK_K, dst += Q4_K_BYTES) {
         uint8_t q[QK_K];
         quant_k_affine(x, 15, dst, q);
@@ -350,7 +359,7 @@ static void quant_q4_k(const float *x, uint8_t *dst, size_t nb) {
     }
 }
 
-static void quant_q5_k(const float *x, uint8_t *dst, size_t nb) {
+static void quant_q5_k(const float *restrict x, uint8_t *restrict dst, size_t nb) {
     for (size_t b = 0; b < nb; b++, x += QK_K, dst += Q5_K_BYTES) {
         uint8_t q[QK_K];
         quant_k_affine(x, 31, dst, q);
@@ -366,7 +375,7 @@ static void quant_q5_k(const float *x, uint8_t *dst, size_t nb) {
 }
 
 /* Symmetric: per 16-element sub-block a signed 8-bit multiple of d, codes in [-32, 31]. */
-static void quant_q6_k(const float *x, uint8_t *dst, size_t nb) {
+static void quant_q6_k(const float *restrict x, uint8_t *restrict dst, size_t nb) {
     for (size_t b = 0; b < nb; b++, x += QK_K, dst += Q6_K_BYTES) {
         float scale[16], max_scale = 0;
         for (int j = 0; j < 16; j++) {
