@@ -608,6 +608,39 @@ Test(tokenizer, qwen2_small_vocab) {
     unlink(path);
 }
 
+/* A tiny SPM vocabulary: the space prefix can be turned off, a character with
+ * neither a piece nor a byte piece becomes <unk>, and of two equal pieces the
+ * later id is used (llama.cpp's map keeps the last). */
+static void write_spm_vocab(const char *path, int add_space_prefix) {
+    const char *tokens[] = { "<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "b", "\xE2\x96\x81" "a", "a" };
+    float scores[] = { 0, 0, 0, -1, -2, -2, -1, -1, -3 };
+    int32_t types[] = { 2, 3, 3, 1, 1, 1, 1, 1, 1 };
+    struct gguf_writer *w = gguf_writer_new();
+    gguf_writer_add_str(w, "tokenizer.ggml.model", "llama");
+    gguf_writer_add_str_array(w, "tokenizer.ggml.tokens", tokens, 9);
+    gguf_writer_add_array(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, 9);
+    gguf_writer_add_array(w, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, 9);
+    if (add_space_prefix >= 0) gguf_writer_add_bool(w, "tokenizer.ggml.add_space_prefix", add_space_prefix);
+    char err[256];
+    cr_assert_eq(gguf_writer_write(w, path, err, sizeof err), 0, "%s", err);
+    gguf_writer_free(w);
+}
+
+Test(tokenizer, spm_small_vocab) {
+    char path[256];
+    tmp_gguf_path(path, sizeof path, "spm");
+    for (int prefix = -1; prefix <= 1; prefix++) {
+        write_spm_vocab(path, prefix);
+        struct gguf *g;
+        struct tokenizer *t = load_tmp(path, &g);
+        if (prefix == 0) expect_ids(t, "a bc", (int32_t[]){ 8, 6, 0 }, 3);     /* a ▁b <unk> */
+        else expect_ids(t, "a bc", (int32_t[]){ 7, 6, 0 }, 3);                 /* ▁a ▁b <unk> */
+        tokenizer_free(t);
+        gguf_close(g);
+    }
+    unlink(path);
+}
+
 /* ---- load errors ---------------------------------------------------------- */
 
 /* Writes a GGUF with the given tokenizer keys (NULL to leave one out) and
