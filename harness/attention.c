@@ -1,0 +1,353 @@
+/* Causal attention, tiled, with an online softmax (FlashAttention-2 style).
+ *
+ * Work is split into tasks of (kv head, query tile). A task stacks the queries of
+ * every query head that reads this kv head (grouped-query attention), so each K
+ * and V tile is read once for the whole group, and walks the key tiles keeping,
+ * per query row, the running maximum logit, the running sum of exponentials and
+ * an unnormalised output accumulator; when the maximum grows, sum and accumulator
+ * are rescaled. Nothing of size n_q x n_kv ever exists. Both tile products
+ * (Q K^T and P V) are single-threaded OpenBLAS sgemm calls inside the task.
+ *
+ * Key tiles whose every pair is masked (ahead of the queries, or out of the
+ * sliding window) are skipped, decided from the position range of each tile, so
+ * causal attention costs about half of full and a sliding window O(n * window).
+ * Only tiles with a mix of visible and hidden pairs pay for element masks.
+ *
+ * SelfExtend: a tile whose pairs are all neighbours (distance < group_window)
+ * needs only Q K^T, one whose pairs are all far needs only Qg Kg^T, and only the
+ * tiles straddling the boundary compute both and pick per pair. */
+#include "kernels.h"
+#include "threadpool.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Default tile sizes (measured: see scripts/bench_attn.c). A task's query rows are
+ * tile_q positions times the query heads of one kv group. */
+#define DEFAULT_TASK_ROWS 128   /* tile_q defaults to this / (query heads per kv head) */
+#define DEFAULT_TILE_K 128
+
+/* ---- 16-wide float vectors (GCC/Clang vector extensions: AVX-512 with
+ * -march=native on this machine, narrower registers elsewhere). ---- */
+
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef int32_t i32x16 __attribute__((vector_size(64)));
+
+static inline f32x16 load16(const float *p) { f32x16 v; memcpy(&v, p, sizeof v); return v; }
+static inline void store16(float *p, f32x16 v) { memcpy(p, &v, sizeof v); }
+static inline f32x16 select16(i32x16 mask, f32x16 yes, f32x16 no) {
+    return (f32x16)((mask & (i32x16)yes) | (~mask & (i32x16)no));
+}
+
+/* exp(x) for x <= 88, to about 2 ulp; exactly 0 below -87 (and for -inf).
+ * Cephes expf: x = n ln2 + r with |r| <= ln2/2, exp(r) by a degree-7 polynomial,
+ * 2^n by building the float exponent. libm's expf does not vectorise here, and
+ * the softmax needs one exp per logit. */
+static inline f32x16 exp16(f32x16 x) {
+    const f32x16 zero = { 0 };
+    i32x16 underflow = x < -87.0f;
+    x = select16(underflow, zero, x);                   /* keep the arithmetic finite */
+    x = select16(x > 88.0f, zero + 88.0f, x);
+    const float round_magic = 12582912.0f;              /* 1.5 * 2^23: rounds to an integer */
+    f32x16 n = (x * 1.44269504088896341f + round_magic) - round_magic;
+    f32x16 r = x - n * 0.693359375f - n * -2.12194440e-4f;
+    f32x16 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    f32x16 e = p * r * r + r + 1.0f;
+    i32x16 two_n = (__builtin_convertvector(n, i32x16) + 127) << 23;
+    return (f32x16)((i32x16)(e * (f32x16)two_n) & ~underflow);
+}
+
+static inline float hmax16(f32x16 v) {
+    float m = v[0];
+    for (int i = 1; i < 16; i++) m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+static inline float hsum16(f32x16 v) {
+    float s = 0;
+    for (int i = 0; i < 16; i++) s += v[i];
+    return s;
+}
+
+/* The last n % 16 elements of a row, padded with -inf (exp gives 0). */
+static inline f32x16 load_tail(const float *p, int n) {
+    float buf[16];
+    for (int i = 0; i < 16; i++) buf[i] = i < n ? p[i] : -INFINITY;
+    return load16(buf);
+}
+
+static float row_max(const float *s, int n) {
+    f32x16 m = load_tail(s, 0);                         /* all -inf */
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        f32x16 v = load16(s + j);
+        m = select16(v > m, v, m);
+    }
+    if (j < n) {
+        f32x16 v = load_tail(s + j, n - j);
+        m = select16(v > m, v, m);
+    }
+    return hmax16(m);
+}
+
+/* s[j] = exp(s[j] - max); returns the sum. */
+static float exp_row(float *s, int n, float max) {
+    f32x16 sum = { 0 };
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        f32x16 e = exp16(load16(s + j) - max);
+        store16(s + j, e);
+        sum += e;
+    }
+    if (j < n) {
+        f32x16 e = exp16(load_tail(s + j, n - j) - max);
+        memcpy(s + j, &e, (size_t)(n - j) * sizeof(float));
+        sum += e;
+    }
+    return hsum16(sum);
+}
+
+/* ---- The plan of one call and the tasks ---- */
+
+struct pos_range { int64_t lo, hi; };   /* min and max position in a tile */
+
+struct attn_plan {
+    const struct attn_args *a;
+    int group_size;              /* query heads per kv head */
+    int tile_q, tile_k;          /* query positions per task, keys per key tile */
+    int n_qtiles, n_ktiles;
+    int selfextend;
+    struct pos_range *k_range;   /* n_ktiles */
+    float *scratch;              /* one slice of slice_floats per thread */
+    size_t slice_floats;
+};
+
+/* A thread's buffers for one task, carved from its scratch slice. */
+struct tile_bufs {
+    float *q, *qg;               /* rows x head_dim: queries times scale (qg: grouped) */
+    float *acc;                  /* rows x head_dim: unnormalised output */
+    float *s, *sg;               /* rows x tile_k: logits, then probabilities (sg: grouped logits) */
+    float *m, *l;                /* rows: running max logit, running sum of exp */
+};
+
+static size_t round16(size_t n) { return (n + 15) / 16 * 16; }   /* keeps slices 64-byte aligned */
+
+static size_t carve_bufs(struct tile_bufs *b, float *base, size_t rows, size_t head_dim, size_t tile_k,
+                         int selfextend) {
+    size_t off = 0;
+    float *p = base;
+#define TAKE(field, n) do { b->field = p ? p + off : NULL; off += round16(n); } while (0)
+    TAKE(q, rows * head_dim);
+    TAKE(acc, rows * head_dim);
+    TAKE(s, rows * tile_k);
+    TAKE(m, rows);
+    TAKE(l, rows);
+    if (selfextend) { TAKE(qg, rows * head_dim); TAKE(sg, rows * tile_k); }
+    else { b->qg = b->sg = NULL; }
+#undef TAKE
+    return off;
+}
+
+enum visibility { NONE_VISIBLE, ALL_VISIBLE, SOME_VISIBLE };
+
+/* Which pairs between queries in positions q and keys in positions k can see each other. */
+static enum visibility tile_visibility(struct pos_range q, struct pos_range k, int window) {
+    if (k.lo > q.hi) return NONE_VISIBLE;                       /* all keys ahead of all queries */
+    if (window > 0 && q.lo - k.hi >= window) return NONE_VISIBLE; /* all keys out of every window */
+    if (k.hi <= q.lo && (window == 0 || q.hi - k.lo < window)) return ALL_VISIBLE;
+    return SOME_VISIBLE;
+}
+
+/* S (rows x nk, leading dim ld) = A (rows x d) . K^T, K rows kv_stride apart. */
+static void logits_gemm(float *s, int ld, const float *a_rows, int rows, const float *k, size_t kv_stride,
+                        int nk, int d) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, d, 1.0f, a_rows, d, k, (int)kv_stride,
+                0.0f, s, ld);
+}
+
+/* Element masks on one tile: hidden pairs get -inf; with SelfExtend straddling
+ * the boundary, far pairs take the grouped logit. Row r of query i is i*G + h. */
+static void mask_tile(const struct attn_plan *p, const struct tile_bufs *b, int i0, int nq, int j0, int nk,
+                      int use_grouped) {
+    const struct attn_args *a = p->a;
+    int G = p->group_size, ld = p->tile_k;
+    for (int i = 0; i < nq; i++) {
+        int64_t qp = a->q_pos[i0 + i];
+        for (int h = 0; h < G; h++) {
+            size_t row = (size_t)(i * G + h) * ld;
+            float *s = b->s + row;
+            for (int j = 0; j < nk; j++) {
+                int64_t dist = qp - a->k_pos[j0 + j];
+                if (dist < 0 || (a->window > 0 && dist >= a->window)) s[j] = -INFINITY;
+                else if (use_grouped && dist >= a->group_window) s[j] = b->sg[row + j];
+            }
+        }
+    }
+}
+
+/* Folds one tile of logits into the running softmax of each row: s becomes the
+ * probabilities (relative to the new running max), acc and l are rescaled. */
+static void online_softmax_update(const struct tile_bufs *b, int rows, int nk, int ld, int d) {
+    for (int r = 0; r < rows; r++) {
+        float *s = b->s + (size_t)r * ld;
+        float tile_max = row_max(s, nk);
+        if (tile_max == -INFINITY) {              /* nothing visible in this row of the tile */
+            memset(s, 0, (size_t)nk * sizeof *s);
+            continue;
+        }
+        float old_max = b->m[r];
+        float new_max = tile_max > old_max ? tile_max : old_max;
+        float sum = exp_row(s, nk, new_max);
+        if (new_max != old_max) {
+            float alpha = expf(old_max - new_max);   /* 0 on the row's first visible tile */
+            float *acc = b->acc + (size_t)r * d;
+            for (int c = 0; c < d; c++) acc[c] *= alpha;
+            b->l[r] *= alpha;
+            b->m[r] = new_max;
+        }
+        b->l[r] += sum;
+    }
+}
+
+static void attn_task(void *ctx, int task, int thread) {
+    const struct attn_plan *p = ctx;
+    const struct attn_args *a = p->a;
+    int d = a->head_dim, G = p->group_size, ld = p->tile_k;
+
+    /* The last query tiles see the most keys: hand them out first so the
+     * dynamic schedule ends with short tasks. */
+    int kvh = task % a->n_kv_heads;
+    int qt = p->n_qtiles - 1 - task / a->n_kv_heads;
+    int i0 = qt * p->tile_q;
+    int nq = a->n_q - i0 < p->tile_q ? a->n_q - i0 : p->tile_q;
+    int rows = nq * G;
+
+    struct tile_bufs b;
+    carve_bufs(&b, p->scratch + (size_t)thread * p->slice_floats, (size_t)rows, (size_t)d, (size_t)ld,
+               p->selfextend);
+
+    /* Stack the group's queries, row i*G + h, pre-multiplied by the logit scale. */
+    struct pos_range qr = { INT64_MAX, INT64_MIN };
+    for (int i = 0; i < nq; i++) {
+        int64_t pos = a->q_pos[i0 + i];
+        if (pos < qr.lo) qr.lo = pos;
+        if (pos > qr.hi) qr.hi = pos;
+        for (int h = 0; h < G; h++) {
+            size_t src = (size_t)(i0 + i) * a->q_stride + (size_t)(kvh * G + h) * d;
+            float *dst = b.q + (size_t)(i * G + h) * d;
+            for (int c = 0; c < d; c++) dst[c] = a->q[src + c] * a->scale;
+            if (p->selfextend) {
+                float *dstg = b.qg + (size_t)(i * G + h) * d;
+                for (int c = 0; c < d; c++) dstg[c] = a->q_group[src + c] * a->scale;
+            }
+        }
+    }
+    memset(b.acc, 0, (size_t)rows * d * sizeof(float));
+    for (int r = 0; r < rows; r++) { b.m[r] = -INFINITY; b.l[r] = 0; }
+
+    for (int kt = 0; kt < p->n_ktiles; kt++) {
+        struct pos_range kr = p->k_range[kt];
+        enum visibility vis = tile_visibility(qr, kr, a->window);
+        if (vis == NONE_VISIBLE) continue;
+        int j0 = kt * p->tile_k;
+        int nk = a->n_kv - j0 < p->tile_k ? a->n_kv - j0 : p->tile_k;
+        size_t kv_off = (size_t)j0 * a->kv_stride + (size_t)kvh * d;
+
+        int straddles = 0;
+        if (!p->selfextend || qr.hi - kr.lo < a->group_window) {
+            logits_gemm(b.s, ld, b.q, rows, a->k + kv_off, a->kv_stride, nk, d);
+        } else if (qr.lo - kr.hi >= a->group_window) {
+            logits_gemm(b.s, ld, b.qg, rows, a->k_group + kv_off, a->kv_stride, nk, d);
+        } else {
+            logits_gemm(b.s, ld, b.q, rows, a->k + kv_off, a->kv_stride, nk, d);
+            logits_gemm(b.sg, ld, b.qg, rows, a->k_group + kv_off, a->kv_stride, nk, d);
+            straddles = 1;
+        }
+        if (vis == SOME_VISIBLE || straddles) mask_tile(p, &b, i0, nq, j0, nk, straddles);
+
+        online_softmax_update(&b, rows, nk, ld, d);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, nk, 1.0f, b.s, ld,
+                    a->v + kv_off, (int)a->kv_stride, 1.0f, b.acc, d);
+    }
+
+    /* Normalise; a row that saw no key at all stays zero. */
+    for (int i = 0; i < nq; i++)
+        for (int h = 0; h < G; h++) {
+            int r = i * G + h;
+            float inv = b.l[r] > 0 ? 1.0f / b.l[r] : 0.0f;
+            float *dst = a->out + (size_t)(i0 + i) * a->out_stride + (size_t)(kvh * G + h) * d;
+            const float *acc = b.acc + (size_t)r * d;
+            for (int c = 0; c < d; c++) dst[c] = acc[c] * inv;
+        }
+}
+
+/* One line naming the first thing wrong with the arguments, or NULL. */
+static const char *attn_args_problem(const struct attn_args *a) {
+    if (a->n_q < 0 || a->n_kv < 0) return "negative token count";
+    if (a->n_heads <= 0 || a->n_kv_heads <= 0 || a->head_dim <= 0) return "head counts and head_dim must be positive";
+    if (a->n_heads % a->n_kv_heads != 0) return "n_heads is not a multiple of n_kv_heads";
+    if (a->tile_q < 0 || a->tile_k < 0) return "negative tile size";
+    if (a->window < 0) return "negative sliding window";
+    if (!a->q || !a->k || !a->v || !a->out || !a->q_pos || (a->n_kv > 0 && !a->k_pos)) return "missing buffer";
+    if (a->q_stride < (size_t)a->n_heads * a->head_dim || a->out_stride < (size_t)a->n_heads * a->head_dim)
+        return "query/output row stride smaller than n_heads * head_dim";
+    if (a->kv_stride < (size_t)a->n_kv_heads * a->head_dim) return "kv row stride smaller than n_kv_heads * head_dim";
+    if (a->kv_stride > INT32_MAX) return "kv row stride too large for BLAS";
+    if ((a->q_group == NULL) != (a->k_group == NULL)) return "SelfExtend needs both q_group and k_group";
+    if (a->q_group && a->group_window < 0) return "negative SelfExtend group window";
+    return NULL;
+}
+
+void attn_forward(const struct attn_args *a, struct threadpool *tp) {
+    const char *problem = attn_args_problem(a);
+    if (problem) { fprintf(stderr, "attn_forward: %s\n", problem); return; }
+    if (a->n_q == 0) return;
+
+    struct attn_plan p = { .a = a, .group_size = a->n_heads / a->n_kv_heads, .selfextend = a->q_group != NULL };
+    p.tile_q = a->tile_q > 0 ? a->tile_q : DEFAULT_TASK_ROWS / p.group_size;
+    if (p.tile_q < 1) p.tile_q = 1;
+    if (p.tile_q > a->n_q) p.tile_q = a->n_q;
+    p.tile_k = a->tile_k > 0 ? a->tile_k : DEFAULT_TILE_K;
+    if (p.tile_k > a->n_kv) p.tile_k = a->n_kv > 0 ? a->n_kv : 1;
+    p.n_qtiles = (a->n_q + p.tile_q - 1) / p.tile_q;
+    p.n_ktiles = (a->n_kv + p.tile_k - 1) / p.tile_k;
+
+    if ((int64_t)p.n_qtiles * a->n_kv_heads > INT32_MAX) {
+        fprintf(stderr, "attn_forward: too many tasks (%d query tiles x %d kv heads)\n", p.n_qtiles, a->n_kv_heads);
+        return;
+    }
+    int n_threads = threadpool_size(tp);
+    size_t rows = (size_t)p.tile_q * p.group_size;
+    struct tile_bufs sizing;
+    p.slice_floats = carve_bufs(&sizing, NULL, rows, (size_t)a->head_dim, (size_t)p.tile_k, p.selfextend);
+    p.k_range = malloc((size_t)p.n_ktiles * sizeof *p.k_range + 1);
+    p.scratch = aligned_alloc(64, (size_t)n_threads * p.slice_floats * sizeof(float));
+    if (!p.k_range || !p.scratch) {
+        fprintf(stderr, "attn_forward: out of memory for %zu floats of tile scratch\n",
+                (size_t)n_threads * p.slice_floats);
+        free(p.k_range);
+        free(p.scratch);
+        return;
+    }
+    for (int kt = 0; kt < p.n_ktiles; kt++) {
+        struct pos_range r = { INT64_MAX, INT64_MIN };
+        int64_t j1 = (int64_t)(kt + 1) * p.tile_k < a->n_kv ? (int64_t)(kt + 1) * p.tile_k : a->n_kv;
+        for (int64_t j = (int64_t)kt * p.tile_k; j < j1; j++) {
+            if (a->k_pos[j] < r.lo) r.lo = a->k_pos[j];
+            if (a->k_pos[j] > r.hi) r.hi = a->k_pos[j];
+        }
+        p.k_range[kt] = r;
+    }
+
+    threadpool_run(tp, p.n_qtiles * a->n_kv_heads, attn_task, &p);
+    free(p.k_range);
+    free(p.scratch);
+}

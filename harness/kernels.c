@@ -1,0 +1,63 @@
+/* The small per-row kernels of the forward pass: RMS norm, rotary embedding,
+ * SwiGLU and the log-softmax used for scoring. Attention lives in attention.c. */
+#include "kernels.h"
+
+#include <math.h>
+#include <stdio.h>
+
+void rmsnorm(float *y, const float *x, const float *w, int n, int n_rows, float eps) {
+    for (int r = 0; r < n_rows; r++) {
+        const float *xr = x + (size_t)r * n;
+        float *yr = y + (size_t)r * n;
+        /* Sum of squares in double: rows are thousands of values wide. */
+        double ss = 0;
+        for (int i = 0; i < n; i++) ss += (double)xr[i] * xr[i];
+        float inv_rms = (float)(1.0 / sqrt(ss / n + eps));
+        for (int i = 0; i < n; i++) yr[i] = xr[i] * inv_rms * w[i];
+    }
+}
+
+void rope_apply(float *x, int n_tokens, size_t row_stride, int n_heads, int head_dim, int n_rot,
+                const int32_t *pos, const float *inv_freq, float mscale, enum rope_style style) {
+    int half = n_rot / 2;
+    /* NORM pairs neighbours (2i, 2i+1); NEOX pairs the two halves (i, i + n_rot/2). */
+    int first_step = style == ROPE_NEOX ? 1 : 2;
+    int partner_offset = style == ROPE_NEOX ? half : 1;
+    for (int t = 0; t < n_tokens; t++) {
+        float *row = x + (size_t)t * row_stride;
+        for (int i = 0; i < half; i++) {
+            /* Positions reach 10^5 and beyond: a float angle would lose the
+             * low-frequency pairs' precision, so compute it in double. */
+            double angle = (double)pos[t] * (double)inv_freq[i];
+            float c = (float)(cos(angle) * mscale);
+            float s = (float)(sin(angle) * mscale);
+            int a = i * first_step, b = a + partner_offset;
+            for (int h = 0; h < n_heads; h++) {
+                float *hx = row + (size_t)h * head_dim;
+                float x0 = hx[a], x1 = hx[b];
+                hx[a] = x0 * c - x1 * s;
+                hx[b] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+void swiglu(float *out, const float *gate, const float *up, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+double log_softmax_at(const float *logits, int n, int target) {
+    if (n <= 0 || target < 0 || target >= n) {
+        fprintf(stderr, "log_softmax_at: target %d outside a row of %d logits\n", target, n);
+        return NAN;
+    }
+    double max = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (logits[i] > max) max = logits[i];
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - max);
+    return (double)logits[target] - max - log(sum);
+}
