@@ -1,2 +1,44 @@
+/* ctxbench: measure how RoPE context-extension methods behave past a model's
+ * trained context. This file only dispatches to the subcommands. */
 #include <stdio.h>
-int main(void) { puts("ctxbench: under construction"); return 0; }
+#include <string.h>
+
+#include "cli.h"
+
+struct command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+    {"info", "show a GGUF model's architecture, shapes, types, RoPE settings and tokenizer", cmd_info},
+    {"tokenize", "print the token ids and pieces of a text", cmd_tokenize},
+    {"generate", "greedy generation from a prompt (sanity check)", cmd_generate},
+    {"ppl", "perplexity over non-overlapping windows of a text file", cmd_ppl},
+    {"methods", "list the context-extension methods and their parameters", cmd_methods},
+    {"synth", "write a random-weight GGUF of a given shape and type", cmd_synth},
+    {"bench", "prefill speed, attention share and peak memory of a model", cmd_bench},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: ctxbench COMMAND [options]   (ctxbench COMMAND --help for each)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "ctxbench: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

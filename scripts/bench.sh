@@ -1,0 +1,40 @@
+#!/bin/sh
+# make bench: speed and memory figures, printed, never asserted. Everything is measured
+# in this one run so figures can be read as ratios (machines here are shared and noisy).
+# Synthetic models are written once into build/bench/ and reused.
+set -eu
+BIN=${1:-build/ctxbench}
+SHARED=${CTXBENCH_SHARED:-../shared}
+T=${THREADS:-$(nproc)}
+D=build/bench
+mkdir -p "$D"
+
+synth() {  # preset type -> file
+    f="$D/$1-$2.gguf"
+    [ -s "$f" ] || "$BIN" synth --preset "$1" --type "$2" -o "$f" >&2
+    echo "$f"
+}
+
+echo "== ctxbench bench: $(nproc) cores, $T threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+echo "== ceiling: OpenBLAS sgemm"
+"$BIN" bench --sgemm -t "$T"
+
+for type in F16 Q8_0; do
+    echo "== shape (a) dim 512 / 8 layers / 8 heads / 4 KV heads / ffn 1536, $type"
+    "$BIN" bench -t "$T" -m "$(synth small "$type")" -c 512,2048,8192
+    echo "== shape (b) TinyLlama-1.1B (dim 2048 / 22 layers / 32 heads / 4 KV heads / ffn 5632), $type"
+    "$BIN" bench -t "$T" -m "$(synth tinyllama "$type")" -c 512,2048
+done
+echo "== stories260K"
+"$BIN" bench -t "$T" -m "$SHARED/models/stories260K.gguf" -c 512,2048,8192
+echo "== stories3M"
+"$BIN" bench -t "$T" -m "$SHARED/models/stories3M.gguf" -c 512,2048,8192
+
+# Peak RSS, one process per length: the growth from 8k to 32k should equal the KV cache
+# growth (layers x 24576 positions x kv_dim x 2 (K and V) x 4 bytes), nothing quadratic.
+echo "== memory: peak RSS at 8192 and 32768 tokens, shape (a) F16"
+m=$(synth small F16)
+r8=$("$BIN" bench -t "$T" -m "$m" -c 8192 | sed -n 's/.*peak RSS \([0-9]*\) MB.*/\1/p')
+r32=$("$BIN" bench -t "$T" -m "$m" -c 32768 | sed -n 's/.*peak RSS \([0-9]*\) MB.*/\1/p')
+kv=$(( 8 * 24576 * 256 * 2 * 4 / 1048576 ))
+echo "peak RSS 8192: ${r8} MB, 32768: ${r32} MB, growth $((r32 - r8)) MB; KV cache growth ${kv} MB (ratio $(awk "BEGIN{printf \"%.2f\", ($r32-$r8)/$kv}"))"
