@@ -8,6 +8,7 @@
 #include "gguf.h"
 #include "gguf_write.h"
 #include "quant.h"
+#include "synth.h"
 #include "testutil.h"
 
 static struct gguf *open_shared(const char *rel) {
@@ -649,4 +650,167 @@ Test(gguf_reject, random_corruption_never_crashes) {
     }
     free(b);
     free_base(&fx);
+}
+
+/* ---------- synthetic models ---------- */
+
+static struct synth_spec small_spec(const char *arch, uint32_t type) {
+    struct synth_spec s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.arch, sizeof s.arch, "%s", arch);
+    s.dim = 256; s.n_layers = 2; s.n_heads = 4; s.n_kv_heads = 2; s.ffn_dim = 512;
+    s.n_vocab = 300; s.ctx_train = 128; s.rope_base = 10000; s.weight_type = type; s.seed = 5;
+    return s;
+}
+
+/* Mean and standard deviation of a whole tensor, decoded. */
+static void tensor_stats(const struct gguf_tensor *t, double *mean, double *sd) {
+    size_t n = (size_t)t->ne[0], rows = (size_t)(t->ne[1] * t->ne[2] * t->ne[3]);
+    size_t rb = ggml_row_bytes(t->type, n);
+    float *row = malloc(n * sizeof *row);
+    double s1 = 0, s2 = 0;
+    for (size_t r = 0; r < rows; r++) {
+        dequantize_row(t->type, (const uint8_t *)t->data + r * rb, row, n);
+        for (size_t i = 0; i < n; i++) { s1 += row[i]; s2 += (double)row[i] * row[i]; }
+    }
+    free(row);
+    double cnt = (double)n * rows;
+    *mean = s1 / cnt;
+    *sd = sqrt(s2 / cnt - *mean * *mean);
+}
+
+Test(synth, every_weight_type_round_trips) {
+    static const uint32_t types[] = { GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0,
+                                      GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K };
+    char dir[64], path[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/synth.gguf", dir);
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        struct synth_spec s = small_spec("llama", types[ti]);
+        cr_assert_eq(synth_write(path, &s, err, sizeof err), 0, "%s", err);
+        struct gguf *g = gguf_open(path, err, sizeof err);
+        cr_assert(g != NULL, "%s", err);
+        uint64_t v;
+        struct gguf_str str;
+        cr_expect(gguf_get_str(g, "general.architecture", &str) && gguf_str_eq(str, "llama"));
+        cr_expect(gguf_get_u64(g, "llama.embedding_length", &v) && v == 256);
+        cr_expect(gguf_get_u64(g, "llama.block_count", &v) && v == 2);
+        cr_expect(gguf_get_u64(g, "llama.attention.head_count", &v) && v == 4);
+        cr_expect(gguf_get_u64(g, "llama.attention.head_count_kv", &v) && v == 2);
+        cr_expect(gguf_get_u64(g, "llama.feed_forward_length", &v) && v == 512);
+        cr_expect(gguf_get_u64(g, "llama.context_length", &v) && v == 128);
+        cr_expect(gguf_get_u64(g, "llama.rope.dimension_count", &v) && v == 64);
+        double base;
+        cr_expect(gguf_get_f64(g, "llama.rope.freq_base", &base) && base == 10000);
+        cr_expect(gguf_get_str(g, "general.name", &str) && str.len > 0);
+        cr_expect_eq(g->n_tensors, 3 + 9 * 2);
+
+        static const struct { const char *name; uint64_t ne0, ne1; bool matrix; } want[] = {
+            { "token_embd.weight", 256, 300, true }, { "output.weight", 256, 300, true },
+            { "output_norm.weight", 256, 1, false }, { "blk.1.attn_norm.weight", 256, 1, false },
+            { "blk.0.attn_q.weight", 256, 256, true }, { "blk.0.attn_k.weight", 256, 128, true },
+            { "blk.1.attn_v.weight", 256, 128, true }, { "blk.1.attn_output.weight", 256, 256, true },
+            { "blk.0.ffn_norm.weight", 256, 1, false }, { "blk.0.ffn_gate.weight", 256, 512, true },
+            { "blk.1.ffn_up.weight", 256, 512, true }, { "blk.1.ffn_down.weight", 512, 256, true },
+        };
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+            const struct gguf_tensor *t = gguf_find_tensor(g, want[i].name);
+            cr_assert(t != NULL, "%s missing", want[i].name);
+            cr_expect_eq(t->ne[0], want[i].ne0, "%s", want[i].name);
+            cr_expect_eq(t->ne[1], want[i].ne1, "%s", want[i].name);
+            cr_expect_eq(t->type, want[i].matrix ? types[ti] : GGML_TYPE_F32, "%s", want[i].name);
+            double mean, sd;
+            tensor_stats(t, &mean, &sd);
+            if (want[i].matrix) {
+                cr_expect(fabs(mean) < 0.002 && sd > 0.017 && sd < 0.023, "%s type %zu: mean %g sd %g",
+                          want[i].name, ti, mean, sd);
+            } else {
+                cr_expect(mean == 1.0 && sd == 0.0, "%s: norms are ones", want[i].name);
+            }
+        }
+        const struct gguf_kv *tok = gguf_find_kv(g, "tokenizer.ggml.tokens");
+        cr_assert(tok && tok->type == GGUF_TYPE_ARRAY && tok->v.arr.n == 300);
+        cr_expect(gguf_str_eq(gguf_arr_str(tok, 0), "<unk>"));
+        cr_expect(gguf_str_eq(gguf_arr_str(tok, 1), "<s>"));
+        cr_expect(gguf_str_eq(gguf_arr_str(tok, 2), "</s>"));
+        cr_expect(gguf_str_eq(gguf_arr_str(tok, 3), "<0x00>"));
+        cr_expect(gguf_str_eq(gguf_arr_str(tok, 258), "<0xFF>"));
+        cr_expect(gguf_str_eq(gguf_arr_str(tok, 259), "\xe2\x96\x81" "a"));
+        cr_expect(gguf_str_eq(gguf_arr_str(tok, 259 + 26), "\xe2\x96\x81" "aa"));
+        const struct gguf_kv *tt = gguf_find_kv(g, "tokenizer.ggml.token_type");
+        cr_assert(tt && tt->v.arr.type == GGUF_TYPE_INT32 && tt->v.arr.n == 300);
+        const struct gguf_kv *sc = gguf_find_kv(g, "tokenizer.ggml.scores");
+        cr_assert(sc && sc->v.arr.type == GGUF_TYPE_FLOAT32 && sc->v.arr.n == 300);
+        gguf_close(g);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
+Test(synth, qwen2_tied_deterministic_and_checked) {
+    char dir[64], a[128], b[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(a, sizeof a, "%s/a.gguf", dir);
+    snprintf(b, sizeof b, "%s/b.gguf", dir);
+    struct synth_spec s = small_spec("qwen2", GGML_TYPE_Q8_0);
+    s.tied_output = true;
+    cr_assert_eq(synth_write(a, &s, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(synth_write(b, &s, err, sizeof err), 0, "%s", err);
+    size_t na, nb;
+    uint8_t *ba = read_bytes(a, &na), *bb = read_bytes(b, &nb);
+    cr_expect(na == nb && memcmp(ba, bb, na) == 0, "same spec and seed, same bytes");
+    free(bb);
+    s.seed = 6;
+    cr_assert_eq(synth_write(b, &s, err, sizeof err), 0, "%s", err);
+    bb = read_bytes(b, &nb);
+    cr_expect(na == nb && memcmp(ba, bb, na) != 0, "another seed, other weights");
+    free(ba);
+    free(bb);
+
+    struct gguf *g = gguf_open(a, err, sizeof err);
+    cr_assert(g != NULL, "%s", err);
+    cr_expect(gguf_find_tensor(g, "output.weight") == NULL, "tied output");
+    cr_expect_eq(g->n_tensors, 2 + 12 * 2);
+    const struct gguf_tensor *t = gguf_find_tensor(g, "blk.1.attn_k.bias");
+    cr_assert(t != NULL);
+    cr_expect_eq(t->type, GGML_TYPE_F32);
+    cr_expect_eq(t->ne[0], 128);
+    cr_expect_eq(t->n_dims, 1);
+    uint64_t v;
+    cr_expect(gguf_get_u64(g, "qwen2.embedding_length", &v) && v == 256);
+    gguf_close(g);
+
+    /* invalid specs are rejected with a reason and leave no file */
+    unlink(b);
+    struct synth_spec x = small_spec("llama", GGML_TYPE_Q4_K);
+    x.dim = 96; x.n_heads = 4; x.n_kv_heads = 2;
+    cr_expect_neq(synth_write(b, &x, err, sizeof err), 0);
+    cr_expect(strstr(err, "dim 96 is not a multiple of the Q4_K block size 256") != NULL, "%s", err);
+    x = small_spec("llama", GGML_TYPE_Q8_0);
+    x.n_kv_heads = 3;
+    cr_expect_neq(synth_write(b, &x, err, sizeof err), 0);
+    cr_expect(strstr(err, "not a multiple of n_kv_heads 3") != NULL, "%s", err);
+    x = small_spec("gpt2", GGML_TYPE_Q8_0);
+    cr_expect_neq(synth_write(b, &x, err, sizeof err), 0);
+    cr_expect(strstr(err, "architecture 'gpt2'") != NULL, "%s", err);
+    x = small_spec("llama", GGML_TYPE_Q3_K);
+    cr_expect_neq(synth_write(b, &x, err, sizeof err), 0);
+    cr_expect(strstr(err, "Q3_K cannot be written") != NULL, "%s", err);
+    x = small_spec("llama", GGML_TYPE_F16);
+    x.n_vocab = 100;
+    cr_expect_neq(synth_write(b, &x, err, sizeof err), 0);
+    cr_expect(strstr(err, "n_vocab 100") != NULL, "%s", err);
+    cr_expect(access(b, F_OK) != 0, "no file written for a bad spec");
+    x = small_spec("llama", GGML_TYPE_F16);
+    cr_expect_neq(synth_write("/nonexistent-dir/x.gguf", &x, err, sizeof err), 0);
+    cr_expect(strstr(err, "/nonexistent-dir/x.gguf: cannot create") != NULL, "%s", err);
+
+    for (int i = 0; synth_preset_names[i]; i++) {
+        cr_expect(synth_preset(synth_preset_names[i], &x), "%s", synth_preset_names[i]);
+        x.weight_type = GGML_TYPE_Q8_0;
+        cr_expect_eq(synth_check(&x, err, sizeof err), 0, "%s: %s", synth_preset_names[i], err);
+    }
+    cr_expect(!synth_preset("no-such-model", &x));
+    unlink(a);
+    rmdir(dir);
 }
