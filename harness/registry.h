@@ -4,7 +4,7 @@
 #define CTX_REGISTRY_H
 
 #include "method.h"
-struct task;
+#include "task.h"
 
 extern const struct method *const registry_methods[];   /* NULL-terminated */
 extern const struct task *const registry_tasks[];       /* NULL-terminated */

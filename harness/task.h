@@ -1,0 +1,43 @@
+/* Tasks as plugins, like methods: each file tasks/NAME.c defines
+ * `const struct task task_NAME` and the build lists it (scripts/gen_registry.sh).
+ * A task runs one cell — (model, method + parameters, task + settings, length) —
+ * through the runtime it is given, and never learns which backend that is. */
+#ifndef CTX_TASK_H
+#define CTX_TASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "method.h"
+#include "result.h"
+#include "runtime.h"
+
+struct task_ctx {
+    struct runtime *rt;
+    const struct method_spec *method;
+    int length;                    /* the cell's context length in tokens */
+    const char *data;              /* dataset: a name under ../shared/datasets or a path */
+    const char *settings;          /* "k=v,k=v" task settings ("" = defaults) */
+    uint64_t seed;
+    const char *cache_dir;         /* where tokenized corpora may be cached; NULL = no cache */
+    /* Optional progress report: fraction of this cell done and tokens evaluated so far. */
+    void (*progress)(void *arg, double frac, long tokens);
+    void *progress_arg;
+};
+
+struct task {
+    const char *name;
+    const char *summary;             /* one line */
+    const char *help;                /* protocol, settings with defaults, scoring, sources */
+    const char *default_data;        /* dataset used when none is given */
+    /* Checks settings before a sweep starts; 0 or -1 + one-line reason listing valid keys. */
+    int (*check)(const char *settings, char *err, size_t errlen);
+    /* Positions one session of this task needs at `length` (prompt + generated tokens). */
+    int (*session_tokens)(int length, const char *settings);
+    /* Runs the cell: 0 with results in *out, or -1 + one-line reason. */
+    int (*run)(const struct task_ctx *ctx, struct result *out, char *err, size_t errlen);
+};
+
+const struct task *task_find(const char *name);
+
+#endif
