@@ -40,7 +40,7 @@ const struct method *method_find(const char *name) {
 
 /* Shortest "%g" text that reads back as the same double, so canonical specs round-trip. */
 static void format_value(double v, char *buf, size_t cap) {
-    if (v == floor(v) && fabs(v) < 1e15) { snprintf(buf, cap, "%.0f", v); return; }
+    if (v == floor(v) && fabs(v) < 1e9) { snprintf(buf, cap, "%.0f", v); return; }
     for (int prec = 6; prec <= 17; prec++) {
         snprintf(buf, cap, "%.*g", prec, v);
         if (strtod(buf, NULL) == v) return;

@@ -85,7 +85,7 @@ Test(plugin, drop_in_method_is_registered, .timeout = 300) {
 
     /* A fresh make (not the parent's jobserver), unoptimized so it takes seconds. */
     snprintf(cmd, sizeof cmd,
-             "cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -j2 OPT=-O0 BUILD=%s/build "
+             "cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -j2 OPT=\"-O0 -march=native\" BUILD=%s/build "
              "%s/build/tests/test_zzcheck > %s/make.log 2>&1",
              dir, dir, dir, dir);
     int rc = run(cmd);
@@ -106,7 +106,7 @@ Test(plugin, drop_in_method_is_registered, .timeout = 300) {
     /* The CLI listing must show the new method too. The binary needs the whole engine;
      * while some part of it is missing the check above is all we can do. */
     snprintf(cmd, sizeof cmd,
-             "cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -j2 OPT=-O0 BUILD=%s/build "
+             "cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -j2 OPT=\"-O0 -march=native\" BUILD=%s/build "
              "%s/build/ctxbench > %s/make2.log 2>&1", dir, dir, dir, dir);
     if (run(cmd) == 0) {
         snprintf(cmd, sizeof cmd, "%s/build/ctxbench methods > %s/methods.txt 2>&1", dir, dir);
