@@ -36,7 +36,7 @@ $(BUILD)/deps.stamp: scripts/install_deps.sh
 	@sh scripts/install_deps.sh
 	@mkdir -p $(dir $@) && touch $@
 
-$(BUILD)/obj/%.o: %.c $(wildcard harness/*.h) | $(GEN_SRC) $(BUILD)/deps.stamp
+$(BUILD)/obj/%.o: %.c $(wildcard harness/*.h methods/*.h tasks/*.h) | $(GEN_SRC) $(BUILD)/deps.stamp
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -73,7 +73,7 @@ test: $(BUILD)/ctxbench $(TEST_BIN)
 	done; exit $$fail
 
 check-asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+	$(MAKE) BUILD=build-asan OPT="-O1 -march=native -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
 bench: $(BUILD)/ctxbench
 	CTXBENCH_SHARED=$(abspath $(SHARED)) sh scripts/bench.sh $(BUILD)/ctxbench
