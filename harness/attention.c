@@ -43,15 +43,15 @@ static inline f32x16 select16(i32x16 mask, f32x16 yes, f32x16 no) {
     return (f32x16)((mask & (i32x16)yes) | (~mask & (i32x16)no));
 }
 
-/* exp(x) for x <= 88, to about 2 ulp; exactly 0 below -87 (and for -inf).
- * Cephes expf: x = n ln2 + r with |r| <= ln2/2, exp(r) by a degree-7 polynomial,
- * 2^n by building the float exponent. libm's expf does not vectorise here, and
- * the softmax needs one exp per logit. */
+/* exp(x) for x <= 88 (the softmax only asks for x <= 0), to about 2 ulp;
+ * exactly 0 below -87 (and for -inf). Cephes expf: x = n ln2 + r with
+ * |r| <= ln2/2, exp(r) by a degree-7 polynomial, 2^n by building the float
+ * exponent. libm's expf does not vectorise here, and the softmax needs one exp
+ * per logit. */
 static inline f32x16 exp16(f32x16 x) {
     const f32x16 zero = { 0 };
     i32x16 underflow = x < -87.0f;
     x = select16(underflow, zero, x);                   /* keep the arithmetic finite */
-    x = select16(x > 88.0f, zero + 88.0f, x);
     const float round_magic = 12582912.0f;              /* 1.5 * 2^23: rounds to an integer */
     f32x16 n = (x * 1.44269504088896341f + round_magic) - round_magic;
     f32x16 r = x - n * 0.693359375f - n * -2.12194440e-4f;
@@ -65,16 +65,35 @@ static inline f32x16 exp16(f32x16 x) {
     return (f32x16)((i32x16)(e * (f32x16)two_n) & ~underflow);
 }
 
+/* Horizontal max and sum: fold halves onto each other (4 steps, not 15). */
+#define SWAP8(v) __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)
+#define SWAP4(v) __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11)
+#define SWAP2(v) __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13)
+#define SWAP1(v) __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14)
+
+static inline f32x16 max16(f32x16 a, f32x16 b) { return select16(a > b, a, b); }
+
 static inline float hmax16(f32x16 v) {
-    float m = v[0];
-    for (int i = 1; i < 16; i++) m = v[i] > m ? v[i] : m;
-    return m;
+    v = max16(v, SWAP8(v));
+    v = max16(v, SWAP4(v));
+    v = max16(v, SWAP2(v));
+    v = max16(v, SWAP1(v));
+    return v[0];
 }
 
 static inline float hsum16(f32x16 v) {
-    float s = 0;
-    for (int i = 0; i < 16; i++) s += v[i];
-    return s;
+    v += SWAP8(v);
+    v += SWAP4(v);
+    v += SWAP2(v);
+    v += SWAP1(v);
+    return v[0];
+}
+
+/* dst[i] = src[i] * factor (dst may be src). */
+static void scale_row(float *dst, const float *src, int n, float factor) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) store16(dst + i, load16(src + i) * factor);
+    for (; i < n; i++) dst[i] = src[i] * factor;
 }
 
 /* The last n % 16 elements of a row, padded with -inf (exp gives 0). */
@@ -88,13 +107,9 @@ static float row_max(const float *s, int n) {
     f32x16 m = load_tail(s, 0);                         /* all -inf */
     int j = 0;
     for (; j + 16 <= n; j += 16) {
-        f32x16 v = load16(s + j);
-        m = select16(v > m, v, m);
+        m = max16(m, load16(s + j));
     }
-    if (j < n) {
-        f32x16 v = load_tail(s + j, n - j);
-        m = select16(v > m, v, m);
-    }
+    if (j < n) m = max16(m, load_tail(s + j, n - j));
     return hmax16(m);
 }
 
@@ -208,8 +223,7 @@ static void online_softmax_update(const struct tile_bufs *b, int rows, int nk, i
         float sum = exp_row(s, nk, new_max);
         if (new_max != old_max) {
             float alpha = expf(old_max - new_max);   /* 0 on the row's first visible tile */
-            float *acc = b->acc + (size_t)r * d;
-            for (int c = 0; c < d; c++) acc[c] *= alpha;
+            scale_row(b->acc + (size_t)r * d, b->acc + (size_t)r * d, d, alpha);
             b->l[r] *= alpha;
             b->m[r] = new_max;
         }
@@ -242,12 +256,8 @@ static void attn_task(void *ctx, int task, int thread) {
         if (pos > qr.hi) qr.hi = pos;
         for (int h = 0; h < G; h++) {
             size_t src = (size_t)(i0 + i) * a->q_stride + (size_t)(kvh * G + h) * d;
-            float *dst = b.q + (size_t)(i * G + h) * d;
-            for (int c = 0; c < d; c++) dst[c] = a->q[src + c] * a->scale;
-            if (p->selfextend) {
-                float *dstg = b.qg + (size_t)(i * G + h) * d;
-                for (int c = 0; c < d; c++) dstg[c] = a->q_group[src + c] * a->scale;
-            }
+            scale_row(b.q + (size_t)(i * G + h) * d, a->q + src, d, a->scale);
+            if (p->selfextend) scale_row(b.qg + (size_t)(i * G + h) * d, a->q_group + src, d, a->scale);
         }
     }
     memset(b.acc, 0, (size_t)rows * d * sizeof(float));
@@ -259,6 +269,21 @@ static void attn_task(void *ctx, int task, int thread) {
         if (vis == NONE_VISIBLE) continue;
         int j0 = kt * p->tile_k;
         int nk = a->n_kv - j0 < p->tile_k ? a->n_kv - j0 : p->tile_k;
+        if (vis == SOME_VISIBLE) {
+            /* Trim the tile to the span of keys some query of this task may see
+             * (on the diagonal that is often a small part of it). */
+            int first = nk, last = -1;
+            for (int j = 0; j < nk; j++) {
+                int64_t kp = a->k_pos[j0 + j];
+                if (kp <= qr.hi && (a->window == 0 || qr.lo - kp < a->window)) {
+                    if (first == nk) first = j;
+                    last = j;
+                }
+            }
+            if (last < 0) continue;
+            j0 += first;
+            nk = last - first + 1;
+        }
         size_t kv_off = (size_t)j0 * a->kv_stride + (size_t)kvh * d;
 
         int straddles = 0;
@@ -283,9 +308,8 @@ static void attn_task(void *ctx, int task, int thread) {
         for (int h = 0; h < G; h++) {
             int r = i * G + h;
             float inv = b.l[r] > 0 ? 1.0f / b.l[r] : 0.0f;
-            float *dst = a->out + (size_t)(i0 + i) * a->out_stride + (size_t)(kvh * G + h) * d;
-            const float *acc = b.acc + (size_t)r * d;
-            for (int c = 0; c < d; c++) dst[c] = acc[c] * inv;
+            scale_row(a->out + (size_t)(i0 + i) * a->out_stride + (size_t)(kvh * G + h) * d,
+                      b.acc + (size_t)r * d, d, inv);
         }
 }
 
