@@ -143,6 +143,13 @@ struct attn_plan {
     struct pos_range *k_range;   /* n_ktiles */
     float *scratch;              /* one slice of slice_floats per thread */
     size_t slice_floats;
+    /* Split-KV (decode-like calls with fewer (query tile, kv head) units than
+     * threads): each unit's visible key tiles are shared among n_splits tasks,
+     * which leave their running max, sum and accumulator in `partial` for a merge. */
+    int n_splits;
+    float *partial;              /* one slot of partial_floats per task */
+    size_t partial_floats;       /* rows_max * (2 + head_dim) */
+    size_t rows_max;
 };
 
 /* A thread's buffers for one task, carved from its scratch slice. */
@@ -238,8 +245,9 @@ static void attn_task(void *ctx, int task, int thread) {
 
     /* The last query tiles see the most keys: hand them out first so the
      * dynamic schedule ends with short tasks. */
-    int kvh = task % a->n_kv_heads;
-    int qt = p->n_qtiles - 1 - task / a->n_kv_heads;
+    int split = task % p->n_splits, unit = task / p->n_splits;
+    int kvh = unit % a->n_kv_heads;
+    int qt = p->n_qtiles - 1 - unit / a->n_kv_heads;
     int i0 = qt * p->tile_q;
     int nq = a->n_q - i0 < p->tile_q ? a->n_q - i0 : p->tile_q;
     int rows = nq * G;
@@ -263,10 +271,22 @@ static void attn_task(void *ctx, int task, int thread) {
     memset(b.acc, 0, (size_t)rows * d * sizeof(float));
     for (int r = 0; r < rows; r++) { b.m[r] = -INFINITY; b.l[r] = 0; }
 
-    for (int kt = 0; kt < p->n_ktiles; kt++) {
+    /* With split-KV this task takes its share [share_lo, share_hi) of the
+     * unit's visible key tiles, counted in order. */
+    int share_lo = 0, share_hi = INT32_MAX, n_seen = 0;
+    if (p->n_splits > 1) {
+        int n_visible = 0;
+        for (int kt = 0; kt < p->n_ktiles; kt++)
+            n_visible += tile_visibility(qr, p->k_range[kt], a->window) != NONE_VISIBLE;
+        share_lo = (int)((int64_t)n_visible * split / p->n_splits);
+        share_hi = (int)((int64_t)n_visible * (split + 1) / p->n_splits);
+    }
+
+    for (int kt = 0; kt < p->n_ktiles && n_seen < share_hi; kt++) {
         struct pos_range kr = p->k_range[kt];
         enum visibility vis = tile_visibility(qr, kr, a->window);
         if (vis == NONE_VISIBLE) continue;
+        if (n_seen++ < share_lo) continue;
         int j0 = kt * p->tile_k;
         int nk = a->n_kv - j0 < p->tile_k ? a->n_kv - j0 : p->tile_k;
         if (vis == SOME_VISIBLE) {
@@ -303,6 +323,14 @@ static void attn_task(void *ctx, int task, int thread) {
                     a->v + kv_off, (int)a->kv_stride, 1.0f, b.acc, d);
     }
 
+    if (p->n_splits > 1) {   /* leave the running state for merge_task */
+        float *slot = p->partial + (size_t)task * p->partial_floats;
+        memcpy(slot, b.m, (size_t)rows * sizeof(float));
+        memcpy(slot + p->rows_max, b.l, (size_t)rows * sizeof(float));
+        memcpy(slot + 2 * p->rows_max, b.acc, (size_t)rows * d * sizeof(float));
+        return;
+    }
+
     /* Normalise; a row that saw no key at all stays zero. */
     for (int i = 0; i < nq; i++)
         for (int h = 0; h < G; h++) {
@@ -310,6 +338,43 @@ static void attn_task(void *ctx, int task, int thread) {
             float inv = b.l[r] > 0 ? 1.0f / b.l[r] : 0.0f;
             scale_row(a->out + (size_t)(i0 + i) * a->out_stride + (size_t)(kvh * G + h) * d,
                       b.acc + (size_t)r * d, d, inv);
+        }
+}
+
+/* Split-KV: combines the n_splits partial softmaxes of one (query tile, kv head)
+ * unit, each rescaled from its own running max to the common one. */
+static void merge_task(void *ctx, int unit, int thread) {
+    (void)thread;
+    const struct attn_plan *p = ctx;
+    const struct attn_args *a = p->a;
+    int d = a->head_dim, G = p->group_size;
+    int kvh = unit % a->n_kv_heads;
+    int qt = p->n_qtiles - 1 - unit / a->n_kv_heads;
+    int i0 = qt * p->tile_q;
+    int nq = a->n_q - i0 < p->tile_q ? a->n_q - i0 : p->tile_q;
+    const float *slots = p->partial + (size_t)unit * p->n_splits * p->partial_floats;
+
+    for (int i = 0; i < nq; i++)
+        for (int h = 0; h < G; h++) {
+            int r = i * G + h;
+            float *dst = a->out + (size_t)(i0 + i) * a->out_stride + (size_t)(kvh * G + h) * d;
+            float max = -INFINITY;
+            for (int s = 0; s < p->n_splits; s++) {
+                float m = slots[s * p->partial_floats + r];
+                if (m > max) max = m;
+            }
+            memset(dst, 0, (size_t)d * sizeof(float));
+            if (max == -INFINITY) continue;   /* no split saw a key */
+            float sum = 0;
+            for (int s = 0; s < p->n_splits; s++) {
+                const float *slot = slots + s * p->partial_floats;
+                if (slot[r] == -INFINITY) continue;
+                float w = expf(slot[r] - max);
+                sum += w * slot[p->rows_max + r];
+                const float *acc = slot + 2 * p->rows_max + (size_t)r * d;
+                for (int c = 0; c < d; c++) dst[c] += w * acc[c];
+            }
+            scale_row(dst, dst, d, 1.0f / sum);
         }
 }
 
@@ -350,15 +415,26 @@ void attn_forward(const struct attn_args *a, struct threadpool *tp) {
     }
     int n_threads = threadpool_size(tp);
     size_t rows = (size_t)p.tile_q * p.group_size;
+    int units = p.n_qtiles * a->n_kv_heads;
+    p.n_splits = 1;
+    if (units < n_threads && p.n_ktiles >= 4) {   /* too few units to keep the threads busy */
+        int want = (2 * n_threads + units - 1) / units;
+        int most = p.n_ktiles / 2;                  /* at least two key tiles per split */
+        p.n_splits = want < most ? want : most;
+    }
+    p.rows_max = rows;
+    p.partial_floats = rows * (2 + (size_t)a->head_dim);
     struct tile_bufs sizing;
     p.slice_floats = carve_bufs(&sizing, NULL, rows, (size_t)a->head_dim, (size_t)p.tile_k, p.selfextend);
     p.k_range = malloc((size_t)p.n_ktiles * sizeof *p.k_range + 1);
     p.scratch = aligned_alloc(64, (size_t)n_threads * p.slice_floats * sizeof(float));
-    if (!p.k_range || !p.scratch) {
+    if (p.n_splits > 1) p.partial = malloc((size_t)units * p.n_splits * p.partial_floats * sizeof(float));
+    if (!p.k_range || !p.scratch || (p.n_splits > 1 && !p.partial)) {
         fprintf(stderr, "attn_forward: out of memory for %zu floats of tile scratch\n",
                 (size_t)n_threads * p.slice_floats);
         free(p.k_range);
         free(p.scratch);
+        free(p.partial);
         return;
     }
     for (int kt = 0; kt < p.n_ktiles; kt++) {
@@ -371,7 +447,9 @@ void attn_forward(const struct attn_args *a, struct threadpool *tp) {
         p.k_range[kt] = r;
     }
 
-    threadpool_run(tp, p.n_qtiles * a->n_kv_heads, attn_task, &p);
+    threadpool_run(tp, units * p.n_splits, attn_task, &p);
+    if (p.n_splits > 1) threadpool_run(tp, units, merge_task, &p);
     free(p.k_range);
     free(p.scratch);
+    free(p.partial);
 }

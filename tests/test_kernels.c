@@ -390,6 +390,24 @@ Test(attention, position_layouts) {
         }
 }
 
+/* Few queries, many threads: key tiles are split among tasks and merged. */
+Test(attention, split_kv_decode) {
+    openblas_set_num_threads(1);
+    int n_kvs[] = { 100, 1000 };
+    for (int nk = 0; nk < 2; nk++)
+        for (int kh = 1; kh <= 2; kh++)
+            for (int variant = 0; variant < 4; variant++) {
+                struct attn_case c = base_case(variant % 2 ? 3 : 1, n_kvs[nk]);
+                c.n_kv_heads = kh;
+                c.n_heads = 4 * kh;
+                c.threads = 4;
+                c.tile_k = variant < 2 ? 16 : 0;
+                if (variant == 1) c.window = 50;            /* most splits see nothing */
+                if (variant == 3) { c.se_group = 4; c.se_window = 40; }
+                run_attn_case(c);
+            }
+}
+
 /* Queries that come before every key see nothing: their rows are zero, and the
  * other rows are unaffected. */
 Test(attention, fully_masked_rows_are_zero) {
