@@ -9,9 +9,17 @@
  * (Q K^T and P V) are single-threaded OpenBLAS sgemm calls inside the task.
  *
  * Key tiles whose every pair is masked (ahead of the queries, or out of the
- * sliding window) are skipped, decided from the position range of each tile, so
- * causal attention costs about half of full and a sliding window O(n * window).
- * Only tiles with a mix of visible and hidden pairs pay for element masks.
+ * sliding window) are skipped, decided from the position range of each tile (so
+ * no ordering of positions is assumed), and causal attention costs about half of
+ * full and a sliding window O(n * window). Only tiles with a mix of visible and
+ * hidden pairs pay for element masks, after being trimmed to the keys that some
+ * query of the task can see.
+ *
+ * Decode (one query, long cache) has too few (query tile, kv head) units to feed
+ * the threads, so their key tiles are split among several tasks whose partial
+ * softmaxes are merged afterwards (split-KV). Scratch is allocated per call and
+ * sized from the tile sizes: per thread, a few rows x head_dim and rows x tile_k
+ * buffers.
  *
  * SelfExtend: a tile whose pairs are all neighbours (distance < group_window)
  * needs only Q K^T, one whose pairs are all far needs only Qg Kg^T, and only the
