@@ -14,12 +14,14 @@ static inline const char *shared_path(char *buf, size_t cap, const char *rel) {
     return buf;
 }
 
-/* Largest |a-b| / max(|b|, floor) over n values. */
+/* Largest |a-b| / max(|b|, floor) over n values; a NaN anywhere gives +inf, so an
+ * unwritten or poisoned output can never pass a tolerance check. */
 static inline double max_rel_err(const float *a, const double *b, size_t n, double floor_) {
     double worst = 0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - b[i]);
         double s = fabs(b[i]) > floor_ ? fabs(b[i]) : floor_;
+        if (isnan(d)) return INFINITY;
         if (d / s > worst) worst = d / s;
     }
     return worst;
