@@ -75,8 +75,11 @@ test: $(BUILD)/ctxbench $(TEST_BIN)
 check-asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -march=native -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
-bench: $(BUILD)/ctxbench
-	CTXBENCH_SHARED=$(abspath $(SHARED)) sh scripts/bench.sh $(BUILD)/ctxbench
+$(BUILD)/bench_attn: scripts/bench_attn.c $(BUILD)/libctxbench.a
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libctxbench.a $(LDLIBS)
+
+bench: $(BUILD)/ctxbench $(BUILD)/bench_attn
+	CTXBENCH_SHARED=$(abspath $(SHARED)) sh scripts/bench.sh $(BUILD)/ctxbench $(BUILD)/bench_attn
 
 clean:
 	rm -rf build build-asan

@@ -4,6 +4,7 @@
 # Synthetic models are written once into build/bench/ and reused.
 set -eu
 BIN=${1:-build/ctxbench}
+ATTN=${2:-build/bench_attn}
 SHARED=${CTXBENCH_SHARED:-../shared}
 T=${THREADS:-$(nproc)}
 D=build/bench
@@ -18,6 +19,9 @@ synth() {  # preset type -> file
 echo "== ctxbench bench: $(nproc) cores, $T threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 echo "== ceiling: OpenBLAS sgemm"
 "$BIN" bench --sgemm -t "$T"
+
+echo "== attention kernel alone (head_dim 64, 32 heads / 4 KV heads, n = 2048 causal)"
+"$ATTN" "$T"
 
 for type in F16 Q8_0; do
     echo "== shape (a) dim 512 / 8 layers / 8 heads / 4 KV heads / ffn 1536, $type"
