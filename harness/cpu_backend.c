@@ -87,6 +87,22 @@ static size_t mem_available(void) {
     return kb * 1024;
 }
 
+/* Dequantizes a whole matrix into L->owned, blocks of rows spread over the pool. */
+struct dequant_job {
+    struct linear *L;
+    int block;
+};
+
+static void dequant_task(void *ctx, int task, int thread) {
+    (void)thread;
+    struct dequant_job *j = ctx;
+    struct linear *L = j->L;
+    int r1 = (task + 1) * j->block < L->rows ? (task + 1) * j->block : L->rows;
+    for (int r = task * j->block; r < r1; r++)
+        dequantize_row(L->t->type, (const uint8_t *)L->t->data + (size_t)r * L->row_bytes,
+                       L->owned + (size_t)r * L->cols, (size_t)L->cols);
+}
+
 static int linear_init(struct engine *e, struct linear *L, const struct gguf_tensor *t, bool keep_f32,
                        char *err, size_t errlen) {
     L->t = t;
@@ -105,9 +121,8 @@ static int linear_init(struct engine *e, struct linear *L, const struct gguf_ten
                  n * 4 >> 20);
         return -1;
     }
-    for (int r = 0; r < L->rows; r++)
-        dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * L->row_bytes, L->owned + (size_t)r * L->cols,
-                       (size_t)L->cols);
+    struct dequant_job j = {L, ROW_BLOCK};
+    threadpool_run(e->tp, (L->rows + ROW_BLOCK - 1) / ROW_BLOCK, dequant_task, &j);
     L->f32 = L->owned;
     e->f32_bytes += n * sizeof(float);
     return 0;
