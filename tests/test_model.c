@@ -301,3 +301,12 @@ Test(synthetic, qwen2_bias_neox_matches_reference, .timeout = 60) {
 Test(synthetic, qwen2_q5k_tied_rowwise_dequant_matches_reference, .timeout = 60) {
     synthetic_vs_reference("qwen2", GGML_TYPE_Q5_K, true, 1);
 }
+Test(synthetic, llama_bf16_matches_reference, .timeout = 60) {
+    synthetic_vs_reference("llama", GGML_TYPE_BF16, false, 0);
+}
+Test(synthetic, llama_q4_0_rowwise_dequant_matches_reference, .timeout = 60) {
+    synthetic_vs_reference("llama", GGML_TYPE_Q4_0, false, 1);
+}
+Test(synthetic, llama_f32_matches_reference, .timeout = 60) {
+    synthetic_vs_reference("llama", GGML_TYPE_F32, false, 0);
+}
