@@ -1,0 +1,107 @@
+/* The command-line program on bad input: one clear line on stderr naming the
+ * problem and a non-zero exit, never a crash; and --help for every subcommand. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+
+/* Runs `ctxbench ARGS`, returns the exit status; stderr (and stdout) captured into out. */
+static int run(char *out, size_t cap, const char *args) {
+    const char *bin = getenv("CTXBENCH_BIN");
+    cr_assert(bin, "CTXBENCH_BIN is not set (run through make test)");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    cr_assert(WIFEXITED(st), "ctxbench %s did not exit normally (signal?)", args);
+    return WEXITSTATUS(st);
+}
+
+static char model[1024], text[1024];
+
+static void paths(void) {
+    shared_path(model, sizeof model, "models/stories260K.gguf");
+    shared_path(text, sizeof text, "datasets/tinystories/TinyStories-valid-first1000.txt");
+}
+
+TestSuite(cli, .init = paths, .timeout = 60);
+
+Test(cli, every_subcommand_has_help) {
+    const char *cmds[] = {"info", "tokenize", "generate", "ppl", "methods", "synth", "bench"};
+    char out[16384];
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char args[64];
+        snprintf(args, sizeof args, "%s --help", cmds[i]);
+        cr_expect_eq(run(out, sizeof out, args), 0, "%s", args);
+        cr_expect(strstr(out, "usage") || strstr(out, "Usage") || strstr(out, "ctxbench"), "%s: %s", args, out);
+    }
+    cr_expect_eq(run(out, sizeof out, "--help"), 0);
+    cr_expect_neq(run(out, sizeof out, "frobnicate"), 0);
+    cr_expect(strstr(out, "unknown command 'frobnicate'"), "%s", out);
+}
+
+Test(cli, missing_and_corrupt_models_are_clear_errors) {
+    char out[16384], args[4096];
+    cr_expect_eq(run(out, sizeof out, "info /nonexistent/model.gguf"), 1);
+    cr_expect(strstr(out, "/nonexistent/model.gguf"), "%s", out);
+
+    /* A truncated copy of a real model. */
+    char trunc[] = "/tmp/ctxbench-cli-XXXXXX";
+    int fd = mkstemp(trunc);
+    cr_assert(fd >= 0);
+    FILE *src = fopen(model, "rb"), *dst = fdopen(fd, "wb");
+    char buf[4096];
+    size_t got = fread(buf, 1, sizeof buf, src);
+    fwrite(buf, 1, got, dst);
+    fclose(src);
+    fclose(dst);
+    snprintf(args, sizeof args, "info %s", trunc);
+    cr_expect_eq(run(out, sizeof out, args), 1);
+    cr_expect(strstr(out, "ctxbench: ") && strchr(out, '\n') == out + strlen(out) - 1, "want one line: %s", out);
+    snprintf(args, sizeof args, "ppl -m %s -f %s -c 64", trunc, text);
+    cr_expect_eq(run(out, sizeof out, args), 1);
+    unlink(trunc);
+}
+
+Test(cli, bad_options_are_clear_errors) {
+    char out[16384], args[4096];
+    snprintf(args, sizeof args, "ppl -m %s -f %s -c 64 --method nosuch", model, text);
+    cr_expect_eq(run(out, sizeof out, args), 2);
+    cr_expect(strstr(out, "nosuch") && strstr(out, "yarn"), "should name the method and list valid ones: %s", out);
+    snprintf(args, sizeof args, "ppl -m %s -f %s -c 64 --method yarn:fator=2", model, text);
+    cr_expect_eq(run(out, sizeof out, args), 2);
+    cr_expect(strstr(out, "fator") && strstr(out, "factor"), "%s", out);
+    snprintf(args, sizeof args, "ppl -m %s -f %s -c 12x", model, text);
+    cr_expect_eq(run(out, sizeof out, args), 2);
+    cr_expect(strstr(out, "12x"), "%s", out);
+    snprintf(args, sizeof args, "ppl -m %s -f /nonexistent.txt -c 64", model);
+    cr_expect_eq(run(out, sizeof out, args), 1);
+    cr_expect(strstr(out, "/nonexistent.txt"), "%s", out);
+    snprintf(args, sizeof args, "ppl -m %s -f /dev/null -c 64", model);
+    cr_expect_eq(run(out, sizeof out, args), 1);
+    cr_expect(strstr(out, "fewer than one window"), "%s", out);
+    snprintf(args, sizeof args, "generate -m %s -p hi -n 4 --backend tpu", model);
+    cr_expect_eq(run(out, sizeof out, args), 1);
+    cr_expect(strstr(out, "unknown backend 'tpu'"), "%s", out);
+    cr_expect_eq(run(out, sizeof out, "synth --preset nosuch -o /tmp/x.gguf"), 2);
+    cr_expect(strstr(out, "unknown preset 'nosuch'"), "%s", out);
+}
+
+Test(cli, ppl_and_tokenize_run) {
+    char out[16384], args[4096];
+    snprintf(args, sizeof args, "ppl -m %s -f %s -c 128 --chunks 2 -t 2", model, text);
+    cr_assert_eq(run(out, sizeof out, args), 0, "%s", out);
+    double ppl = 0;
+    const char *p = strstr(out, " ppl ");
+    cr_assert(p && sscanf(p, " ppl %lf", &ppl) == 1, "%s", out);
+    cr_expect(ppl > 1.5 && ppl < 20, "stories260K on its own distribution: ppl %g", ppl);
+    snprintf(args, sizeof args, "tokenize %s \"Once upon a time\" --ids-only", model);
+    cr_assert_eq(run(out, sizeof out, args), 0, "%s", out);
+    cr_expect_str_eq(out, "1 403 407 261 378\n");
+}
