@@ -73,6 +73,7 @@ test: $(BUILD)/ctxbench $(TEST_BIN)
 	done; exit $$fail
 
 check-asan:
+	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) UBSAN_OPTIONS=print_stacktrace=1 \
 	$(MAKE) BUILD=build-asan OPT="-O1 -march=native -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
 $(BUILD)/bench_attn: scripts/bench_attn.c $(BUILD)/libctxbench.a
