@@ -301,6 +301,14 @@ static struct session *cpu_session_new(struct engine *e, int max_tokens, char *e
         snprintf(err, errlen, "session length %d must be positive", max_tokens);
         return NULL;
     }
+    /* Linux overcommits: a session that does not fit would be killed mid-run, not
+     * refused by malloc, so say so up front. */
+    size_t need = cpu_session_bytes(e, max_tokens), avail = mem_available();
+    if (need > avail) {
+        snprintf(err, errlen, "a %d-token session needs %zu MB (KV cache and activations) but only %zu MB are available",
+                 max_tokens, need >> 20, avail >> 20);
+        return NULL;
+    }
     struct session *s = calloc(1, sizeof *s);
     if (!s) goto oom;
     s->e = e;
