@@ -82,5 +82,31 @@ $(BUILD)/bench_attn: scripts/bench_attn.c $(BUILD)/libctxbench.a
 bench: $(BUILD)/ctxbench $(BUILD)/bench_attn
 	CTXBENCH_SHARED=$(abspath $(SHARED)) sh scripts/bench.sh $(BUILD)/ctxbench $(BUILD)/bench_attn
 
+# The git revision recorded in every result (harness/sweep.c), rewritten only when it
+# changes. Plumbing commands only: they never take .git/index.lock.
+$(BUILD)/gen/git_rev.h: FORCE
+	@mkdir -p $(dir $@)
+	@rev=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown); \
+	 git diff-index --quiet HEAD -- 2>/dev/null || rev="$$rev-dirty"; \
+	 echo "#define CTXBENCH_GIT_REV \"$$rev\"" > $@.tmp
+	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
+$(BUILD)/obj/harness/sweep.o: $(BUILD)/gen/git_rev.h
+
+# make sweep: methods x tasks x lengths on one model into an HDF5 file. Resumable: run it
+# again after an interruption and only the missing cells are computed. TASK_OPTS caps the
+# work per cell so the default grid finishes in minutes on 2 cores (ctxbench prints them).
+MODEL     ?= $(SHARED)/models/stories3M.gguf
+METHODS   ?= all
+TASKS     ?= ppl,passkey,first_sentence
+LENGTHS   ?= 1x:32x
+DATA      ?=
+OUT       ?= results/sweep.h5
+TASK_OPTS ?=
+SEED      ?= 1
+sweep: $(BUILD)/ctxbench
+	CTXBENCH_SHARED=$(abspath $(SHARED)) $(BUILD)/ctxbench sweep -m $(MODEL) --methods '$(METHODS)' \
+	  --tasks '$(TASKS)' --lengths '$(LENGTHS)' -o $(OUT) --seed $(SEED) \
+	  $(if $(DATA),--data '$(DATA)') $(if $(TASK_OPTS),--task-opt '$(TASK_OPTS)') $(if $(THREADS),-t $(THREADS))
+
 clean:
 	rm -rf build build-asan

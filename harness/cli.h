@@ -61,5 +61,8 @@ int cmd_ppl(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_methods(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

@@ -19,6 +19,9 @@ static const struct command commands[] = {
     {"methods", "list the context-extension methods and their parameters", cmd_methods},
     {"synth", "write a random-weight GGUF of a given shape and type", cmd_synth},
     {"bench", "prefill speed, attention share and peak memory of a model", cmd_bench},
+    {"sweep", "run methods x tasks x lengths on a model into an HDF5 file (resumable)", cmd_sweep},
+    {"export", "write a sweep's HDF5 results as CSV", cmd_export},
+    {"report", "Markdown tables (method x length) of a sweep's headline metrics", cmd_report},
 };
 
 static void usage(FILE *f) {

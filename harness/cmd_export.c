@@ -1,0 +1,162 @@
+/* ctxbench export: a results file as CSV (libcsv quoting), long or wide. */
+#include <csv.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "store.h"
+
+static const char *help =
+    "usage: ctxbench export RESULTS.h5 [-o OUT.csv] [--wide]\n"
+    "Writes the cells of a results file as CSV (RFC 4180 quoting; numbers with 17 digits).\n"
+    "Long form (default): one row per cell and result scalar:\n"
+    "  cell,model,model_sha256,method,task,task_settings,data,length,seed,status,metric,value,\n"
+    "  error,wall_s,tokens_per_s\n"
+    "  a skipped or failed cell has one row with empty metric and value and the reason in error.\n"
+    "Wide form (--wide): one row per cell, the same leading columns (no metric/value), then\n"
+    "  peak_rss_mib and one column per result scalar name (empty where a cell lacks it).\n"
+    "  -o, --out FILE   output file (default: stdout)\n";
+
+static const char *const key_cols[] = {"cell", "model", "model_sha256", "method", "task", "task_settings",
+                                       "data", "length", "seed", "status"};
+#define N_KEY_COLS (int)(sizeof key_cols / sizeof key_cols[0])
+
+static void put_text(FILE *f, const char *s, bool first) {
+    if (!first) fputc(',', f);
+    csv_fwrite(f, s, strlen(s));
+}
+
+static void put_num(FILE *f, double v) {
+    if (isnan(v)) fputs(",nan", f);
+    else fprintf(f, ",%.17g", v);
+}
+
+static void put_key(FILE *f, const struct store_cell *c) {
+    char buf[64];
+    put_text(f, c->id, true);
+    for (int k = 1; k < N_KEY_COLS; k++)
+        put_text(f, k == N_KEY_COLS - 1 ? cell_status_name(c->status) : store_attr_text(c, key_cols[k], buf, sizeof buf),
+                 false);
+}
+
+static double attr_num(const struct store_cell *c, const char *name) {
+    const struct store_attr *a = store_cell_attr(c, name);
+    if (!a) return NAN;
+    return a->kind == STORE_F64 ? a->f : a->kind == STORE_I64 ? (double)a->i : NAN;
+}
+
+static void header(FILE *f, const char *const *extra, int n_extra) {
+    for (int k = 0; k < N_KEY_COLS; k++) put_text(f, key_cols[k], k == 0);
+    for (int k = 0; k < n_extra; k++) put_text(f, extra[k], false);
+}
+
+static void write_long(FILE *f, const struct store_cell *cells, int n) {
+    static const char *const extra[] = {"metric", "value", "error", "wall_s", "tokens_per_s"};
+    header(f, extra, 5);
+    fputs("\r\n", f);
+    char buf[64];
+    for (int i = 0; i < n; i++) {
+        const struct store_cell *c = &cells[i];
+        int rows = 0;
+        for (int j = 0; j <= c->res.n; j++) {
+            const struct result_item *it = j < c->res.n ? &c->res.items[j] : NULL;
+            if (it && it->kind != RESULT_SCALAR) continue;
+            if (!it && rows > 0) break;   /* the empty row is only for cells without scalars */
+            put_key(f, c);
+            put_text(f, it ? it->name : "", false);
+            if (it) put_num(f, it->value);
+            else fputc(',', f);
+            put_text(f, store_attr_text(c, "error", buf, sizeof buf), false);
+            put_num(f, attr_num(c, "wall_s"));
+            put_num(f, attr_num(c, "tokens_per_s"));
+            fputs("\r\n", f);
+            rows++;
+        }
+    }
+}
+
+static int write_wide(FILE *f, const struct store_cell *cells, int n) {
+    /* the union of scalar names, in first-seen order */
+    int cap = 0, n_names = 0;
+    for (int i = 0; i < n; i++) cap += cells[i].res.n;
+    const char **names = malloc((size_t)(cap ? cap : 1) * sizeof *names);
+    if (!names) return -1;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < cells[i].res.n; j++) {
+            const struct result_item *it = &cells[i].res.items[j];
+            if (it->kind != RESULT_SCALAR) continue;
+            int k = 0;
+            while (k < n_names && strcmp(names[k], it->name) != 0) k++;
+            if (k == n_names) names[n_names++] = it->name;
+        }
+    static const char *const extra[] = {"error", "wall_s", "tokens_per_s", "peak_rss_mib"};
+    header(f, extra, 4);
+    for (int k = 0; k < n_names; k++) put_text(f, names[k], false);
+    fputs("\r\n", f);
+    char buf[64];
+    for (int i = 0; i < n; i++) {
+        const struct store_cell *c = &cells[i];
+        put_key(f, c);
+        put_text(f, store_attr_text(c, "error", buf, sizeof buf), false);
+        put_num(f, attr_num(c, "wall_s"));
+        put_num(f, attr_num(c, "tokens_per_s"));
+        put_num(f, attr_num(c, "peak_rss_mib"));
+        for (int k = 0; k < n_names; k++) {
+            const struct result_item *it = result_find(&c->res, names[k]);
+            if (it && it->kind == RESULT_SCALAR) put_num(f, it->value);
+            else fputc(',', f);
+        }
+        fputs("\r\n", f);
+    }
+    free(names);
+    return 0;
+}
+
+int cmd_export(int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"out", required_argument, 0, 'o'}, {"wide", no_argument, 0, 1001}, {"help", no_argument, 0, 'h'}, {0}};
+    const char *out = NULL;
+    bool wide = false;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+        if (opt == 'o') out = optarg;
+        else if (opt == 1001) wide = true;
+        else if (opt == 'h') { fputs(help, stdout); return 0; }
+        else { fputs(help, stderr); return 2; }
+    }
+    if (optind != argc - 1) {
+        fputs(help, stderr);
+        return 2;
+    }
+    char err[1024];
+    struct store_cell *cells;
+    int n;
+    if (store_read(argv[optind], false, &cells, &n, err, sizeof err) != 0) {
+        fprintf(stderr, "ctxbench: %s\n", err);
+        return 1;
+    }
+    FILE *f = out ? fopen(out, "wb") : stdout;
+    if (!f) {
+        fprintf(stderr, "ctxbench: cannot write %s: %s\n", out, strerror(errno));
+        store_cells_free(cells, n);
+        return 1;
+    }
+    int rc = 0;
+    if (wide) rc = write_wide(f, cells, n);
+    else write_long(f, cells, n);
+    if (rc != 0) fprintf(stderr, "ctxbench: out of memory\n");
+    bool bad = ferror(f) != 0;
+    if (out) bad |= fclose(f) != 0;
+    else bad |= fflush(f) != 0;
+    if (bad) {
+        fprintf(stderr, "ctxbench: error writing %s\n", out ? out : "stdout");
+        rc = 1;
+    }
+    store_cells_free(cells, n);
+    return rc ? 1 : 0;
+}

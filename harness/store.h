@@ -1,0 +1,68 @@
+/* Sweep results in one HDF5 file (schema: results/README.md). Each cell is a group
+ * /cells/<id> holding its key and provenance as attributes and a subgroup `results`
+ * with the task's items (scalars and texts as attributes, arrays as datasets).
+ *
+ * Writes are atomic: store_put copies the file, adds the cell to the copy, syncs it
+ * to disk and renames it over the original. HDF5 1.10 has no journal, so a process
+ * killed inside H5Fclose can leave a file that no longer opens; with copy + rename a
+ * kill at any moment leaves the previous complete file or the new complete file.
+ * Readers never need a lock: the file they opened is never modified in place. */
+#ifndef CTX_STORE_H
+#define CTX_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "result.h"
+
+#define STORE_FORMAT "ctxbench-results"
+#define STORE_SCHEMA_VERSION 1
+#define STORE_ID_MAX 200          /* longest cell group name */
+
+enum cell_status { CELL_ABSENT, CELL_DONE, CELL_SKIPPED, CELL_FAILED };
+const char *cell_status_name(enum cell_status s);   /* "absent", "done", "skipped", "failed" */
+
+/* One named attribute of a cell group (its key, provenance, status). */
+enum store_attr_kind { STORE_STR, STORE_F64, STORE_I64 };
+struct store_attr {
+    char name[48];
+    enum store_attr_kind kind;
+    char *s;          /* STORE_STR: NUL-terminated (borrowed when writing, owned when read) */
+    double f;         /* STORE_F64 */
+    int64_t i;        /* STORE_I64 */
+};
+
+/* --- writing (one writer per file, enforced with a lock file OUT.lock) --- */
+
+struct store;
+/* Opens or creates the results file for appending cells. Fails with a one-line reason
+ * when the directory is not writable, another process holds the file, or the file
+ * is not a ctxbench results file. Removes a temporary copy left by a killed writer. */
+struct store *store_open(const char *path, char *err, size_t errlen);
+enum cell_status store_cell_status(const struct store *st, const char *id);
+/* Writes (or replaces) cell `id` with status and attributes (the "status" attribute is
+ * added here) and, for CELL_DONE, the result items. On return 0 the cell is on disk. */
+int store_put(struct store *st, const char *id, enum cell_status status, const struct store_attr *attrs,
+              int n_attrs, const struct result *res, char *err, size_t errlen);
+int store_count(const struct store *st, enum cell_status s);
+void store_close(struct store *st);
+
+/* --- reading --- */
+
+struct store_cell {
+    char id[STORE_ID_MAX + 1];
+    enum cell_status status;
+    int n_attrs;
+    struct store_attr *attrs;   /* the cell group's attributes, in creation order */
+    struct result res;          /* result scalars, texts and (when asked) arrays, in creation order */
+};
+
+/* Reads every cell of a results file, sorted by id. */
+int store_read(const char *path, bool with_arrays, struct store_cell **cells, int *n, char *err, size_t errlen);
+void store_cells_free(struct store_cell *cells, int n);
+const struct store_attr *store_cell_attr(const struct store_cell *c, const char *name);
+/* The attribute as text ("" when absent); numbers are printed with %.17g / %lld. */
+const char *store_attr_text(const struct store_cell *c, const char *name, char *buf, size_t cap);
+
+#endif

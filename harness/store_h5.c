@@ -1,0 +1,743 @@
+/* The HDF5 results store (store.h). Writing: lock file, copy, append, sync, rename.
+ * Reading: every attribute and item back into plain structs, without knowing tasks. */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const status_names[] = {"absent", "done", "skipped", "failed"};
+
+const char *cell_status_name(enum cell_status s) {
+    return (unsigned)s < 4 ? status_names[s] : "absent";
+}
+
+static enum cell_status status_from_name(const char *s) {
+    for (int i = 1; i < 4; i++)
+        if (s && strcmp(s, status_names[i]) == 0) return (enum cell_status)i;
+    return CELL_ABSENT;
+}
+
+/* HDF5 prints an error stack to stderr for every failed call; we report one line
+ * instead. The library's handler is saved and restored around each public call. */
+struct h5_quiet {
+    H5E_auto2_t func;
+    void *data;
+};
+static void quiet_begin(struct h5_quiet *q) {
+    H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+static void quiet_end(const struct h5_quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
+
+/* ------------------------------------------------------------------ strings */
+
+/* Attribute texts are stored as UTF-8; a model's output can contain broken byte
+ * sequences (byte-fallback tokens), which would make h5py fail to decode the
+ * attribute. Invalid bytes become U+FFFD. Returns a malloc'd copy or NULL. */
+static char *utf8_clean(const char *s) {
+    size_t n = strlen(s);
+    if (n > ((size_t)-1 - 1) / 3) return NULL;
+    char *out = malloc(3 * n + 1), *o = out;
+    if (!out) return NULL;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+        bool ok = len > 0;
+        for (int i = 1; ok && i < len; i++) ok = (p[i] & 0xC0) == 0x80;
+        if (ok && len > 1) {   /* reject overlong forms, surrogates and code points past U+10FFFF */
+            unsigned cp = len == 2 ? (p[0] & 31u) << 6 | (p[1] & 63u)
+                        : len == 3 ? (p[0] & 15u) << 12 | (p[1] & 63u) << 6 | (p[2] & 63u)
+                                   : (p[0] & 7u) << 18 | (p[1] & 63u) << 12 | (p[2] & 63u) << 6 | (p[3] & 63u);
+            unsigned min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+            ok = cp >= min && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+        }
+        if (ok) {
+            memcpy(o, p, (size_t)len);
+            o += len;
+            p += len;
+        } else {
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            p++;
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+/* ------------------------------------------------------------------ attributes */
+
+static hid_t vlen_utf8_type(void) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0) return t;
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+static int attr_write(hid_t loc, const char *name, hid_t type, const void *value) {
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = space < 0 ? -1 : H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a < 0 || H5Awrite(a, type, value) < 0 ? -1 : 0;
+    if (a >= 0) H5Aclose(a);
+    if (space >= 0) H5Sclose(space);
+    return rc;
+}
+
+static int attr_write_str(hid_t loc, const char *name, const char *s) {
+    char *clean = utf8_clean(s ? s : "");
+    hid_t t = vlen_utf8_type();
+    int rc = !clean || t < 0 ? -1 : attr_write(loc, name, t, &clean);
+    if (t >= 0) H5Tclose(t);
+    free(clean);
+    return rc;
+}
+
+static int attr_write_one(hid_t loc, const struct store_attr *a) {
+    switch (a->kind) {
+    case STORE_STR: return attr_write_str(loc, a->name, a->s);
+    case STORE_F64: return attr_write(loc, a->name, H5T_NATIVE_DOUBLE, &a->f);
+    case STORE_I64: return attr_write(loc, a->name, H5T_NATIVE_INT64, &a->i);
+    }
+    return -1;
+}
+
+/* Reads a scalar attribute of string, float or integer type. 1 = read, 0 = another
+ * shape or type (ignored), -1 = error. */
+static int attr_read(hid_t a, struct store_attr *out) {
+    hid_t ft = H5Aget_type(a), space = H5Aget_space(a);
+    int rc = -1;
+    if (ft < 0 || space < 0) goto done;
+    if (H5Sget_simple_extent_npoints(space) != 1) { rc = 0; goto done; }
+    H5T_class_t cls = H5Tget_class(ft);
+    if (cls == H5T_FLOAT) {
+        out->kind = STORE_F64;
+        rc = H5Aread(a, H5T_NATIVE_DOUBLE, &out->f) < 0 ? -1 : 1;
+    } else if (cls == H5T_INTEGER) {
+        out->kind = STORE_I64;
+        rc = H5Aread(a, H5T_NATIVE_INT64, &out->i) < 0 ? -1 : 1;
+    } else if (cls == H5T_STRING) {
+        out->kind = STORE_STR;
+        hid_t mt = H5Tcopy(ft);
+        if (mt < 0) goto done;
+        if (H5Tis_variable_str(ft) > 0) {
+            char *vs = NULL;
+            if (H5Aread(a, mt, &vs) >= 0) {
+                out->s = strdup(vs ? vs : "");
+                rc = out->s ? 1 : -1;
+            }
+            if (vs) H5free_memory(vs);
+        } else {
+            size_t n = H5Tget_size(ft);
+            out->s = n < (1u << 30) ? calloc(n + 1, 1) : NULL;
+            rc = out->s && H5Aread(a, mt, out->s) >= 0 ? 1 : -1;
+        }
+        H5Tclose(mt);
+    } else {
+        rc = 0;
+    }
+done:
+    if (ft >= 0) H5Tclose(ft);
+    if (space >= 0) H5Sclose(space);
+    return rc;
+}
+
+/* Reads a string attribute by name into a malloc'd string; NULL if absent or not a string. */
+static char *attr_read_str(hid_t loc, const char *name) {
+    if (H5Aexists(loc, name) <= 0) return NULL;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    if (a < 0) return NULL;
+    struct store_attr v = {0};
+    int r = attr_read(a, &v);
+    H5Aclose(a);
+    if (r == 1 && v.kind == STORE_STR) return v.s;
+    free(v.s);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ files */
+
+/* Copies src to dst (created or truncated), in the kernel where it can. */
+static int copy_file(const char *src, const char *dst, char *err, size_t errlen) {
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        snprintf(err, errlen, "%s: %s", src, strerror(errno));
+        return -1;
+    }
+    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (out < 0) {
+        snprintf(err, errlen, "%s: %s", dst, strerror(errno));
+        close(in);
+        return -1;
+    }
+    int rc = 0;
+    bool kernel = true;
+    char buf[1 << 16];
+    for (;;) {
+        ssize_t n;
+        if (kernel) {
+            n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+            if (n < 0 && (errno == ENOSYS || errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP)) {
+                kernel = false;   /* start over with read/write from where we are */
+                continue;
+            }
+        } else {
+            n = read(in, buf, sizeof buf);
+            for (ssize_t w = 0; n > 0 && w < n;) {
+                ssize_t k = write(out, buf + w, (size_t)(n - w));
+                if (k < 0 && errno == EINTR) continue;
+                if (k < 0) { n = -1; break; }
+                w += k;
+            }
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            snprintf(err, errlen, "copying %s to %s: %s", src, dst, strerror(errno));
+            rc = -1;
+            break;
+        }
+        if (n == 0) break;
+    }
+    close(in);
+    if (close(out) != 0 && rc == 0) {
+        snprintf(err, errlen, "%s: %s", dst, strerror(errno));
+        rc = -1;
+    }
+    return rc;
+}
+
+/* fsync of a file or directory by path, so a rename survives a crash of the machine
+ * too (a killed process needs only the rename). */
+static int sync_path(const char *path, bool dir) {
+    int fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static char *str_cat(const char *a, const char *b) {
+    size_t na = strlen(a), nb = strlen(b);
+    char *s = malloc(na + nb + 1);
+    if (s) {
+        memcpy(s, a, na);
+        memcpy(s + na, b, nb + 1);
+    }
+    return s;
+}
+
+static char *dir_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return strdup(".");
+    if (slash == path) return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+/* File access: objects in the HDF5 1.8 format, readable by every HDF5 since 1.8
+ * (h5py, h5dump) and able to hold large attributes (dense attribute storage). */
+static hid_t file_access(void) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0) H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
+    return fapl;
+}
+
+/* A group that remembers the order its links and attributes were created in. */
+static hid_t ordered_group(hid_t loc, const char *name) {
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    if (gcpl < 0) return -1;
+    H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    H5Pset_attr_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    H5Pset_attr_phase_change(gcpl, 0, 0);   /* dense storage: attributes may exceed 64 KiB */
+    hid_t g = H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
+    return g;
+}
+
+/* Opens a results file read-only and checks it is ours. -1 + reason otherwise. */
+static hid_t open_results(const char *path, char *err, size_t errlen) {
+    htri_t is = H5Fis_hdf5(path);
+    if (is <= 0) {
+        if (access(path, R_OK) != 0) snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        else snprintf(err, errlen, "%s is not an HDF5 file", path);
+        return -1;
+    }
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        snprintf(err, errlen, "%s: HDF5 could not open the file", path);
+        return -1;
+    }
+    char *fmt = attr_read_str(f, "format");
+    bool ours = fmt && strcmp(fmt, STORE_FORMAT) == 0 && H5Lexists(f, "cells", H5P_DEFAULT) > 0;
+    free(fmt);
+    if (!ours) {
+        snprintf(err, errlen, "%s is an HDF5 file but not a ctxbench results file (no format=\"%s\" and /cells)",
+                 path, STORE_FORMAT);
+        H5Fclose(f);
+        return -1;
+    }
+    return f;
+}
+
+/* ------------------------------------------------------------------ writer */
+
+struct store_entry {
+    char id[STORE_ID_MAX + 1];
+    enum cell_status status;
+};
+
+struct store {
+    char *path, *tmp_path, *lock_path, *dir;
+    int lock_fd;
+    struct store_entry *cells;
+    int n, cap;
+};
+
+static int index_set(struct store *st, const char *id, enum cell_status s) {
+    for (int i = 0; i < st->n; i++)
+        if (strcmp(st->cells[i].id, id) == 0) {
+            st->cells[i].status = s;
+            return 0;
+        }
+    if (st->n == st->cap) {
+        int cap = st->cap ? 2 * st->cap : 64;
+        struct store_entry *c = realloc(st->cells, (size_t)cap * sizeof *c);
+        if (!c) return -1;
+        st->cells = c;
+        st->cap = cap;
+    }
+    snprintf(st->cells[st->n].id, sizeof st->cells[st->n].id, "%s", id);
+    st->cells[st->n++].status = s;
+    return 0;
+}
+
+static herr_t index_cb(hid_t group, const char *name, const H5L_info_t *info, void *arg) {
+    (void)info;
+    struct store *st = arg;
+    if (strlen(name) > STORE_ID_MAX) return 0;
+    hid_t g = H5Gopen2(group, name, H5P_DEFAULT);
+    if (g < 0) return 0;
+    char *s = attr_read_str(g, "status");
+    H5Gclose(g);
+    int rc = index_set(st, name, status_from_name(s));
+    free(s);
+    return rc < 0 ? -1 : 0;
+}
+
+void store_close(struct store *st) {
+    if (!st) return;
+    if (st->lock_fd >= 0) {
+        unlink(st->lock_path);   /* while still holding the lock; see store_open */
+        close(st->lock_fd);
+    }
+    free(st->path);
+    free(st->tmp_path);
+    free(st->lock_path);
+    free(st->dir);
+    free(st->cells);
+    free(st);
+}
+
+struct store *store_open(const char *path, char *err, size_t errlen) {
+    struct stat sb;
+    if (!path || !*path) {
+        snprintf(err, errlen, "no output file given");
+        return NULL;
+    }
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        snprintf(err, errlen, "output %s is a directory, not a file", path);
+        return NULL;
+    }
+    struct store *st = calloc(1, sizeof *st);
+    if (!st) goto oom;
+    st->lock_fd = -1;
+    st->path = strdup(path);
+    st->tmp_path = str_cat(path, ".tmp");
+    st->lock_path = str_cat(path, ".lock");
+    st->dir = dir_of(path);
+    if (!st->path || !st->tmp_path || !st->lock_path || !st->dir) goto oom;
+    /* One writer per file. The lock file is removed on close; a process that opened it
+     * just before the removal would lock a dead inode, so the inode is checked. */
+    st->lock_fd = open(st->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (st->lock_fd < 0) {
+        snprintf(err, errlen, "cannot write results to %s: %s (creating %s)", path, strerror(errno), st->lock_path);
+        goto fail;
+    }
+    struct stat lk, now;
+    if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0 || fstat(st->lock_fd, &lk) != 0 ||
+        stat(st->lock_path, &now) != 0 || lk.st_ino != now.st_ino) {
+        snprintf(err, errlen, "%s is being written by another ctxbench process (lock %s)", path, st->lock_path);
+        close(st->lock_fd);
+        st->lock_fd = -1;
+        goto fail;
+    }
+    unlink(st->tmp_path);   /* a copy left by a writer killed mid-cell: its cell never finished */
+    if (access(path, F_OK) == 0) {
+        struct h5_quiet q;
+        quiet_begin(&q);
+        hid_t f = open_results(path, err, errlen);
+        hid_t cells = f < 0 ? -1 : H5Gopen2(f, "cells", H5P_DEFAULT);
+        hsize_t idx = 0;
+        herr_t it = cells < 0 ? -1 : H5Literate(cells, H5_INDEX_NAME, H5_ITER_INC, &idx, index_cb, st);
+        if (f >= 0 && it < 0) snprintf(err, errlen, "%s: could not read the list of cells", path);
+        if (cells >= 0) H5Gclose(cells);
+        if (f >= 0) H5Fclose(f);
+        quiet_end(&q);
+        if (it < 0) goto fail;
+    }
+    return st;
+oom:
+    snprintf(err, errlen, "out of memory opening %s", path ? path : "(null)");
+fail:
+    store_close(st);
+    return NULL;
+}
+
+enum cell_status store_cell_status(const struct store *st, const char *id) {
+    for (int i = 0; i < st->n; i++)
+        if (strcmp(st->cells[i].id, id) == 0) return st->cells[i].status;
+    return CELL_ABSENT;
+}
+
+int store_count(const struct store *st, enum cell_status s) {
+    int n = 0;
+    for (int i = 0; i < st->n; i++) n += st->cells[i].status == s;
+    return n;
+}
+
+static int write_item(hid_t results, const struct result_item *it, char *err, size_t errlen) {
+    if (!it->name[0] || strchr(it->name, '/') || strcmp(it->name, ".") == 0) {
+        snprintf(err, errlen, "result item name '%s' cannot be an HDF5 name", it->name);
+        return -1;
+    }
+    int rc = -1;
+    if (it->kind == RESULT_SCALAR) {
+        rc = attr_write(results, it->name, H5T_NATIVE_DOUBLE, &it->value);
+    } else if (it->kind == RESULT_TEXT) {
+        rc = attr_write_str(results, it->name, it->text);
+    } else if (it->kind == RESULT_ARRAY && it->data && it->rows > 0 && it->cols > 0) {
+        hsize_t dims[2] = {(hsize_t)it->rows, (hsize_t)it->cols};
+        hid_t space = H5Screate_simple(it->cols == 1 ? 1 : 2, dims, NULL);
+        hid_t d = space < 0 ? -1
+                            : H5Dcreate2(results, it->name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                                         H5P_DEFAULT);
+        rc = d < 0 || H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, it->data) < 0 ? -1 : 0;
+        if (d >= 0) H5Dclose(d);
+        if (space >= 0) H5Sclose(space);
+    }
+    if (rc < 0) snprintf(err, errlen, "could not write result item '%s'", it->name);
+    return rc;
+}
+
+/* Adds cell `id` to the open file, replacing an earlier attempt. */
+static int write_cell(hid_t f, const char *id, enum cell_status status, const struct store_attr *attrs, int n_attrs,
+                      const struct result *res, char *err, size_t errlen) {
+    hid_t cells = H5Gopen2(f, "cells", H5P_DEFAULT);
+    if (cells < 0) {
+        snprintf(err, errlen, "the results file has no /cells group");
+        return -1;
+    }
+    if (H5Lexists(cells, id, H5P_DEFAULT) > 0 && H5Ldelete(cells, id, H5P_DEFAULT) < 0) {
+        snprintf(err, errlen, "could not replace cell %s", id);
+        H5Gclose(cells);
+        return -1;
+    }
+    int rc = -1;
+    hid_t g = ordered_group(cells, id), results = -1;
+    if (g < 0) {
+        snprintf(err, errlen, "could not create cell group %s", id);
+        goto out;
+    }
+    if (attr_write_str(g, "status", cell_status_name(status)) < 0) {
+        snprintf(err, errlen, "could not write the status of cell %s", id);
+        goto out;
+    }
+    for (int i = 0; i < n_attrs; i++)
+        if (attr_write_one(g, &attrs[i]) < 0) {
+            snprintf(err, errlen, "could not write attribute '%s' of cell %s (duplicate name?)", attrs[i].name, id);
+            goto out;
+        }
+    if (status == CELL_DONE && res) {
+        results = ordered_group(g, "results");
+        if (results < 0) {
+            snprintf(err, errlen, "could not create %s/results", id);
+            goto out;
+        }
+        for (int i = 0; i < res->n && i < RESULT_MAX_ITEMS; i++)
+            if (write_item(results, &res->items[i], err, errlen) < 0) goto out;
+    }
+    rc = 0;
+out:
+    if (results >= 0) H5Gclose(results);
+    if (g >= 0) H5Gclose(g);
+    H5Gclose(cells);
+    return rc;
+}
+
+static hid_t create_file(const char *path, hid_t fapl) {
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (f < 0) return -1;
+    int64_t version = STORE_SCHEMA_VERSION;
+    hid_t cells = -1;
+    if (attr_write_str(f, "format", STORE_FORMAT) < 0 || attr_write(f, "schema_version", H5T_NATIVE_INT64, &version) < 0 ||
+        (cells = ordered_group(f, "cells")) < 0) {
+        H5Fclose(f);
+        return -1;
+    }
+    H5Gclose(cells);
+    return f;
+}
+
+int store_put(struct store *st, const char *id, enum cell_status status, const struct store_attr *attrs,
+              int n_attrs, const struct result *res, char *err, size_t errlen) {
+    if (!id || !*id || strlen(id) > STORE_ID_MAX || strchr(id, '/') || strcmp(id, ".") == 0) {
+        snprintf(err, errlen, "bad cell id '%s'", id ? id : "(null)");
+        return -1;
+    }
+    if (status == CELL_ABSENT) {
+        snprintf(err, errlen, "cell %s: no status to write", id);
+        return -1;
+    }
+    /* 1. a private copy of the current file (or a new file) */
+    bool exists = access(st->path, F_OK) == 0;
+    if (exists && copy_file(st->path, st->tmp_path, err, errlen) != 0) return -1;
+    struct h5_quiet q;
+    quiet_begin(&q);
+    int rc = -1;
+    hid_t fapl = file_access();
+    hid_t f = exists ? H5Fopen(st->tmp_path, H5F_ACC_RDWR, fapl) : create_file(st->tmp_path, fapl);
+    if (f < 0) {
+        snprintf(err, errlen, "%s: HDF5 could not %s the file", st->tmp_path, exists ? "open" : "create");
+        goto out;
+    }
+    /* 2. the cell, appended to the copy */
+    int w = write_cell(f, id, status, attrs, n_attrs, res, err, errlen);
+    if (H5Fclose(f) < 0 && w == 0) {
+        snprintf(err, errlen, "%s: HDF5 could not close the file (disk full?)", st->tmp_path);
+        w = -1;
+    }
+    if (w != 0) goto out;
+    /* 3. on disk, then in place of the original in one step */
+    if (sync_path(st->tmp_path, false) != 0 || rename(st->tmp_path, st->path) != 0) {
+        snprintf(err, errlen, "could not replace %s: %s", st->path, strerror(errno));
+        goto out;
+    }
+    sync_path(st->dir, true);
+    if (index_set(st, id, status) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (rc != 0) unlink(st->tmp_path);
+    if (fapl >= 0) H5Pclose(fapl);
+    quiet_end(&q);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ reader */
+
+struct read_ctx {
+    struct store_cell *cell;
+    bool with_arrays;
+    int cap;
+    char *err;
+    size_t errlen;
+};
+
+static herr_t cell_attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void *arg) {
+    (void)info;
+    struct read_ctx *rc = arg;
+    struct store_cell *c = rc->cell;
+    if (strlen(name) >= sizeof c->attrs[0].name) return 0;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    struct store_attr v = {0};
+    int r = attr_read(a, &v);
+    H5Aclose(a);
+    if (r <= 0) {
+        free(v.s);
+        if (r < 0) snprintf(rc->err, rc->errlen, "cell %s: could not read attribute '%s'", c->id, name);
+        return r;
+    }
+    snprintf(v.name, sizeof v.name, "%s", name);
+    if (strcmp(name, "status") == 0 && v.kind == STORE_STR) c->status = status_from_name(v.s);
+    if (c->n_attrs == rc->cap) {
+        int cap = rc->cap ? 2 * rc->cap : 32;
+        struct store_attr *na = realloc(c->attrs, (size_t)cap * sizeof *na);
+        if (!na) {
+            free(v.s);
+            snprintf(rc->err, rc->errlen, "out of memory");
+            return -1;
+        }
+        c->attrs = na;
+        rc->cap = cap;
+    }
+    c->attrs[c->n_attrs++] = v;
+    return 0;
+}
+
+static herr_t result_attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void *arg) {
+    (void)info;
+    struct read_ctx *rc = arg;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    struct store_attr v = {0};
+    int r = attr_read(a, &v);
+    H5Aclose(a);
+    int added = 0;
+    if (r == 1 && v.kind == STORE_STR) added = result_text(&rc->cell->res, name, v.s);
+    else if (r == 1 && v.kind == STORE_F64) added = result_scalar(&rc->cell->res, name, v.f);
+    else if (r == 1 && v.kind == STORE_I64) added = result_scalar(&rc->cell->res, name, (double)v.i);
+    free(v.s);
+    if (r < 0 || added < 0) {
+        snprintf(rc->err, rc->errlen, "cell %s: could not read result '%s'", rc->cell->id, name);
+        return -1;
+    }
+    return 0;
+}
+
+static herr_t result_array_cb(hid_t group, const char *name, const H5L_info_t *info, void *arg) {
+    (void)info;
+    struct read_ctx *rc = arg;
+    hid_t o = H5Oopen(group, name, H5P_DEFAULT);
+    if (o < 0) return 0;
+    herr_t ret = 0;
+    if (H5Iget_type(o) == H5I_DATASET) {
+        hid_t space = H5Dget_space(o);
+        int rank = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
+        hsize_t dims[2] = {1, 1};
+        if (rank == 1 || rank == 2) H5Sget_simple_extent_dims(space, dims, NULL);
+        bool sane = (rank == 1 || rank == 2) && dims[0] > 0 && dims[1] > 0 && dims[0] <= (1u << 30) &&
+                    dims[1] <= (1u << 30) && dims[0] * dims[1] <= ((hsize_t)1 << 31);
+        double *v = sane ? malloc((size_t)(dims[0] * dims[1]) * sizeof *v) : NULL;
+        if (!v || H5Dread(o, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0 ||
+            result_array(&rc->cell->res, name, v, (int)dims[0], (int)dims[1]) < 0) {
+            snprintf(rc->err, rc->errlen, "cell %s: could not read result array '%s'", rc->cell->id, name);
+            ret = -1;
+        }
+        free(v);
+        if (space >= 0) H5Sclose(space);
+    }
+    H5Oclose(o);
+    return ret;
+}
+
+/* Attributes in creation order where the file tracks it, else by name. */
+static herr_t iterate_attrs(hid_t loc, H5A_operator2_t cb, void *arg) {
+    hsize_t idx = 0;
+    herr_t r = H5Aiterate2(loc, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, cb, arg);
+    if (r < 0 && idx == 0) r = H5Aiterate2(loc, H5_INDEX_NAME, H5_ITER_INC, &idx, cb, arg);
+    return r;
+}
+
+struct list_ctx {
+    char (*names)[STORE_ID_MAX + 1];
+    int n, cap;
+};
+
+static herr_t list_cb(hid_t group, const char *name, const H5L_info_t *info, void *arg) {
+    (void)group;
+    (void)info;
+    struct list_ctx *l = arg;
+    if (strlen(name) > STORE_ID_MAX) return 0;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        void *nn = realloc(l->names, (size_t)cap * sizeof *l->names);
+        if (!nn) return -1;
+        l->names = nn;
+        l->cap = cap;
+    }
+    snprintf(l->names[l->n++], STORE_ID_MAX + 1, "%s", name);
+    return 0;
+}
+
+int store_read(const char *path, bool with_arrays, struct store_cell **cells_out, int *n_out, char *err,
+               size_t errlen) {
+    *cells_out = NULL;
+    *n_out = 0;
+    struct h5_quiet q;
+    quiet_begin(&q);
+    struct list_ctx l = {0};
+    struct store_cell *cells = NULL;
+    int n = 0, rc = -1;
+    hid_t f = open_results(path, err, errlen), root = -1;
+    if (f < 0) goto out;
+    root = H5Gopen2(f, "cells", H5P_DEFAULT);
+    hsize_t idx = 0;
+    if (root < 0 || H5Literate(root, H5_INDEX_NAME, H5_ITER_INC, &idx, list_cb, &l) < 0) {
+        snprintf(err, errlen, "%s: could not list /cells", path);
+        goto out;
+    }
+    cells = calloc((size_t)(l.n ? l.n : 1), sizeof *cells);
+    if (!cells) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < l.n; i++) {
+        struct store_cell *c = &cells[n];
+        hid_t g = H5Gopen2(root, l.names[i], H5P_DEFAULT);
+        if (g < 0) continue;   /* a link to something else: not a cell */
+        snprintf(c->id, sizeof c->id, "%s", l.names[i]);
+        n++;
+        struct read_ctx rcx = {.cell = c, .with_arrays = with_arrays, .err = err, .errlen = errlen};
+        snprintf(err, errlen, "%s: could not read cell %s", path, c->id);
+        herr_t r = iterate_attrs(g, cell_attr_cb, &rcx);
+        if (r >= 0 && H5Lexists(g, "results", H5P_DEFAULT) > 0) {
+            hid_t rg = H5Gopen2(g, "results", H5P_DEFAULT);
+            r = rg < 0 ? -1 : iterate_attrs(rg, result_attr_cb, &rcx);
+            if (r >= 0 && with_arrays) {
+                hsize_t i2 = 0;
+                r = H5Literate(rg, H5_INDEX_CRT_ORDER, H5_ITER_INC, &i2, result_array_cb, &rcx);
+                if (r < 0 && i2 == 0) r = H5Literate(rg, H5_INDEX_NAME, H5_ITER_INC, &i2, result_array_cb, &rcx);
+            }
+            if (rg >= 0) H5Gclose(rg);
+        }
+        H5Gclose(g);
+        if (r < 0) goto out;
+    }
+    rc = 0;
+out:
+    if (root >= 0) H5Gclose(root);
+    if (f >= 0) H5Fclose(f);
+    quiet_end(&q);
+    free(l.names);
+    if (rc != 0) {
+        store_cells_free(cells, n);
+        return -1;
+    }
+    *cells_out = cells;
+    *n_out = n;
+    return 0;
+}
+
+void store_cells_free(struct store_cell *cells, int n) {
+    if (!cells) return;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < cells[i].n_attrs; j++) free(cells[i].attrs[j].s);
+        free(cells[i].attrs);
+        result_free(&cells[i].res);
+    }
+    free(cells);
+}
+
+const struct store_attr *store_cell_attr(const struct store_cell *c, const char *name) {
+    for (int i = 0; i < c->n_attrs; i++)
+        if (strcmp(c->attrs[i].name, name) == 0) return &c->attrs[i];
+    return NULL;
+}
+
+const char *store_attr_text(const struct store_cell *c, const char *name, char *buf, size_t cap) {
+    const struct store_attr *a = store_cell_attr(c, name);
+    if (!a) return "";
+    if (a->kind == STORE_STR) return a->s ? a->s : "";
+    if (a->kind == STORE_F64) snprintf(buf, cap, "%.17g", a->f);
+    else snprintf(buf, cap, "%lld", (long long)a->i);
+    return buf;
+}

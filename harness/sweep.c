@@ -1,0 +1,612 @@
+/* The grid runner (sweep.h): lengths outermost, so a sweep stopped early still holds
+ * every method and task at the shorter lengths; then tasks, then methods. */
+#include "sweep.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "progress.h"
+#include "settings.h"
+#include "sha256.h"
+#include "store.h"
+
+/* The build writes the revision into $(BUILD)/gen/git_rev.h (see the Makefile). */
+#if defined(__has_include)
+#if __has_include("gen/git_rev.h")
+#include "gen/git_rev.h"
+#endif
+#endif
+#ifndef CTXBENCH_GIT_REV
+#define CTXBENCH_GIT_REV "unknown"
+#endif
+
+const char *ctxbench_git_rev(void) { return CTXBENCH_GIT_REV; }
+
+/* ------------------------------------------------------------------ lengths */
+
+/* One length: N, Nk or Nx. 0, or -1 (the caller writes the message). */
+static int parse_one_length(const char *s, size_t len, int ctx_train, long *out) {
+    char buf[64];
+    if (len == 0 || len >= sizeof buf) return -1;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    double mult = 1;
+    char last = buf[len - 1];
+    if (last == 'k' || last == 'K') mult = 1024;
+    else if (last == 'x' || last == 'X') mult = ctx_train;
+    if (mult != 1 || last == 'x' || last == 'X') buf[--len] = 0;
+    if (len == 0) return -1;
+    for (size_t i = 0; i < len; i++)   /* plain decimal numbers only: no signs, exponents, hex */
+        if (!((buf[i] >= '0' && buf[i] <= '9') || buf[i] == '.')) return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(buf, &end) * mult;
+    if (errno || *end || !(v >= 2) || v > (1 << 24) || v != floor(v)) return -1;
+    *out = (long)v;
+    return 0;
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+int sweep_parse_lengths(const char *text, int ctx_train, int **out, int *n_out, char *err, size_t errlen) {
+    *out = NULL;
+    *n_out = 0;
+    if (!text || !*text) {
+        snprintf(err, errlen, "no lengths given");
+        return -1;
+    }
+    int *v = malloc(SWEEP_MAX_LENGTHS * sizeof *v), n = 0;
+    if (!v) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (const char *p = text;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const char *colon = memchr(p, ':', len);
+        long a, b;
+        int bad = colon ? parse_one_length(p, (size_t)(colon - p), ctx_train, &a) ||
+                              parse_one_length(colon + 1, len - (size_t)(colon - p) - 1, ctx_train, &b)
+                        : parse_one_length(p, len, ctx_train, &a);
+        if (bad) {
+            snprintf(err, errlen,
+                     "bad length '%.*s' in '%s': expected N, Nk (x1024) or Nx (x the trained context %d), "
+                     "2 <= length <= 16M, or A:B for A, 2A, 4A, ... up to B",
+                     (int)len, p, text, ctx_train);
+            free(v);
+            return -1;
+        }
+        if (!colon) b = a;
+        if (b < a) {
+            snprintf(err, errlen, "bad length range '%.*s' in '%s': the end is below the start", (int)len, p, text);
+            free(v);
+            return -1;
+        }
+        for (long x = a; x <= b; x *= 2) {
+            if (n == SWEEP_MAX_LENGTHS) {
+                snprintf(err, errlen, "lengths '%s': more than %d lengths", text, SWEEP_MAX_LENGTHS);
+                free(v);
+                return -1;
+            }
+            v[n++] = (int)x;
+        }
+        if (!comma) break;
+        p = comma + 1;
+    }
+    qsort(v, (size_t)n, sizeof *v, cmp_int);
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (m == 0 || v[i] != v[m - 1]) v[m++] = v[i];
+    *out = v;
+    *n_out = m;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ settings, data */
+
+static int cmp_setting(const void *a, const void *b) {
+    return strcmp(((const struct setting *)a)->key, ((const struct setting *)b)->key);
+}
+
+int sweep_canonical_settings(const char *text, char *out, size_t cap, char *err, size_t errlen) {
+    /* Later items replace earlier ones, so split and parse item by item. */
+    struct settings merged = {0}, one;
+    char item[SETTINGS_KEY_MAX + SETTINGS_VAL_MAX + 2];
+    for (const char *p = text ? text : ""; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len >= sizeof item) {
+            snprintf(err, errlen, "settings '%s': item '%.*s' is too long", text, (int)len, p);
+            return -1;
+        }
+        memcpy(item, p, len);
+        item[len] = 0;
+        if (settings_parse(item, &one, err, errlen) != 0) return -1;
+        if (one.n == 0) {
+            snprintf(err, errlen, "settings '%s': empty item (expected k=v,k=v)", text);
+            return -1;
+        }
+        int i = 0;
+        while (i < merged.n && strcmp(merged.kv[i].key, one.kv[0].key) != 0) i++;
+        if (i == merged.n) {
+            if (merged.n == SETTINGS_MAX) {
+                snprintf(err, errlen, "settings '%s': more than %d items", text, SETTINGS_MAX);
+                return -1;
+            }
+            merged.n++;
+        }
+        merged.kv[i] = one.kv[0];
+        if (!comma) break;
+        p = comma + 1;
+    }
+    qsort(merged.kv, (size_t)merged.n, sizeof merged.kv[0], cmp_setting);
+    size_t used = 0;
+    out[0] = 0;
+    for (int i = 0; i < merged.n; i++) {
+        int w = snprintf(out + used, cap - used, "%s%s=%s", i ? "," : "", merged.kv[i].key, merged.kv[i].val);
+        if (w < 0 || (size_t)w >= cap - used) {
+            snprintf(err, errlen, "settings '%s' are too long", text);
+            return -1;
+        }
+        used += (size_t)w;
+    }
+    return 0;
+}
+
+int sweep_data_path(const char *name, char *path, size_t cap, char *err, size_t errlen) {
+    struct stat sb;
+    if (!name || !*name) {
+        snprintf(err, errlen, "no dataset name");
+        return -1;
+    }
+    if (stat(name, &sb) == 0) {
+        snprintf(path, cap, "%s", name);
+        return 0;
+    }
+    const char *root = getenv("CTXBENCH_SHARED");
+    if (!root || !*root) root = "../shared";
+    int w = snprintf(path, cap, "%s/datasets/%s", root, name);
+    if (strchr(name, '/') == NULL && w > 0 && (size_t)w < cap && stat(path, &sb) == 0) return 0;
+    snprintf(err, errlen, "dataset '%s' not found (neither a path nor %s/datasets/%s)", name, root, name);
+    return -1;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* SHA-256 of a file, or of a directory's regular files: the hash of the sorted lines
+ * "<file sha256>  <name>\n" (sha256sum's format), so `cd DIR && sha256sum * | sha256sum`
+ * reproduces it. */
+static int data_hash(const char *path, char hex[65], char *err, size_t errlen) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(sb.st_mode)) return sha256_file(path, hex, NULL, err, errlen);
+    DIR *d = opendir(path);
+    if (!d) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char **names = NULL;
+    int n = 0, cap = 0, rc = -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            char **nn = realloc(names, (size_t)cap * sizeof *nn);
+            if (!nn) goto out;
+            names = nn;
+        }
+        if (!(names[n] = strdup(e->d_name))) goto out;
+        n++;
+    }
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    struct sha256 all;
+    sha256_init(&all);
+    for (int i = 0; i < n; i++) {
+        char file[4096], fh[65];
+        snprintf(file, sizeof file, "%s/%s", path, names[i]);
+        if (stat(file, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
+        if (sha256_file(file, fh, NULL, err, errlen) != 0) goto out;
+        sha256_update(&all, fh, 64);
+        sha256_update(&all, "  ", 2);
+        sha256_update(&all, names[i], strlen(names[i]));
+        sha256_update(&all, "\n", 1);
+    }
+    uint8_t dg[32];
+    sha256_final(&all, dg);
+    sha256_hex(dg, hex);
+    rc = 0;
+out:
+    if (rc != 0 && !err[0]) snprintf(err, errlen, "out of memory listing %s", path);
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    closedir(d);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ cell key */
+
+void sweep_cell_key(const char *model_sha256, const char *backend, const struct method_spec *m,
+                    const struct sweep_task *t, const char *data_sha256, int length, uint64_t seed, char *key,
+                    size_t keycap, char *id, size_t idcap) {
+    snprintf(key, keycap,
+             "model_sha256=%s;backend=%s;method=%s;task=%s;settings=%s;data=%s;data_sha256=%s;length=%d;seed=%llu",
+             model_sha256, backend, m->text, t->task->name, t->settings, t->data, data_sha256, length,
+             (unsigned long long)seed);
+    struct sha256 s;
+    uint8_t d[32];
+    char hex[65];
+    sha256_init(&s);
+    sha256_update(&s, key, strlen(key));
+    sha256_final(&s, d);
+    sha256_hex(d, hex);
+    /* readable prefix, cut to fit; the hash keeps ids unique */
+    char method[96];
+    snprintf(method, sizeof method, "%.95s", m->text);
+    for (char *c = method; *c; c++)
+        if (*c == '/') *c = '_';
+    snprintf(id, idcap, "%.40s.%s.L%d.%.12s", t->task->name, method, length, hex);
+}
+
+/* ------------------------------------------------------------------ host facts */
+
+/* MemAvailable from /proc/meminfo in bytes (SIZE_MAX when unknown: never skip). */
+static size_t mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return (size_t)-1;
+    char line[256];
+    unsigned long long kb = 0;
+    bool found = false;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+            found = true;
+            break;
+        }
+    fclose(f);
+    return found && kb < ((size_t)-1 >> 10) ? (size_t)kb << 10 : (size_t)-1;
+}
+
+/* Peak resident memory of this process in MiB (VmHWM), which reset_peak_rss sets back to
+ * the current RSS so each cell reports its own peak (Linux >= 4.0; else a running peak). */
+static void reset_peak_rss(void) {
+    int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    if (write(fd, "5", 1) != 1) { /* not supported: the peak stays the process's */ }
+    close(fd);
+}
+
+static double peak_rss_mib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return NAN;
+    char line[256];
+    double kb = NAN;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lf kB", &kb) == 1) break;
+    fclose(f);
+    return kb / 1024;
+}
+
+static double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double mono_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ------------------------------------------------------------------ provenance */
+
+#define MAX_ATTRS (64 + METHOD_MAX_PARAMS)
+
+struct attr_list {
+    struct store_attr a[MAX_ATTRS];
+    int n;
+};
+
+static struct store_attr *attr_add(struct attr_list *l, const char *name) {
+    if (l->n >= MAX_ATTRS) return NULL;   /* sized for every attribute below */
+    struct store_attr *a = &l->a[l->n++];
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%.47s", name);
+    return a;
+}
+static void add_s(struct attr_list *l, const char *name, const char *s) {
+    struct store_attr *a = attr_add(l, name);
+    if (a) { a->kind = STORE_STR; a->s = (char *)(s ? s : ""); }
+}
+static void add_f(struct attr_list *l, const char *name, double v) {
+    struct store_attr *a = attr_add(l, name);
+    if (a) { a->kind = STORE_F64; a->f = v; }
+}
+static void add_i(struct attr_list *l, const char *name, int64_t v) {
+    struct store_attr *a = attr_add(l, name);
+    if (a) { a->kind = STORE_I64; a->i = v; }
+}
+
+/* What is the same for every cell of this sweep. */
+struct sweep_facts {
+    char model_sha256[65];
+    uint64_t model_size;
+    const char *model_file;     /* base name */
+    char host[256];
+    int threads;
+    char (*data_path)[4096];    /* per task */
+    char (*data_sha256)[65];    /* per task; "" for no data */
+};
+
+static void add_common(struct attr_list *l, const struct sweep_config *cfg, const struct sweep_facts *fx,
+                       const struct runtime *rt) {
+    const struct model_config *c = &rt->model->cfg;
+    add_s(l, "ctxbench_version", CTXBENCH_VERSION);
+    add_s(l, "git_rev", ctxbench_git_rev());
+    add_s(l, "model", fx->model_file);
+    add_s(l, "model_path", cfg->model_path);
+    add_i(l, "model_size", (int64_t)fx->model_size);
+    add_s(l, "model_sha256", fx->model_sha256);
+    add_s(l, "arch", c->arch_name);
+    add_i(l, "n_params", (int64_t)rt->model->n_params);
+    add_s(l, "weight_type", rt->model->weight_type);
+    add_i(l, "dim", c->dim);
+    add_i(l, "n_layers", c->n_layers);
+    add_i(l, "n_heads", c->n_heads);
+    add_i(l, "n_kv_heads", c->n_kv_heads);
+    add_i(l, "head_dim", c->head_dim);
+    add_i(l, "n_vocab", c->n_vocab);
+    add_i(l, "ctx_train", c->ctx_train);
+    add_i(l, "rope_dims", c->n_rot);
+    add_f(l, "rope_base", c->rope_base);
+    add_s(l, "rope_style", c->rope_style == ROPE_NEOX ? "neox" : "norm");
+    add_s(l, "rope_scaling_type", c->rope_scaling.type);
+    add_f(l, "rope_scaling_factor", c->rope_scaling.factor);
+    add_i(l, "rope_scaling_original_ctx", c->rope_scaling.original_ctx);
+    add_i(l, "sliding_window", c->sliding_window);
+    add_s(l, "backend", rt->be->name);
+    add_i(l, "threads", fx->threads);
+    add_s(l, "host", fx->host);
+    add_i(l, "seed", (int64_t)cfg->seed);
+}
+
+/* ------------------------------------------------------------------ the run */
+
+struct cell_progress {
+    struct progress *p;
+    long tokens;
+};
+
+static void on_progress(void *arg, double frac, long tokens) {
+    struct cell_progress *cp = arg;
+    if (tokens > cp->tokens) cp->tokens = tokens;
+    if (cp->p) progress_update(cp->p, frac, tokens);
+}
+
+static int prepare_facts(const struct sweep_config *cfg, const struct runtime *rt, struct sweep_facts *fx,
+                         char *err, size_t errlen) {
+    memset(fx, 0, sizeof *fx);
+    if (sha256_file(cfg->model_path, fx->model_sha256, &fx->model_size, err, errlen) != 0) return -1;
+    const char *slash = strrchr(cfg->model_path, '/');
+    fx->model_file = slash ? slash + 1 : cfg->model_path;
+    if (gethostname(fx->host, sizeof fx->host - 1) != 0) snprintf(fx->host, sizeof fx->host, "unknown");
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    fx->threads = rt->opts.n_threads > 0 ? rt->opts.n_threads : (int)(ncpu > 0 ? ncpu : 1);
+    fx->data_path = calloc((size_t)cfg->n_tasks, sizeof *fx->data_path);
+    fx->data_sha256 = calloc((size_t)cfg->n_tasks, sizeof *fx->data_sha256);
+    if (!fx->data_path || !fx->data_sha256) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int t = 0; t < cfg->n_tasks; t++) {
+        const char *data = cfg->tasks[t].data;
+        if (!data[0]) continue;
+        char e2[512] = "";
+        if (sweep_data_path(data, fx->data_path[t], sizeof fx->data_path[t], err, errlen) != 0) return -1;
+        if (data_hash(fx->data_path[t], fx->data_sha256[t], e2, sizeof e2) != 0) {
+            snprintf(err, errlen, "dataset '%s': %s", data, e2);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* One cell: decide skip/fail/run, then write it. -1 only when writing failed. */
+static int run_cell(struct runtime *rt, const struct sweep_config *cfg, const struct sweep_facts *fx,
+                    struct store *st, struct progress *pg, const char *id, const char *key,
+                    const struct method_spec *m, int ti, int length, struct sweep_summary *sum, char *err,
+                    size_t errlen) {
+    const struct sweep_task *t = &cfg->tasks[ti];
+    struct attr_list l = {0};
+    char cell_err[1024] = "", note[256] = "", started[64], outcome[1200];
+    enum cell_status status = CELL_FAILED;
+    struct result res = {0};
+    struct cell_progress cp = {.p = pg};
+    double used[METHOD_MAX_PARAMS];
+    int n_used = 0;
+
+    double t_wall = wall_now(), t0 = mono_now();
+    time_t secs = (time_t)t_wall;
+    struct tm tmv;
+    gmtime_r(&secs, &tmv);
+    strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+
+    int tokens = t->task->session_tokens ? t->task->session_tokens(length, t->settings) : length;
+    size_t need = tokens > 0 ? rt->be->session_bytes(rt->engine, tokens) : 0;
+    size_t avail = cfg->mem_limit ? cfg->mem_limit : mem_available();
+    struct method_plan plan;
+    struct method_ctx mctx = {.cfg = &rt->model->cfg, .target_len = length, .seq_len = length};
+    if (tokens <= 0) {
+        snprintf(cell_err, sizeof cell_err, "task %s: session_tokens(%d) = %d", t->task->name, length, tokens);
+    } else if (need > avail) {
+        status = CELL_SKIPPED;
+        snprintf(cell_err, sizeof cell_err, "needs %zu MiB for a %d-token session, %zu MiB available", need >> 20,
+                 tokens, avail >> 20);
+    } else if (method_plan(m, &mctx, &plan, cell_err, sizeof cell_err) != 0) {
+        /* e.g. a derived parameter out of range at this length: the task could not run either */
+    } else {
+        snprintf(note, sizeof note, "%s", plan.note);
+        n_used = m->method->n_params;
+        memcpy(used, plan.used, sizeof used);
+        reset_peak_rss();
+        struct task_ctx tc = {.rt = rt,
+                              .method = m,
+                              .length = length,
+                              .data = t->data[0] ? t->data : NULL,
+                              .settings = t->settings,
+                              .seed = cfg->seed,
+                              .cache_dir = cfg->cache_dir,
+                              .progress = on_progress,
+                              .progress_arg = &cp};
+        if (t->task->run(&tc, &res, cell_err, sizeof cell_err) == 0) status = CELL_DONE;
+        else {
+            result_free(&res);
+            if (!cell_err[0]) snprintf(cell_err, sizeof cell_err, "task %s failed without a reason", t->task->name);
+        }
+    }
+    double wall = mono_now() - t0;
+    const struct result_item *tok_item = result_find(&res, "tokens");
+    long n_tok = cp.tokens > 0 ? cp.tokens : tok_item && tok_item->kind == RESULT_SCALAR ? (long)tok_item->value : 0;
+    const char *headline = "";
+    for (int i = 0; i < res.n; i++)
+        if (res.items[i].kind == RESULT_SCALAR) {
+            headline = res.items[i].name;
+            break;
+        }
+
+    add_s(&l, "key", key);
+    if (status != CELL_DONE) add_s(&l, "error", cell_err);
+    add_s(&l, "task", t->task->name);
+    add_s(&l, "task_settings", t->settings);
+    add_s(&l, "data", t->data);
+    add_s(&l, "data_path", fx->data_path[ti]);
+    add_s(&l, "data_sha256", fx->data_sha256[ti]);
+    add_i(&l, "length", length);
+    add_s(&l, "method", m->text);
+    add_s(&l, "method_name", m->method->name);
+    char pname[METHOD_MAX_PARAMS][48];
+    for (int i = 0; i < n_used; i++) {
+        snprintf(pname[i], sizeof pname[i], "method.%s", m->method->params[i].name);
+        add_f(&l, pname[i], used[i]);
+    }
+    add_s(&l, "method_note", note);
+    add_s(&l, "headline", headline);
+    add_common(&l, cfg, fx, rt);
+    add_i(&l, "session_tokens", tokens);
+    add_f(&l, "session_mib", (double)need / (1 << 20));
+    add_s(&l, "started", started);
+    add_f(&l, "started_unix", t_wall);
+    add_f(&l, "wall_s", wall);
+    add_i(&l, "tokens", n_tok);
+    add_f(&l, "tokens_per_s", wall > 0 ? n_tok / wall : 0);
+    add_f(&l, "peak_rss_mib", status == CELL_DONE ? peak_rss_mib() : NAN);
+
+    if (cfg->writing) *cfg->writing = 1;
+    int w = store_put(st, id, status, l.a, l.n, status == CELL_DONE ? &res : NULL, err, errlen);
+    if (cfg->writing) *cfg->writing = 0;
+
+    if (status == CELL_DONE) {
+        sum->done++;
+        const struct result_item *h = headline[0] ? result_find(&res, headline) : NULL;
+        if (h) snprintf(outcome, sizeof outcome, "done, %s = %.6g", h->name, h->value);
+        else snprintf(outcome, sizeof outcome, "done");
+    } else {
+        if (status == CELL_SKIPPED) sum->skipped++;
+        else sum->failed++;
+        snprintf(outcome, sizeof outcome, "%s: %s", cell_status_name(status), cell_err);
+    }
+    if (pg) progress_end(pg, outcome);
+    result_free(&res);
+    return w;
+}
+
+int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_summary *sum, char *err,
+              size_t errlen) {
+    memset(sum, 0, sizeof *sum);
+    if (cfg->n_methods < 1 || cfg->n_tasks < 1 || cfg->n_lengths < 1 || !cfg->methods || !cfg->tasks ||
+        !cfg->lengths) {
+        snprintf(err, errlen, "the grid is empty (methods %d, tasks %d, lengths %d)", cfg->n_methods, cfg->n_tasks,
+                 cfg->n_lengths);
+        return -1;
+    }
+    if ((long)cfg->n_methods * cfg->n_tasks * cfg->n_lengths > 1000000) {
+        snprintf(err, errlen, "the grid has more than a million cells");
+        return -1;
+    }
+    int n = cfg->n_methods * cfg->n_tasks * cfg->n_lengths, rc = -1;
+    struct sweep_facts fx;
+    struct store *st = NULL;
+    char (*ids)[STORE_ID_MAX + 1] = calloc((size_t)n, sizeof *ids);
+    char (*keys)[2048] = calloc((size_t)n, sizeof *keys);
+    memset(&fx, 0, sizeof fx);
+    if (!ids || !keys) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (prepare_facts(cfg, rt, &fx, err, errlen) != 0) goto out;
+    if (!(st = store_open(cfg->out_path, err, errlen))) goto out;
+
+    /* The grid, in run order, and what is already done. */
+    double work = 0;
+    for (int li = 0, c = 0; li < cfg->n_lengths; li++)
+        for (int ti = 0; ti < cfg->n_tasks; ti++)
+            for (int mi = 0; mi < cfg->n_methods; mi++, c++) {
+                sweep_cell_key(fx.model_sha256, rt->be->name, &cfg->methods[mi], &cfg->tasks[ti], fx.data_sha256[ti],
+                               cfg->lengths[li], cfg->seed, keys[c], sizeof keys[c], ids[c], sizeof ids[c]);
+                if (store_cell_status(st, ids[c]) == CELL_DONE) sum->cached++;
+                else work += cfg->lengths[li];   /* a cell's cost grows at least linearly with its length */
+            }
+    sum->total = n;
+    struct progress pg;
+    if (cfg->log) {
+        char line[2048];
+        snprintf(line, sizeof line, "sweep: %s (%llu bytes, sha256 %.16s...), %d methods x %d tasks x %d lengths = %d cells, "
+                 "%d already done in %s", cfg->model_path, (unsigned long long)fx.model_size, fx.model_sha256,
+                 cfg->n_methods, cfg->n_tasks, cfg->n_lengths, n, sum->cached, cfg->out_path);
+        fprintf(cfg->log, "%s\n", line);
+        for (int ti = 0; ti < cfg->n_tasks; ti++)
+            fprintf(cfg->log, "  task %s: settings '%s', data '%s'\n", cfg->tasks[ti].task->name,
+                    cfg->tasks[ti].settings[0] ? cfg->tasks[ti].settings : "(defaults)",
+                    cfg->tasks[ti].data[0] ? cfg->tasks[ti].data : "(none)");
+        progress_init(&pg, cfg->log, isatty(fileno(cfg->log)), n, work);
+    }
+    for (int li = 0, c = 0; li < cfg->n_lengths; li++)
+        for (int ti = 0; ti < cfg->n_tasks; ti++)
+            for (int mi = 0; mi < cfg->n_methods; mi++, c++) {
+                if (store_cell_status(st, ids[c]) == CELL_DONE) continue;
+                if (cfg->stop && *cfg->stop) {
+                    sum->interrupted = 1;
+                    rc = 0;
+                    goto out;
+                }
+                char label[160];
+                snprintf(label, sizeof label, "%.40s %.100s L=%d", cfg->tasks[ti].task->name, cfg->methods[mi].text,
+                         cfg->lengths[li]);
+                if (cfg->log) progress_begin(&pg, c + 1, label, cfg->lengths[li]);
+                if (run_cell(rt, cfg, &fx, st, cfg->log ? &pg : NULL, ids[c], keys[c], &cfg->methods[mi], ti,
+                             cfg->lengths[li], sum, err, errlen) != 0)
+                    goto out;
+            }
+    if (cfg->stop && *cfg->stop) sum->interrupted = 1;
+    rc = 0;
+out:
+    store_close(st);
+    free(fx.data_path);
+    free(fx.data_sha256);
+    free(ids);
+    free(keys);
+    return rc;
+}
