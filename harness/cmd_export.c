@@ -43,10 +43,12 @@ static void put_key(FILE *f, const struct store_cell *c) {
                  false);
 }
 
-static double attr_num(const struct store_cell *c, const char *name) {
+/* A numeric provenance attribute; empty when the cell has none. */
+static void put_attr_num(FILE *f, const struct store_cell *c, const char *name) {
     const struct store_attr *a = store_cell_attr(c, name);
-    if (!a) return NAN;
-    return a->kind == STORE_F64 ? a->f : a->kind == STORE_I64 ? (double)a->i : NAN;
+    if (a && a->kind == STORE_F64) put_num(f, a->f);
+    else if (a && a->kind == STORE_I64) fprintf(f, ",%lld", (long long)a->i);
+    else fputc(',', f);
 }
 
 static void header(FILE *f, const char *const *extra, int n_extra) {
@@ -71,8 +73,8 @@ static void write_long(FILE *f, const struct store_cell *cells, int n) {
             if (it) put_num(f, it->value);
             else fputc(',', f);
             put_text(f, store_attr_text(c, "error", buf, sizeof buf), false);
-            put_num(f, attr_num(c, "wall_s"));
-            put_num(f, attr_num(c, "tokens_per_s"));
+            put_attr_num(f, c, "wall_s");
+            put_attr_num(f, c, "tokens_per_s");
             fputs("\r\n", f);
             rows++;
         }
@@ -102,9 +104,9 @@ static int write_wide(FILE *f, const struct store_cell *cells, int n) {
         const struct store_cell *c = &cells[i];
         put_key(f, c);
         put_text(f, store_attr_text(c, "error", buf, sizeof buf), false);
-        put_num(f, attr_num(c, "wall_s"));
-        put_num(f, attr_num(c, "tokens_per_s"));
-        put_num(f, attr_num(c, "peak_rss_mib"));
+        put_attr_num(f, c, "wall_s");
+        put_attr_num(f, c, "tokens_per_s");
+        put_attr_num(f, c, "peak_rss_mib");
         for (int k = 0; k < n_names; k++) {
             const struct result_item *it = result_find(&c->res, names[k]);
             if (it && it->kind == RESULT_SCALAR) put_num(f, it->value);

@@ -1,0 +1,493 @@
+/* The HDF5 results store, CSV export and report, and the sweep's input checks.
+ * Cells written with the store API are read back with the raw HDF5 API here (not with
+ * store_read), the CSV is parsed back with libcsv, and bad inputs must give one clear
+ * line and a non-zero status. */
+#include <criterion/criterion.h>
+#include <csv.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "result.h"
+#include "store.h"
+#include "sweep.h"
+#include "testutil.h"
+
+/* ------------------------------------------------------------------ helpers */
+
+static void temp_dir(char *buf, size_t cap) {
+    snprintf(buf, cap, "/tmp/ctxbench_store_XXXXXX");
+    cr_assert_not_null(mkdtemp(buf));
+}
+
+static void rm_rf(const char *dir) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* A string attribute read with the raw API (variable or fixed length). */
+static char *raw_attr_str(hid_t loc, const char *name) {
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    cr_assert_geq(a, 0, "attribute %s", name);
+    hid_t t = H5Aget_type(a);
+    cr_assert_eq(H5Tget_class(t), H5T_STRING, "attribute %s is a string", name);
+    cr_assert_gt(H5Tis_variable_str(t), 0, "attribute %s is a variable-length string", name);
+    char *v = NULL;
+    cr_assert_geq(H5Aread(a, t, &v), 0);
+    char *copy = strdup(v);
+    H5free_memory(v);
+    H5Tclose(t);
+    H5Aclose(a);
+    return copy;
+}
+
+static double raw_attr_f64(hid_t loc, const char *name) {
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    cr_assert_geq(a, 0, "attribute %s", name);
+    double v = NAN;
+    cr_assert_geq(H5Aread(a, H5T_NATIVE_DOUBLE, &v), 0);
+    H5Aclose(a);
+    return v;
+}
+
+static long long raw_attr_i64(hid_t loc, const char *name) {
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    cr_assert_geq(a, 0, "attribute %s", name);
+    hid_t t = H5Aget_type(a);
+    cr_assert_eq(H5Tget_class(t), H5T_INTEGER, "attribute %s is an integer", name);
+    H5Tclose(t);
+    long long v = 0;
+    cr_assert_geq(H5Aread(a, H5T_NATIVE_LLONG, &v), 0);
+    H5Aclose(a);
+    return v;
+}
+
+/* Three cells: a done one with every kind of item, a skipped one, a failed one. */
+static const double nll[6] = {0.5, -1.25, 3e-300, 1e300, -0.0, 7.0 / 3.0};
+static const double curve[5] = {1, 2, 3, 4, 5.5};
+
+static void write_three(const char *path) {
+    char err[512];
+    struct store *st = store_open(path, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    struct result r = {0};
+    cr_assert_eq(result_scalar(&r, "ppl", 3.14159265358979), 0);
+    cr_assert_eq(result_array(&r, "nll", nll, 3, 2), 0);
+    cr_assert_eq(result_array(&r, "curve", curve, 5, 1), 0);
+    cr_assert_eq(result_text(&r, "gen", "ok \xff\xc3 \xe2\x82\xac, \"quoted\""), 0);
+    cr_assert_eq(result_scalar(&r, "tokens", 4096), 0);
+    struct store_attr at[] = {
+        {.name = "key", .kind = STORE_STR, .s = "k-done"},
+        {.name = "method", .kind = STORE_STR, .s = "yarn:factor=4"},
+        {.name = "task", .kind = STORE_STR, .s = "ppl"},
+        {.name = "task_settings", .kind = STORE_STR, .s = "a=1,note=\"x, y\""},
+        {.name = "length", .kind = STORE_I64, .i = 2048},
+        {.name = "wall_s", .kind = STORE_F64, .f = 1.5},
+        {.name = "headline", .kind = STORE_STR, .s = "ppl"},
+    };
+    cr_assert_eq(store_put(st, "ppl.yarn:factor=4.L2048.aaaa", CELL_DONE, at, 7, &r, err, sizeof err), 0, "%s", err);
+    at[0].s = "k-skip";
+    at[4].i = 4096;
+    struct store_attr skip_at[8];
+    memcpy(skip_at, at, sizeof at);
+    skip_at[7] = (struct store_attr){.name = "error", .kind = STORE_STR, .s = "needs 9 MiB, 1 MiB available"};
+    cr_assert_eq(store_put(st, "ppl.yarn:factor=4.L4096.bbbb", CELL_SKIPPED, skip_at, 8, NULL, err, sizeof err), 0);
+    /* a failed cell first written as failed, then replaced by a later attempt */
+    skip_at[0].s = "k-fail";
+    skip_at[1].s = "pi";
+    skip_at[4].i = 2048;
+    skip_at[7].s = "first attempt";
+    cr_assert_eq(store_put(st, "ppl.pi.L2048.cccc", CELL_FAILED, skip_at, 8, NULL, err, sizeof err), 0);
+    skip_at[7].s = "pi: factor out of range";
+    cr_assert_eq(store_put(st, "ppl.pi.L2048.cccc", CELL_FAILED, skip_at, 8, NULL, err, sizeof err), 0);
+    cr_assert_eq(store_count(st, CELL_DONE), 1);
+    cr_assert_eq(store_count(st, CELL_FAILED), 1);
+    cr_assert_eq(store_cell_status(st, "ppl.pi.L2048.cccc"), CELL_FAILED);
+    cr_assert_eq(store_cell_status(st, "nope"), CELL_ABSENT);
+    store_close(st);
+    result_free(&r);
+}
+
+/* ------------------------------------------------------------------ raw HDF5 */
+
+Test(store, cells_read_back_with_raw_hdf5) {
+    char dir[64], path[128];
+    temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    write_three(path);
+
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    char *fmt = raw_attr_str(f, "format");
+    cr_expect_str_eq(fmt, "ctxbench-results");
+    free(fmt);
+    cr_expect_eq(raw_attr_i64(f, "schema_version"), 1);
+
+    hid_t g = H5Gopen2(f, "/cells/ppl.yarn:factor=4.L2048.aaaa", H5P_DEFAULT);
+    cr_assert_geq(g, 0);
+    char *s = raw_attr_str(g, "status");
+    cr_expect_str_eq(s, "done");
+    free(s);
+    s = raw_attr_str(g, "task_settings");
+    cr_expect_str_eq(s, "a=1,note=\"x, y\"");
+    free(s);
+    cr_expect_eq(raw_attr_i64(g, "length"), 2048);
+    cr_expect_eq(raw_attr_f64(g, "wall_s"), 1.5);
+
+    hid_t r = H5Gopen2(g, "results", H5P_DEFAULT);
+    cr_assert_geq(r, 0);
+    cr_expect_eq(raw_attr_f64(r, "ppl"), 3.14159265358979);
+    cr_expect_eq(raw_attr_f64(r, "tokens"), 4096);
+    s = raw_attr_str(r, "gen");   /* broken UTF-8 bytes become U+FFFD, valid ones stay */
+    cr_expect_str_eq(s, "ok \xef\xbf\xbd\xef\xbf\xbd \xe2\x82\xac, \"quoted\"");
+    free(s);
+
+    hid_t d = H5Dopen2(r, "nll", H5P_DEFAULT);
+    cr_assert_geq(d, 0);
+    hid_t sp = H5Dget_space(d);
+    hsize_t dims[2] = {0, 0};
+    cr_assert_eq(H5Sget_simple_extent_ndims(sp), 2);
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    cr_expect(dims[0] == 3 && dims[1] == 2);
+    double back[6];
+    cr_assert_geq(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, back), 0);
+    cr_expect_eq(memcmp(back, nll, sizeof back), 0, "the 2-D array is stored bit for bit");
+    H5Sclose(sp);
+    H5Dclose(d);
+
+    d = H5Dopen2(r, "curve", H5P_DEFAULT);
+    sp = H5Dget_space(d);
+    cr_expect_eq(H5Sget_simple_extent_ndims(sp), 1, "a one-column array is 1-D");
+    double c[5];
+    cr_assert_geq(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, c), 0);
+    cr_expect_eq(memcmp(c, curve, sizeof c), 0);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Gclose(r);
+    H5Gclose(g);
+
+    g = H5Gopen2(f, "/cells/ppl.pi.L2048.cccc", H5P_DEFAULT);
+    cr_assert_geq(g, 0);
+    s = raw_attr_str(g, "status");
+    cr_expect_str_eq(s, "failed");
+    free(s);
+    s = raw_attr_str(g, "error");
+    cr_expect_str_eq(s, "pi: factor out of range", "a retried cell holds its latest attempt");
+    free(s);
+    cr_expect_eq(H5Lexists(g, "results", H5P_DEFAULT), 0, "no results group for a failed cell");
+    H5Gclose(g);
+    hsize_t n_cells = 0;
+    hid_t cells = H5Gopen2(f, "/cells", H5P_DEFAULT);
+    H5G_info_t gi;
+    cr_assert_geq(H5Gget_info(cells, &gi), 0);
+    n_cells = gi.nlinks;
+    cr_expect_eq(n_cells, 3);
+    H5Gclose(cells);
+    H5Fclose(f);
+
+    /* and h5dump, which knows nothing of ctxbench, reads it */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "h5dump -A '%s' > /dev/null 2>&1", path);
+    cr_expect_eq(system(cmd), 0, "h5dump reads the file");
+    rm_rf(dir);
+}
+
+Test(store, store_read_returns_what_was_written) {
+    char dir[64], path[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    write_three(path);
+    struct store_cell *cells;
+    int n;
+    cr_assert_eq(store_read(path, true, &cells, &n, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(n, 3);
+    /* sorted by id */
+    cr_expect_str_eq(cells[0].id, "ppl.pi.L2048.cccc");
+    cr_expect_str_eq(cells[2].id, "ppl.yarn:factor=4.L4096.bbbb");
+    const struct store_cell *c = &cells[1];
+    cr_expect_eq(c->status, CELL_DONE);
+    cr_expect_eq(cells[2].status, CELL_SKIPPED);
+    cr_expect_str_eq(c->attrs[0].name, "status", "attributes come back in creation order");
+    char buf[64];
+    cr_expect_str_eq(store_attr_text(c, "length", buf, sizeof buf), "2048");
+    const struct result_item *it = result_find(&c->res, "ppl");
+    cr_assert_not_null(it);
+    cr_expect_eq(it->value, 3.14159265358979);
+    it = result_find(&c->res, "nll");
+    cr_assert_not_null(it);
+    cr_expect(it->kind == RESULT_ARRAY && it->rows == 3 && it->cols == 2);
+    cr_expect_eq(memcmp(it->data, nll, sizeof nll), 0);
+    cr_expect_eq(c->res.items[0].kind, RESULT_SCALAR, "items keep their order: scalars and texts first");
+    cr_expect_str_eq(c->res.items[0].name, "ppl");
+    store_cells_free(cells, n);
+    rm_rf(dir);
+}
+
+/* ------------------------------------------------------------------ CSV */
+
+struct csv_rows {
+    char *f[200][20];
+    int n_fields[200];
+    int n;
+};
+
+static void on_field(void *s, size_t len, void *arg) {
+    struct csv_rows *r = arg;
+    if (r->n < 200 && r->n_fields[r->n] < 20) r->f[r->n][r->n_fields[r->n]++] = strndup(s ? s : "", len);
+}
+static void on_row(int c, void *arg) {
+    (void)c;
+    struct csv_rows *r = arg;
+    if (r->n < 200) r->n++;
+}
+
+static void parse_csv(const char *path, struct csv_rows *rows) {
+    memset(rows, 0, sizeof *rows);
+    size_t len;
+    char err[256];
+    char *text = read_file(path, &len, err, sizeof err);
+    cr_assert_not_null(text, "%s", err);
+    struct csv_parser p;
+    cr_assert_eq(csv_init(&p, CSV_STRICT | CSV_STRICT_FINI), 0);
+    cr_assert_eq(csv_parse(&p, text, len, on_field, on_row, rows), len, "CSV parses: %s", csv_strerror(csv_error(&p)));
+    cr_assert_eq(csv_fini(&p, on_field, on_row, rows), 0);
+    csv_free(&p);
+    free(text);
+}
+
+static void free_rows(struct csv_rows *r) {
+    for (int i = 0; i < r->n; i++)
+        for (int j = 0; j < r->n_fields[i]; j++) free(r->f[i][j]);
+}
+
+static int col(const struct csv_rows *r, const char *name) {
+    for (int j = 0; j < r->n_fields[0]; j++)
+        if (strcmp(r->f[0][j], name) == 0) return j;
+    cr_assert_fail("no column %s", name);
+    return -1;
+}
+
+Test(store, csv_long_round_trip) {
+    char dir[64], path[128], csvp[128];
+    temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(csvp, sizeof csvp, "%s/r.csv", dir);
+    write_three(path);
+    char *argv[] = {"export", path, "-o", csvp, NULL};
+    cr_assert_eq(cmd_export(4, argv), 0);
+    struct csv_rows r;
+    parse_csv(csvp, &r);
+    /* header + 2 scalars of the done cell + 1 row each for the skipped and failed cells */
+    cr_assert_eq(r.n, 5, "rows: %d", r.n);
+    int cc = col(&r, "cell"), cm = col(&r, "metric"), cv = col(&r, "value"), cs = col(&r, "status"),
+        ce = col(&r, "error"), ct = col(&r, "task_settings"), cl = col(&r, "length");
+    for (int i = 1; i < r.n; i++) cr_expect_eq(r.n_fields[i], r.n_fields[0], "row %d has every column", i);
+    int seen = 0;
+    for (int i = 1; i < r.n; i++) {
+        if (strcmp(r.f[i][cc], "ppl.yarn:factor=4.L2048.aaaa") == 0) {
+            cr_expect_str_eq(r.f[i][cs], "done");
+            cr_expect_str_eq(r.f[i][ct], "a=1,note=\"x, y\"", "quotes and commas survive");
+            cr_expect_str_eq(r.f[i][cl], "2048");
+            double want = strcmp(r.f[i][cm], "ppl") == 0 ? 3.14159265358979 : 4096;
+            cr_expect(strcmp(r.f[i][cm], "ppl") == 0 || strcmp(r.f[i][cm], "tokens") == 0);
+            cr_expect_eq(strtod(r.f[i][cv], NULL), want, "value %s exact", r.f[i][cv]);
+            seen++;
+        } else if (strcmp(r.f[i][cc], "ppl.pi.L2048.cccc") == 0) {
+            cr_expect_str_eq(r.f[i][cs], "failed");
+            cr_expect_str_eq(r.f[i][cm], "");
+            cr_expect_str_eq(r.f[i][ce], "pi: factor out of range");
+            seen++;
+        } else {
+            cr_expect_str_eq(r.f[i][cs], "skipped");
+            cr_expect_str_eq(r.f[i][ce], "needs 9 MiB, 1 MiB available");
+            seen++;
+        }
+    }
+    cr_expect_eq(seen, 4);
+    free_rows(&r);
+    rm_rf(dir);
+}
+
+Test(store, csv_wide_round_trip) {
+    char dir[64], path[128], csvp[128];
+    temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(csvp, sizeof csvp, "%s/r.csv", dir);
+    write_three(path);
+    char *argv[] = {"export", "--wide", path, "-o", csvp, NULL};
+    cr_assert_eq(cmd_export(5, argv), 0);
+    struct csv_rows r;
+    parse_csv(csvp, &r);
+    cr_assert_eq(r.n, 4, "header + one row per cell");
+    int cc = col(&r, "cell"), cp = col(&r, "ppl"), ct = col(&r, "tokens"), cw = col(&r, "wall_s");
+    for (int i = 1; i < r.n; i++) {
+        bool done = strcmp(r.f[i][cc], "ppl.yarn:factor=4.L2048.aaaa") == 0;
+        if (done) {
+            cr_expect_eq(strtod(r.f[i][cp], NULL), 3.14159265358979);
+            cr_expect_eq(strtod(r.f[i][ct], NULL), 4096);
+        } else {
+            cr_expect_str_eq(r.f[i][cp], "", "no value where the cell has none");
+        }
+        cr_expect_eq(strtod(r.f[i][cw], NULL), 1.5);
+    }
+    free_rows(&r);
+    rm_rf(dir);
+}
+
+/* Runs fn's output into a file and returns it. */
+static char *capture_stdout(int (*fn)(int, char **), int argc, char **argv, int *rc, const char *dir) {
+    char out[160];
+    snprintf(out, sizeof out, "%s/stdout.txt", dir);
+    fflush(stdout);
+    int saved = dup(1), fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert_geq(fd, 0);
+    dup2(fd, 1);
+    close(fd);
+    *rc = fn(argc, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    size_t len;
+    char err[256];
+    char *text = read_file(out, &len, err, sizeof err);
+    cr_assert_not_null(text);
+    return text;
+}
+
+Test(store, report_markdown_table) {
+    char dir[64], path[128];
+    temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    write_three(path);
+    char *argv[] = {"report", path, NULL};
+    int rc;
+    char *text = capture_stdout(cmd_report, 2, argv, &rc, dir);
+    cr_assert_eq(rc, 0);
+    cr_expect_not_null(strstr(text, "### ppl: ppl"), "%s", text);
+    cr_expect_not_null(strstr(text, "| method | 2048 | 4096 |"), "%s", text);
+    cr_expect_not_null(strstr(text, "| yarn:factor=4 | 3.142 | skip |"), "%s", text);
+    cr_expect_not_null(strstr(text, "| pi | fail | |"), "%s", text);
+    cr_expect_not_null(strstr(text, "- failed pi at 2048: pi: factor out of range"), "%s", text);
+    free(text);
+    rm_rf(dir);
+}
+
+/* ------------------------------------------------------------------ bad inputs */
+
+Test(store, bad_files_give_clear_errors) {
+    char dir[64], path[160], err[512];
+    temp_dir(dir, sizeof dir);
+    cr_expect_null(store_open("/nonexistent-dir/x.h5", err, sizeof err));
+    cr_expect_not_null(strstr(err, "cannot write results to /nonexistent-dir/x.h5"), "%s", err);
+    cr_expect_null(store_open(dir, err, sizeof err));
+    cr_expect_not_null(strstr(err, "is a directory"), "%s", err);
+
+    snprintf(path, sizeof path, "%s/text.h5", dir);
+    FILE *f = fopen(path, "w");
+    fputs("not hdf5\n", f);
+    fclose(f);
+    cr_expect_null(store_open(path, err, sizeof err), "a non-HDF5 file is not overwritten");
+    cr_expect_not_null(strstr(err, "is not an HDF5 file"), "%s", err);
+    struct store_cell *cells;
+    int n;
+    cr_expect_eq(store_read(path, false, &cells, &n, err, sizeof err), -1);
+    cr_expect_not_null(strstr(err, "is not an HDF5 file"), "%s", err);
+
+    snprintf(path, sizeof path, "%s/other.h5", dir);
+    hid_t h = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    H5Fclose(h);
+    cr_expect_null(store_open(path, err, sizeof err));
+    cr_expect_not_null(strstr(err, "not a ctxbench results file"), "%s", err);
+
+    snprintf(path, sizeof path, "%s/missing.h5", dir);
+    cr_expect_eq(store_read(path, false, &cells, &n, err, sizeof err), -1);
+    cr_expect_not_null(strstr(err, "No such file"), "%s", err);
+
+    /* one writer at a time */
+    snprintf(path, sizeof path, "%s/busy.h5", dir);
+    struct store *a = store_open(path, err, sizeof err);
+    cr_assert_not_null(a, "%s", err);
+    cr_expect_null(store_open(path, err, sizeof err));
+    cr_expect_not_null(strstr(err, "being written by another ctxbench process"), "%s", err);
+    store_close(a);
+    struct store *b = store_open(path, err, sizeof err);
+    cr_expect_not_null(b, "the lock is released on close: %s", err);
+    store_close(b);
+    rm_rf(dir);
+}
+
+Test(store, unwritable_directory) {
+    if (geteuid() == 0) {   /* root writes anywhere: use a path under a regular file instead */
+        char dir[64], path[160], err[512];
+        temp_dir(dir, sizeof dir);
+        snprintf(path, sizeof path, "%s/file", dir);
+        FILE *f = fopen(path, "w");
+        fclose(f);
+        snprintf(path, sizeof path, "%s/file/x.h5", dir);
+        cr_expect_null(store_open(path, err, sizeof err));
+        cr_expect_not_null(strstr(err, "Not a directory"), "%s", err);
+        rm_rf(dir);
+        return;
+    }
+    char dir[64], path[160], err[512];
+    temp_dir(dir, sizeof dir);
+    chmod(dir, 0555);
+    snprintf(path, sizeof path, "%s/x.h5", dir);
+    cr_expect_null(store_open(path, err, sizeof err));
+    cr_expect_not_null(strstr(err, "Permission denied"), "%s", err);
+    chmod(dir, 0755);
+    rm_rf(dir);
+}
+
+Test(store, lengths_parse) {
+    int *v, n;
+    char err[512];
+    cr_assert_eq(sweep_parse_lengths("4k:128k", 512, &v, &n, err, sizeof err), 0, "%s", err);
+    int want1[] = {4096, 8192, 16384, 32768, 65536, 131072};
+    cr_assert_eq(n, 6);
+    for (int i = 0; i < n; i++) cr_expect_eq(v[i], want1[i]);
+    free(v);
+    cr_assert_eq(sweep_parse_lengths("2k,512,1k,512", 512, &v, &n, err, sizeof err), 0, "%s", err);
+    int want2[] = {512, 1024, 2048};
+    cr_assert_eq(n, 3, "sorted, duplicates dropped");
+    for (int i = 0; i < n; i++) cr_expect_eq(v[i], want2[i]);
+    free(v);
+    cr_assert_eq(sweep_parse_lengths("1x:32x", 512, &v, &n, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(n, 6);
+    for (int i = 0; i < n; i++) cr_expect_eq(v[i], 512 << i);
+    free(v);
+    cr_assert_eq(sweep_parse_lengths("1000:5000,0.5x", 2048, &v, &n, err, sizeof err), 0, "%s", err);
+    int want3[] = {1000, 1024, 2000, 4000};
+    cr_assert_eq(n, 4, "a range stops at the last doubling <= its end");
+    for (int i = 0; i < n; i++) cr_expect_eq(v[i], want3[i]);
+    free(v);
+    const char *bad[] = {"", "4q", "k", "x", "0", "1", "-512", "1e3", "0x200", "4k:", ":4k", "8k:4k", "512,,1k",
+                         "1.5", "32M", "4k:8k:16k", " 512"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        cr_expect_eq(sweep_parse_lengths(bad[i], 512, &v, &n, err, sizeof err), -1, "'%s' rejected", bad[i]);
+        cr_expect(strstr(err, "length") != NULL, "'%s': message names lengths: %s", bad[i], err);
+        cr_expect_null(strchr(err, '\n'));
+    }
+}
+
+Test(store, settings_canonical_and_data_paths) {
+    char out[256], err[512], path[512];
+    cr_assert_eq(sweep_canonical_settings("windows=4,protocol=yarn,windows=2", out, sizeof out, err, sizeof err), 0,
+                 "%s", err);
+    cr_expect_str_eq(out, "protocol=yarn,windows=2", "sorted, the later value wins");
+    cr_assert_eq(sweep_canonical_settings("", out, sizeof out, err, sizeof err), 0);
+    cr_expect_str_eq(out, "");
+    cr_expect_eq(sweep_canonical_settings("windows", out, sizeof out, err, sizeof err), -1);
+    cr_expect_not_null(strstr(err, "windows"), "%s", err);
+    cr_expect_eq(sweep_canonical_settings("a=1,,b=2", out, sizeof out, err, sizeof err), -1);
+
+    setenv("CTXBENCH_SHARED", getenv("CTXBENCH_SHARED") ? getenv("CTXBENCH_SHARED") : "../shared", 1);
+    cr_expect_eq(sweep_data_path("tinystories", path, sizeof path, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(sweep_data_path("no_such_dataset", path, sizeof path, err, sizeof err), -1);
+    cr_expect_not_null(strstr(err, "dataset 'no_such_dataset' not found"), "%s", err);
+}
