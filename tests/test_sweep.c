@@ -1,0 +1,357 @@
+/* The grid runner: resume after a real SIGKILL (between cells and during writes),
+ * skipped and failed cells, and the stop flag. The task here is a toy defined in this
+ * file whose results are a known function of the cell, so every stored value can be
+ * checked; the model is stories260K (only its config and memory estimate are used). */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "settings.h"
+#include "store.h"
+#include "sweep.h"
+#include "testutil.h"
+
+/* ------------------------------------------------------------------ the toy task */
+
+/* settings: sleep_ms (per cell), array (length of the stored array), fail_at (a length
+ * whose cell fails). */
+static int toy_tokens(int length, const char *settings) {
+    (void)settings;
+    return length;
+}
+
+static double toy_score(int length, uint64_t seed, const char *method) {
+    return length * 1.5 + (double)seed + (double)strlen(method) / 8;
+}
+
+static int toy_run(const struct task_ctx *ctx, struct result *out, char *err, size_t errlen) {
+    struct settings s;
+    long sleep_ms, n_array, fail_at;
+    if (settings_parse(ctx->settings, &s, err, errlen) != 0 ||
+        settings_int(&s, "sleep_ms", 0, 0, 10000, &sleep_ms, err, errlen) != 0 ||
+        settings_int(&s, "array", 4, 1, 1 << 22, &n_array, err, errlen) != 0 ||
+        settings_int(&s, "fail_at", 0, 0, 1 << 24, &fail_at, err, errlen) != 0)
+        return -1;
+    if (ctx->length == fail_at) {
+        snprintf(err, errlen, "toy: told to fail at %ld", fail_at);
+        return -1;
+    }
+    for (int step = 1; step <= 10; step++) {
+        struct timespec ts = {0, sleep_ms * 100000L};
+        nanosleep(&ts, NULL);
+        if (ctx->progress) ctx->progress(ctx->progress_arg, step / 10.0, (long)ctx->length * step / 10);
+    }
+    double *a = malloc((size_t)n_array * sizeof *a);
+    if (!a) return -1;
+    for (long i = 0; i < n_array; i++) a[i] = ctx->length + i * 0.25;
+    int rc = result_scalar(out, "score", toy_score(ctx->length, ctx->seed, ctx->method->text)) |
+             result_array(out, "curve", a, (int)n_array, 1) | result_text(out, "method", ctx->method->text);
+    free(a);
+    return rc ? -1 : 0;
+}
+
+static const struct task toy_task = {
+    .name = "toy",
+    .summary = "test task",
+    .help = "",
+    .default_data = NULL,
+    .check = NULL,
+    .session_tokens = toy_tokens,
+    .run = toy_run,
+};
+
+/* ------------------------------------------------------------------ helpers */
+
+struct grid {
+    struct method_spec *methods;
+    int n_methods;
+    struct sweep_task task;
+    int lengths[8];
+    int n_lengths;
+};
+
+static void make_grid(struct grid *g, const char *methods, const char *settings, int n_lengths) {
+    char err[512];
+    memset(g, 0, sizeof *g);
+    cr_assert_eq(method_spec_list_parse(methods, &g->methods, &g->n_methods, err, sizeof err), 0, "%s", err);
+    g->task.task = &toy_task;
+    snprintf(g->task.settings, sizeof g->task.settings, "%s", settings);
+    for (int i = 0; i < n_lengths; i++) g->lengths[i] = 64 << i;
+    g->n_lengths = n_lengths;
+}
+
+static struct sweep_config config(const struct grid *g, const char *model, const char *out) {
+    return (struct sweep_config){.model_path = model,
+                                 .methods = g->methods,
+                                 .n_methods = g->n_methods,
+                                 .tasks = &g->task,
+                                 .n_tasks = 1,
+                                 .lengths = g->lengths,
+                                 .n_lengths = g->n_lengths,
+                                 .out_path = out,
+                                 .seed = 7,
+                                 .log = NULL};
+}
+
+static void open_model(struct runtime *rt, char *model, size_t cap) {
+    char err[512];
+    shared_path(model, cap, "models/stories260K.gguf");
+    struct engine_opts eo = {.n_threads = 1};
+    cr_assert_eq(runtime_open(rt, model, "cpu", &eo, err, sizeof err), 0, "%s", err);
+}
+
+static void temp_dir(char *buf, size_t cap) {
+    snprintf(buf, cap, "/tmp/ctxbench_sweep_XXXXXX");
+    cr_assert_not_null(mkdtemp(buf));
+}
+
+static void rm_rf(const char *dir) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static double cell_num(const struct store_cell *c, const char *name) {
+    const struct store_attr *a = store_cell_attr(c, name);
+    cr_assert_not_null(a, "cell %s has %s", c->id, name);
+    return a->kind == STORE_F64 ? a->f : (double)a->i;
+}
+
+/* Every done cell in the file holds exactly the toy's values for its key. Returns the
+ * number of done cells; fails the test on any wrong value. */
+static int check_file(const char *path, int n_array) {
+    struct store_cell *cells;
+    int n, done = 0;
+    char err[512], buf[64];
+    cr_assert_eq(store_read(path, true, &cells, &n, err, sizeof err), 0, "the file opens cleanly: %s", err);
+    for (int i = 0; i < n; i++) {
+        const struct store_cell *c = &cells[i];
+        if (c->status != CELL_DONE) continue;
+        done++;
+        int length = (int)cell_num(c, "length");
+        const char *method = store_attr_text(c, "method", buf, sizeof buf);
+        const struct result_item *s = result_find(&c->res, "score"), *a = result_find(&c->res, "curve");
+        cr_assert(s && a, "cell %s has its results", c->id);
+        cr_assert_eq(s->value, toy_score(length, 7, method), "cell %s score", c->id);
+        cr_assert_eq(a->rows, n_array);
+        for (int k = 0; k < n_array; k++) cr_assert_eq(a->data[k], length + k * 0.25, "cell %s curve[%d]", c->id, k);
+    }
+    store_cells_free(cells, n);
+    return done;
+}
+
+static int count_done(const char *path) {
+    struct store_cell *cells;
+    int n, done = 0;
+    char err[512];
+    if (access(path, F_OK) != 0) return 0;
+    if (store_read(path, false, &cells, &n, err, sizeof err) != 0) return -1;
+    for (int i = 0; i < n; i++) done += cells[i].status == CELL_DONE;
+    store_cells_free(cells, n);
+    return done;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+Test(sweep, resume_after_sigkill_between_cells) {
+    char dir[64], out[128], model[512], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/s.h5", dir);
+    struct grid g;
+    make_grid(&g, "baseline,pi:factor=2", "sleep_ms=40", 5);   /* 10 cells of ~40 ms */
+    struct runtime rt;
+    open_model(&rt, model, sizeof model);
+    struct sweep_config cfg = config(&g, model, out);
+
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        struct sweep_summary sum;
+        _exit(sweep_run(&rt, &cfg, &sum, err, sizeof err) == 0 ? 0 : 1);
+    }
+    /* kill it once three cells are in the file */
+    int done = 0;
+    for (int t = 0; t < 2000 && done < 3; t++) {
+        usleep(2000);
+        done = count_done(out);
+        cr_assert_geq(done, 0, "the file always opens while being written");
+    }
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFSIGNALED(status), "the sweep was killed, not finished");
+    int before = check_file(out, 4);
+    cr_assert(before >= 3 && before < 10, "%d cells done before the kill", before);
+
+    /* remember when each finished cell ran */
+    struct store_cell *cells;
+    int n;
+    cr_assert_eq(store_read(out, false, &cells, &n, err, sizeof err), 0);
+    double started[16];
+    char ids[16][STORE_ID_MAX + 1];
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i], sizeof ids[i], "%s", cells[i].id);
+        started[i] = cell_num(&cells[i], "started_unix");
+    }
+    int n_before = n;
+    store_cells_free(cells, n);
+
+    struct sweep_summary sum;
+    cr_assert_eq(sweep_run(&rt, &cfg, &sum, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(sum.total, 10);
+    cr_expect_eq(sum.cached, before, "finished cells are not recomputed");
+    cr_expect_eq(sum.done, 10 - before);
+    cr_expect_eq(check_file(out, 4), 10);
+    cr_assert_eq(store_read(out, false, &cells, &n, err, sizeof err), 0);
+    cr_assert_eq(n, 10);
+    for (int k = 0; k < n_before; k++)
+        for (int i = 0; i < n; i++)
+            if (strcmp(cells[i].id, ids[k]) == 0 && cells[i].status == CELL_DONE)
+                cr_expect_eq(cell_num(&cells[i], "started_unix"), started[k], "cell %s kept its timestamp", ids[k]);
+    /* provenance of a cell */
+    char buf[64];
+    cr_expect_str_eq(store_attr_text(&cells[0], "model", buf, sizeof buf), "stories260K.gguf");
+    cr_expect_eq(strlen(store_attr_text(&cells[0], "model_sha256", buf, sizeof buf)), 64);
+    cr_expect_str_eq(store_attr_text(&cells[0], "ctxbench_version", buf, sizeof buf), CTXBENCH_VERSION);
+    cr_expect_str_eq(store_attr_text(&cells[0], "headline", buf, sizeof buf), "score");
+    cr_expect_eq(cell_num(&cells[0], "ctx_train"), 512);
+    store_cells_free(cells, n);
+
+    /* a third run finds everything done */
+    cr_assert_eq(sweep_run(&rt, &cfg, &sum, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(sum.cached, 10);
+    cr_expect_eq(sum.done, 0);
+    runtime_close(&rt);
+    free(g.methods);
+    rm_rf(dir);
+}
+
+Test(sweep, sigkill_during_writes_never_tears_the_file) {
+    /* Cells with no compute and a 160 kB array each, so most of the time goes to writing:
+     * killing at random moments lands inside store_put again and again (the delays
+     * grow with the file, so later kills still land at every stage of a write). */
+    char dir[64], out[128], model[512], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/w.h5", dir);
+    struct grid g;
+    make_grid(&g, "baseline,pi:factor=2,pi:factor=3,pi:factor=4,pi:factor=5,ntk:factor=2,ntk:factor=3,ntk:factor=4",
+              "array=20000", 4);   /* 32 cells */
+    struct runtime rt;
+    open_model(&rt, model, sizeof model);
+    struct sweep_config cfg = config(&g, model, out);
+    unsigned long long rng = 12345;
+    int last = 0, kills = 0, mid_write = 0;
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    for (int round = 0; round < 60 && last < 32; round++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            struct sweep_summary sum;
+            _exit(sweep_run(&rt, &cfg, &sum, err, sizeof err) == 0 ? 0 : 1);
+        }
+        if (round % 2 == 0) {
+            usleep((useconds_t)(test_rng_next(&rng) % (10000 + 1000 * (unsigned)round)));
+        } else {   /* wait until a write has begun (its temporary copy exists), then kill */
+            for (int spin = 0; spin < 200000 && access(tmp, F_OK) != 0; spin++) usleep(10);
+            usleep((useconds_t)(test_rng_next(&rng) % 3000));
+        }
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        kills += WIFSIGNALED(status);
+        mid_write += WIFSIGNALED(status) && access(tmp, F_OK) == 0;
+        if (access(out, F_OK) != 0) continue;   /* killed before the first cell landed */
+        int done = check_file(out, 20000);
+        cr_assert_geq(done, last, "no finished cell is ever lost");
+        last = done;
+    }
+    cr_expect_gt(kills, 3, "the sweep was really killed several times (%d)", kills);
+    cr_expect_gt(mid_write, 0, "some kills landed inside a write (%d)", mid_write);
+    cr_log_info("%d kills, %d inside a write", kills, mid_write);
+    struct sweep_summary sum;
+    cr_assert_eq(sweep_run(&rt, &cfg, &sum, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(sum.cached + sum.done, 32);
+    cr_expect_eq(check_file(out, 20000), 32);
+    cr_expect_neq(access(tmp, F_OK), 0, "no temporary copy left behind");
+    runtime_close(&rt);
+    free(g.methods);
+    rm_rf(dir);
+}
+
+Test(sweep, skipped_and_failed_cells_are_recorded_and_retried) {
+    char dir[64], out[128], model[512], err[512], buf[64];
+    temp_dir(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/f.h5", dir);
+    struct grid g;
+    make_grid(&g, "baseline", "fail_at=128", 3);   /* 64 ok, 128 fails, 256 ok */
+    struct runtime rt;
+    open_model(&rt, model, sizeof model);
+    struct sweep_config cfg = config(&g, model, out);
+    /* a memory limit between the 128- and 256-token sessions' needs */
+    size_t b128 = rt.be->session_bytes(rt.engine, 128), b256 = rt.be->session_bytes(rt.engine, 256);
+    cr_assert_lt(b128, b256);
+    cfg.mem_limit = (b128 + b256) / 2;
+    struct sweep_summary sum;
+    cr_assert_eq(sweep_run(&rt, &cfg, &sum, err, sizeof err), 0, "%s", err);
+    cr_expect(sum.done == 1 && sum.failed == 1 && sum.skipped == 1, "done %d failed %d skipped %d", sum.done,
+              sum.failed, sum.skipped);
+    struct store_cell *cells;
+    int n;
+    cr_assert_eq(store_read(out, false, &cells, &n, err, sizeof err), 0);
+    cr_assert_eq(n, 3);
+    for (int i = 0; i < n; i++) {
+        int L = (int)cell_num(&cells[i], "length");
+        const char *e = store_attr_text(&cells[i], "error", buf, sizeof buf);
+        if (L == 64) cr_expect_eq(cells[i].status, CELL_DONE);
+        if (L == 128) {
+            cr_expect_eq(cells[i].status, CELL_FAILED);
+            cr_expect_str_eq(e, "toy: told to fail at 128");
+        }
+        if (L == 256) {
+            cr_expect_eq(cells[i].status, CELL_SKIPPED);
+            cr_expect_not_null(strstr(e, "256-token session"), "%s", e);
+        }
+    }
+    store_cells_free(cells, n);
+    /* the rerun keeps the done cell and tries the other two again */
+    cfg.mem_limit = 0;
+    cr_assert_eq(sweep_run(&rt, &cfg, &sum, err, sizeof err), 0, "%s", err);
+    cr_expect(sum.cached == 1 && sum.done == 1 && sum.failed == 1, "cached %d done %d failed %d", sum.cached, sum.done,
+              sum.failed);
+    runtime_close(&rt);
+    free(g.methods);
+    rm_rf(dir);
+}
+
+Test(sweep, stop_flag_and_distinct_keys) {
+    char dir[64], out[128], model[512], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/k.h5", dir);
+    struct grid g;
+    make_grid(&g, "baseline", "", 2);
+    struct runtime rt;
+    open_model(&rt, model, sizeof model);
+    struct sweep_config cfg = config(&g, model, out);
+    volatile sig_atomic_t stop = 1;
+    cfg.stop = &stop;
+    struct sweep_summary sum;
+    cr_assert_eq(sweep_run(&rt, &cfg, &sum, err, sizeof err), 0, "%s", err);
+    cr_expect(sum.interrupted && sum.done == 0, "a raised stop flag runs nothing");
+    stop = 0;
+    cr_assert_eq(sweep_run(&rt, &cfg, &sum, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(sum.done, 2);
+    /* another seed or other settings are other cells */
+    cfg.seed = 8;
+    cr_assert_eq(sweep_run(&rt, &cfg, &sum, err, sizeof err), 0, "%s", err);
+    cr_expect(sum.cached == 0 && sum.done == 2);
+    snprintf(g.task.settings, sizeof g.task.settings, "array=5");
+    cr_assert_eq(sweep_run(&rt, &cfg, &sum, err, sizeof err), 0, "%s", err);
+    cr_expect(sum.cached == 0 && sum.done == 2);
+    cr_expect_eq(count_done(out), 6);
+    runtime_close(&rt);
+    free(g.methods);
+    rm_rf(dir);
+}
