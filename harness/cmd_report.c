@@ -54,6 +54,9 @@ static void print_group(FILE *f, const struct store_cell *cells, const int *idx,
         const char *h = store_attr_text(&cells[idx[i]], "headline", buf, sizeof buf);
         if (h[0]) m = h;
     }
+    for (int i = 0; !m && i < n; i++)   /* files without the attribute: the first scalar */
+        for (int j = 0; !m && j < cells[idx[i]].res.n; j++)
+            if (cells[idx[i]].res.items[j].kind == RESULT_SCALAR) m = cells[idx[i]].res.items[j].name;
     if (!m) m = "(no scalar)";
     /* columns: the distinct lengths; rows: the distinct methods in file order */
     long *lens = malloc((size_t)n * sizeof *lens);
