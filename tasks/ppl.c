@@ -1,0 +1,270 @@
+/* Perplexity at one context length, under one of four published protocols (YaRN sliding
+ * windows, LongLoRA, llama.cpp, plain windows). The protocols disagree on what a window
+ * holds and which predictions count, so the same model and text give different numbers:
+ * the protocol is a setting and is stored with every result. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataset.h"
+#include "scoring.h"
+#include "settings.h"
+#include "task.h"
+#include "tokenizer.h"
+
+static const char *const keys[] = {"protocol", "stride", "truncate", "max_windows", "max_docs", "max_tokens",
+                                   "bins", "min_doc_tokens", NULL};
+/* In enum ppl_protocol order. */
+static const char *const protocols[] = {"windows", "yarn", "longlora", "llamacpp", NULL};
+static const char *const protocol_detail[] = {
+    "windows: one stream, non-overlapping windows of BOS + L-1 tokens, every prediction scored, token mean",
+    "yarn: per document, windows of BOS + L-1 tokens every S tokens, only tokens new to a window scored, "
+    "unweighted mean of per-window mean NLL (jquesnelle/yarn eval/perplexity.py)",
+    "longlora: one stream, windows of L tokens (no BOS) every S tokens (last start dropped), whole-window loss, "
+    "mean of window means (LongLoRA eval.py)",
+    "llamacpp: BOS + stream cut into chunks of L, first token of each chunk replaced by BOS, predictions L/2..L-2 "
+    "scored, token mean (llama-perplexity)",
+};
+
+struct ppl_opts {
+    int protocol;
+    long stride, truncate, max_windows, max_docs, max_tokens, bins, min_doc;
+};
+
+/* min_doc = -1: the default, L - 1 (a document shorter than a window is skipped). */
+static int read_opts(const char *text, struct ppl_opts *o, char *err, size_t errlen) {
+    struct settings s;
+    if (settings_parse_checked(text, "ppl", keys, &s, err, errlen) != 0) return -1;
+    if (settings_choice(&s, "protocol", protocols, PPL_WINDOWS, &o->protocol, err, errlen) != 0 ||
+        settings_int(&s, "stride", 256, 1, 1 << 24, &o->stride, err, errlen) != 0 ||
+        settings_int(&s, "truncate", 0, 0, 1, &o->truncate, err, errlen) != 0 ||
+        settings_int(&s, "max_windows", 64, 1, 1L << 30, &o->max_windows, err, errlen) != 0 ||
+        settings_int(&s, "max_docs", 0, 0, 1L << 30, &o->max_docs, err, errlen) != 0 ||
+        settings_int(&s, "max_tokens", 32768, 2, 1L << 40, &o->max_tokens, err, errlen) != 0 ||
+        settings_int(&s, "bins", 64, 1, 4096, &o->bins, err, errlen) != 0 ||
+        settings_int(&s, "min_doc_tokens", -1, -1, 1L << 40, &o->min_doc, err, errlen) != 0)
+        return -1;
+    if (o->truncate && o->protocol != PPL_YARN) {
+        snprintf(err, errlen, "ppl: truncate=1 applies to protocol=yarn only");
+        return -1;
+    }
+    return 0;
+}
+
+static int ppl_check(const char *settings, char *err, size_t errlen) {
+    struct ppl_opts o;
+    return read_opts(settings, &o, err, errlen);
+}
+
+static int ppl_session_tokens(int length, const char *settings) {
+    (void)settings;
+    return length;
+}
+
+/* Appends a scalar/array/text, turning a full table into an error once. */
+struct sink {
+    struct result *r;
+    int failed;
+};
+static void put_s(struct sink *k, const char *name, double v) { k->failed |= result_scalar(k->r, name, v) != 0; }
+static void put_t(struct sink *k, const char *name, const char *v) { k->failed |= result_text(k->r, name, v) != 0; }
+static void put_a(struct sink *k, const char *name, const double *v, int n) {
+    k->failed |= result_array(k->r, name, v, n, 1) != 0;
+}
+
+static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, size_t errlen) {
+    struct ppl_opts o;
+    if (read_opts(ctx->settings, &o, err, errlen) != 0) return -1;
+    const int L = ctx->length;
+    const struct model *m = ctx->rt->model;
+    if (L < 4) {
+        snprintf(err, errlen, "ppl: length %d is too short (at least 4)", L);
+        return -1;
+    }
+    if (!m->tok || tokenizer_bos(m->tok) < 0) {
+        snprintf(err, errlen, "ppl: the model has no tokenizer with a BOS token");
+        return -1;
+    }
+    struct dataset ds;
+    struct corpus c;
+    struct ppl_window *win = NULL;
+    struct session *s = NULL;
+    int32_t *seq = NULL, *targets = NULL;
+    float *logprob = NULL;
+    struct pos_bins bins = {0};
+    double *tmp = NULL;
+    int rc = -1;
+    memset(&c, 0, sizeof c);
+    if (dataset_load(ctx->data ? ctx->data : "tinystories", &ds, err, errlen) != 0) return -1;
+    if (corpus_load(&ds, m, ctx->cache_dir, &c, err, errlen) != 0) goto out;
+
+    int n_docs = o.max_docs > 0 && o.max_docs < c.n_docs ? (int)o.max_docs : c.n_docs;
+    struct ppl_layout_opts lo = {.protocol = (enum ppl_protocol)o.protocol,
+                                 .length = L,
+                                 .stride = o.truncate ? L - 1 : (int)o.stride,
+                                 .truncate = o.truncate != 0,
+                                 .min_doc = o.min_doc >= 0 ? o.min_doc : L - 1};
+    int64_t total = ppl_layout(&lo, c.doc_start, n_docs, NULL, 0);
+    if (total <= 0) {
+        int64_t longest = 0;
+        for (int d = 0; d < n_docs; d++)
+            if (corpus_doc_len(&c, d) > longest) longest = corpus_doc_len(&c, d);
+        if (o.protocol == PPL_YARN)
+            snprintf(err, errlen,
+                     "ppl: dataset '%s' (%s) has no document of %lld tokens (longest %lld of %d documents); "
+                     "protocol=yarn at length %d needs one (or set min_doc_tokens, or use a stream protocol)",
+                     ds.spec, ds.path, (long long)lo.min_doc, (long long)longest, n_docs, L);
+        else
+            snprintf(err, errlen, "ppl: dataset '%s' (%s) has %lld tokens; protocol=%s at length %d needs at least %lld",
+                     ds.spec, ds.path, (long long)(c.doc_start[n_docs] - c.doc_start[0]), protocols[o.protocol], L,
+                     (long long)(o.protocol == PPL_LONGLORA ? L + 2LL * o.stride + 1 : L));
+        goto out;
+    }
+    int64_t n_win = total < o.max_windows ? total : o.max_windows;
+    win = malloc((size_t)n_win * sizeof *win);
+    seq = malloc((size_t)L * sizeof *seq);
+    targets = malloc((size_t)L * sizeof *targets);
+    logprob = malloc((size_t)L * sizeof *logprob);
+    tmp = malloc(((size_t)o.bins + 1) * sizeof *tmp);
+    if (!win || !seq || !targets || !logprob || !tmp || pos_bins_init(&bins, (int)o.bins < L ? (int)o.bins : L, L) != 0) {
+        snprintf(err, errlen, "ppl: out of memory");
+        goto out;
+    }
+    ppl_layout(&lo, c.doc_start, n_docs, win, n_win);
+    /* the token cap: whole windows while their forward passes fit, at least one */
+    int64_t budget = 0, used = 0;
+    for (; used < n_win; used++) {
+        int64_t n = (int64_t)win[used].bos + win[used].n_text;
+        if (used > 0 && budget + n > o.max_tokens) break;
+        budget += n;
+    }
+    n_win = used;
+
+    s = ctx->rt->be->session_new(ctx->rt->engine, L, err, errlen);
+    if (!s) goto out;
+    const struct method *meth = ctx->method->method;
+    struct method_plan plan;
+    memset(&plan, 0, sizeof plan);
+    struct forward_plan fp = {0};
+    int planned_len = -1;
+    double sum_window_means = 0, sum_nll = 0;
+    long scored = 0, forward = 0;
+    int32_t bos = tokenizer_bos(m->tok);
+    for (int64_t w = 0; w < n_win; w++) {
+        const struct ppl_window *pw = &win[w];
+        int n = pw->bos + pw->n_text;
+        if (pw->bos) seq[0] = bos;
+        memcpy(seq + pw->bos, c.ids + pw->start, (size_t)pw->n_text * sizeof *seq);
+        /* the plan sees the whole window, BOS included, as HF's forward pass does */
+        if (planned_len < 0 || (meth->depends_on_seq_len && planned_len != n)) {
+            struct method_ctx mc = {.cfg = &m->cfg, .target_len = L, .seq_len = n};
+            if (method_plan(ctx->method, &mc, &plan, err, errlen) != 0) goto out;
+            fp = method_forward_plan(&plan);
+            planned_len = n;
+        }
+        for (int j = 0; j < n - 1; j++) targets[j] = j >= pw->score_from ? seq[j + 1] : -1;
+        ctx->rt->be->session_reset(s);
+        /* the last token predicts nothing scored, so it is not fed */
+        if (ctx->rt->be->eval(s, seq, NULL, n - 1, &fp, targets, logprob, NULL, err, errlen) != 0) goto out;
+        double wsum = 0;
+        int wn = 0;
+        for (int j = pw->score_from; j < n - 1; j++) {
+            double nll = -(double)logprob[j];
+            wsum += nll;
+            wn++;
+            pos_bins_add(&bins, j + 1, nll);
+        }
+        if (wn > 0) sum_window_means += wsum / wn;
+        sum_nll += wsum;
+        scored += wn;
+        forward += n - 1;
+        if (ctx->progress) ctx->progress(ctx->progress_arg, (double)(w + 1) / (double)n_win, forward);
+    }
+    if (scored == 0) {
+        snprintf(err, errlen, "ppl: no prediction was scored (length %d, protocol %s)", L, protocols[o.protocol]);
+        goto out;
+    }
+    double nll_tok = sum_nll / (double)scored;
+    double nll = ppl_mean_of_windows((enum ppl_protocol)o.protocol) ? sum_window_means / (double)n_win : nll_tok;
+    int docs_used = 0;
+    for (int64_t w = 0, last = -2; w < n_win; w++)
+        if (win[w].doc != last) docs_used += win[w].doc >= 0, last = win[w].doc;
+
+    struct sink k = {out, 0};
+    put_s(&k, "ppl", exp(nll));
+    put_s(&k, "nll", nll);
+    put_s(&k, "nll_token_mean", nll_tok);
+    put_s(&k, "tokens_scored", (double)scored);
+    put_s(&k, "windows", (double)n_win);
+    put_s(&k, "windows_available", (double)total);
+    put_s(&k, "docs_used", (double)docs_used);
+    put_s(&k, "tokens", (double)forward);
+    put_s(&k, "stride", (double)lo.stride);
+    put_s(&k, "truncate", (double)o.truncate);
+    put_s(&k, "corpus_tokens", (double)c.n_ids);
+    put_s(&k, "corpus_from_cache", c.from_cache);
+    pos_bins_mean(&bins, tmp);
+    put_a(&k, "nll_by_pos", tmp, bins.n_bins);
+    for (int b = 0; b < bins.n_bins; b++) tmp[b] = (double)bins.count[b];
+    put_a(&k, "nll_by_pos_count", tmp, bins.n_bins);
+    for (int b = 0; b <= bins.n_bins; b++) tmp[b] = (double)L * b / bins.n_bins;
+    put_a(&k, "nll_by_pos_edges", tmp, bins.n_bins + 1);
+    put_t(&k, "protocol", protocols[o.protocol]);
+    put_t(&k, "protocol_detail", protocol_detail[o.protocol]);
+    put_t(&k, "dataset_path", ds.path);
+    put_t(&k, "dataset_sha256", ds.sha256);
+    put_t(&k, "tokenizer_sha256", c.tokenizer_sha256);
+    put_t(&k, "method_note", plan.note);
+    if (k.failed) {
+        snprintf(err, errlen, "ppl: could not store the results (table full or out of memory)");
+        result_free(out);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (s) ctx->rt->be->session_free(s);
+    pos_bins_free(&bins);
+    free(tmp);
+    free(win);
+    free(seq);
+    free(targets);
+    free(logprob);
+    corpus_free(&c);
+    dataset_free(&ds);
+    return rc;
+}
+
+const struct task task_ppl = {
+    .name = "ppl",
+    .summary = "perplexity at the cell's length under a chosen protocol (windows, yarn, longlora, llamacpp)",
+    .help =
+        "Perplexity of the dataset's text with windows of L = the cell's length tokens.\n"
+        "Protocols (setting protocol=, default windows):\n"
+        "  windows   one stream (documents' tokens concatenated); non-overlapping windows of BOS + L-1\n"
+        "            tokens; every prediction scored; token mean. Cheapest: the default.\n"
+        "  yarn      per document (documents shorter than min_doc_tokens, default L-1, are skipped);\n"
+        "            windows of BOS + up to L-1 tokens starting every stride tokens; only tokens no earlier\n"
+        "            window scored count; ppl = exp(unweighted mean of per-window mean NLL)\n"
+        "            (jquesnelle/yarn eval/perplexity.py). truncate=1: one window of the first L-1 tokens of\n"
+        "            each document, all scored (YaRN's Proof-pile tables).\n"
+        "  longlora  one stream; windows of L tokens, no BOS, starting every stride tokens, the last start\n"
+        "            dropped; whole-window loss; mean of window means (LongLoRA eval.py; it uses e = 2.71828,\n"
+        "            we use exp, a relative difference below 1e-6 per nat).\n"
+        "  llamacpp  BOS + stream cut into chunks of L; each chunk starts with BOS in place of its first\n"
+        "            token; predictions L/2 .. L-2 scored; token mean (llama-perplexity's default).\n"
+        "Settings: protocol=windows stride=256 truncate=0 max_windows=64 max_docs=0 (all)\n"
+        "  max_tokens=32768 (forward-pass tokens per cell: the first windows that fit, at least one)\n"
+        "  bins=64 min_doc_tokens=L-1 (yarn).\n"
+        "Windows and documents are taken in order (the first ones), so a cell is deterministic.\n"
+        "The method is planned per window with seq_len = tokens in the window, BOS included.\n"
+        "Results: ppl, nll (the protocol's mean), nll_token_mean, tokens_scored, windows,\n"
+        "  windows_available, docs_used, tokens (forward-pass tokens), nll_by_pos (mean NLL of the\n"
+        "  predicted token's position in its window, bins over [0, L); edges in nll_by_pos_edges,\n"
+        "  counts in nll_by_pos_count), protocol, protocol_detail, dataset_path, dataset_sha256.\n"
+        "Default data: tinystories.",
+    .default_data = "tinystories",
+    .check = ppl_check,
+    .session_tokens = ppl_session_tokens,
+    .run = ppl_run,
+};
