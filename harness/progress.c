@@ -20,7 +20,8 @@ const char *progress_duration(double s, char *buf, size_t cap) {
     if (!isfinite(s) || s < 0) snprintf(buf, cap, "?");
     else if (s >= 3600) snprintf(buf, cap, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
     else if (s >= 60) snprintf(buf, cap, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
-    else snprintf(buf, cap, "%.0fs", s);
+    else if (s >= 10) snprintf(buf, cap, "%.0fs", s);
+    else snprintf(buf, cap, "%.1fs", s);
     return buf;
 }
 

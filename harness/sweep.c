@@ -2,7 +2,6 @@
  * every method and task at the shorter lengths; then tasks, then methods. */
 #include "sweep.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -12,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dataset.h"
 #include "progress.h"
 #include "settings.h"
 #include "sha256.h"
@@ -164,77 +164,9 @@ int sweep_canonical_settings(const char *text, char *out, size_t cap, char *err,
 }
 
 int sweep_data_path(const char *name, char *path, size_t cap, char *err, size_t errlen) {
-    struct stat sb;
-    if (!name || !*name) {
-        snprintf(err, errlen, "no dataset name");
-        return -1;
-    }
-    if (stat(name, &sb) == 0) {
-        snprintf(path, cap, "%s", name);
-        return 0;
-    }
-    const char *root = getenv("CTXBENCH_SHARED");
-    if (!root || !*root) root = "../shared";
-    int w = snprintf(path, cap, "%s/datasets/%s", root, name);
-    if (strchr(name, '/') == NULL && w > 0 && (size_t)w < cap && stat(path, &sb) == 0) return 0;
-    snprintf(err, errlen, "dataset '%s' not found (neither a path nor %s/datasets/%s)", name, root, name);
-    return -1;
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* SHA-256 of a file, or of a directory's regular files: the hash of the sorted lines
- * "<file sha256>  <name>\n" (sha256sum's format), so `cd DIR && sha256sum * | sha256sum`
- * reproduces it. */
-static int data_hash(const char *path, char hex[65], char *err, size_t errlen) {
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (!S_ISDIR(sb.st_mode)) return sha256_file(path, hex, NULL, err, errlen);
-    DIR *d = opendir(path);
-    if (!d) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    char **names = NULL;
-    int n = 0, cap = 0, rc = -1;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            char **nn = realloc(names, (size_t)cap * sizeof *nn);
-            if (!nn) goto out;
-            names = nn;
-        }
-        if (!(names[n] = strdup(e->d_name))) goto out;
-        n++;
-    }
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
-    struct sha256 all;
-    sha256_init(&all);
-    for (int i = 0; i < n; i++) {
-        char file[4096], fh[65];
-        snprintf(file, sizeof file, "%s/%s", path, names[i]);
-        if (stat(file, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
-        if (sha256_file(file, fh, NULL, err, errlen) != 0) goto out;
-        sha256_update(&all, fh, 64);
-        sha256_update(&all, "  ", 2);
-        sha256_update(&all, names[i], strlen(names[i]));
-        sha256_update(&all, "\n", 1);
-    }
-    uint8_t dg[32];
-    sha256_final(&all, dg);
-    sha256_hex(dg, hex);
-    rc = 0;
-out:
-    if (rc != 0 && !err[0]) snprintf(err, errlen, "out of memory listing %s", path);
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
-    closedir(d);
-    return rc;
+    enum dataset_format format;
+    char field[64];
+    return dataset_resolve(name, path, cap, &format, field, sizeof field, err, errlen);
 }
 
 /* ------------------------------------------------------------------ cell key */
@@ -414,12 +346,12 @@ static int prepare_facts(const struct sweep_config *cfg, const struct runtime *r
     for (int t = 0; t < cfg->n_tasks; t++) {
         const char *data = cfg->tasks[t].data;
         if (!data[0]) continue;
-        char e2[512] = "";
-        if (sweep_data_path(data, fx->data_path[t], sizeof fx->data_path[t], err, errlen) != 0) return -1;
-        if (data_hash(fx->data_path[t], fx->data_sha256[t], e2, sizeof e2) != 0) {
-            snprintf(err, errlen, "dataset '%s': %s", data, e2);
-            return -1;
-        }
+        /* the dataset module's own path and hash: exactly what the task will read */
+        struct dataset ds;
+        if (dataset_load(data, &ds, err, errlen) != 0) return -1;
+        snprintf(fx->data_path[t], sizeof fx->data_path[t], "%s", ds.path);
+        snprintf(fx->data_sha256[t], sizeof fx->data_sha256[t], "%s", ds.sha256);
+        dataset_free(&ds);
     }
     return 0;
 }

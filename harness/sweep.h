@@ -67,8 +67,8 @@ int sweep_parse_lengths(const char *text, int ctx_train, int **out, int *n, char
  * the same key ("b=1,a=2,b=3" -> "a=2,b=3"). 0, or -1 + reason. */
 int sweep_canonical_settings(const char *text, char *out, size_t cap, char *err, size_t errlen);
 
-/* Where a dataset name resolves: an existing path as given, else
- * $CTXBENCH_SHARED/datasets/NAME (../shared when unset). 0, or -1 + reason. */
+/* Where a dataset spec resolves (dataset_resolve: a named dataset, a path, or a path
+ * under $CTXBENCH_SHARED/datasets). 0, or -1 + reason. */
 int sweep_data_path(const char *name, char *path, size_t cap, char *err, size_t errlen);
 
 /* The cell key (every input that defines the cell, as text) and the cell's group name:
