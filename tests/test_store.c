@@ -491,3 +491,79 @@ Test(store, settings_canonical_and_data_paths) {
     cr_expect_eq(sweep_data_path("no_such_dataset", path, sizeof path, err, sizeof err), -1);
     cr_expect_not_null(strstr(err, "dataset 'no_such_dataset' not found"), "%s", err);
 }
+
+/* ------------------------------------------------------------------ the command line */
+
+/* Runs `ctxbench ARGS...` ($CTXBENCH_BIN, set by make test) with stderr into a file;
+ * returns the exit status and the stderr text (malloc'd). */
+static char *run_ctxbench(const char *const *args, const char *dir, int *status) {
+    const char *bin = getenv("CTXBENCH_BIN");
+    if (!bin || !*bin) bin = "build/ctxbench";
+    cr_assert_eq(access(bin, X_OK), 0, "ctxbench binary %s (set CTXBENCH_BIN)", bin);
+    char errp[160];
+    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
+    char *argv[32];
+    int n = 0;
+    argv[n++] = (char *)bin;
+    for (; args[n - 1] && n < 31; n++) argv[n] = (char *)args[n - 1];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int nul = open("/dev/null", O_WRONLY);
+        if (fd < 0 || nul < 0) _exit(127);
+        dup2(fd, 2);
+        dup2(nul, 1);
+        execv(bin, argv);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    size_t len;
+    char err[256];
+    char *text = read_file(errp, &len, err, sizeof err);
+    cr_assert_not_null(text, "%s", err);
+    return text;
+}
+
+Test(store, sweep_command_rejects_bad_inputs) {
+    char dir[64], out[128], model[512], bad_out[160];
+    temp_dir(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/x.h5", dir);
+    shared_path(model, sizeof model, "models/stories260K.gguf");
+    snprintf(bad_out, sizeof bad_out, "%s/no/such/dir/x.h5", dir);
+    struct {
+        const char *args[16];
+        int status;
+        const char *says;
+    } cases[] = {
+        {{"sweep", "-m", model, "-o", out, "--methods", "nope", NULL}, 2, "unknown method 'nope'"},
+        {{"sweep", "-m", model, "-o", out, "--methods", "yarn:factor=0", NULL}, 2, "factor"},
+        {{"sweep", "-m", model, "-o", out, "--tasks", "ppl,nope", NULL}, 2, "unknown task 'nope' (tasks: "},
+        {{"sweep", "-m", model, "-o", out, "--lengths", "4k:1k", NULL}, 2, "bad length range '4k:1k'"},
+        {{"sweep", "-m", model, "-o", out, "--lengths", "12q", NULL}, 2, "bad length '12q'"},
+        {{"sweep", "-m", model, "-o", out, "--tasks", "ppl", "--data", "no_such_data", NULL}, 2,
+         "dataset 'no_such_data' not found"},
+        {{"sweep", "-m", model, "-o", out, "--tasks", "ppl", "--task-opt", "ppl:bogus=1", NULL}, 2, "bogus"},
+        {{"sweep", "-m", model, "-o", out, "--tasks", "ppl", "--task-opt", "nope:a=1", NULL}, 2,
+         "--task-opt: unknown task 'nope'"},
+        {{"sweep", "-m", model, "-o", bad_out, "--tasks", "ppl", NULL}, 1, "cannot write results to"},
+        {{"sweep", "-m", "/no/model.gguf", "-o", out, "--tasks", "ppl", NULL}, 1, "/no/model.gguf"},
+        {{"sweep", "-m", model, "--tasks", "ppl", NULL}, 2, "needs -m MODEL and -o OUT.h5"},
+        {{"export", "/no/such.h5", NULL}, 1, "/no/such.h5: No such file or directory"},
+        {{"report", model, NULL}, 1, "is not an HDF5 file"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int status;
+        char *text = run_ctxbench(cases[i].args, dir, &status);
+        cr_expect_eq(status, cases[i].status, "case %zu: exit %d, stderr: %s", i, status, text);
+        cr_expect_not_null(strstr(text, cases[i].says), "case %zu: stderr says '%s': %s", i, cases[i].says, text);
+        char *nl = strchr(text, '\n');
+        cr_expect(nl && nl[1] == 0, "case %zu: one line: %s", i, text);
+        free(text);
+    }
+    cr_expect_neq(access(out, F_OK), 0, "no results file is created by a rejected sweep");
+    rm_rf(dir);
+}

@@ -3,11 +3,13 @@
  * file whose results are a known function of the cell, so every stored value can be
  * checked; the model is stories260K (only its config and memory estimate are used). */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "settings.h"
 #include "store.h"
 #include "sweep.h"
@@ -353,5 +355,131 @@ Test(sweep, stop_flag_and_distinct_keys) {
     cr_expect_eq(count_done(out), 6);
     runtime_close(&rt);
     free(g.methods);
+    rm_rf(dir);
+}
+
+/* ------------------------------------------------------------------ the real command */
+
+/* Starts `ctxbench sweep` ($CTXBENCH_BIN, set by make test) on stories260K with the ppl
+ * task; stderr goes to DIR/stderr.txt. */
+static pid_t start_sweep(const char *dir, const char *out) {
+    const char *bin = getenv("CTXBENCH_BIN");
+    if (!bin || !*bin) bin = "build/ctxbench";
+    cr_assert_eq(access(bin, X_OK), 0, "ctxbench binary %s (set CTXBENCH_BIN)", bin);
+    char model[512], errp[160];
+    shared_path(model, sizeof model, "models/stories260K.gguf");
+    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0) _exit(127);
+        dup2(fd, 2);
+        execl(bin, bin, "sweep", "-m", model, "--methods", "baseline,pi:factor=2,yarn:factor=4", "--tasks", "ppl",
+              "--lengths", "256:2k", "--task-opt", "ppl:max_windows=6", "-t", "1", "-o", out, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_status(pid_t pid) {
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 1000 + WTERMSIG(st) : -1;
+}
+
+/* Waits until the file holds at least `want` done cells (or the process ended). */
+static int wait_cells(const char *out, int want, pid_t pid) {
+    int done = 0;
+    for (int t = 0; t < 20000 && done < want; t++) {
+        usleep(1000);
+        done = count_done(out);
+        cr_assert_geq(done, 0, "the file opens cleanly while the sweep runs");
+        if (waitpid(pid, NULL, WNOHANG) == pid) cr_assert_fail("the sweep ended before %d cells", want);
+    }
+    return done;
+}
+
+static char *read_text(const char *path) {
+    size_t len;
+    char err[256];
+    char *t = read_file(path, &len, err, sizeof err);
+    cr_assert_not_null(t, "%s", err);
+    return t;
+}
+
+Test(sweep, command_resumes_after_sigkill) {
+    char dir[64], out[128], errp[160], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/b.h5", dir);
+    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
+    pid_t pid = start_sweep(dir, out);
+    wait_cells(out, 2, pid);
+    kill(pid, SIGKILL);
+    cr_assert_eq(wait_status(pid), 1000 + SIGKILL, "killed mid-sweep");
+
+    struct store_cell *cells;
+    int n;
+    cr_assert_eq(store_read(out, false, &cells, &n, err, sizeof err), 0, "%s", err);
+    int before = 0;
+    double started[16];
+    char ids[16][STORE_ID_MAX + 1];
+    for (int i = 0; i < n && i < 16; i++)
+        if (cells[i].status == CELL_DONE) {
+            snprintf(ids[before], sizeof ids[before], "%s", cells[i].id);
+            started[before++] = cell_num(&cells[i], "started_unix");
+        }
+    store_cells_free(cells, n);
+    cr_assert(before >= 2 && before < 12, "%d of 12 cells done at the kill", before);
+
+    pid = start_sweep(dir, out);
+    cr_assert_eq(wait_status(pid), 0, "the rerun finishes");
+    char *text = read_text(errp);
+    char want[64];
+    snprintf(want, sizeof want, "12 cells, %d already done", before);
+    cr_expect_not_null(strstr(text, want), "%s", text);
+    free(text);
+    cr_assert_eq(store_read(out, false, &cells, &n, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(n, 12);
+    int matched = 0;
+    for (int i = 0; i < n; i++) {
+        cr_expect_eq(cells[i].status, CELL_DONE, "%s", cells[i].id);
+        const struct result_item *ppl = result_find(&cells[i].res, "ppl");
+        cr_expect(ppl && ppl->value > 1 && ppl->value < 600, "%s has a perplexity", cells[i].id);
+        for (int k = 0; k < before; k++)
+            if (strcmp(cells[i].id, ids[k]) == 0) {
+                cr_expect_eq(cell_num(&cells[i], "started_unix"), started[k], "%s not recomputed", ids[k]);
+                matched++;
+            }
+    }
+    cr_expect_eq(matched, before);
+    store_cells_free(cells, n);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "h5dump -H '%s' > /dev/null 2>&1", out);
+    cr_expect_eq(system(cmd), 0, "h5dump opens the file");
+    rm_rf(dir);
+}
+
+Test(sweep, command_ctrl_c_finishes_the_cell_and_exits_130) {
+    char dir[64], out[128], errp[160];
+    temp_dir(dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/c.h5", dir);
+    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
+    pid_t pid = start_sweep(dir, out);
+    wait_cells(out, 1, pid);
+    kill(pid, SIGINT);
+    cr_assert_eq(wait_status(pid), 130, "an interrupted sweep exits with 130");
+    char *text = read_text(errp);
+    cr_expect_not_null(strstr(text, "interrupted: finishing the current cell"), "%s", text);
+    cr_expect_not_null(strstr(text, "rerun the same command to resume"), "%s", text);
+    free(text);
+    int done = count_done(out);
+    cr_expect(done >= 1 && done < 12, "%d cells done", done);
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    cr_expect_neq(access(tmp, F_OK), 0, "no temporary copy left");
+    pid = start_sweep(dir, out);
+    cr_assert_eq(wait_status(pid), 0);
+    cr_expect_eq(count_done(out), 12);
     rm_rf(dir);
 }
