@@ -1,0 +1,105 @@
+/* Greedy decoding with a teacher-forced reference, sharing passes while they agree. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode.h"
+
+double decode_nll(const float *logits, int n_vocab, int32_t id) {
+    double mx = logits[0];
+    for (int v = 1; v < n_vocab; v++)
+        if (logits[v] > mx) mx = logits[v];
+    double sum = 0;
+    for (int v = 0; v < n_vocab; v++) sum += exp((double)logits[v] - mx);
+    return -(((double)logits[id] - mx) - log(sum));
+}
+
+static int32_t argmax(const float *logits, int n_vocab) {
+    int32_t best = 0;
+    for (int32_t v = 1; v < n_vocab; v++)
+        if (logits[v] > logits[best]) best = v;
+    return best;
+}
+
+int decode_greedy_scored(struct runtime *rt, struct session *s, const struct forward_plan *fp,
+                         const struct decode_request *rq, struct decode_result *out, char *err, size_t errlen) {
+    const struct backend_ops *be = rt->be;
+    const int n_vocab = rt->model->cfg.n_vocab;
+    out->n_gen = 0;
+    out->target_nll = 0;
+    out->forward_tokens = 0;
+    if (rq->n_prompt < 1 || rq->n_target < 0 || rq->max_new < 0) {
+        snprintf(err, errlen, "decode: empty prompt or negative counts");
+        return -1;
+    }
+    for (int i = 0; i < rq->n_target; i++)
+        if (rq->target[i] < 0 || rq->target[i] >= n_vocab) {
+            snprintf(err, errlen, "decode: target id %d outside the vocabulary", rq->target[i]);
+            return -1;
+        }
+    int rest = rq->n_target > rq->max_new ? rq->n_target : rq->max_new;
+    float *logits = malloc((size_t)n_vocab * sizeof *logits);
+    float *logprob = malloc(((size_t)rq->n_target + 1) * sizeof *logprob);
+    int32_t *replay = malloc(((size_t)rq->n_prompt + (size_t)rest) * sizeof *replay);
+    int rc = -1;
+    if (!logits || !logprob || !replay) {
+        snprintf(err, errlen, "decode: out of memory");
+        goto out;
+    }
+    be->session_reset(s);
+    if (be->eval(s, rq->prompt, NULL, rq->n_prompt, fp, NULL, NULL, logits, err, errlen) != 0) goto out;
+    out->forward_tokens += rq->n_prompt;
+    bool stopped = rq->max_new == 0;
+    /* Shared path: the context is prompt + target[0..i) = prompt + gen[0..i). */
+    for (int i = 0;; i++) {
+        if (i < rq->n_target) out->target_nll += decode_nll(logits, n_vocab, rq->target[i]);
+        if (!stopped) {
+            int32_t g = argmax(logits, n_vocab);
+            out->gen[out->n_gen++] = g;
+            stopped = g == rq->eos || out->n_gen >= rq->max_new ||
+                      (rq->stop && rq->stop(rq->stop_arg, out->gen, out->n_gen));
+        }
+        bool need_teacher = i + 1 < rq->n_target, need_gen = !stopped;
+        int32_t next;
+        if (need_teacher && need_gen) {
+            if (out->gen[out->n_gen - 1] != rq->target[i]) {
+                /* They part here. Finish the target in this session: feed target[i..n-1)
+                 * with targets target[i+1..n). */
+                int n = rq->n_target - 1 - i;
+                if (be->eval(s, rq->target + i, NULL, n, fp, rq->target + i + 1, logprob, NULL, err, errlen) != 0)
+                    goto out;
+                out->forward_tokens += n;
+                for (int k = 0; k < n; k++) out->target_nll -= logprob[k];
+                /* Then the greedy continuation from prompt + gen in a fresh pass. */
+                memcpy(replay, rq->prompt, (size_t)rq->n_prompt * sizeof *replay);
+                memcpy(replay + rq->n_prompt, out->gen, (size_t)out->n_gen * sizeof *replay);
+                be->session_reset(s);
+                int nr = rq->n_prompt + out->n_gen;
+                if (be->eval(s, replay, NULL, nr, fp, NULL, NULL, logits, err, errlen) != 0) goto out;
+                out->forward_tokens += nr;
+                while (!stopped) {
+                    int32_t g = argmax(logits, n_vocab);
+                    out->gen[out->n_gen++] = g;
+                    stopped = g == rq->eos || out->n_gen >= rq->max_new ||
+                              (rq->stop && rq->stop(rq->stop_arg, out->gen, out->n_gen));
+                    if (stopped) break;
+                    if (be->eval(s, &g, NULL, 1, fp, NULL, NULL, logits, err, errlen) != 0) goto out;
+                    out->forward_tokens++;
+                }
+                break;
+            }
+            next = rq->target[i];
+        } else if (need_teacher) next = rq->target[i];
+        else if (need_gen) next = out->gen[out->n_gen - 1];
+        else break;
+        if (be->eval(s, &next, NULL, 1, fp, NULL, NULL, logits, err, errlen) != 0) goto out;
+        out->forward_tokens++;
+    }
+    rc = 0;
+out:
+    free(logits);
+    free(logprob);
+    free(replay);
+    return rc;
+}

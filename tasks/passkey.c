@@ -1,0 +1,506 @@
+/* Pass-key retrieval (the Landmark Attention prompt that YaRN, LongLoRA and SelfExtend
+ * use): a 5-digit key hidden in repeated filler, at a grid of depths, each depth measured
+ * in tokens. The greedy answer is scored by its digits; the key's teacher-forced NLL gives
+ * a graded signal for models too small to answer. The prompt texts are data
+ * (datasets/passkey/VARIANT.txt), not code. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataset.h"
+#include "decode.h"
+#include "scoring.h"
+#include "settings.h"
+#include "task.h"
+#include "textbuf.h"
+#include "tokenizer.h"
+
+static const char *const keys[] = {"variant", "depths", "trials", "digits", NULL};
+static const char *const variants[] = {"yarn", "longlora", "selfextend", NULL};
+#define MAX_SENTENCES 32
+#define EXTRA_NEW_TOKENS 4   /* answer budget beyond the key's digits: a space, punctuation */
+
+struct pk_opts {
+    int variant;
+    long depths, trials, digits;
+};
+
+static int read_opts(const char *text, struct pk_opts *o, char *err, size_t errlen) {
+    struct settings s;
+    if (settings_parse_checked(text, "passkey", keys, &s, err, errlen) != 0) return -1;
+    if (settings_choice(&s, "variant", variants, 0, &o->variant, err, errlen) != 0 ||
+        settings_int(&s, "depths", 10, 1, 101, &o->depths, err, errlen) != 0 ||
+        settings_int(&s, "trials", 2, 1, 1000, &o->trials, err, errlen) != 0 ||
+        settings_int(&s, "digits", 5, 1, 9, &o->digits, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+static int pk_check(const char *settings, char *err, size_t errlen) {
+    struct pk_opts o;
+    return read_opts(settings, &o, err, errlen);
+}
+
+static int pk_session_tokens(int length, const char *settings) {
+    (void)settings;
+    return length;
+}
+
+/* ---- the prompt template ---- */
+
+struct pk_template {
+    char instruction[1024], filler[1024], filler_join[64], join[64], key_line[512], question[512];
+    char sentence[MAX_SENTENCES][256];
+    int n_sentences;
+    char path[1024];
+};
+
+/* value with \n, \s, \\ expanded into out; false if it does not fit or has a bad escape */
+static bool unescape(const char *v, size_t n, char *out, size_t cap) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        if (c == '\\') {
+            if (++i >= n) return false;
+            c = v[i] == 'n' ? '\n' : v[i] == 's' ? ' ' : v[i] == '\\' ? '\\' : 0;
+            if (!c) return false;
+        }
+        if (k + 1 >= cap) return false;
+        out[k++] = c;
+    }
+    out[k] = 0;
+    return true;
+}
+
+static int load_template(const char *path, struct pk_template *t, char *err, size_t errlen) {
+    memset(t, 0, sizeof *t);
+    snprintf(t->path, sizeof t->path, "%s", path);
+    size_t len;
+    char *text = dataset_read_text(path, &len, err, errlen);
+    if (!text) return -1;
+    struct {
+        const char *name;
+        char *dst;
+        size_t cap;
+        bool seen;
+    } field[] = {{"instruction", t->instruction, sizeof t->instruction, 0},
+                 {"filler", t->filler, sizeof t->filler, 0},
+                 {"filler_join", t->filler_join, sizeof t->filler_join, 0},
+                 {"join", t->join, sizeof t->join, 0},
+                 {"key_line", t->key_line, sizeof t->key_line, 0},
+                 {"question", t->question, sizeof t->question, 0}};
+    const int n_fields = (int)(sizeof field / sizeof field[0]);
+    int rc = -1, line_no = 0;
+    for (char *p = text; *p;) {
+        char *eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) : strlen(p);
+        line_no++;
+        char *line = p;
+        p = eol ? eol + 1 : p + n;
+        while (n && (line[n - 1] == ' ' || line[n - 1] == '\t')) n--;
+        if (n == 0 || line[0] == '#') continue;
+        char *eq = memchr(line, '=', n);
+        if (!eq) {
+            snprintf(err, errlen, "%s line %d: expected name = value", path, line_no);
+            goto out;
+        }
+        char *ke = eq;
+        while (ke > line && ke[-1] == ' ') ke--;
+        char *v = eq + 1;
+        if (v < line + n && *v == ' ') v++;   /* one space after '=' belongs to the syntax */
+        int f = 0;
+        while (f < n_fields && !(strlen(field[f].name) == (size_t)(ke - line) &&
+                                 memcmp(field[f].name, line, (size_t)(ke - line)) == 0))
+            f++;
+        if (f == n_fields) {
+            snprintf(err, errlen, "%s line %d: unknown name '%.*s' (valid: instruction, filler, filler_join, join, "
+                     "key_line, question)", path, line_no, (int)(ke - line), line);
+            goto out;
+        }
+        if (!unescape(v, (size_t)(line + n - v), field[f].dst, field[f].cap)) {
+            snprintf(err, errlen, "%s line %d: value of %s is too long or has a bad escape (\\n \\s \\\\)", path,
+                     line_no, field[f].name);
+            goto out;
+        }
+        field[f].seen = true;
+    }
+    for (int f = 0; f < n_fields; f++)
+        if (!field[f].seen) {
+            snprintf(err, errlen, "%s: no %s", path, field[f].name);
+            goto out;
+        }
+    if (!strstr(t->key_line, "{key}")) {
+        snprintf(err, errlen, "%s: key_line has no {key}", path);
+        goto out;
+    }
+    /* the filler's sentences: split after ". " (and "! ", "? ") */
+    const char *s = t->filler;
+    while (*s) {
+        const char *e = s;
+        while (*e && !((*e == '.' || *e == '!' || *e == '?') && e[1] == ' ')) e++;
+        if (*e) e++;
+        size_t n = (size_t)(e - s);
+        if (t->n_sentences >= MAX_SENTENCES || n >= sizeof t->sentence[0]) {
+            snprintf(err, errlen, "%s: filler has more than %d sentences or too long a sentence", path, MAX_SENTENCES);
+            goto out;
+        }
+        memcpy(t->sentence[t->n_sentences], s, n);
+        t->sentence[t->n_sentences++][n] = 0;
+        s = e;
+        while (*s == ' ') s++;
+    }
+    if (t->n_sentences == 0) {
+        snprintf(err, errlen, "%s: empty filler", path);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(text);
+    return rc;
+}
+
+/* The first n sentences of the endless filler: sentences joined by spaces, whole
+ * repetitions of the filler by filler_join. */
+static void put_filler(struct textbuf *b, const struct pk_template *t, long n) {
+    for (long i = 0; i < n; i++) {
+        if (i > 0) textbuf_puts(b, i % t->n_sentences == 0 ? t->filler_join : " ");
+        textbuf_puts(b, t->sentence[i % t->n_sentences]);
+    }
+}
+
+/* instruction, filler(a), key line, filler(b), question, joined by join. With b < 0 the
+ * text stops after the join that follows filler(a): what comes before the key line. */
+static void build_prompt(struct textbuf *b, const struct pk_template *t, long a, long after, const char *key) {
+    textbuf_clear(b);
+    textbuf_puts(b, t->instruction);
+    textbuf_puts(b, t->join);
+    put_filler(b, t, a);
+    textbuf_puts(b, t->join);
+    if (after < 0) return;
+    for (const char *p = t->key_line; *p;) {
+        const char *k = strstr(p, "{key}");
+        if (!k) {
+            textbuf_puts(b, p);
+            break;
+        }
+        textbuf_append(b, p, (size_t)(k - p));
+        textbuf_puts(b, key);
+        p = k + 5;
+    }
+    textbuf_puts(b, t->join);
+    put_filler(b, t, after);
+    textbuf_puts(b, t->join);
+    textbuf_puts(b, t->question);
+}
+
+/* Token count of text (BOS as the model expects it); -1 on failure. */
+static long count_tokens(const struct tokenizer *tok, const struct textbuf *b) {
+    if (b->oom) return -1;
+    int32_t *ids;
+    size_t n;
+    if (tokenizer_encode(tok, b->s, b->n, tokenizer_add_bos_default(tok), &ids, &n) != 0) return -1;
+    free(ids);
+    return (long)n;
+}
+
+/* Early stop: a run of digits has ended (a non-digit after it) in the decoded answer. */
+struct digit_stop {
+    const struct tokenizer *tok;
+};
+static bool answer_complete(void *arg, const int32_t *gen, int n) {
+    const struct digit_stop *d = arg;
+    char text[512];
+    size_t k = 0;
+    for (int i = 0; i < n && k < sizeof text - 1; i++) {
+        size_t l = tokenizer_decode_token(d->tok, gen[i], text + k, sizeof text - 1 - k);
+        k += l < sizeof text - 1 - k ? l : sizeof text - 1 - k;
+    }
+    text[k] = 0;
+    const char *p = text;
+    while (*p && !(*p >= '0' && *p <= '9')) p++;
+    if (!*p) return false;
+    while (*p >= '0' && *p <= '9') p++;
+    return *p != 0;
+}
+
+struct sink {
+    struct result *r;
+    int failed;
+};
+static void put_s(struct sink *k, const char *name, double v) { k->failed |= result_scalar(k->r, name, v) != 0; }
+static void put_t(struct sink *k, const char *name, const char *v) { k->failed |= result_text(k->r, name, v) != 0; }
+static void put_a(struct sink *k, const char *name, const double *v, int n) {
+    k->failed |= result_array(k->r, name, v, n, 1) != 0;
+}
+
+static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, size_t errlen) {
+    struct pk_opts o;
+    if (read_opts(ctx->settings, &o, err, errlen) != 0) return -1;
+    const struct model *m = ctx->rt->model;
+    const struct tokenizer *tok = m->tok;
+    if (!tok) {
+        snprintf(err, errlen, "passkey: the model has no tokenizer");
+        return -1;
+    }
+    char rel[64], path[1024];
+    snprintf(rel, sizeof rel, "passkey/%s.txt", variants[o.variant]);
+    if (dataset_repo_file(rel, path, sizeof path, err, errlen) != 0) return -1;
+    struct pk_template *t = malloc(sizeof *t);
+    if (!t) {
+        snprintf(err, errlen, "passkey: out of memory");
+        return -1;
+    }
+    if (load_template(path, t, err, errlen) != 0) {
+        free(t);
+        return -1;
+    }
+    const int L = ctx->length, D = (int)o.depths, K = (int)o.trials;
+    const int max_new = (int)o.digits + EXTRA_NEW_TOKENS;
+    const long P = (long)L - max_new;   /* prompt tokens at most */
+    struct textbuf b = {0};
+    struct session *s = NULL;
+    int32_t *prompt = NULL, *answer = NULL, *q_ids = NULL, *gen = NULL;
+    double *acc = calloc((size_t)D, sizeof *acc), *dacc = calloc((size_t)D, sizeof *dacc);
+    double *tacc = calloc((size_t)D, sizeof *tacc), *knll = calloc((size_t)D, sizeof *knll);
+    double *dact = calloc((size_t)D, sizeof *dact), *dval = calloc((size_t)D, sizeof *dval);
+    struct textbuf answers = {0};
+    int rc = -1;
+    gen = malloc((size_t)max_new * sizeof *gen);
+    if (!acc || !dacc || !tacc || !knll || !dact || !dval || !gen) {
+        snprintf(err, errlen, "passkey: out of memory");
+        goto out;
+    }
+    /* The filler length: the most sentences whose prompt fits in P tokens. */
+    char key0[16];
+    memset(key0, '5', (size_t)o.digits);
+    key0[o.digits] = 0;
+    build_prompt(&b, t, 0, 0, key0);
+    long f0 = count_tokens(tok, &b);
+    if (f0 < 0 || f0 > P) {
+        snprintf(err, errlen, "passkey: length %d leaves %ld prompt tokens; the prompt without filler needs %ld", L, P,
+                 f0);
+        goto out;
+    }
+    build_prompt(&b, t, 32, 32, key0);
+    long f64 = count_tokens(tok, &b);
+    double per_sentence = f64 > f0 ? (double)(f64 - f0) / 64.0 : 1.0;
+    long N = (long)((double)(P - f0) / per_sentence);
+    for (int guard = 0; guard < 200 && N > 0; guard++) {   /* down until it fits */
+        build_prompt(&b, t, N / 2, N - N / 2, key0);
+        long n = count_tokens(tok, &b);
+        if (n < 0) goto tok_fail;
+        if (n <= P) break;
+        long over = (long)((double)(n - P) / per_sentence);
+        N -= over > 1 ? over : 1;
+    }
+    if (N < 0) N = 0;
+    for (int guard = 0; guard < 200; guard++) {   /* up while the next one fits */
+        build_prompt(&b, t, (N + 1) / 2, N + 1 - (N + 1) / 2, key0);
+        long n = count_tokens(tok, &b);
+        if (n < 0) goto tok_fail;
+        if (n > P) break;
+        N++;
+    }
+    build_prompt(&b, t, 0, -1, key0);
+    long before0 = count_tokens(tok, &b);
+
+    /* The question's tokens, to find the answer's tokens after it. */
+    size_t nq;
+    if (tokenizer_encode(tok, t->question, strlen(t->question), false, &q_ids, &nq) != 0) goto tok_fail;
+    struct digit_stop stop = {tok};
+    s = ctx->rt->be->session_new(ctx->rt->engine, L, err, errlen);
+    if (!s) goto out;
+    struct method_plan plan;
+    memset(&plan, 0, sizeof plan);
+    struct forward_plan fp = {0};
+    int planned_len = -1;
+    long forward = 0, prompt_tokens = 0;
+    int n_exact = 0;
+    double sum_dacc = 0, sum_tacc = 0, sum_knll = 0;
+    for (int di = 0; di < D; di++) {
+        double depth = D == 1 ? 0.5 : (double)di / (D - 1);
+        dval[di] = depth;
+        for (int tr = 0; tr < K; tr++) {
+            /* the key depends on (seed, depth index, trial) only: the same at every length and method */
+            uint64_t st = ctx->seed * 0x9E3779B97F4A7C15ull + (uint64_t)di * 1000003u + (uint64_t)tr;
+            long lo = 1;
+            for (int k = 1; k < o.digits; k++) lo *= 10;
+            char key[16];
+            snprintf(key, sizeof key, "%ld", score_rng_range(&st, o.digits == 1 ? 0 : lo, lo * 10 - 1));
+            /* place the key line: tokens before it ~ depth x prompt tokens */
+            build_prompt(&b, t, N / 2, N - N / 2, key);
+            long total = count_tokens(tok, &b);
+            long a = lround((depth * total - before0) / per_sentence);
+            a = a < 0 ? 0 : a > N ? N : a;
+            build_prompt(&b, t, a, -1, key);
+            long before = count_tokens(tok, &b);
+            a += lround((depth * total - before) / per_sentence);   /* one correction step */
+            a = a < 0 ? 0 : a > N ? N : a;
+            long after = N - a;
+            int32_t *ids = NULL;
+            size_t n = 0;
+            for (;;) {
+                build_prompt(&b, t, a, after, key);
+                free(ids);
+                ids = NULL;
+                if (b.oom || tokenizer_encode(tok, b.s, b.n, tokenizer_add_bos_default(tok), &ids, &n) != 0)
+                    goto tok_fail;
+                if ((long)n <= P || (a == 0 && after == 0)) break;
+                if (after > 0) after--;
+                else a--;
+            }
+            free(prompt);
+            prompt = ids;
+            if ((long)n > P) {
+                snprintf(err, errlen, "passkey: the prompt needs %zu tokens, more than the %ld that length %d leaves",
+                         n, P, L);
+                goto out;
+            }
+            build_prompt(&b, t, a, -1, key);
+            before = count_tokens(tok, &b);
+            dact[di] += (double)before / (double)n / K;
+            /* the answer's tokens: question + key, after the question's own tokens */
+            textbuf_clear(&b);
+            textbuf_puts(&b, t->question);
+            if (b.n && b.s[b.n - 1] != ' ') textbuf_puts(&b, " ");
+            textbuf_puts(&b, key);
+            size_t nqa;
+            free(answer);
+            answer = NULL;
+            if (b.oom || tokenizer_encode(tok, b.s, b.n, false, &answer, &nqa) != 0) goto tok_fail;
+            if (nqa <= nq || memcmp(answer, q_ids, nq * sizeof *q_ids) != 0) {
+                snprintf(err, errlen, "passkey: the tokenizer merges the question's end with the key; cannot "
+                         "separate the answer's tokens");
+                goto out;
+            }
+            int n_ans = (int)(nqa - nq);
+            if (n_ans > max_new) {
+                snprintf(err, errlen, "passkey: the key takes %d tokens, more than the %d-token answer budget", n_ans,
+                         max_new);
+                goto out;
+            }
+            if (planned_len < 0 || (ctx->method->method->depends_on_seq_len && planned_len != (int)n)) {
+                struct method_ctx mc = {.cfg = &m->cfg, .target_len = L, .seq_len = (int)n};
+                if (method_plan(ctx->method, &mc, &plan, err, errlen) != 0) goto out;
+                fp = method_forward_plan(&plan);
+                planned_len = (int)n;
+            }
+            struct decode_request rq = {.prompt = prompt,
+                                        .n_prompt = (int)n,
+                                        .target = answer + nq,
+                                        .n_target = n_ans,
+                                        .max_new = max_new,
+                                        .eos = tokenizer_eos(tok),
+                                        .stop = answer_complete,
+                                        .stop_arg = &stop};
+            struct decode_result dr = {.gen = gen};
+            if (decode_greedy_scored(ctx->rt, s, &fp, &rq, &dr, err, errlen) != 0) goto out;
+            forward += dr.forward_tokens;
+            prompt_tokens += (long)n;
+            /* score */
+            char text[512], digits[64];
+            size_t k = 0;
+            for (int i = 0; i < dr.n_gen && k < sizeof text - 1; i++) {
+                size_t l = tokenizer_decode_token(tok, gen[i], text + k, sizeof text - 1 - k);
+                k += l < sizeof text - 1 - k ? l : sizeof text - 1 - k;
+            }
+            text[k] = 0;
+            first_digits(text, digits, sizeof digits);
+            bool exact = strcmp(digits, key) == 0;
+            double da = digit_accuracy(digits, key);
+            bool tok_match = dr.n_gen >= n_ans && memcmp(gen, answer + nq, (size_t)n_ans * sizeof *gen) == 0;
+            double nll = dr.target_nll / n_ans;
+            acc[di] += exact / (double)K;
+            dacc[di] += da / K;
+            tacc[di] += tok_match / (double)K;
+            knll[di] += nll / K;
+            n_exact += exact;
+            sum_dacc += da;
+            sum_tacc += tok_match;
+            sum_knll += nll;
+            /* a short record of each answer, digits only so the text stays one line */
+            char rec[96];
+            snprintf(rec, sizeof rec, "%s%.2f:%s->%s", answers.n ? " " : "", depth, key, digits[0] ? digits : "-");
+            textbuf_puts(&answers, rec);
+            if (ctx->progress) ctx->progress(ctx->progress_arg, (double)(di * K + tr + 1) / (D * K), forward);
+        }
+    }
+    int total_trials = D * K;
+    struct sink k = {out, 0};
+    put_s(&k, "accuracy", (double)n_exact / total_trials);
+    put_s(&k, "digit_accuracy", sum_dacc / total_trials);
+    put_s(&k, "token_accuracy", sum_tacc / total_trials);
+    put_s(&k, "key_nll", sum_knll / total_trials);
+    put_s(&k, "trials", total_trials);
+    put_s(&k, "prompt_tokens", (double)prompt_tokens / total_trials);
+    put_s(&k, "filler_sentences", (double)N);
+    put_s(&k, "max_new_tokens", max_new);
+    put_s(&k, "tokens", (double)forward);
+    put_a(&k, "depth", dval, D);
+    put_a(&k, "depth_actual", dact, D);
+    put_a(&k, "accuracy_by_depth", acc, D);
+    put_a(&k, "digit_accuracy_by_depth", dacc, D);
+    put_a(&k, "token_accuracy_by_depth", tacc, D);
+    put_a(&k, "key_nll_by_depth", knll, D);
+    put_t(&k, "variant", variants[o.variant]);
+    put_t(&k, "prompt_file", t->path);
+    put_t(&k, "answers", answers.oom || !answers.s ? "" : answers.s);
+    put_t(&k, "method_note", plan.note);
+    if (k.failed) {
+        snprintf(err, errlen, "passkey: could not store the results (table full or out of memory)");
+        result_free(out);
+        goto out;
+    }
+    rc = 0;
+    goto out;
+tok_fail:
+    snprintf(err, errlen, "passkey: could not tokenize the prompt");
+out:
+    if (s) ctx->rt->be->session_free(s);
+    textbuf_free(&b);
+    textbuf_free(&answers);
+    free(prompt);
+    free(answer);
+    free(q_ids);
+    free(gen);
+    free(acc);
+    free(dacc);
+    free(tacc);
+    free(knll);
+    free(dact);
+    free(dval);
+    free(t);
+    return rc;
+}
+
+const struct task task_passkey = {
+    .name = "passkey",
+    .summary = "pass-key retrieval over a depth grid (Landmark/YaRN/LongLoRA/SelfExtend prompt), exact digits + key NLL",
+    .help =
+        "The Landmark Attention pass-key prompt: an instruction, filler (\"The grass is green. The sky is blue.\n"
+        "...\") repeated to fill the cell's length, the line \"The pass key is NNNNN. Remember it. NNNNN is the\n"
+        "pass key.\" at a chosen depth, and \"What is the pass key? The pass key is\". The texts are data in\n"
+        "datasets/passkey/VARIANT.txt: yarn (default; jquesnelle/yarn eval/passkey.py), longlora (same words,\n"
+        "LongLoRA passkey_retrivial.py), selfextend (datamllab/LongLM: \"memorize it\", filler lines joined by\n"
+        "newlines, a trailing space after the question).\n"
+        "Grid: `depths` depths evenly spaced over [0, 1] (one depth: 0.5); depth = the fraction of the prompt's\n"
+        "tokens that come before the key line (placed by whole filler sentences; depth_actual reports what was\n"
+        "reached). `trials` keys per depth, each `digits` digits, drawn from (seed, depth index, trial), so every\n"
+        "method and length sees the same keys. The prompt fills the length minus the answer budget\n"
+        "(digits + 4 tokens).\n"
+        "Scoring: greedy decoding (at most digits + 4 tokens, stopping once a run of digits has ended); exact =\n"
+        "the first run of digits in the answer equals the key; digit accuracy = key digits matched position by\n"
+        "position; token accuracy = the answer starts with the key's token ids (LongLoRA's criterion); key NLL\n"
+        "= mean per-token NLL of the key's tokens after the question, teacher forced (graded even when a model\n"
+        "cannot answer).\n"
+        "Settings: variant=yarn depths=10 trials=2 digits=5.\n"
+        "Results: accuracy, digit_accuracy, token_accuracy, key_nll (means over all trials), per-depth arrays\n"
+        "accuracy_by_depth, digit_accuracy_by_depth, token_accuracy_by_depth, key_nll_by_depth with depth and\n"
+        "depth_actual; prompt_tokens, filler_sentences, tokens (forward-pass tokens), variant, prompt_file,\n"
+        "answers (depth:key->digits for each trial). No dataset is read.",
+    .default_data = NULL,
+    .check = pk_check,
+    .session_tokens = pk_session_tokens,
+    .run = pk_run,
+};
