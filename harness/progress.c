@@ -1,5 +1,5 @@
-/* Progress lines and bar for the sweep (progress.h). Time left is estimated from the
- * work units (the caller's estimate of each cell's cost) done per second so far. */
+/* Progress lines and bar for the sweep (progress.h). Time left: for each task, seconds
+ * per cell fitted as a + b * length to its finished cells (least squares, a, b >= 0). */
 #include "progress.h"
 
 #include <math.h>
@@ -25,22 +25,44 @@ const char *progress_duration(double s, char *buf, size_t cap) {
     return buf;
 }
 
-void progress_init(struct progress *p, FILE *f, bool tty, int n_cells, double work_total) {
+void progress_init(struct progress *p, FILE *f, bool tty, int n_cells, const struct progress_cell *todo, int n_todo) {
     memset(p, 0, sizeof *p);
     p->f = f;
     p->tty = tty;
     p->n_cells = n_cells;
-    p->work_left = work_total;
+    p->todo = todo;
+    p->n_todo = n_todo;
 }
 
-/* Seconds left for the whole sweep: the current cell from its own pace, the rest at
- * the average work rate of the cells finished so far (unknown before the first). */
-static double eta_all(const struct progress *p, double elapsed) {
-    double cell_left = p->frac > 0.02 ? elapsed / p->frac * (1 - p->frac) : NAN;
-    double rest = p->work_left - p->weight;
-    if (rest <= 0) return cell_left;
-    if (p->work_done <= 0 || p->time_done <= 0) return NAN;
-    return (isfinite(cell_left) ? cell_left : 0) + rest * p->time_done / p->work_done;
+/* Seconds a cell of `length` is expected to take, from the fit of its group. With one
+ * length seen so far, time is taken as proportional to length (a cautious guess: it
+ * overestimates capped work and underestimates attention's quadratic growth). */
+static double predict(const struct progress_fit *g, double length) {
+    if (g->n == 0) return NAN;
+    double ml = g->s_l / g->n, mt = g->s_t / g->n;
+    double var = g->s_ll / g->n - ml * ml;
+    if (var <= 1e-9 * ml * ml) return ml > 0 ? mt * length / ml : mt;
+    double b = (g->s_lt / g->n - ml * mt) / var, a = mt - b * ml;
+    if (b < 0) return mt;                        /* no growth seen: a constant */
+    if (a < 0) return g->s_lt / g->s_ll * length;  /* through the origin */
+    return a + b * length;
+}
+
+double progress_time_left(const struct progress *p) {
+    double left = 0;
+    for (int i = p->next; i < p->n_todo; i++) {
+        const struct progress_cell *c = &p->todo[i];
+        double t = NAN;
+        if (c->group >= 0 && c->group < PROGRESS_MAX_GROUPS) t = predict(&p->fit[c->group], c->length);
+        if (!isfinite(t)) {   /* a group not seen yet: the other groups' average rate */
+            double sl = 0, st = 0;
+            for (int g = 0; g < PROGRESS_MAX_GROUPS; g++) sl += p->fit[g].s_l, st += p->fit[g].s_t;
+            if (sl <= 0) return NAN;
+            t = st / sl * c->length;
+        }
+        left += t;
+    }
+    return left;
 }
 
 static void clear_bar(struct progress *p) {
@@ -50,8 +72,11 @@ static void clear_bar(struct progress *p) {
 
 static void draw(struct progress *p, double t) {
     double el = t - p->t_start;
+    double cell_left = p->frac > 0.02 ? el / p->frac * (1 - p->frac) : NAN;
+    if (!isfinite(cell_left) && p->cur.group >= 0 && p->cur.group < PROGRESS_MAX_GROUPS)
+        cell_left = fmax(0, predict(&p->fit[p->cur.group], p->cur.length) - el);
     char eta[32], rate[32] = "";
-    progress_duration(eta_all(p, el), eta, sizeof eta);
+    progress_duration(cell_left + progress_time_left(p), eta, sizeof eta);
     if (p->tokens > 0 && el > 0) snprintf(rate, sizeof rate, " %.0f tok/s", p->tokens / el);
     if (p->tty) {
         char bar[BAR_WIDTH + 1];
@@ -68,16 +93,23 @@ static void draw(struct progress *p, double t) {
     p->t_last_draw = t;
 }
 
-void progress_begin(struct progress *p, int index, const char *label, double weight) {
+void progress_begin(struct progress *p, int index, const char *label) {
     p->index = index;
     snprintf(p->label, sizeof p->label, "%s", label);
-    p->weight = weight;
+    p->cur = p->next < p->n_todo ? p->todo[p->next] : (struct progress_cell){-1, 0};
+    if (p->next < p->n_todo) p->next++;
     p->frac = 0;
     p->tokens = 0;
     p->t_start = now_s();
     if (p->tty) draw(p, p->t_start);
     else {
-        fprintf(p->f, "[%d/%d] %s ...\n", index, p->n_cells, label);
+        char eta[32] = "";
+        double left = progress_time_left(p);
+        if (isfinite(left)) {
+            char d[24];
+            snprintf(eta, sizeof eta, " (after it: ~%s)", progress_duration(left, d, sizeof d));
+        }
+        fprintf(p->f, "[%d/%d] %s ...%s\n", index, p->n_cells, label, eta);
         fflush(p->f);
         p->t_last_draw = p->t_start;
     }
@@ -99,10 +131,14 @@ void progress_end(struct progress *p, const char *outcome) {
     if (p->tokens > 0 && el > 0) fprintf(p->f, ", %.0f tok/s", p->tokens / el);
     fputs(")\n", p->f);
     fflush(p->f);
-    p->work_done += p->weight;
-    p->time_done += el;
-    p->work_left -= p->weight;
-    p->weight = 0;
+    if (p->cur.group >= 0 && p->cur.group < PROGRESS_MAX_GROUPS) {
+        struct progress_fit *g = &p->fit[p->cur.group];
+        g->n++;
+        g->s_l += p->cur.length;
+        g->s_t += el;
+        g->s_ll += p->cur.length * p->cur.length;
+        g->s_lt += p->cur.length * el;
+    }
 }
 
 void progress_note(struct progress *p, const char *text) {

@@ -7,33 +7,49 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+/* A cell still to run, for the time-left estimate: cells of one group (a task) are
+ * assumed to cost a + b * length, fitted to that group's finished cells. */
+struct progress_cell {
+    int group;       /* 0 .. PROGRESS_MAX_GROUPS-1 */
+    double length;
+};
+
+#define PROGRESS_MAX_GROUPS 32
+
+struct progress_fit {
+    int n;
+    double s_l, s_t, s_ll, s_lt;   /* sums of length, time, length^2, length*time */
+};
+
 struct progress {
     FILE *f;
     bool tty;
-    int n_cells;            /* cells in the grid */
-    double work_left;       /* estimated work of the cells not yet run (arbitrary units) */
-    double work_done;       /* work of the cells run so far in this process */
-    double time_done;       /* seconds those cells took */
+    int n_cells;                      /* cells in the grid */
+    const struct progress_cell *todo; /* the cells this run will compute, in order (caller's) */
+    int n_todo, next;                 /* next: index in todo of the cell after the current one */
+    struct progress_fit fit[PROGRESS_MAX_GROUPS];
     /* the current cell */
-    int index;              /* 1-based position in the grid */
+    int index;                        /* 1-based position in the grid */
     char label[160];
-    double weight;          /* its estimated work */
+    struct progress_cell cur;
     double t_start, t_last_draw, frac;
     long tokens;
-    bool drawn;             /* a bar is on screen (tty) and must be cleared first */
+    bool drawn;                       /* a bar is on screen (tty) and must be cleared first */
 };
 
-/* tty: draw a bar (pass isatty(fileno(f))). work_total: the sum of the weights of the
- * cells that will run, used for the time-left estimate. */
-void progress_init(struct progress *p, FILE *f, bool tty, int n_cells, double work_total);
-void progress_begin(struct progress *p, int index, const char *label, double weight);
+/* tty: draw a bar (pass isatty(fileno(f))). todo: the cells that will run, in order. */
+void progress_init(struct progress *p, FILE *f, bool tty, int n_cells, const struct progress_cell *todo, int n_todo);
+/* Starts the next cell of todo; index is its 1-based position in the whole grid. */
+void progress_begin(struct progress *p, int index, const char *label);
 /* frac in [0, 1] of the current cell, tokens evaluated in it so far. */
 void progress_update(struct progress *p, double frac, long tokens);
-/* Ends the current cell with a one-line outcome ("done ppl=3.21", "skipped: ..."). */
+/* Ends the current cell with a one-line outcome ("done, ppl = 3.21", "skipped: ..."). */
 void progress_end(struct progress *p, const char *outcome);
 /* A line of text that does not garble the bar. */
 void progress_note(struct progress *p, const char *text);
-/* "1h02m", "3m05s", "12s" into buf. */
+/* Estimated seconds for the cells after the current one (NaN before any cell ended). */
+double progress_time_left(const struct progress *p);
+/* "1h02m", "3m05s", "12s", "2.5s" into buf. */
 const char *progress_duration(double seconds, char *buf, size_t cap);
 
 #endif

@@ -483,6 +483,7 @@ int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_s
     struct store *st = NULL;
     char (*ids)[STORE_ID_MAX + 1] = calloc((size_t)n, sizeof *ids);
     char (*keys)[2048] = calloc((size_t)n, sizeof *keys);
+    struct progress_cell *todo = NULL;
     memset(&fx, 0, sizeof fx);
     if (!ids || !keys) {
         snprintf(err, errlen, "out of memory");
@@ -492,14 +493,19 @@ int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_s
     if (!(st = store_open(cfg->out_path, err, errlen))) goto out;
 
     /* The grid, in run order, and what is already done. */
-    double work = 0;
+    todo = malloc((size_t)n * sizeof *todo);
+    if (!todo) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    int n_todo = 0;
     for (int li = 0, c = 0; li < cfg->n_lengths; li++)
         for (int ti = 0; ti < cfg->n_tasks; ti++)
             for (int mi = 0; mi < cfg->n_methods; mi++, c++) {
                 sweep_cell_key(fx.model_sha256, rt->be->name, &cfg->methods[mi], &cfg->tasks[ti], fx.data_sha256[ti],
                                cfg->lengths[li], cfg->seed, keys[c], sizeof keys[c], ids[c], sizeof ids[c]);
                 if (store_cell_status(st, ids[c]) == CELL_DONE) sum->cached++;
-                else work += cfg->lengths[li];   /* a cell's cost grows at least linearly with its length */
+                else todo[n_todo++] = (struct progress_cell){.group = ti % PROGRESS_MAX_GROUPS, .length = cfg->lengths[li]};
             }
     sum->total = n;
     struct progress pg;
@@ -513,7 +519,7 @@ int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_s
             fprintf(cfg->log, "  task %s: settings '%s', data '%s'\n", cfg->tasks[ti].task->name,
                     cfg->tasks[ti].settings[0] ? cfg->tasks[ti].settings : "(defaults)",
                     cfg->tasks[ti].data[0] ? cfg->tasks[ti].data : "(none)");
-        progress_init(&pg, cfg->log, isatty(fileno(cfg->log)), n, work);
+        progress_init(&pg, cfg->log, isatty(fileno(cfg->log)), n, todo, n_todo);
     }
     for (int li = 0, c = 0; li < cfg->n_lengths; li++)
         for (int ti = 0; ti < cfg->n_tasks; ti++)
@@ -527,7 +533,7 @@ int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_s
                 char label[160];
                 snprintf(label, sizeof label, "%.40s %.100s L=%d", cfg->tasks[ti].task->name, cfg->methods[mi].text,
                          cfg->lengths[li]);
-                if (cfg->log) progress_begin(&pg, c + 1, label, cfg->lengths[li]);
+                if (cfg->log) progress_begin(&pg, c + 1, label);
                 if (run_cell(rt, cfg, &fx, st, cfg->log ? &pg : NULL, ids[c], keys[c], &cfg->methods[mi], ti,
                              cfg->lengths[li], sum, err, errlen) != 0)
                     goto out;
@@ -540,5 +546,6 @@ out:
     free(fx.data_sha256);
     free(ids);
     free(keys);
+    free(todo);
     return rc;
 }

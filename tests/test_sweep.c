@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "progress.h"
 #include "settings.h"
 #include "store.h"
 #include "sweep.h"
@@ -482,4 +483,47 @@ Test(sweep, command_ctrl_c_finishes_the_cell_and_exits_130) {
     cr_assert_eq(wait_status(pid), 0);
     cr_expect_eq(count_done(out), 12);
     rm_rf(dir);
+}
+
+/* ------------------------------------------------------------------ progress */
+
+static void fit_add(struct progress_fit *g, double l, double t) {
+    g->n++;
+    g->s_l += l;
+    g->s_t += t;
+    g->s_ll += l * l;
+    g->s_lt += l * t;
+}
+
+Test(sweep, progress_time_left_and_lines) {
+    struct progress_cell todo[] = {{0, 2048}, {0, 4096}, {1, 1024}, {2, 1000}};
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    struct progress p;
+    progress_init(&p, f, false, 10, todo, 4);
+    cr_expect(isnan(progress_time_left(&p)), "nothing known before the first cell");
+    /* task 0: 2 s at 512, 3 s at 1024 -> 1 + L/512; task 1: one length, 4 s at 512 -> 4 L/512 */
+    fit_add(&p.fit[0], 512, 2);
+    fit_add(&p.fit[0], 1024, 3);
+    fit_add(&p.fit[1], 512, 4);
+    /* task 2 has no finished cell: the others' average rate, (2+3+4) s / (512+1024+512) tokens */
+    double want = (1 + 2048 / 512.0) + (1 + 4096 / 512.0) + 4 * 1024 / 512.0 + 9.0 / 2048 * 1000;
+    cr_expect(fabs(progress_time_left(&p) - want) < 1e-9 * want, "%g vs %g", progress_time_left(&p), want);
+    progress_begin(&p, 3, "ppl baseline L=2048");
+    cr_expect(fabs(progress_time_left(&p) - (want - 5)) < 1e-9 * want, "the current cell is not in what is left");
+    progress_update(&p, 0.5, 100);
+    progress_end(&p, "done, ppl = 3");
+    cr_expect_eq(p.fit[0].n, 3, "the finished cell joins its task's fit");
+    fclose(f);
+    cr_expect_not_null(strstr(buf, "[3/10] ppl baseline L=2048 ...") , "%s", buf);
+    cr_expect_not_null(strstr(buf, "[3/10] ppl baseline L=2048: done, ppl = 3 ("), "%s", buf);
+    cr_expect_null(strchr(buf, '\r'), "no bar when not on a terminal");
+    free(buf);
+    char d[32];
+    cr_expect_str_eq(progress_duration(2.54, d, sizeof d), "2.5s");
+    cr_expect_str_eq(progress_duration(185, d, sizeof d), "3m05s");
+    cr_expect_str_eq(progress_duration(3720, d, sizeof d), "1h02m");
+    cr_expect_str_eq(progress_duration(NAN, d, sizeof d), "?");
 }
