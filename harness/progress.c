@@ -1,5 +1,5 @@
 /* Progress lines and bar for the sweep (progress.h). Time left: for each task, seconds
- * per cell fitted as a + b * length to its finished cells (least squares, a, b >= 0). */
+ * per cell fitted to its finished cells by least squares (see progress_fit_predict). */
 #include "progress.h"
 
 #include <math.h>
@@ -34,18 +34,47 @@ void progress_init(struct progress *p, FILE *f, bool tty, int n_cells, const str
     p->n_todo = n_todo;
 }
 
-/* Seconds a cell of `length` is expected to take, from the fit of its group. With one
- * length seen so far, time is taken as proportional to length (a cautious guess: it
- * overestimates capped work and underestimates attention's quadratic growth). */
-static double predict(const struct progress_fit *g, double length) {
+void progress_fit_add(struct progress_fit *g, double length, double seconds) {
+    double x = length / 1024, xk = 1;
+    for (int k = 0; k < 5; k++, xk *= x) {
+        g->sx[k] += xk;
+        if (k < 3) g->sxt[k] += seconds * xk;
+    }
+    g->n++;
+    bool seen = false;
+    for (int i = 0; i < g->n_lengths; i++) seen |= g->lengths[i] == length;
+    if (!seen && g->n_lengths < 3) g->lengths[g->n_lengths++] = length;
+}
+
+static double det3(const double m[3][3]) {
+    return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+           m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+}
+
+double progress_fit_predict(const struct progress_fit *g, double length) {
     if (g->n == 0) return NAN;
-    double ml = g->s_l / g->n, mt = g->s_t / g->n;
-    double var = g->s_ll / g->n - ml * ml;
-    if (var <= 1e-9 * ml * ml) return ml > 0 ? mt * length / ml : mt;
-    double b = (g->s_lt / g->n - ml * mt) / var, a = mt - b * ml;
-    if (b < 0) return mt;                        /* no growth seen: a constant */
-    if (a < 0) return g->s_lt / g->s_ll * length;  /* through the origin */
-    return a + b * length;
+    double x = length / 1024, n = g->n, mx = g->sx[1] / n, mt = g->sxt[0] / n;
+    if (g->n_lengths >= 3) {   /* least squares for a + b x + c x^2 (Cramer's rule) */
+        double m[3][3], r[3] = {g->sxt[0], g->sxt[1], g->sxt[2]}, coef[3];
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++) m[i][j] = g->sx[i + j];
+        double d = det3(m);
+        bool ok = fabs(d) > 1e-12 * fabs(m[0][0] * m[1][1] * m[2][2]);
+        for (int k = 0; ok && k < 3; k++) {
+            double mk[3][3];
+            memcpy(mk, m, sizeof mk);
+            for (int i = 0; i < 3; i++) mk[i][k] = r[i];
+            coef[k] = det3(mk) / d;
+            ok = coef[k] >= -1e-9 * fabs(mt);
+        }
+        if (ok) return coef[0] + coef[1] * x + coef[2] * x * x;
+    }
+    if (g->n_lengths == 1) return mx > 0 ? mt * x / mx : mt;
+    double var = g->sx[2] / n - mx * mx;
+    double b = (g->sxt[1] / n - mx * mt) / var, a = mt - b * mx;
+    if (b < 0) return mt;                         /* no growth seen: a constant */
+    if (a < 0) return g->sxt[1] / g->sx[2] * x;   /* a line through the origin */
+    return a + b * x;
 }
 
 double progress_time_left(const struct progress *p) {
@@ -53,10 +82,10 @@ double progress_time_left(const struct progress *p) {
     for (int i = p->next; i < p->n_todo; i++) {
         const struct progress_cell *c = &p->todo[i];
         double t = NAN;
-        if (c->group >= 0 && c->group < PROGRESS_MAX_GROUPS) t = predict(&p->fit[c->group], c->length);
-        if (!isfinite(t)) {   /* a group not seen yet: the other groups' average rate */
+        if (c->group >= 0 && c->group < PROGRESS_MAX_GROUPS) t = progress_fit_predict(&p->fit[c->group], c->length);
+        if (!isfinite(t)) {   /* a group not seen yet: the other groups' average seconds per token */
             double sl = 0, st = 0;
-            for (int g = 0; g < PROGRESS_MAX_GROUPS; g++) sl += p->fit[g].s_l, st += p->fit[g].s_t;
+            for (int g = 0; g < PROGRESS_MAX_GROUPS; g++) sl += p->fit[g].sx[1] * 1024, st += p->fit[g].sxt[0];
             if (sl <= 0) return NAN;
             t = st / sl * c->length;
         }
@@ -74,7 +103,7 @@ static void draw(struct progress *p, double t) {
     double el = t - p->t_start;
     double cell_left = p->frac > 0.02 ? el / p->frac * (1 - p->frac) : NAN;
     if (!isfinite(cell_left) && p->cur.group >= 0 && p->cur.group < PROGRESS_MAX_GROUPS)
-        cell_left = fmax(0, predict(&p->fit[p->cur.group], p->cur.length) - el);
+        cell_left = fmax(0, progress_fit_predict(&p->fit[p->cur.group], p->cur.length) - el);
     char eta[32], rate[32] = "";
     progress_duration(cell_left + progress_time_left(p), eta, sizeof eta);
     if (p->tokens > 0 && el > 0) snprintf(rate, sizeof rate, " %.0f tok/s", p->tokens / el);
@@ -131,14 +160,7 @@ void progress_end(struct progress *p, const char *outcome) {
     if (p->tokens > 0 && el > 0) fprintf(p->f, ", %.0f tok/s", p->tokens / el);
     fputs(")\n", p->f);
     fflush(p->f);
-    if (p->cur.group >= 0 && p->cur.group < PROGRESS_MAX_GROUPS) {
-        struct progress_fit *g = &p->fit[p->cur.group];
-        g->n++;
-        g->s_l += p->cur.length;
-        g->s_t += el;
-        g->s_ll += p->cur.length * p->cur.length;
-        g->s_lt += p->cur.length * el;
-    }
+    if (p->cur.group >= 0 && p->cur.group < PROGRESS_MAX_GROUPS) progress_fit_add(&p->fit[p->cur.group], p->cur.length, el);
 }
 
 void progress_note(struct progress *p, const char *text) {

@@ -8,7 +8,8 @@
 #include <stdio.h>
 
 /* A cell still to run, for the time-left estimate: cells of one group (a task) are
- * assumed to cost a + b * length, fitted to that group's finished cells. */
+ * assumed to cost a + b L + c L^2 seconds at length L (token-capped work plus attention),
+ * fitted to that group's finished cells. */
 struct progress_cell {
     int group;       /* 0 .. PROGRESS_MAX_GROUPS-1 */
     double length;
@@ -17,9 +18,18 @@ struct progress_cell {
 #define PROGRESS_MAX_GROUPS 32
 
 struct progress_fit {
-    int n;
-    double s_l, s_t, s_ll, s_lt;   /* sums of length, time, length^2, length*time */
+    int n;              /* cells */
+    int n_lengths;      /* distinct lengths seen, counted up to 3 */
+    double lengths[3];
+    double sx[5];       /* sums of x^k, x = length / 1024 */
+    double sxt[3];      /* sums of t x^k */
 };
+
+/* Adds a finished cell; predicts the seconds of a cell of `length` (NaN with no data).
+ * With one length seen, time is taken as proportional to length; with two, a line;
+ * with three or more, the quadratic (or the line when the quadratic has a negative term). */
+void progress_fit_add(struct progress_fit *g, double length, double seconds);
+double progress_fit_predict(const struct progress_fit *g, double length);
 
 struct progress {
     FILE *f;

@@ -487,12 +487,31 @@ Test(sweep, command_ctrl_c_finishes_the_cell_and_exits_130) {
 
 /* ------------------------------------------------------------------ progress */
 
-static void fit_add(struct progress_fit *g, double l, double t) {
-    g->n++;
-    g->s_l += l;
-    g->s_t += t;
-    g->s_ll += l * l;
-    g->s_lt += l * t;
+static void fit_add(struct progress_fit *g, double l, double t) { progress_fit_add(g, l, t); }
+
+Test(sweep, progress_fit_predicts) {
+    struct progress_fit g;
+    memset(&g, 0, sizeof g);
+    cr_expect(isnan(progress_fit_predict(&g, 512)));
+    fit_add(&g, 512, 2);
+    cr_expect_float_eq(progress_fit_predict(&g, 2048), 8, 1e-12, "one length: proportional");
+    fit_add(&g, 1024, 3);
+    fit_add(&g, 1024, 3);
+    cr_expect_float_eq(progress_fit_predict(&g, 4096), 1 + 4096 / 512.0, 1e-9, "two lengths: the line 1 + L/512");
+    /* t = 0.5 + 0.25 x + 2 x^2, x = L/1024, exact at four lengths: the quadratic is recovered */
+    memset(&g, 0, sizeof g);
+    for (int L = 512; L <= 4096; L *= 2) {
+        double x = L / 1024.0;
+        fit_add(&g, L, 0.5 + 0.25 * x + 2 * x * x);
+    }
+    double x = 16;
+    cr_expect_float_eq(progress_fit_predict(&g, 16384), 0.5 + 0.25 * x + 2 * x * x, 1e-6, "quadratic");
+    /* times that fall with length: no negative prediction */
+    memset(&g, 0, sizeof g);
+    fit_add(&g, 512, 5);
+    fit_add(&g, 1024, 4);
+    fit_add(&g, 2048, 3);
+    cr_expect_geq(progress_fit_predict(&g, 65536), 0);
 }
 
 Test(sweep, progress_time_left_and_lines) {
