@@ -1,0 +1,432 @@
+/* First-sentence retrieval (LLaMA 2 Long, arXiv 2309.16039, section 4.1): a document that
+ * fills the context, then a question asking for its first sentence. The model must reach
+ * back across the whole window. The paper publishes no prompt, text source or sample
+ * count; the prompt here is ctxbench's own (datasets/first_sentence/prompt.txt) and is
+ * labelled so in every result. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataset.h"
+#include "decode.h"
+#include "scoring.h"
+#include "settings.h"
+#include "task.h"
+#include "textbuf.h"
+#include "tokenizer.h"
+
+static const char *const keys[] = {"samples", "max_new_tokens", NULL};
+static const char *const prompt_label = "ctxbench's own prompt; the paper does not publish one";
+#define MIN_WORDS 4     /* a first sentence shorter than this (a heading) is skipped */
+#define MAX_WORDS 60    /* ... and one longer than this too */
+
+struct fs_opts {
+    long samples, max_new;
+};
+
+static int read_opts(const char *text, struct fs_opts *o, char *err, size_t errlen) {
+    struct settings s;
+    if (settings_parse_checked(text, "first_sentence", keys, &s, err, errlen) != 0) return -1;
+    if (settings_int(&s, "samples", 4, 1, 1000, &o->samples, err, errlen) != 0 ||
+        settings_int(&s, "max_new_tokens", 48, 4, 1024, &o->max_new, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+static int fs_check(const char *settings, char *err, size_t errlen) {
+    struct fs_opts o;
+    return read_opts(settings, &o, err, errlen);
+}
+
+static int fs_session_tokens(int length, const char *settings) {
+    (void)settings;
+    return length;
+}
+
+/* The template: comment lines (#...) dropped, one final newline dropped, {text} once. */
+static char *load_prompt(char *path, size_t cap, size_t *text_at, char *err, size_t errlen) {
+    if (dataset_repo_file("first_sentence/prompt.txt", path, cap, err, errlen) != 0) return NULL;
+    size_t n;
+    char *raw = dataset_read_text(path, &n, err, errlen);
+    if (!raw) return NULL;
+    char *out = malloc(n + 1);
+    if (!out) {
+        free(raw);
+        snprintf(err, errlen, "first_sentence: out of memory");
+        return NULL;
+    }
+    size_t k = 0;
+    for (char *p = raw; *p;) {
+        char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) + 1 : strlen(p);
+        if (p[0] != '#') {
+            memcpy(out + k, p, len);
+            k += len;
+        }
+        p += len;
+    }
+    if (k && out[k - 1] == '\n') k--;
+    out[k] = 0;
+    free(raw);
+    char *at = strstr(out, "{text}");
+    if (!at || strstr(at + 6, "{text}")) {
+        snprintf(err, errlen, "%s: the template must hold {text} exactly once", path);
+        free(out);
+        return NULL;
+    }
+    *text_at = (size_t)(at - out);
+    return out;
+}
+
+static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+static int count_words(const char *s, size_t n) {
+    int w = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!is_ws(s[i]) && (i == 0 || is_ws(s[i - 1]))) w++;
+    return w;
+}
+
+/* A good first sentence: MIN_WORDS..MAX_WORDS words (not a heading, not a run-on). */
+static bool good_sentence(const char *s, size_t n) {
+    int w = count_words(s, first_sentence_len(s, n));
+    return w >= MIN_WORDS && w <= MAX_WORDS;
+}
+
+/* Where a sample starts, at or after pos and before limit: preferably a paragraph start
+ * (after a blank line; so never inside a quotation), else a sentence start, with a good
+ * first sentence. SIZE_MAX if there is none. */
+static size_t sample_start(const char *s, size_t n, size_t pos, size_t limit) {
+    for (size_t p = pos; p < limit; p++) {
+        bool para = p == 0 || (p >= 2 && s[p - 1] == '\n' && s[p - 2] == '\n');
+        if (para && !is_ws(s[p]) && good_sentence(s + p, n - p)) return p;
+    }
+    if (pos > 0) pos += first_sentence_len(s + pos, n - pos);   /* finish the sentence pos is in */
+    for (int tries = 0; tries < 100000 && pos < limit; tries++) {
+        while (pos < n && is_ws(s[pos])) pos++;
+        if (pos >= limit) break;
+        if (good_sentence(s + pos, n - pos)) return pos;
+        pos += first_sentence_len(s + pos, n - pos);
+    }
+    return (size_t)-1;
+}
+
+/* template with {text} = doc[0..cut) into b */
+static void build(struct textbuf *b, const char *tpl, size_t text_at, const char *doc, size_t cut) {
+    textbuf_clear(b);
+    textbuf_append(b, tpl, text_at);
+    textbuf_append(b, doc, cut);
+    textbuf_puts(b, tpl + text_at + 6);
+}
+
+static long count_tokens(const struct tokenizer *tok, const struct textbuf *b) {
+    if (b->oom) return -1;
+    int32_t *ids;
+    size_t n;
+    if (tokenizer_encode(tok, b->s, b->n, tokenizer_add_bos_default(tok), &ids, &n) != 0) return -1;
+    free(ids);
+    return (long)n;
+}
+
+/* Decoded text of generated ids into a textbuf. */
+static void decode_text(const struct tokenizer *tok, const int32_t *ids, int n, struct textbuf *b) {
+    textbuf_clear(b);
+    char piece[256];
+    for (int i = 0; i < n; i++) {
+        size_t l = tokenizer_decode_token(tok, ids[i], piece, sizeof piece);
+        textbuf_append(b, piece, l < sizeof piece ? l : sizeof piece);
+    }
+}
+
+/* Early stop: the answer holds a whole sentence (an end followed by more text). */
+struct sentence_stop {
+    const struct tokenizer *tok;
+    struct textbuf text;
+};
+static bool sentence_complete(void *arg, const int32_t *gen, int n) {
+    struct sentence_stop *st = arg;
+    decode_text(st->tok, gen, n, &st->text);
+    if (st->text.oom) return true;
+    size_t len = st->text.n;
+    while (len && is_ws(st->text.s[len - 1])) len--;
+    size_t start = 0;
+    while (start < len && is_ws(st->text.s[start])) start++;
+    return start < len && first_sentence_len(st->text.s, st->text.n) < st->text.n;
+}
+
+struct sink {
+    struct result *r;
+    int failed;
+};
+static void put_s(struct sink *k, const char *name, double v) { k->failed |= result_scalar(k->r, name, v) != 0; }
+static void put_t(struct sink *k, const char *name, const char *v) { k->failed |= result_text(k->r, name, v) != 0; }
+static void put_a(struct sink *k, const char *name, const double *v, int n) {
+    k->failed |= result_array(k->r, name, v, n, 1) != 0;
+}
+
+/* text[0..n) with whitespace runs made single spaces and the ends trimmed, into b */
+static void one_line(struct textbuf *b, const char *s, size_t n) {
+    textbuf_clear(b);
+    bool space = false;
+    for (size_t i = 0; i < n; i++) {
+        if (is_ws(s[i])) {
+            space = b->n > 0;
+            continue;
+        }
+        if (space) textbuf_puts(b, " ");
+        space = false;
+        textbuf_append(b, s + i, 1);
+    }
+    if (!b->s) textbuf_puts(b, "");
+}
+
+static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, size_t errlen) {
+    struct fs_opts o;
+    if (read_opts(ctx->settings, &o, err, errlen) != 0) return -1;
+    const struct model *m = ctx->rt->model;
+    const struct tokenizer *tok = m->tok;
+    if (!tok) {
+        snprintf(err, errlen, "first_sentence: the model has no tokenizer");
+        return -1;
+    }
+    const int L = ctx->length, S = (int)o.samples, max_new = (int)o.max_new;
+    char tpl_path[1024];
+    size_t text_at;
+    char *tpl = load_prompt(tpl_path, sizeof tpl_path, &text_at, err, errlen);
+    if (!tpl) return -1;
+    struct dataset ds;
+    if (dataset_load(ctx->data ? ctx->data : "tinystories", &ds, err, errlen) != 0) {
+        free(tpl);
+        return -1;
+    }
+    struct textbuf src = {0}, b = {0}, ref = {0}, ans = {0}, examples = {0};
+    struct sentence_stop stop = {tok, {0}};
+    struct session *s = NULL;
+    int32_t *prompt = NULL, *suffix_ids = NULL, *target = NULL, *gen = malloc((size_t)max_new * sizeof *gen);
+    double *rouge = calloc((size_t)S, sizeof *rouge), *exact = calloc((size_t)S, sizeof *exact);
+    double *rnll = calloc((size_t)S, sizeof *rnll), *starts = calloc((size_t)S, sizeof *starts);
+    int rc = -1;
+    if (!gen || !rouge || !exact || !rnll || !starts) {
+        snprintf(err, errlen, "first_sentence: out of memory");
+        goto out;
+    }
+    /* the source: documents joined by blank lines, as the file had them */
+    for (int d = 0; d < ds.n_docs; d++) {
+        if (d) textbuf_puts(&src, "\n\n");
+        textbuf_append(&src, ds.docs[d], ds.doc_len[d]);
+    }
+    if (src.oom) {
+        snprintf(err, errlen, "first_sentence: out of memory");
+        goto out;
+    }
+    /* the answer budget: max_new generated tokens, and room for the reference if longer */
+    build(&b, tpl, text_at, "", 0);
+    long overhead = count_tokens(tok, &b);
+    /* chars per token of the source, to size the text that fills the length */
+    size_t probe = src.n < 65536 ? src.n : 65536;
+    int32_t *ids;
+    size_t nids;
+    if (tokenizer_encode(tok, src.s, probe, false, &ids, &nids) != 0) goto tok_fail;
+    free(ids);
+    double cpt = nids ? (double)probe / (double)nids : 4.0;
+    long need_chars = (long)((L - overhead) * cpt * 1.25) + 64;
+    if (overhead < 0 || (long)src.n < need_chars / 2) {
+        snprintf(err, errlen, "first_sentence: dataset '%s' (%s) has about %.0f tokens; length %d needs about %ld",
+                 ds.spec, ds.path, src.n / cpt, L, (long)(L - overhead));
+        goto out;
+    }
+    size_t nsuf;
+    const char *suffix = tpl + text_at + 6;
+    if (tokenizer_encode(tok, suffix, strlen(suffix), false, &suffix_ids, &nsuf) != 0) goto tok_fail;
+    s = ctx->rt->be->session_new(ctx->rt->engine, L, err, errlen);
+    if (!s) goto out;
+    struct method_plan plan;
+    memset(&plan, 0, sizeof plan);
+    struct forward_plan fp = {0};
+    int planned_len = -1;
+    long forward = 0, prompt_total = 0, gen_total = 0;
+    /* deterministic starting points spread over the source, rotated by the seed */
+    double phase = fmod((double)(ctx->seed % 1000003) * 0.6180339887498949, 1.0);
+    size_t span = src.n > (size_t)need_chars ? src.n - (size_t)need_chars : 1;
+    for (int i = 0; i < S; i++) {
+        size_t pos = (size_t)(((double)i + phase) / S * (double)span);
+        size_t start = sample_start(src.s, src.n, pos, span > 1 ? span : src.n);
+        if (start == (size_t)-1) start = sample_start(src.s, src.n, 0, src.n);
+        if (start == (size_t)-1) {
+            snprintf(err, errlen, "first_sentence: dataset '%s' has no sentence of %d..%d words", ds.spec, MIN_WORDS,
+                     MAX_WORDS);
+            goto out;
+        }
+        starts[i] = (double)start;
+        const char *doc = src.s + start;
+        size_t avail = src.n - start;
+        size_t sent_len = first_sentence_len(doc, avail);
+        one_line(&ref, doc, sent_len);
+        /* the reference's tokens after the prompt's suffix (teacher forced) */
+        textbuf_clear(&b);
+        textbuf_puts(&b, suffix);
+        textbuf_puts(&b, " ");
+        textbuf_puts(&b, ref.s);
+        size_t nt;
+        free(target);
+        target = NULL;
+        if (b.oom || tokenizer_encode(tok, b.s, b.n, false, &target, &nt) != 0) goto tok_fail;
+        int n_target = nt > nsuf && memcmp(target, suffix_ids, nsuf * sizeof *target) == 0 ? (int)(nt - nsuf) : 0;
+        int budget = n_target > max_new ? n_target : max_new;
+        long limit = (long)L - budget;
+        if (limit <= overhead) {
+            snprintf(err, errlen, "first_sentence: length %d leaves no room for text (prompt %ld + answer %d tokens)",
+                     L, overhead, budget);
+            goto out;
+        }
+        /* the longest text, cut at a word boundary, whose prompt fits in limit tokens */
+        size_t lo = 0, hi = avail < (size_t)need_chars ? avail : (size_t)need_chars;
+        build(&b, tpl, text_at, doc, hi);
+        if (count_tokens(tok, &b) <= limit) lo = hi;
+        while (hi - lo > 1) {
+            size_t mid = lo + (hi - lo) / 2;
+            build(&b, tpl, text_at, doc, mid);
+            long n = count_tokens(tok, &b);
+            if (n < 0) goto tok_fail;
+            if (n <= limit) lo = mid;
+            else hi = mid;
+        }
+        size_t cut = lo;
+        while (cut > sent_len && !is_ws(doc[cut])) cut--;   /* whole words */
+        while (cut > 0 && is_ws(doc[cut - 1])) cut--;
+        build(&b, tpl, text_at, doc, cut);
+        size_t np;
+        free(prompt);
+        prompt = NULL;
+        if (b.oom || tokenizer_encode(tok, b.s, b.n, tokenizer_add_bos_default(tok), &prompt, &np) != 0)
+            goto tok_fail;
+        if (cut == avail && (long)np < limit - 16) {
+            snprintf(err, errlen, "first_sentence: dataset '%s' (%s) runs out of text: %zu prompt tokens, length %d "
+                     "needs %ld", ds.spec, ds.path, np, L, limit);
+            goto out;
+        }
+        if ((long)np > limit) {
+            snprintf(err, errlen, "first_sentence: prompt of %zu tokens exceeds %ld", np, limit);
+            goto out;
+        }
+        if (planned_len < 0 || (ctx->method->method->depends_on_seq_len && planned_len != (int)np)) {
+            struct method_ctx mc = {.cfg = &m->cfg, .target_len = L, .seq_len = (int)np};
+            if (method_plan(ctx->method, &mc, &plan, err, errlen) != 0) goto out;
+            fp = method_forward_plan(&plan);
+            planned_len = (int)np;
+        }
+        struct decode_request rq = {.prompt = prompt,
+                                    .n_prompt = (int)np,
+                                    .target = target + nsuf,
+                                    .n_target = n_target,
+                                    .max_new = max_new,
+                                    .eos = tokenizer_eos(tok),
+                                    .stop = sentence_complete,
+                                    .stop_arg = &stop};
+        struct decode_result dr = {.gen = gen};
+        if (decode_greedy_scored(ctx->rt, s, &fp, &rq, &dr, err, errlen) != 0) goto out;
+        forward += dr.forward_tokens;
+        prompt_total += (long)np;
+        gen_total += dr.n_gen;
+        decode_text(tok, gen, dr.n_gen, &b);
+        if (b.oom) {
+            snprintf(err, errlen, "first_sentence: out of memory");
+            goto out;
+        }
+        one_line(&ans, b.s, first_sentence_len(b.s, b.n));
+        rouge[i] = rouge_l_f1(ans.s, ref.s);
+        exact[i] = words_equal(ans.s, ref.s);
+        rnll[i] = n_target > 0 ? dr.target_nll / n_target : NAN;
+        if (i < 3) {
+            char rec[600];
+            snprintf(rec, sizeof rec, "%s[%d] ref: %.200s | got: %.200s", examples.n ? " " : "", i, ref.s, ans.s);
+            textbuf_puts(&examples, rec);
+        }
+        if (ctx->progress) ctx->progress(ctx->progress_arg, (double)(i + 1) / S, forward);
+    }
+    double mr = 0, me = 0, mn = 0;
+    int nn = 0;
+    for (int i = 0; i < S; i++) {
+        mr += rouge[i] / S;
+        me += exact[i] / S;
+        if (!isnan(rnll[i])) mn += rnll[i], nn++;
+    }
+    struct sink k = {out, 0};
+    put_s(&k, "rouge_l", mr);
+    put_s(&k, "exact_match", me);
+    put_s(&k, "reference_nll", nn ? mn / nn : NAN);
+    put_s(&k, "samples", S);
+    put_s(&k, "prompt_tokens", (double)prompt_total / S);
+    put_s(&k, "answer_tokens", (double)gen_total / S);
+    put_s(&k, "tokens", (double)forward);
+    put_a(&k, "rouge_l_by_sample", rouge, S);
+    put_a(&k, "exact_by_sample", exact, S);
+    put_a(&k, "reference_nll_by_sample", rnll, S);
+    put_a(&k, "start_byte_by_sample", starts, S);
+    put_t(&k, "prompt", prompt_label);
+    put_t(&k, "prompt_file", tpl_path);
+    put_t(&k, "examples", examples.s && !examples.oom ? examples.s : "");
+    put_t(&k, "dataset_path", ds.path);
+    put_t(&k, "dataset_sha256", ds.sha256);
+    put_t(&k, "method_note", plan.note);
+    if (k.failed) {
+        snprintf(err, errlen, "first_sentence: could not store the results (table full or out of memory)");
+        result_free(out);
+        goto out;
+    }
+    rc = 0;
+    goto out;
+tok_fail:
+    snprintf(err, errlen, "first_sentence: could not tokenize the prompt");
+out:
+    if (s) ctx->rt->be->session_free(s);
+    textbuf_free(&src);
+    textbuf_free(&b);
+    textbuf_free(&ref);
+    textbuf_free(&ans);
+    textbuf_free(&examples);
+    textbuf_free(&stop.text);
+    free(prompt);
+    free(suffix_ids);
+    free(target);
+    free(gen);
+    free(rouge);
+    free(exact);
+    free(rnll);
+    free(starts);
+    free(tpl);
+    dataset_free(&ds);
+    return rc;
+}
+
+const struct task task_first_sentence = {
+    .name = "first_sentence",
+    .summary = "first-sentence retrieval (LLaMA 2 Long): ROUGE-L F1 of the recalled first sentence",
+    .help =
+        "LLaMA 2 Long's synthetic FIRST-SENTENCE-RETRIEVAL probe (arXiv 2309.16039, section 4.1). The paper\n"
+        "publishes no prompt, text source or sample count: the prompt is ctxbench's own prompt; the paper does\n"
+        "not publish one (datasets/first_sentence/prompt.txt: the document, a blank line, \"What is the first\n"
+        "sentence of the text above? Answer:\").\n"
+        "Each sample takes the dataset's text (documents joined by blank lines) from the first paragraph start\n"
+        "(else sentence start) after a starting point; the points are spread evenly over the text and rotated\n"
+        "by the seed (deterministic). A start whose first sentence has fewer than 4 or more than 60 words (a\n"
+        "heading) moves on to the next one. The text\n"
+        "is cut at a word boundary so the prompt fills the length minus the answer budget (max_new_tokens, or\n"
+        "the reference's tokens if more).\n"
+        "Scoring: greedy decoding (at most max_new_tokens, stopping once a sentence is complete), cut at the\n"
+        "first sentence end ('.', '!' or '?' followed by whitespace, not after Mr./Mrs./Dr./St./... or a single\n"
+        "capital initial; or a blank line). ROUGE-L F1 in [0, 1] (the paper plots 0-100) over words as Google's\n"
+        "rouge-score makes them: lower-cased, every run of characters other than a-z, 0-9 (and non-ASCII bytes)\n"
+        "separates words, so punctuation is ignored. exact_match = the same word sequence. reference_nll = mean\n"
+        "per-token NLL of the true first sentence after the prompt, teacher forced.\n"
+        "Settings: samples=4 max_new_tokens=48.\n"
+        "Results: rouge_l, exact_match, reference_nll, samples, prompt_tokens, answer_tokens, tokens (forward-pass\n"
+        "tokens), per-sample arrays, prompt (the label above), prompt_file, examples (first answers),\n"
+        "dataset_path, dataset_sha256. Default data: tinystories (what the TinyStories models can read; use\n"
+        "books for Llama-class models).",
+    .default_data = "tinystories",
+    .check = fs_check,
+    .session_tokens = fs_session_tokens,
+    .run = fs_run,
+};
