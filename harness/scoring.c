@@ -48,8 +48,11 @@ int64_t ppl_layout(const struct ppl_layout_opts *o, const int64_t *doc_start, in
                 int64_t end = b + L - 1 < nd ? b + L - 1 : nd;
                 int64_t trg = end - prev_end;
                 int n_text = (int)(end - b);
-                /* predictions 0 .. n_text-1 predict ids[b .. end); the last trg of them count */
-                put_window(out, cap, k++, doc_start[d] + b, n_text, true, n_text - (int)trg, d);
+                /* predictions 0 .. n_text-1 predict ids[b .. end); the last trg of them count
+                 * (with S > L-1 that is all of them, and the tokens between windows go unscored,
+                 * as in HF's loop) */
+                int from = n_text - (int)trg;
+                put_window(out, cap, k++, doc_start[d] + b, n_text, true, from > 0 ? from : 0, d);
                 prev_end = end;
                 if (end == nd) break;
             }

@@ -1,0 +1,403 @@
+/* Datasets and settings: every loader format on files written here, BOM/CRLF handling,
+ * named datasets, content hashes against sha256sum, the tokenized-corpus cache (a second
+ * load reads the file and does not rewrite it), and the one-line errors. */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dataset.h"
+#include "model.h"
+#include "settings.h"
+#include "testutil.h"
+#include "tokenizer.h"
+
+static char tmpdir[256];
+
+static void make_tmp(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/ctxbench-test-dataset-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+static void rm_tmp(void) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static const char *write_file(const char *name, const char *bytes, size_t n) {
+    static char path[8][512];
+    static int next;
+    char *p = path[next++ % 8];
+    snprintf(p, 512, "%s/%s", tmpdir, name);
+    FILE *f = fopen(p, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(bytes, 1, n, f), n);
+    fclose(f);
+    return p;
+}
+#define WRITE(name, lit) write_file(name, lit, sizeof lit - 1)
+
+/* sha256sum's digest of a file, as an independent check of the provenance hash. */
+static void sha256sum(const char *path, char hex[65]) {
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    cr_assert_eq(fscanf(p, "%64s", hex), 1);
+    pclose(p);
+}
+
+/* ---- settings ---- */
+
+Test(settings, parse_and_getters) {
+    struct settings s;
+    char err[256];
+    cr_assert_eq(settings_parse("stride=128,protocol=yarn,scale=0.5", &s, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(s.n, 3);
+    long v;
+    double d;
+    int c;
+    static const char *const prot[] = {"windows", "yarn", NULL};
+    cr_assert_eq(settings_int(&s, "stride", 256, 1, 1000, &v, err, sizeof err), 0);
+    cr_assert_eq(v, 128);
+    cr_assert_eq(settings_int(&s, "absent", 7, 1, 1000, &v, err, sizeof err), 0);
+    cr_assert_eq(v, 7);
+    cr_assert_eq(settings_double(&s, "scale", 1, 0, 1, &d, err, sizeof err), 0);
+    cr_assert_float_eq(d, 0.5, 0);
+    cr_assert_eq(settings_choice(&s, "protocol", prot, 0, &c, err, sizeof err), 0);
+    cr_assert_eq(c, 1);
+    cr_assert_eq(settings_int(&s, "stride", 256, 200, 1000, &v, err, sizeof err), -1);
+    cr_assert(strstr(err, "stride=128") && strstr(err, "200..1000"), "%s", err);
+    cr_assert_eq(settings_int(&s, "scale", 1, 0, 10, &v, err, sizeof err), -1);   /* 0.5 is no integer */
+    static const char *const other[] = {"a", "b", NULL};
+    cr_assert_eq(settings_choice(&s, "protocol", other, 0, &c, err, sizeof err), -1);
+    cr_assert(strstr(err, "a, b"), "%s", err);
+    cr_assert_eq(settings_parse("", &s, err, sizeof err), 0);
+    cr_assert_eq(s.n, 0);
+    cr_assert_eq(settings_parse(NULL, &s, err, sizeof err), 0);
+}
+
+Test(settings, rejects_malformed_and_unknown) {
+    struct settings s;
+    char err[256];
+    const char *bad[] = {"stride", "=4", "a=", "a=1,,b=2", "a=1,", "A=1", "a=1,a=2", "a b=1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        cr_assert_eq(settings_parse(bad[i], &s, err, sizeof err), -1, "accepted '%s'", bad[i]);
+        cr_assert(err[0] && !strchr(err, '\n'), "no one-line reason for '%s'", bad[i]);
+    }
+    static const char *const valid[] = {"stride", "protocol", NULL};
+    cr_assert_eq(settings_parse_checked("strid=3", "ppl", valid, &s, err, sizeof err), -1);
+    cr_assert(strstr(err, "ppl") && strstr(err, "strid") && strstr(err, "stride, protocol"), "%s", err);
+}
+
+/* ---- loaders ---- */
+
+Test(dataset, txt_is_one_document_with_bom_and_crlf_normalised, .init = make_tmp, .fini = rm_tmp) {
+    const char *p = WRITE("book.txt", "\xEF\xBB\xBF" "Chapter 1\r\n\r\nIt was a dark night.\r\nThe end.\r\n");
+    struct dataset ds;
+    char err[512];
+    cr_assert_eq(dataset_load(p, &ds, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ds.n_docs, 1);
+    cr_assert_str_eq(ds.docs[0], "Chapter 1\n\nIt was a dark night.\nThe end.");
+    cr_assert_eq(ds.doc_len[0], strlen(ds.docs[0]));
+    cr_assert_eq(ds.format, DATASET_TXT);
+    char hex[65];
+    sha256sum(p, hex);
+    cr_assert_str_eq(ds.sha256, hex);
+    dataset_free(&ds);
+}
+
+Test(dataset, stories_split_at_blank_lines, .init = make_tmp, .fini = rm_tmp) {
+    const char *p = WRITE("s.txt", "One.\nStill one.\n\nTwo.\r\n \r\n\n\nThree.\n\n");
+    char spec[600];
+    snprintf(spec, sizeof spec, "%s#stories", p);
+    struct dataset ds;
+    char err[512];
+    cr_assert_eq(dataset_load(spec, &ds, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ds.n_docs, 3);
+    cr_assert_str_eq(ds.docs[0], "One.\nStill one.");
+    cr_assert_str_eq(ds.docs[1], "Two.");
+    cr_assert_str_eq(ds.docs[2], "Three.");
+    dataset_free(&ds);
+    cr_assert_eq(dataset_load(p, &ds, err, sizeof err), 0, "%s", err);   /* without #stories: one */
+    cr_assert_eq(ds.n_docs, 1);
+    dataset_free(&ds);
+    snprintf(spec, sizeof spec, "%s#chapters", p);
+    cr_assert_eq(dataset_load(spec, &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "#stories"), "%s", err);
+}
+
+Test(dataset, folder_one_document_per_txt_file_sorted, .init = make_tmp, .fini = rm_tmp) {
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/books", tmpdir);
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    WRITE("books/b.txt", "Second book.\n\nWith two paragraphs.");
+    WRITE("books/a.txt", "\xEF\xBB\xBF" "First book.\r\n");
+    WRITE("books/notes.md", "not a document");
+    WRITE("books/c.txt", "  \n ");   /* empty after trimming: dropped */
+    struct dataset ds;
+    char err[512];
+    cr_assert_eq(dataset_load(dir, &ds, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ds.n_docs, 2);
+    cr_assert_str_eq(ds.docs[0], "First book.");
+    cr_assert_str_eq(ds.docs[1], "Second book.\n\nWith two paragraphs.");
+    /* the folder hash is sha256sum's listing of its .txt files, hashed */
+    char cmd[700], hex[65];
+    snprintf(cmd, sizeof cmd, "cd '%s' && sha256sum a.txt b.txt c.txt | sha256sum", dir);
+    FILE *p = popen(cmd, "r");
+    cr_assert_eq(fscanf(p, "%64s", hex), 1);
+    pclose(p);
+    cr_assert_str_eq(ds.sha256, hex);
+    dataset_free(&ds);
+}
+
+Test(dataset, jsonl_default_and_named_fields, .init = make_tmp, .fini = rm_tmp) {
+    const char *p = WRITE("d.jsonl",
+                          "{\"id\": 1, \"text\": \"plain\", \"input\": \"caf\\u00e9 \\\"quoted\\\"\\r\\nline\"}\r\n"
+                          "\n"
+                          "{\"meta\": {\"a\": [1, 2, {\"b\": null}], \"t\": true}, \"input\": \"\\ud83d\\ude00 x\\ty\","
+                          " \"text\": \"second\"}\n");
+    struct dataset ds;
+    char err[512], spec[600];
+    cr_assert_eq(dataset_load(p, &ds, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ds.n_docs, 2);
+    cr_assert_str_eq(ds.docs[0], "plain");
+    cr_assert_str_eq(ds.docs[1], "second");
+    dataset_free(&ds);
+    snprintf(spec, sizeof spec, "%s#input", p);
+    cr_assert_eq(dataset_load(spec, &ds, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ds.n_docs, 2);
+    cr_assert_str_eq(ds.docs[0], "caf\xC3\xA9 \"quoted\"\nline");
+    cr_assert_str_eq(ds.docs[1], "\xF0\x9F\x98\x80 x\ty");
+    dataset_free(&ds);
+    snprintf(spec, sizeof spec, "%s#summary", p);
+    cr_assert_eq(dataset_load(spec, &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "line 1") && strstr(err, "summary"), "%s", err);
+}
+
+Test(dataset, jsonl_malformed_lines_are_errors, .init = make_tmp, .fini = rm_tmp) {
+    const char *bad[] = {"{\"text\": \"x\"", "[\"text\"]", "{\"text\": \"a\\q\"}", "{\"text\" \"x\"}",
+                         "{\"text\": \"\\ud800\"}", "{\"a\": [[[[", "{\"text\": \"x\"} trailing"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char line[128];
+        int n = snprintf(line, sizeof line, "{\"text\": \"fine\"}\n%s\n", bad[i]);
+        const char *p = write_file("bad.jsonl", line, (size_t)n);
+        struct dataset ds;
+        char err[512] = "";
+        int rc = dataset_load(p, &ds, err, sizeof err);
+        if (i == 6) {
+            /* text after the object is not read: the object itself is whole */
+            if (rc == 0) dataset_free(&ds);
+            continue;
+        }
+        cr_assert_eq(rc, -1, "accepted %s", bad[i]);
+        cr_assert(strstr(err, "line 2"), "%s", err);
+    }
+}
+
+Test(dataset, csv_column_by_header, .init = make_tmp, .fini = rm_tmp) {
+    const char *p = WRITE("d.csv", "\xEF\xBB\xBF" "id,body,text\r\n"
+                                   "1,\"A, with comma\",t1\r\n"
+                                   "2,\"Two\r\nlines and \"\"quotes\"\"\",t2\r\n");
+    struct dataset ds;
+    char err[512], spec[600];
+    snprintf(spec, sizeof spec, "%s#body", p);
+    cr_assert_eq(dataset_load(spec, &ds, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ds.n_docs, 2);
+    cr_assert_str_eq(ds.docs[0], "A, with comma");
+    cr_assert_str_eq(ds.docs[1], "Two\nlines and \"quotes\"");
+    dataset_free(&ds);
+    cr_assert_eq(dataset_load(p, &ds, err, sizeof err), 0, "%s", err);   /* default column "text" */
+    cr_assert_str_eq(ds.docs[1], "t2");
+    dataset_free(&ds);
+    snprintf(spec, sizeof spec, "%s#title", p);
+    cr_assert_eq(dataset_load(spec, &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "title") && strstr(err, "id, body, text"), "%s", err);
+}
+
+Test(dataset, empty_and_missing_are_errors, .init = make_tmp, .fini = rm_tmp) {
+    struct dataset ds;
+    char err[512];
+    const char *p = WRITE("empty.txt", "\xEF\xBB\xBF \r\n\r\n");
+    cr_assert_eq(dataset_load(p, &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "empty.txt") && strstr(err, "no text"), "%s", err);
+    cr_assert_eq(dataset_load("/nonexistent/x.txt", &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "/nonexistent/x.txt") && strstr(err, "tinystories"), "%s", err);
+    cr_assert_eq(dataset_load("no-such-dataset", &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "no-such-dataset") && strstr(err, "govreport"), "%s", err);
+    cr_assert_eq(dataset_load("", &ds, err, sizeof err), -1);
+    p = WRITE("e.jsonl", "\n\n");
+    cr_assert_eq(dataset_load(p, &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "no text"), "%s", err);
+}
+
+Test(dataset, named_datasets) {
+    struct {
+        const char *name;
+        int min_docs, max_docs;
+    } want[] = {{"tinystories", 1000, 100000}, {"tinystories-sampled", 1000, 100000}, {"children", 3, 3},
+                {"books", 12, 12}, {"govreport", 14, 14}, {"passkey", 4, 4}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        struct dataset ds;
+        char err[512];
+        cr_assert_eq(dataset_load(want[i].name, &ds, err, sizeof err), 0, "%s", err);
+        cr_assert(ds.n_docs >= want[i].min_docs && ds.n_docs <= want[i].max_docs, "%s: %d documents",
+                  want[i].name, ds.n_docs);
+        for (int d = 0; d < ds.n_docs; d++) {
+            cr_assert(ds.doc_len[d] > 0 && !strstr(ds.docs[d], "\r\n") && memcmp(ds.docs[d], "\xEF\xBB\xBF", 3) != 0,
+                      "%s doc %d", want[i].name, d);
+        }
+        dataset_free(&ds);
+    }
+    /* a file under the shared datasets folder by relative name */
+    struct dataset ds;
+    char err[512], hex[65], path[512];
+    cr_assert_eq(dataset_load("children/alice_in_wonderland.txt", &ds, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ds.n_docs, 1);
+    sha256sum(shared_path(path, sizeof path, "datasets/children/alice_in_wonderland.txt"), hex);
+    cr_assert_str_eq(ds.sha256, hex);
+    dataset_free(&ds);
+}
+
+/* ---- tokenized corpora ---- */
+
+static struct model *load_model(const char *rel) {
+    char path[512], err[512];
+    struct model *m = model_load(shared_path(path, sizeof path, rel), err, sizeof err);
+    cr_assert_not_null(m, "%s", err);
+    return m;
+}
+
+Test(corpus, cache_hit_reads_without_rewriting, .init = make_tmp, .fini = rm_tmp) {
+    struct model *m = load_model("models/stories260K.gguf");
+    const char *p = WRITE("s.txt", "Once upon a time there was a cat.\n\nThe cat liked milk.\n\nThe end.\n");
+    char spec[600], cache[400], err[512];
+    snprintf(spec, sizeof spec, "%s#stories", p);
+    snprintf(cache, sizeof cache, "%s/cache/sub", tmpdir);   /* created on demand */
+    struct dataset ds;
+    cr_assert_eq(dataset_load(spec, &ds, err, sizeof err), 0, "%s", err);
+    struct corpus a, b;
+    cr_assert_eq(corpus_load(&ds, m, cache, &a, err, sizeof err), 0, "%s", err);
+    cr_assert(!a.from_cache);
+    cr_assert(a.cache_path[0]);
+    cr_assert_eq(a.n_docs, 3);
+    /* ids equal each document tokenized on its own, without BOS */
+    int64_t off = 0;
+    for (int d = 0; d < 3; d++) {
+        int32_t *ids;
+        size_t n;
+        cr_assert_eq(tokenizer_encode(m->tok, ds.docs[d], ds.doc_len[d], false, &ids, &n), 0);
+        cr_assert_eq(a.doc_start[d], off);
+        cr_assert_eq(corpus_doc_len(&a, d), (int64_t)n);
+        cr_assert_eq(memcmp(a.ids + off, ids, n * sizeof *ids), 0);
+        off += (int64_t)n;
+        free(ids);
+    }
+    cr_assert_eq(a.n_ids, off);
+    struct stat st1, st2;
+    cr_assert_eq(stat(a.cache_path, &st1), 0);
+    sleep(1);   /* so a rewrite would show in the mtime */
+    cr_assert_eq(corpus_load(&ds, m, cache, &b, err, sizeof err), 0, "%s", err);
+    cr_assert(b.from_cache);
+    cr_assert_eq(stat(b.cache_path, &st2), 0);
+    cr_assert_eq(st1.st_mtime, st2.st_mtime);
+    cr_assert_eq(st1.st_ino, st2.st_ino);
+    cr_assert_eq(b.n_ids, a.n_ids);
+    cr_assert_eq(memcmp(a.ids, b.ids, (size_t)a.n_ids * sizeof *a.ids), 0);
+    cr_assert_eq(memcmp(a.doc_start, b.doc_start, 4 * sizeof *a.doc_start), 0);
+    corpus_free(&b);
+
+    /* a truncated cache file is not trusted: tokenized again and replaced */
+    cr_assert_eq(truncate(a.cache_path, 40), 0);
+    cr_assert_eq(corpus_load(&ds, m, cache, &b, err, sizeof err), 0, "%s", err);
+    cr_assert(!b.from_cache);
+    cr_assert_eq(memcmp(a.ids, b.ids, (size_t)a.n_ids * sizeof *a.ids), 0);
+    corpus_free(&b);
+    cr_assert_eq(corpus_load(&ds, m, cache, &b, err, sizeof err), 0, "%s", err);
+    cr_assert(b.from_cache);
+    corpus_free(&b);
+
+    /* the same text split differently is another cache entry */
+    struct dataset whole;
+    cr_assert_eq(dataset_load(p, &whole, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(corpus_load(&whole, m, cache, &b, err, sizeof err), 0, "%s", err);
+    cr_assert(!b.from_cache);
+    cr_assert_eq(b.n_docs, 1);
+    cr_assert_str_neq(b.cache_path, a.cache_path);
+    corpus_free(&b);
+    dataset_free(&whole);
+
+    /* no temporary files are left behind */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -c tmp", cache);
+    FILE *pp = popen(cmd, "r");
+    int tmps = -1;
+    cr_assert_eq(fscanf(pp, "%d", &tmps), 1);
+    pclose(pp);
+    cr_assert_eq(tmps, 0);
+
+    /* without a cache folder nothing is written */
+    cr_assert_eq(corpus_load(&ds, m, NULL, &b, err, sizeof err), 0, "%s", err);
+    cr_assert(!b.from_cache && !b.cache_path[0]);
+    corpus_free(&b);
+    corpus_free(&a);
+    dataset_free(&ds);
+    model_free(m);
+}
+
+Test(corpus, tokenizer_hash_tells_vocabularies_apart, .init = make_tmp, .fini = rm_tmp) {
+    struct model *m1 = load_model("models/stories260K.gguf");
+    struct model *m1b = load_model("models/stories260K.gguf");
+    struct model *m2 = load_model("models/stories3M.gguf");
+    char h1[65], h1b[65], h2[65], err[512];
+    cr_assert_eq(dataset_tokenizer_hash(m1, h1, err, sizeof err), 0);
+    cr_assert_eq(dataset_tokenizer_hash(m1b, h1b, err, sizeof err), 0);
+    cr_assert_eq(dataset_tokenizer_hash(m2, h2, err, sizeof err), 0);
+    cr_assert_str_eq(h1, h1b);
+    cr_assert_str_neq(h1, h2);
+    /* so one cache folder holds both, and neither is served for the other */
+    const char *p = WRITE("t.txt", "A small text about a dog and a ball.");
+    char cache[400];
+    snprintf(cache, sizeof cache, "%s/cache", tmpdir);
+    struct dataset ds;
+    struct corpus a, b;
+    cr_assert_eq(dataset_load(p, &ds, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(corpus_load(&ds, m1, cache, &a, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(corpus_load(&ds, m2, cache, &b, err, sizeof err), 0, "%s", err);
+    cr_assert(!a.from_cache && !b.from_cache);
+    cr_assert_str_neq(a.cache_path, b.cache_path);
+    corpus_free(&a);
+    corpus_free(&b);
+    dataset_free(&ds);
+    model_free(m1);
+    model_free(m1b);
+    model_free(m2);
+}
+
+Test(corpus, too_short_names_dataset_and_counts, .init = make_tmp, .fini = rm_tmp) {
+    struct model *m = load_model("models/stories260K.gguf");
+    const char *p = WRITE("short.txt", "Tiny.");
+    struct dataset ds;
+    struct corpus c;
+    char err[512];
+    cr_assert_eq(dataset_load(p, &ds, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(corpus_load(&ds, m, NULL, &c, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(corpus_require(&c, &ds, c.n_ids, "x", err, sizeof err), 0);
+    cr_assert_eq(corpus_require(&c, &ds, 4096, "ppl at length 4096", err, sizeof err), -1);
+    char want[64];
+    snprintf(want, sizeof want, "has %lld tokens", (long long)c.n_ids);
+    cr_assert(strstr(err, "short.txt") && strstr(err, want) && strstr(err, "needs 4096"), "%s", err);
+    corpus_free(&c);
+    dataset_free(&ds);
+    model_free(m);
+}
+
+Test(dataset, repo_files_found) {
+    char path[1024], err[512];
+    cr_assert_eq(dataset_repo_file("passkey/yarn.txt", path, sizeof path, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(dataset_repo_file("passkey/none.txt", path, sizeof path, err, sizeof err), -1);
+    cr_assert(strstr(err, "passkey/none.txt"), "%s", err);
+}
