@@ -384,24 +384,24 @@ Test(decode, greedy_and_teacher_forced_match_naive_loops, .init = open_model, .f
     int32_t *ids;
     size_t n;
     cr_assert_eq(tokenizer_encode(rt.model->tok, text, strlen(text), true, &ids, &n), 0);
-    /* the greedy continuation itself: shared all the way */
+    /* the greedy continuation itself, from a plain argmax loop */
     int32_t greedy[8];
     {
-        struct session *s;
         char err[256];
-        check_decode(ids, (int)n, (int32_t[]){1}, 1, 6);   /* warm-up shape: target of one token */
         struct method_spec spec;
-        method_spec_parse("baseline", &spec, err, sizeof err);
+        cr_assert_eq(method_spec_parse("baseline", &spec, err, sizeof err), 0);
         struct method_ctx mc = {.cfg = &rt.model->cfg, .target_len = 512, .seq_len = (int)n};
         struct method_plan plan;
-        method_plan(&spec, &mc, &plan, err, sizeof err);
+        cr_assert_eq(method_plan(&spec, &mc, &plan, err, sizeof err), 0);
         struct forward_plan fp = method_forward_plan(&plan);
-        s = rt.be->session_new(rt.engine, (int)n + 8, err, sizeof err);
-        int32_t g[8];
-        struct decode_request rq = {ids, (int)n, NULL, 0, 8, -1, NULL, NULL};
-        struct decode_result dr = {.gen = g};
-        cr_assert_eq(decode_greedy_scored(&rt, s, &fp, &rq, &dr, err, sizeof err), 0);
-        memcpy(greedy, g, sizeof g);
+        struct session *s = rt.be->session_new(rt.engine, (int)n + 8, err, sizeof err);
+        float *logits = malloc((size_t)rt.model->cfg.n_vocab * sizeof *logits);
+        cr_assert_eq(rt.be->eval(s, ids, NULL, (int)n, &fp, NULL, NULL, logits, err, sizeof err), 0);
+        for (int i = 0; i < 8; i++) {
+            greedy[i] = argmax(logits, rt.model->cfg.n_vocab);
+            cr_assert_eq(rt.be->eval(s, &greedy[i], NULL, 1, &fp, NULL, NULL, logits, err, sizeof err), 0);
+        }
+        free(logits);
         rt.be->session_free(s);
     }
     check_decode(ids, (int)n, greedy, 6, 6);          /* target = greedy: one shared path */
