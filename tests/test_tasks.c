@@ -415,18 +415,23 @@ Test(decode, greedy_and_teacher_forced_match_naive_loops, .init = open_model, .f
     free(ids);
 }
 
-static int run_task_cached(const char *name, int length, const char *data, const char *settings,
-                           const char *cache_dir, struct result *r, char *err, size_t errlen) {
+static int run_task_method(const char *name, const char *method, int length, const char *data,
+                           const char *settings, const char *cache_dir, struct result *r, char *err, size_t errlen) {
     const struct task *t = task_find(name);
     cr_assert_not_null(t, "task %s", name);
     struct method_spec spec;
-    cr_assert_eq(method_spec_parse("baseline", &spec, err, errlen), 0);
+    cr_assert_eq(method_spec_parse(method, &spec, err, errlen), 0);
     cr_assert_eq(t->check(settings, err, errlen), 0, "%s", err);
     cr_assert(t->session_tokens(length, settings) >= length);
     struct task_ctx ctx = {.rt = &rt, .method = &spec, .length = length, .data = data, .settings = settings,
                            .seed = 1, .cache_dir = cache_dir};
     memset(r, 0, sizeof *r);
     return t->run(&ctx, r, err, errlen);
+}
+
+static int run_task_cached(const char *name, int length, const char *data, const char *settings,
+                           const char *cache_dir, struct result *r, char *err, size_t errlen) {
+    return run_task_method(name, "baseline", length, data, settings, cache_dir, r, err, errlen);
 }
 
 static int run_task(const char *name, int length, const char *data, const char *settings, struct result *r,
@@ -558,6 +563,34 @@ Test(tasks, ppl_other_protocols_end_to_end, .init = open_model, .fini = close_mo
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache);
     cr_assert_eq(system(cmd), 0);
+}
+
+/* protocol=llamacpp against llama.cpp itself: `llama-perplexity -m stories260K.gguf -f
+ * tinystories/stories_sampled.txt -c C -b 1024 --chunks 10 -ctk f32 -ctv f32` (llama.cpp
+ * build 4748, c392e50, F32 KV cache so the cache's F16 rounding does not enter) printed these
+ * final estimates; the file is read as one document, as llama-perplexity reads it. */
+Test(tasks, ppl_llamacpp_protocol_reproduces_llama_perplexity, .init = open_model, .fini = close_model) {
+    const struct {
+        const char *method;
+        int length;
+        double ppl;
+    } ref[] = {
+        {"baseline", 512, 4.5949},
+        {"baseline", 1024, 4.6607},
+        {"pi:factor=2", 1024, 12.4245},   /* --rope-scaling linear --rope-scale 2 */
+    };
+    for (size_t i = 0; i < sizeof ref / sizeof ref[0]; i++) {
+        struct result r;
+        char err[512];
+        cr_assert_eq(run_task_method("ppl", ref[i].method, ref[i].length, "tinystories/stories_sampled.txt",
+                                     "protocol=llamacpp,max_windows=10", NULL, &r, err, sizeof err),
+                     0, "%s", err);
+        double ppl = scalar(&r, "ppl");
+        cr_assert(fabs(ppl - ref[i].ppl) <= 1e-4 + 1e-5 * ref[i].ppl, "%s at %d: %.5f, llama.cpp %.4f",
+                  ref[i].method, ref[i].length, ppl, ref[i].ppl);
+        cr_assert_eq(scalar(&r, "windows"), 10);
+        result_free(&r);
+    }
 }
 
 Test(tasks, ppl_too_short_data_is_a_clear_error, .init = open_model, .fini = close_model) {
