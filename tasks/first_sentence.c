@@ -282,8 +282,15 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
         }
         /* the longest text, cut at a word boundary, whose prompt fits in limit tokens */
         size_t lo = 0, hi = avail < (size_t)need_chars ? avail : (size_t)need_chars;
-        build(&b, tpl, text_at, doc, hi);
-        if (count_tokens(tok, &b) <= limit) lo = hi;
+        for (;;) {   /* widen until the text overflows the limit or runs out */
+            build(&b, tpl, text_at, doc, hi);
+            long n = count_tokens(tok, &b);
+            if (n < 0) goto tok_fail;
+            if (n > limit) break;
+            lo = hi;
+            if (hi == avail) break;
+            hi = avail - hi > hi ? 2 * hi : avail;
+        }
         while (hi - lo > 1) {
             size_t mid = lo + (hi - lo) / 2;
             build(&b, tpl, text_at, doc, mid);
