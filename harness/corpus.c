@@ -112,7 +112,7 @@ static int cache_read(const char *path, const char *key, int32_t n_vocab, struct
         fread(&ni, sizeof ni, 1, f) != 1)
         goto out;
     uint64_t fixed = 8 + 64 + 16;
-    if (nd < 1 || ni < 0 || (uint64_t)sb.st_size < fixed ||
+    if (nd < 1 || nd > INT32_MAX || ni < 0 || (uint64_t)sb.st_size < fixed ||
         (uint64_t)nd > ((uint64_t)sb.st_size - fixed) / 8 || (uint64_t)ni > ((uint64_t)sb.st_size - fixed) / 4 ||
         fixed + (uint64_t)(nd + 1) * 8 + (uint64_t)ni * 4 != (uint64_t)sb.st_size)
         goto out;
