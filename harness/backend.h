@@ -42,6 +42,9 @@ struct backend_ops {
     struct session *(*session_new)(struct engine *e, int max_tokens, char *err, size_t errlen);
     void (*session_free)(struct session *s);
     void (*session_reset)(struct session *s);      /* forget all tokens */
+    /* Forget every token after the first n (n <= n_past): decoding can branch from a
+     * shared prefix without re-running it. */
+    void (*session_truncate)(struct session *s, int n);
     int (*session_n_past)(const struct session *s);
     /* Appends n tokens at positions pos[i] (NULL: n_past + i) and runs them through
      * the model under `plan`.

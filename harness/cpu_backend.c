@@ -346,6 +346,9 @@ static void cpu_session_reset(struct session *s) {
     s->n_past = 0;
     memset(&s->stats, 0, sizeof s->stats);
 }
+static void cpu_session_truncate(struct session *s, int n) {
+    if (n >= 0 && n < s->n_past) s->n_past = n;
+}
 static void cpu_session_stats(const struct session *s, struct eval_stats *out) { *out = s->stats; }
 static int cpu_session_n_past(const struct session *s) { return s->n_past; }
 
@@ -545,6 +548,7 @@ const struct backend_ops cpu_backend = {
     .session_new = cpu_session_new,
     .session_free = cpu_session_free,
     .session_reset = cpu_session_reset,
+    .session_truncate = cpu_session_truncate,
     .session_n_past = cpu_session_n_past,
     .eval = cpu_eval,
     .session_bytes = cpu_session_bytes,

@@ -38,12 +38,10 @@ int decode_greedy_scored(struct runtime *rt, struct session *s, const struct for
             snprintf(err, errlen, "decode: target id %d outside the vocabulary", rq->target[i]);
             return -1;
         }
-    int rest = rq->n_target > rq->max_new ? rq->n_target : rq->max_new;
     float *logits = malloc((size_t)n_vocab * sizeof *logits);
     float *logprob = malloc(((size_t)rq->n_target + 1) * sizeof *logprob);
-    int32_t *replay = malloc(((size_t)rq->n_prompt + (size_t)rest) * sizeof *replay);
     int rc = -1;
-    if (!logits || !logprob || !replay) {
+    if (!logits || !logprob) {
         snprintf(err, errlen, "decode: out of memory");
         goto out;
     }
@@ -71,21 +69,17 @@ int decode_greedy_scored(struct runtime *rt, struct session *s, const struct for
                     goto out;
                 out->forward_tokens += n;
                 for (int k = 0; k < n; k++) out->target_nll -= logprob[k];
-                /* Then the greedy continuation from prompt + gen in a fresh pass. */
-                memcpy(replay, rq->prompt, (size_t)rq->n_prompt * sizeof *replay);
-                memcpy(replay + rq->n_prompt, out->gen, (size_t)out->n_gen * sizeof *replay);
-                be->session_reset(s);
-                int nr = rq->n_prompt + out->n_gen;
-                if (be->eval(s, replay, NULL, nr, fp, NULL, NULL, logits, err, errlen) != 0) goto out;
-                out->forward_tokens += nr;
+                /* Then the greedy continuation: rewind to the shared prefix prompt + gen[0..i)
+                 * and go on from gen[i]. */
+                be->session_truncate(s, rq->n_prompt + i);
                 while (!stopped) {
+                    int32_t last = out->gen[out->n_gen - 1];
+                    if (be->eval(s, &last, NULL, 1, fp, NULL, NULL, logits, err, errlen) != 0) goto out;
+                    out->forward_tokens++;
                     int32_t g = argmax(logits, n_vocab);
                     out->gen[out->n_gen++] = g;
                     stopped = g == rq->eos || out->n_gen >= rq->max_new ||
                               (rq->stop && rq->stop(rq->stop_arg, out->gen, out->n_gen));
-                    if (stopped) break;
-                    if (be->eval(s, &g, NULL, 1, fp, NULL, NULL, logits, err, errlen) != 0) goto out;
-                    out->forward_tokens++;
                 }
                 break;
             }
@@ -100,6 +94,5 @@ int decode_greedy_scored(struct runtime *rt, struct session *s, const struct for
 out:
     free(logits);
     free(logprob);
-    free(replay);
     return rc;
 }
