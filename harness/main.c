@@ -22,6 +22,7 @@ static const struct command commands[] = {
     {"sweep", "run methods x tasks x lengths on a model into an HDF5 file (resumable)", cmd_sweep},
     {"export", "write a sweep's HDF5 results as CSV", cmd_export},
     {"report", "Markdown tables (method x length) of a sweep's headline metrics", cmd_report},
+    {"plot", "PNG + SVG figures (gnuplot) and their data files from a sweep's HDF5 results", cmd_plot},
 };
 
 static void usage(FILE *f) {

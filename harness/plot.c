@@ -1,0 +1,869 @@
+/* Figures from a sweep's results: the data side (plot.h). Cells are grouped as
+ * `ctxbench report` groups them (same model, task, settings, data, seed, backend);
+ * each group gives its task's figures. A figure's .dat file holds one block per
+ * series (two blank lines between blocks, so gnuplot's `index i` picks one), and its
+ * comment header names the figure, the results file, the model, the task and every
+ * column. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plot.h"
+#include "store.h"
+
+/* Cells drawn in one figure agree on these (the same keys as `ctxbench report`). */
+static const char *const group_keys[] = {"model_sha256", "task", "task_settings", "data", "seed", "backend"};
+#define N_GROUP_KEYS (int)(sizeof group_keys / sizeof group_keys[0])
+
+/* The figure's note (drawn under the plot) is cut here; notes.txt has every line. */
+#define FIGURE_NOTE_MAX 160
+
+/* One line of a figure: a method (or, for the per-method loss figure, one length). */
+struct series {
+    const char *name;                 /* method spec */
+    int lt;                           /* gnuplot line type: the method's place in the file's order */
+    int n;
+    const struct store_cell **cells;  /* its done cells, ascending length */
+};
+
+/* The cells of one (model, task, settings, data, seed, backend). */
+struct group {
+    const char *task;
+    const struct store_cell **cells;
+    int n;
+    int ordinal, n_of_task;           /* figure names get _<ordinal> when a task has several groups */
+    long ctx_train;                   /* trained context, -1 when unknown */
+    long *lengths;                    /* every length in the group (done or not), ascending */
+    int n_lengths;
+    struct series *series;            /* methods with a done cell, in the file's method order */
+    int n_series;
+    struct textbuf left_out;          /* "pi@2048 (failed), ..." for the figure's note */
+};
+
+/* Everything plot_prepare works with. */
+struct plotter {
+    const char *results, *dir;
+    const struct plot_opts *o;
+    struct plot_plan *plan;
+    struct store_cell *cells;
+    int n_cells;
+    const char **methods;             /* every method spec in the file, in the order the sweep ran them */
+    int n_methods;
+    char *err;
+    size_t errlen;
+};
+
+/* ------------------------------------------------------------------ cell access */
+
+static const char *attr_s(const struct store_cell *c, const char *name) {
+    const struct store_attr *a = store_cell_attr(c, name);
+    return a && a->kind == STORE_STR && a->s ? a->s : "";
+}
+
+static double attr_num(const struct store_cell *c, const char *name) {
+    const struct store_attr *a = store_cell_attr(c, name);
+    return !a ? NAN : a->kind == STORE_F64 ? a->f : a->kind == STORE_I64 ? (double)a->i : NAN;
+}
+
+static long cell_length(const struct store_cell *c) {
+    double v = attr_num(c, "length");
+    return isfinite(v) && v > 0 && v < 1e15 ? (long)v : -1;
+}
+
+static double res_scalar(const struct store_cell *c, const char *name) {
+    const struct result_item *it = result_find(&c->res, name);
+    return it && it->kind == RESULT_SCALAR ? it->value : NAN;
+}
+
+static const char *res_text(const struct store_cell *c, const char *name) {
+    const struct result_item *it = result_find(&c->res, name);
+    return it && it->kind == RESULT_TEXT && it->text ? it->text : NULL;
+}
+
+/* A 1-D array (or a single column), NULL when absent. */
+static const double *res_array(const struct store_cell *c, const char *name, int *n) {
+    const struct result_item *it = result_find(&c->res, name);
+    if (!it || it->kind != RESULT_ARRAY || !it->data || it->cols != 1 || it->rows < 1) return NULL;
+    *n = it->rows;
+    return it->data;
+}
+
+static bool same_group(const struct store_cell *a, const struct store_cell *b) {
+    for (int k = 0; k < N_GROUP_KEYS; k++)
+        if (strcmp(attr_s(a, group_keys[k]), attr_s(b, group_keys[k])) != 0) return false;
+    /* seed is an integer attribute */
+    double sa = attr_num(a, "seed"), sb = attr_num(b, "seed");
+    return (isnan(sa) && isnan(sb)) || sa == sb;
+}
+
+/* ------------------------------------------------------------------ text helpers */
+
+/* "512", "1k", "1.5k", "128k", "1M": tick labels a reader takes in at a glance. */
+static void length_label(long L, char *buf, size_t cap) {
+    if (L >= 1048576 && L % 1048576 == 0) snprintf(buf, cap, "%ldM", L / 1048576);
+    else if (L >= 1024 && L % 1024 == 0) snprintf(buf, cap, "%ldk", L / 1024);
+    else if (L >= 1024 && L % 512 == 0) snprintf(buf, cap, "%ld.5k", L / 1024);
+    else snprintf(buf, cap, "%ld", L);
+}
+
+/* A gnuplot single-quoted string: no escapes are processed inside, '' is a quote.
+ * Control characters and backquotes (command substitution) become spaces. */
+static void gp_quote(struct textbuf *b, const char *s) {
+    textbuf_puts(b, "'");
+    for (; *s; s++) {
+        if (*s == '\'') textbuf_puts(b, "''");
+        else if ((unsigned char)*s < 0x20 || *s == '`' || *s == 0x7f) textbuf_puts(b, " ");
+        else textbuf_append(b, s, 1);
+    }
+    textbuf_puts(b, "'");
+}
+
+static void var_str(struct textbuf *b, const char *name, const char *value) {
+    textbuf_puts(b, name);
+    textbuf_puts(b, "=");
+    gp_quote(b, value);
+    textbuf_puts(b, "; ");
+}
+
+static void var_num(struct textbuf *b, const char *name, double v) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s=%.17g; ", name, isfinite(v) ? v : -1.0);
+    textbuf_puts(b, buf);
+}
+
+/* A word for gnuplot's word(): whitespace would split it. */
+static void add_word(struct textbuf *b, const char *w) {
+    if (b->n) textbuf_puts(b, " ");
+    for (; *w; w++) textbuf_append(b, (unsigned char)*w <= ' ' ? "_" : w, 1);
+}
+
+/* Data files, figures and notes.txt live side by side; names keep to [A-Za-z0-9._+-]. */
+static void file_safe(const char *s, char *out, size_t cap) {
+    size_t k = 0;
+    for (; *s && k + 1 < cap; s++) {
+        char ch = *s;
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+                  ch == '+' || ch == '-';
+        out[k++] = ok ? ch : '_';
+    }
+    out[k] = 0;
+}
+
+static void note(struct plotter *p, const char *fmt_line) {
+    textbuf_puts(&p->plan->notes, fmt_line);
+    textbuf_puts(&p->plan->notes, "\n");
+}
+
+/* ------------------------------------------------------------------ grouping */
+
+static int cmp_long(const void *a, const void *b) {
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+/* The file's methods in the order the sweep ran them (earliest start first; cells
+ * without a start time keep id order after those with one), so a method has the
+ * same colour in every figure. */
+static int order_methods(struct plotter *p) {
+    p->methods = malloc((size_t)(p->n_cells ? p->n_cells : 1) * sizeof *p->methods);
+    double *first = malloc((size_t)(p->n_cells ? p->n_cells : 1) * sizeof *first);
+    if (!p->methods || !first) {
+        free(first);
+        return -1;
+    }
+    p->n_methods = 0;
+    for (int i = 0; i < p->n_cells; i++) {
+        const char *m = attr_s(&p->cells[i], "method");
+        double t = attr_num(&p->cells[i], "started_unix");
+        if (!isfinite(t)) t = INFINITY;
+        int k = 0;
+        while (k < p->n_methods && strcmp(p->methods[k], m) != 0) k++;
+        if (k == p->n_methods) {
+            p->methods[k] = m;
+            first[k] = t;
+            p->n_methods++;
+        } else if (t < first[k]) {
+            first[k] = t;
+        }
+    }
+    for (int i = 1; i < p->n_methods; i++)   /* stable insertion sort by first start */
+        for (int j = i; j > 0 && first[j] < first[j - 1]; j--) {
+            double tt = first[j];
+            first[j] = first[j - 1];
+            first[j - 1] = tt;
+            const char *tm = p->methods[j];
+            p->methods[j] = p->methods[j - 1];
+            p->methods[j - 1] = tm;
+        }
+    free(first);
+    return 0;
+}
+
+static void group_free(struct group *g) {
+    for (int s = 0; s < g->n_series; s++) free(g->series[s].cells);
+    free(g->series);
+    free(g->lengths);
+    textbuf_free(&g->left_out);
+    g->series = NULL;
+    g->lengths = NULL;
+    g->n_series = g->n_lengths = 0;
+}
+
+/* Lengths, series and the left-out list of a group whose cells are set. */
+static int group_build(struct plotter *p, struct group *g) {
+    char line[512];
+    g->lengths = malloc((size_t)g->n * sizeof *g->lengths);
+    g->series = calloc((size_t)g->n, sizeof *g->series);
+    if (!g->lengths || !g->series) return -1;
+    g->ctx_train = -1;
+    for (int i = 0; i < g->n; i++) {
+        const struct store_cell *c = g->cells[i];
+        double ct = attr_num(c, "ctx_train");
+        if (g->ctx_train < 0 && isfinite(ct) && ct > 0 && ct < 1e15) g->ctx_train = (long)ct;
+        long L = cell_length(c);
+        int k = 0;
+        while (k < g->n_lengths && g->lengths[k] != L) k++;
+        if (k == g->n_lengths && L > 0) g->lengths[g->n_lengths++] = L;
+    }
+    qsort(g->lengths, (size_t)g->n_lengths, sizeof *g->lengths, cmp_long);
+    /* series in the file's method order; each one's done cells by ascending length */
+    for (int m = 0; m < p->n_methods; m++) {
+        struct series *s = &g->series[g->n_series];
+        for (int i = 0; i < g->n; i++) {
+            const struct store_cell *c = g->cells[i];
+            if (strcmp(attr_s(c, "method"), p->methods[m]) != 0) continue;
+            long L = cell_length(c);
+            if (c->status != CELL_DONE || L <= 0) {
+                const char *why = c->status == CELL_DONE ? "no valid length" : cell_status_name(c->status);
+                snprintf(line, sizeof line, "%s: %s at length %ld left out (%s%s%s)", g->task, p->methods[m], L, why,
+                         attr_s(c, "error")[0] ? ": " : "", attr_s(c, "error"));
+                note(p, line);
+                char brief[160];
+                snprintf(brief, sizeof brief, "%s%s@%ld (%s)", g->left_out.n ? ", " : "", p->methods[m], L, why);
+                textbuf_puts(&g->left_out, brief);
+                continue;
+            }
+            if (!s->cells && !(s->cells = malloc((size_t)g->n * sizeof *s->cells))) return -1;
+            int k = 0;
+            while (k < s->n && cell_length(s->cells[k]) != L) k++;
+            if (k < s->n) {   /* the same inputs but another data hash: keep the first */
+                snprintf(line, sizeof line, "%s: %s at length %ld: a second cell (%s) left out, %s plotted", g->task,
+                         p->methods[m], L, c->id, s->cells[k]->id);
+                note(p, line);
+                continue;
+            }
+            int j = s->n++;
+            for (; j > 0 && cell_length(s->cells[j - 1]) > L; j--) s->cells[j] = s->cells[j - 1];
+            s->cells[j] = c;
+        }
+        if (s->n > 0) {
+            s->name = p->methods[m];
+            s->lt = m + 1;
+            g->n_series++;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ figure output */
+
+/* A figure being written: its data file and the gnuplot variables that go with it. */
+struct figure {
+    char name[160];
+    char path[4096];
+    FILE *f;
+    struct textbuf vars;
+    struct textbuf series, lts;      /* words: series titles and their line types */
+    int n_blocks;
+};
+
+static int figure_open(struct plotter *p, const struct group *g, struct figure *fig, const char *base,
+                       const char *what) {
+    memset(fig, 0, sizeof *fig);
+    if (g->n_of_task > 1) snprintf(fig->name, sizeof fig->name, "%s_%d", base, g->ordinal);
+    else snprintf(fig->name, sizeof fig->name, "%s", base);
+    if ((size_t)snprintf(fig->path, sizeof fig->path, "%s/%s.dat", p->dir, fig->name) >= sizeof fig->path) {
+        snprintf(p->err, p->errlen, "output directory name too long: %s", p->dir);
+        return -1;
+    }
+    fig->f = fopen(fig->path, "w");
+    if (!fig->f) {
+        snprintf(p->err, p->errlen, "cannot write %s: %s", fig->path, strerror(errno));
+        return -1;
+    }
+    const struct store_cell *c = g->cells[0];
+    fprintf(fig->f, "# ctxbench plot: %s\n# results: %s\n", what, p->results);
+    fprintf(fig->f, "# model: %s (sha256 %s), trained context %ld tokens\n", attr_s(c, "model"),
+            attr_s(c, "model_sha256"), g->ctx_train);
+    fprintf(fig->f, "# task: %s; settings: %s; data: %s; seed: %.0f; backend: %s\n", g->task,
+            attr_s(c, "task_settings")[0] ? attr_s(c, "task_settings") : "(defaults)",
+            attr_s(c, "data")[0] ? attr_s(c, "data") : "(none)", attr_num(c, "seed"), attr_s(c, "backend"));
+    if (g->left_out.n) fprintf(fig->f, "# left out (not done): %s\n", g->left_out.s);
+    fputs("# one block per series, two blank lines apart (gnuplot: index i)\n", fig->f);
+    return 0;
+}
+
+static void block_begin(struct figure *fig, const char *title, int lt) {
+    if (fig->n_blocks++) fputs("\n\n", fig->f);
+    fprintf(fig->f, "# series: %s\n", title);
+    add_word(&fig->series, title);
+    char buf[16];
+    snprintf(buf, sizeof buf, "%d", lt);
+    add_word(&fig->lts, buf);
+}
+
+/* The protocol words of a task's results: what a reader needs to know how a number
+ * was made (the ppl protocol, the passkey prompt variant, the retrieval prompt). */
+static void protocol_text(const struct group *g, char *buf, size_t cap) {
+    buf[0] = 0;
+    for (int s = 0; s < g->n_series && !buf[0]; s++) {
+        const struct store_cell *c = g->series[s].cells[0];
+        const char *t;
+        if ((t = res_text(c, "protocol_detail"))) snprintf(buf, cap, "protocol %s", t);
+        else if ((t = res_text(c, "protocol"))) snprintf(buf, cap, "protocol %s", t);
+        else if ((t = res_text(c, "variant"))) snprintf(buf, cap, "prompt variant %s", t);
+        else if ((t = res_text(c, "prompt"))) snprintf(buf, cap, "prompt: %s", t);
+    }
+}
+
+/* Breaks `text` into at most three lines of about `width` characters, at "; " or ", "
+ * (else at a space), as the gnuplot variables subtitle, subtitle2, subtitle3 (a
+ * single-quoted gnuplot string cannot hold a line break). */
+static void wrapped_vars(struct textbuf *v, const char *text, size_t width) {
+    static const char *const names[3] = {"subtitle", "subtitle2", "subtitle3"};
+    const char *s = text;
+    for (int k = 0; k < 3; k++) {
+        size_t n = strlen(s);
+        if (n > width && k < 2) {
+            size_t cut = 0;
+            for (size_t i = width / 2; i + 1 < width && i + 1 < n; i++)
+                if ((s[i] == ';' || s[i] == ',') && s[i + 1] == ' ') cut = i + 1;
+            for (size_t i = width / 2; !cut && i < width; i++)
+                if (s[i] == ' ') cut = i;
+            if (!cut) cut = width;
+            char line[512];
+            snprintf(line, sizeof line, "%.*s", (int)(cut < sizeof line ? cut : sizeof line - 1), s);
+            var_str(v, names[k], line);
+            s += cut;
+            while (*s == ' ') s++;
+        } else if (n > width) {   /* the third line: what fits */
+            char line[512];
+            snprintf(line, sizeof line, "%.*s...", (int)(width - 3 < sizeof line - 4 ? width - 3 : sizeof line - 4), s);
+            var_str(v, names[k], line);
+            s += n;
+        } else {
+            var_str(v, names[k], s);
+            s += n;
+        }
+    }
+}
+
+/* Title lines: what, model and trained context; then the task's protocol, data and
+ * settings. */
+static void title_vars(const struct group *g, struct textbuf *v, const char *what) {
+    const struct store_cell *c = g->cells[0];
+    char line[1024], proto[600], sub[1400];
+    char ctx[64] = "";
+    if (g->ctx_train > 0) snprintf(ctx, sizeof ctx, ", trained context %ld tokens", g->ctx_train);
+    snprintf(line, sizeof line, "%s - %s%s", what, attr_s(c, "model")[0] ? attr_s(c, "model") : "model ?", ctx);
+    var_str(v, "title", line);
+    protocol_text(g, proto, sizeof proto);
+    const char *data = attr_s(c, "data");
+    snprintf(sub, sizeof sub, "task %s%s%s%s%s; settings %s; seed %.0f", g->task, proto[0] ? ", " : "", proto,
+             data[0] ? "; data " : "", data, attr_s(c, "task_settings")[0] ? attr_s(c, "task_settings") : "defaults",
+             attr_num(c, "seed"));
+    wrapped_vars(v, sub, 110);
+}
+
+/* Length axis: the group's lengths as ticks, the range widened to show the trained
+ * context, and the note listing what is not drawn. */
+static void axis_vars(const struct group *g, struct textbuf *v) {
+    struct textbuf lens = {0}, labels = {0};
+    for (int k = 0; k < g->n_lengths; k++) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%ld", g->lengths[k]);
+        add_word(&lens, buf);
+        length_label(g->lengths[k], buf, sizeof buf);
+        add_word(&labels, buf);
+    }
+    var_str(v, "lengths", lens.s ? lens.s : "");
+    var_str(v, "lenlabels", labels.s ? labels.s : "");
+    textbuf_free(&lens);
+    textbuf_free(&labels);
+    double lo = g->n_lengths ? (double)g->lengths[0] : 1, hi = g->n_lengths ? (double)g->lengths[g->n_lengths - 1] : 2;
+    if (g->ctx_train > 0 && g->ctx_train < lo) lo = (double)g->ctx_train;
+    if (g->ctx_train > 0 && g->ctx_train > hi) hi = (double)g->ctx_train;
+    var_num(v, "xmin", lo / 1.25);
+    var_num(v, "xmax", hi * 1.25);
+    var_num(v, "ctx_train", (double)g->ctx_train);
+}
+
+static void note_var(struct textbuf *v, const char *extra, const struct textbuf *left_out) {
+    struct textbuf t = {0};
+    if (left_out && left_out->n) {
+        textbuf_puts(&t, "not plotted: ");
+        textbuf_puts(&t, left_out->s);
+    }
+    if (extra && extra[0]) {
+        if (t.n) textbuf_puts(&t, "; ");
+        textbuf_puts(&t, extra);
+    }
+    if (t.n > FIGURE_NOTE_MAX) {   /* cut at a comma; the full list is in notes.txt */
+        size_t cut = FIGURE_NOTE_MAX;
+        while (cut > 20 && t.s[cut] != ',') cut--;
+        t.s[cut] = 0;
+        t.n = cut;
+        textbuf_puts(&t, ", ... (see notes.txt)");
+    }
+    var_str(v, "note", t.s ? t.s : "");
+    textbuf_free(&t);
+}
+
+/* Closes the data file and, if it has any block, queues the gnuplot job. */
+static int figure_finish(struct plotter *p, struct figure *fig, const char *script) {
+    bool bad = ferror(fig->f) != 0;
+    bad |= fclose(fig->f) != 0;
+    fig->f = NULL;
+    if (bad) {
+        snprintf(p->err, p->errlen, "error writing %s", fig->path);
+        goto fail;
+    }
+    if (fig->n_blocks == 0) {
+        remove(fig->path);
+        char line[256];
+        snprintf(line, sizeof line, "%s: nothing to plot (no done cell has its data); figure skipped", fig->name);
+        note(p, line);
+        textbuf_free(&fig->vars);
+        textbuf_free(&fig->series);
+        textbuf_free(&fig->lts);
+        return 0;
+    }
+    struct plot_plan *plan = p->plan;
+    if (plan->n_jobs == plan->cap_jobs) {
+        int cap = plan->cap_jobs ? 2 * plan->cap_jobs : 16;
+        struct plot_job *j = realloc(plan->jobs, (size_t)cap * sizeof *j);
+        if (!j) goto oom;
+        plan->jobs = j;
+        plan->cap_jobs = cap;
+    }
+    var_str(&fig->vars, "data", fig->path);
+    var_str(&fig->vars, "series", fig->series.s ? fig->series.s : "");
+    var_str(&fig->vars, "lts", fig->lts.s ? fig->lts.s : "");
+    if (fig->vars.oom || fig->series.oom || fig->lts.oom) goto oom;
+    struct plot_job *job = &plan->jobs[plan->n_jobs];
+    memset(job, 0, sizeof *job);
+    snprintf(job->script, sizeof job->script, "%s", script);
+    size_t n = strlen(fig->path);
+    job->out = malloc(n + 1);
+    if (!job->out) goto oom;
+    memcpy(job->out, fig->path, n - 4);   /* without ".dat" */
+    job->out[n - 4] = 0;
+    job->vars = fig->vars.s;
+    fig->vars = (struct textbuf){0};
+    plan->n_jobs++;
+    textbuf_free(&fig->series);
+    textbuf_free(&fig->lts);
+    return 0;
+oom:
+    snprintf(p->err, p->errlen, "out of memory");
+fail:
+    textbuf_free(&fig->vars);
+    textbuf_free(&fig->series);
+    textbuf_free(&fig->lts);
+    return -1;
+}
+
+/* ------------------------------------------------------------------ the figures */
+
+/* Figure 1: perplexity vs length, one line per method. */
+static int fig_ppl(struct plotter *p, const struct group *g) {
+    struct figure fig;
+    if (figure_open(p, g, &fig, "ppl_vs_length", "perplexity vs context length") != 0) return -1;
+    fputs("# columns: length ppl nll tokens_scored windows\n", fig.f);
+    struct textbuf dropped = {0};
+    for (int s = 0; s < g->n_series; s++) {
+        const struct series *se = &g->series[s];
+        bool begun = false;
+        for (int i = 0; i < se->n; i++) {
+            const struct store_cell *c = se->cells[i];
+            double ppl = res_scalar(c, "ppl");
+            if (!(isfinite(ppl) && ppl > 0)) {   /* log axis: only finite positive values */
+                char buf[160];
+                snprintf(buf, sizeof buf, "%s%s@%ld (ppl %g)", dropped.n ? ", " : "", se->name, cell_length(c), ppl);
+                textbuf_puts(&dropped, buf);
+                continue;
+            }
+            if (!begun) block_begin(&fig, se->name, se->lt);
+            begun = true;
+            fprintf(fig.f, "%ld %.9g %.9g %.0f %.0f\n", cell_length(c), ppl, res_scalar(c, "nll"),
+                    res_scalar(c, "tokens_scored"), res_scalar(c, "windows"));
+        }
+    }
+    if (dropped.n) {
+        char line[1024];
+        snprintf(line, sizeof line, "%s: not finite, left out: %s", fig.name, dropped.s);
+        note(p, line);
+    }
+    title_vars(g, &fig.vars, "Perplexity vs context length");
+    axis_vars(g, &fig.vars);
+    note_var(&fig.vars, dropped.s, &g->left_out);
+    textbuf_free(&dropped);
+    return figure_finish(p, &fig, "ppl_vs_length.gp");
+}
+
+/* Writes the position bins of one ppl cell: center start end mean_nll count. */
+static int write_bins(FILE *f, const struct store_cell *c) {
+    int nb = 0, ne = 0, nc = 0;
+    const double *nll = res_array(c, "nll_by_pos", &nb);
+    const double *edges = res_array(c, "nll_by_pos_edges", &ne);
+    const double *count = res_array(c, "nll_by_pos_count", &nc);
+    if (!nll || !edges || ne != nb + 1 || (count && nc != nb)) return 0;
+    int rows = 0;
+    for (int b = 0; b < nb; b++) {
+        if (!isfinite(nll[b]) || (count && !(count[b] > 0))) continue;
+        fprintf(f, "%.9g %.9g %.9g %.9g %.0f\n", 0.5 * (edges[b] + edges[b + 1]), edges[b], edges[b + 1], nll[b],
+                count ? count[b] : NAN);
+        rows++;
+    }
+    return rows;
+}
+
+/* Figure 4: mean NLL per position bin, (a) every method at the longest length,
+ * (b) for each method, one line per length. */
+static int fig_loss(struct plotter *p, const struct group *g) {
+    static const char *cols = "# columns: position_center bin_start bin_end mean_nll count (positions in the window, tokens)\n";
+    /* (a) the longest length at which some method has the bins */
+    long Lmax = -1;
+    for (int s = 0; s < g->n_series; s++)
+        for (int i = 0; i < g->series[s].n; i++) {
+            int n;
+            const struct store_cell *c = g->series[s].cells[i];
+            if (res_array(c, "nll_by_pos", &n) && cell_length(c) > Lmax) Lmax = cell_length(c);
+        }
+    if (Lmax < 0) {
+        char line[256];
+        snprintf(line, sizeof line, "%s: no cell has nll_by_pos; loss-by-position figures skipped", g->task);
+        note(p, line);
+        return 0;
+    }
+    struct figure fig;
+    char what[160];
+    snprintf(what, sizeof what, "mean NLL by position at length %ld, one block per method", Lmax);
+    if (figure_open(p, g, &fig, "loss_by_position", what) != 0) return -1;
+    fputs(cols, fig.f);
+    struct textbuf missing = {0};
+    for (int s = 0; s < g->n_series; s++) {
+        const struct series *se = &g->series[s];
+        const struct store_cell *c = NULL;
+        for (int i = 0; i < se->n; i++)
+            if (cell_length(se->cells[i]) == Lmax) c = se->cells[i];
+        int n;
+        if (!c || !res_array(c, "nll_by_pos", &n)) {
+            add_word(&missing, se->name);
+            continue;
+        }
+        block_begin(&fig, se->name, se->lt);
+        write_bins(fig.f, c);
+    }
+    char extra[600] = "";
+    if (missing.n) {
+        snprintf(extra, sizeof extra, "no done cell at %ld: %s", Lmax, missing.s);
+        char line[700];
+        snprintf(line, sizeof line, "%s: %s", fig.name, extra);
+        note(p, line);
+    }
+    textbuf_free(&missing);
+    char t[160];
+    snprintf(t, sizeof t, "Mean NLL by position at length %ld", Lmax);
+    title_vars(g, &fig.vars, t);
+    var_num(&fig.vars, "ctx_train", (double)g->ctx_train);
+    var_num(&fig.vars, "xmax", (double)Lmax);
+    var_num(&fig.vars, "by_length", 0);
+    note_var(&fig.vars, extra, &g->left_out);
+    if (figure_finish(p, &fig, "loss_by_position.gp") != 0) return -1;
+
+    /* (b) each method with at least two lengths: one line per length */
+    for (int s = 0; s < g->n_series; s++) {
+        const struct series *se = &g->series[s];
+        int with_bins = 0, n;
+        for (int i = 0; i < se->n; i++) with_bins += res_array(se->cells[i], "nll_by_pos", &n) != NULL;
+        if (with_bins < 2) continue;
+        char base[120], safe[100];
+        file_safe(se->name, safe, sizeof safe);
+        bool clash = false;   /* two specs that make the same file name */
+        for (int o = 0; o < s; o++) {
+            char other[100];
+            file_safe(g->series[o].name, other, sizeof other);
+            clash |= strcmp(other, safe) == 0;
+        }
+        if (clash) snprintf(base, sizeof base, "loss_by_position_%s_%d", safe, se->lt);
+        else snprintf(base, sizeof base, "loss_by_position_%s", safe);
+        snprintf(what, sizeof what, "mean NLL by position for method %s, one block per length", se->name);
+        if (figure_open(p, g, &fig, base, what) != 0) return -1;
+        fputs(cols, fig.f);
+        long longest = 0;
+        for (int i = 0; i < se->n; i++) {
+            const struct store_cell *c = se->cells[i];
+            if (!res_array(c, "nll_by_pos", &n)) continue;
+            char title[48];
+            snprintf(title, sizeof title, "L=%ld", cell_length(c));
+            block_begin(&fig, title, fig.n_blocks + 1);
+            write_bins(fig.f, c);
+            longest = cell_length(c);
+        }
+        snprintf(t, sizeof t, "Mean NLL by position, method %s", se->name);
+        title_vars(g, &fig.vars, t);
+        var_num(&fig.vars, "ctx_train", (double)g->ctx_train);
+        var_num(&fig.vars, "xmax", (double)longest);
+        var_num(&fig.vars, "by_length", 1);
+        note_var(&fig.vars, NULL, NULL);
+        if (figure_finish(p, &fig, "loss_by_position.gp") != 0) return -1;
+    }
+    return 0;
+}
+
+/* Figure 2: passkey accuracy by (length, depth), one panel per method. */
+static int fig_passkey(struct plotter *p, const struct group *g) {
+    const char *metric = p->o && p->o->passkey_metric ? p->o->passkey_metric : "accuracy";
+    char arr[64];
+    snprintf(arr, sizeof arr, "%s_by_depth", metric);
+    /* the depth grid: from the first done cell that has it */
+    const double *depth = NULL;
+    int nd = 0;
+    for (int s = 0; s < g->n_series && !depth; s++)
+        for (int i = 0; i < g->series[s].n && !depth; i++) depth = res_array(g->series[s].cells[i], "depth", &nd);
+    if (!depth) {
+        char line[256];
+        snprintf(line, sizeof line, "%s: no cell has a depth array; heatmap skipped", g->task);
+        note(p, line);
+        return 0;
+    }
+    struct figure fig;
+    char what[200];
+    snprintf(what, sizeof what, "passkey %s by context length and key depth, one block per method", metric);
+    if (figure_open(p, g, &fig, "passkey_heatmap", what) != 0) return -1;
+    fprintf(fig.f, "# columns: length_index depth_index %s length depth_percent (indices place the cells on an even grid)\n",
+            metric);
+    struct textbuf odd = {0};
+    double trials = NAN;
+    for (int s = 0; s < g->n_series; s++) {
+        const struct series *se = &g->series[s];
+        bool begun = false;
+        for (int i = 0; i < se->n; i++) {
+            const struct store_cell *c = se->cells[i];
+            int n = 0, m = 0;
+            const double *v = res_array(c, arr, &n);
+            const double *d = res_array(c, "depth", &m);
+            bool same = v && d && n == nd && m == nd;
+            for (int k = 0; same && k < nd; k++) same = fabs(d[k] - depth[k]) < 1e-9;
+            if (!same) {
+                char buf[160];
+                snprintf(buf, sizeof buf, "%s%s@%ld", odd.n ? ", " : "", se->name, cell_length(c));
+                textbuf_puts(&odd, buf);
+                continue;
+            }
+            if (!begun) block_begin(&fig, se->name, se->lt);
+            begun = true;
+            if (isnan(trials)) trials = res_scalar(c, "trials");
+            int li = 0;
+            while (li < g->n_lengths && g->lengths[li] != cell_length(c)) li++;
+            for (int k = 0; k < nd; k++)
+                fprintf(fig.f, "%d %d %.9g %ld %.9g\n", li, k, v[k], cell_length(c), 100 * depth[k]);
+        }
+    }
+    char extra[600] = "";
+    if (odd.n) {
+        snprintf(extra, sizeof extra, "no %s on the common depth grid: %s", arr, odd.s);
+        char line[700];
+        snprintf(line, sizeof line, "%s: %s", fig.name, extra);
+        note(p, line);
+    }
+    textbuf_free(&odd);
+    char t[160];
+    snprintf(t, sizeof t, "Passkey retrieval (%s)", metric);
+    title_vars(g, &fig.vars, t);
+    axis_vars(g, &fig.vars);
+    struct textbuf dl = {0};
+    for (int k = 0; k < nd; k++) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.0f", 100 * depth[k]);
+        add_word(&dl, buf);
+    }
+    var_str(&fig.vars, "depths", dl.s ? dl.s : "");
+    textbuf_free(&dl);
+    /* the trained-context line between the last trained length and the next one */
+    int k = 0;
+    while (k < g->n_lengths && g->ctx_train > 0 && g->lengths[k] <= g->ctx_train) k++;
+    var_num(&fig.vars, "trained_x", g->ctx_train > 0 && k > 0 && k < g->n_lengths ? k - 0.5 : -1);
+    var_str(&fig.vars, "metric", metric);
+    var_num(&fig.vars, "trials", trials);
+    note_var(&fig.vars, extra, &g->left_out);
+    return figure_finish(p, &fig, "passkey_heatmap.gp");
+}
+
+/* Figure 3: first-sentence retrieval ROUGE-L vs length, with the standard error
+ * over samples. */
+static int fig_rouge(struct plotter *p, const struct group *g) {
+    struct figure fig;
+    if (figure_open(p, g, &fig, "first_sentence_rouge", "first-sentence retrieval ROUGE-L F1 vs context length") != 0)
+        return -1;
+    fputs("# columns: length rouge_l stderr samples exact_match (stderr: sample sd / sqrt(samples), 0 for one sample)\n",
+          fig.f);
+    for (int s = 0; s < g->n_series; s++) {
+        const struct series *se = &g->series[s];
+        bool begun = false;
+        for (int i = 0; i < se->n; i++) {
+            const struct store_cell *c = se->cells[i];
+            double r = res_scalar(c, "rouge_l");
+            if (!isfinite(r)) continue;
+            if (!begun) block_begin(&fig, se->name, se->lt);
+            begun = true;
+            int n = 0;
+            const double *v = res_array(c, "rouge_l_by_sample", &n);
+            double se_ = 0;
+            if (v && n > 1) {
+                double mean = 0, ss = 0;
+                for (int k = 0; k < n; k++) mean += v[k] / n;
+                for (int k = 0; k < n; k++) ss += (v[k] - mean) * (v[k] - mean);
+                se_ = sqrt(ss / (n - 1) / n);
+            }
+            double samples = v ? n : res_scalar(c, "samples");
+            fprintf(fig.f, "%ld %.9g %.9g %.0f %.9g\n", cell_length(c), r, se_, samples, res_scalar(c, "exact_match"));
+        }
+    }
+    title_vars(g, &fig.vars, "First-sentence retrieval");
+    axis_vars(g, &fig.vars);
+    note_var(&fig.vars, NULL, &g->left_out);
+    return figure_finish(p, &fig, "first_sentence_rouge.gp");
+}
+
+/* Figure 5: throughput and peak memory vs length, for any task. */
+static int fig_cost(struct plotter *p, const struct group *g) {
+    struct figure fig;
+    char base[120], safe[80], what[160];
+    file_safe(g->task, safe, sizeof safe);
+    snprintf(base, sizeof base, "cost_%s", safe);
+    snprintf(what, sizeof what, "throughput and peak memory vs context length (task %s)", g->task);
+    if (figure_open(p, g, &fig, base, what) != 0) return -1;
+    fputs("# columns: length tokens_per_s peak_rss_mib session_mib wall_s\n", fig.f);
+    for (int s = 0; s < g->n_series; s++) {
+        const struct series *se = &g->series[s];
+        bool begun = false;
+        for (int i = 0; i < se->n; i++) {
+            const struct store_cell *c = se->cells[i];
+            double tps = attr_num(c, "tokens_per_s"), rss = attr_num(c, "peak_rss_mib");
+            if (!isfinite(tps) && !isfinite(rss)) continue;
+            if (!begun) block_begin(&fig, se->name, se->lt);
+            begun = true;
+            fprintf(fig.f, "%ld %.9g %.9g %.9g %.9g\n", cell_length(c), tps, rss, attr_num(c, "session_mib"),
+                    attr_num(c, "wall_s"));
+        }
+    }
+    char t[160];
+    snprintf(t, sizeof t, "Throughput and peak memory (task %s)", g->task);
+    title_vars(g, &fig.vars, t);
+    axis_vars(g, &fig.vars);
+    var_str(&fig.vars, "host", attr_s(g->cells[0], "host"));
+    var_num(&fig.vars, "threads", attr_num(g->cells[0], "threads"));
+    note_var(&fig.vars, NULL, &g->left_out);
+    return figure_finish(p, &fig, "cost_vs_length.gp");
+}
+
+/* ------------------------------------------------------------------ driver */
+
+static int draw_group(struct plotter *p, struct group *g) {
+    if (group_build(p, g) != 0) {
+        snprintf(p->err, p->errlen, "out of memory");
+        return -1;
+    }
+    if (g->n_series == 0) {
+        char line[256];
+        snprintf(line, sizeof line, "%s (%s): no done cells; figures skipped", g->task, attr_s(g->cells[0], "model"));
+        note(p, line);
+        return 0;
+    }
+    int rc = 0;
+    if (strcmp(g->task, "ppl") == 0) rc = fig_ppl(p, g) || fig_loss(p, g);
+    else if (strcmp(g->task, "passkey") == 0) rc = fig_passkey(p, g);
+    else if (strcmp(g->task, "first_sentence") == 0) rc = fig_rouge(p, g);
+    return rc ? -1 : fig_cost(p, g);
+}
+
+int plot_prepare(const char *results, const char *dir, const struct plot_opts *o, struct plot_plan *plan, char *err,
+                 size_t errlen) {
+    memset(plan, 0, sizeof *plan);
+    if (o && o->passkey_metric && strcmp(o->passkey_metric, "accuracy") && strcmp(o->passkey_metric, "digit_accuracy") &&
+        strcmp(o->passkey_metric, "token_accuracy")) {
+        snprintf(err, errlen, "passkey metric '%s': use accuracy, digit_accuracy or token_accuracy", o->passkey_metric);
+        return -1;
+    }
+    struct plotter p = {.results = results, .dir = dir, .o = o, .plan = plan, .err = err, .errlen = errlen};
+    if (store_read(results, true, &p.cells, &p.n_cells, err, errlen) != 0) return -1;
+    int rc = -1;
+    struct group g = {0};
+    bool *used = calloc((size_t)(p.n_cells ? p.n_cells : 1), sizeof *used);
+    const struct store_cell **members = malloc((size_t)(p.n_cells ? p.n_cells : 1) * sizeof *members);
+    if (!used || !members || order_methods(&p) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (p.n_cells == 0) note(&p, "the results file holds no cells yet; nothing to plot");
+    static const char *const known[] = {"ppl", "passkey", "first_sentence"};
+    static const char *const known_figs[] = {"ppl_vs_length and loss_by_position", "passkey_heatmap",
+                                             "first_sentence_rouge"};
+    for (int k = 0; k < 3; k++) {
+        bool present = false;
+        for (int i = 0; i < p.n_cells && !present; i++) present = strcmp(attr_s(&p.cells[i], "task"), known[k]) == 0;
+        if (!present && p.n_cells) {
+            char line[256];
+            snprintf(line, sizeof line, "no %s cells in the file: %s skipped", known[k], known_figs[k]);
+            note(&p, line);
+        }
+    }
+    for (int i = 0; i < p.n_cells; i++) {
+        if (used[i]) continue;
+        g = (struct group){.task = attr_s(&p.cells[i], "task"), .cells = members};
+        for (int j = i; j < p.n_cells; j++)
+            if (!used[j] && same_group(&p.cells[i], &p.cells[j])) {
+                used[j] = true;
+                members[g.n++] = &p.cells[j];
+            }
+        /* groups of the same task before this one, and in all */
+        for (int j = 0; j < p.n_cells; j++) {
+            if (strcmp(attr_s(&p.cells[j], "task"), g.task) != 0) continue;
+            bool first_of_group = true;   /* j starts a group if no earlier cell is in its group */
+            for (int k = 0; k < j && first_of_group; k++) first_of_group = !same_group(&p.cells[k], &p.cells[j]);
+            if (!first_of_group) continue;
+            g.n_of_task++;
+            if (j <= i) g.ordinal++;
+        }
+        if (draw_group(&p, &g) != 0) goto out;
+        group_free(&g);
+    }
+    if (plan->notes.oom) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    rc = 0;
+out:
+    group_free(&g);
+    free(used);
+    free(members);
+    free(p.methods);
+    /* the plan's strings point into nothing from the cells: they can go */
+    store_cells_free(p.cells, p.n_cells);
+    if (rc != 0) plot_plan_free(plan);
+    return rc;
+}
+
+void plot_plan_free(struct plot_plan *plan) {
+    for (int i = 0; i < plan->n_jobs; i++) {
+        free(plan->jobs[i].out);
+        free(plan->jobs[i].vars);
+    }
+    free(plan->jobs);
+    textbuf_free(&plan->notes);
+    memset(plan, 0, sizeof *plan);
+}

@@ -1,0 +1,43 @@
+/* Figures from a sweep's results file: the data side. plot_prepare reads the HDF5
+ * results (results/README.md), writes one gnuplot-readable .dat file per figure into
+ * the output directory (a comment header says what each block and column is), and
+ * returns the list of gnuplot runs that draw them (scripts in plots/, see
+ * plots/README.md). Drawing is cmd_plot.c's job, so the data can be checked without
+ * gnuplot.
+ *
+ * Only `done` cells are plotted. Skipped and failed cells, figures whose task is not
+ * in the file, and anything else left out become notes (one line each). */
+#ifndef CTX_PLOT_H
+#define CTX_PLOT_H
+
+#include <stddef.h>
+
+#include "textbuf.h"
+
+struct plot_opts {
+    const char *passkey_metric;   /* the heatmap shows <metric>_by_depth (default "accuracy") */
+};
+
+/* One figure: gnuplot runs `script` (a file name in the scripts directory) with the
+ * statements in `vars` (given with -e before the script; they set data=, title=, ...),
+ * plus term= and out= for each output format. */
+struct plot_job {
+    char script[48];
+    char *out;     /* output path without extension: DIR/name */
+    char *vars;    /* gnuplot statements, ';'-separated */
+};
+
+struct plot_plan {
+    int n_jobs, cap_jobs;
+    struct plot_job *jobs;
+    struct textbuf notes;   /* one line per note, each ending in '\n' */
+};
+
+/* Writes DIR/<figure>.dat for every figure the results allow and fills `plan`.
+ * DIR must exist. Returns 0, or -1 with a one-line reason (unreadable results file,
+ * a data file that cannot be written, out of memory). */
+int plot_prepare(const char *results, const char *dir, const struct plot_opts *o, struct plot_plan *plan,
+                 char *err, size_t errlen);
+void plot_plan_free(struct plot_plan *plan);
+
+#endif

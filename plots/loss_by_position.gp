@@ -1,0 +1,28 @@
+# Figure 4: mean NLL of the predicted token per position bin: where a method breaks.
+# by_length = 0: one line per method at one length (loss_by_position.dat);
+# by_length = 1: one method, one line per length, short to long in a sequential
+# colour scale (loss_by_position_<method>.dat).
+# Data columns: position_center bin_start bin_end mean_nll count.
+# Variables (besides common.gp's): xmax (window length), ctx_train, by_length.
+width = 1000; height = 620
+load plotdir.'/common.gp'
+
+set xrange [0:xmax]
+set xlabel 'position in the window (tokens)'
+set ylabel 'mean NLL of the next token (nats)'
+set key outside right top title (by_length ? 'context length' : 'method') width (by_length ? 3 : 1)
+eval mark_trained
+set bmargin 5
+set xtics out
+set mxtics 2
+
+n = words(series)
+if (by_length) {
+    # short lengths cool (blue), long ones warm (red), so order reads at a glance
+    set palette defined (0 '#2c7bb6', 0.5 '#7b3294', 1 '#d7191c')
+    unset colorbox
+    plot for [i = 1:n] data index (i - 1) using 1:4 with lines lw 2 \
+         lc palette frac (n > 1 ? (i - 1.0) / (n - 1) : 0) title word(series, i)
+} else {
+    plot for [i = 1:n] data index (i - 1) using 1:4 with lines lt (word(lts, i) + 0) title word(series, i)
+}
