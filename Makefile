@@ -108,5 +108,12 @@ sweep: $(BUILD)/ctxbench
 	  --tasks '$(TASKS)' --lengths '$(LENGTHS)' -o $(OUT) --seed $(SEED) --cache-dir $(BUILD)/cache \
 	  $(if $(DATA),--data '$(DATA)') $(if $(TASK_OPTS),--task-opt '$(TASK_OPTS)') $(if $(THREADS),-t $(THREADS))
 
+# make plots: the figures of a sweep's results file (PNG + SVG via gnuplot, with the data
+# behind each as a .dat file) in plots/out/<results name>/, or PLOTS_DIR. The same OUT as
+# make sweep, so `make sweep plots` runs both. Figures: plots/README.md.
+PLOTS_DIR ?=
+plots: $(BUILD)/ctxbench
+	$(BUILD)/ctxbench plot $(OUT) $(if $(PLOTS_DIR),-o $(PLOTS_DIR))
+
 clean:
 	rm -rf build build-asan

@@ -374,7 +374,7 @@ static void title_vars(const struct group *g, struct textbuf *v, const char *wha
     snprintf(sub, sizeof sub, "task %s%s%s%s%s; settings %s; seed %.0f", g->task, proto[0] ? ", " : "", proto,
              data[0] ? "; data " : "", data, attr_s(c, "task_settings")[0] ? attr_s(c, "task_settings") : "defaults",
              attr_num(c, "seed"));
-    wrapped_vars(v, sub, 110);
+    wrapped_vars(v, sub, 96);
 }
 
 /* Length axis: the group's lengths as ticks, the range widened to show the trained

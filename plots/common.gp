@@ -36,6 +36,8 @@ set linetype cycle 10
 
 full_title = title."\n".subtitle.(strlen(subtitle2) > 0 ? "\n".subtitle2 : '').(strlen(subtitle3) > 0 ? "\n".subtitle3 : '')
 set title full_title font ',12'
+# room for the title lines and, under them, the trained-context label
+set tmargin 5 + (strlen(subtitle2) > 0) + (strlen(subtitle3) > 0)
 set grid xtics ytics lc rgb '#d0d0d0' lw 1 dt 1
 set border 3 lc rgb '#333333'
 set tics nomirror out

@@ -9,7 +9,7 @@ cols = n <= 3 ? n : (n == 4 ? 2 : 3)
 rows = (n + cols - 1) / cols
 nl = words(lengths)
 nd = words(depths)
-panel_w = 150 + 70 * nl
+panel_w = 110 + 70 * nl
 panel_h = 110 + 42 * nd
 width = cols * panel_w + 80
 height = rows * panel_h + 200
@@ -20,9 +20,12 @@ label = metric eq 'accuracy' ? 'exact-match accuracy' : (metric eq 'digit_accura
 per_cell = (trials > 0 && nd > 0) ? sprintf(' (%g keys per cell)', trials / nd) : ''
 
 unset title
+# margins in pixels, so the axis labels fit whatever the panel count
 top = 1.0 - 110.0 / height
 bottom = 95.0 / height
-set multiplot layout rows, cols title full_title font ',12' margins 0.08, 0.88, bottom, top spacing 0.1, 0.16
+left = 95.0 / width
+right = 1.0 - 120.0 / width
+set multiplot layout rows, cols title full_title font ',12' margins left, right, bottom, top spacing 60.0 / width, 80.0 / height
 
 set xrange [-0.5 : nl - 0.5]
 set yrange [nd - 0.5 : -0.5]          # key depth 0 % (start of the prompt) at the top
@@ -51,10 +54,11 @@ if (trained_x >= 0) {
 do for [i = 1:n] {
     if (i == n) {
         # one colour bar for all panels, at the right edge
-        set colorbox user origin screen 0.91, screen bottom size screen 0.02, screen (top - bottom)
+        set colorbox user origin screen (right + 25.0 / width), screen bottom size screen 0.02, screen (top - bottom)
         set cblabel label.per_cell
     }
     set title word(series, i) font ',12'
+    if ((i - 1) % cols == 0) { set ylabel 'key depth (% of prompt)' } else { unset ylabel }
     plot data index (i - 1) using 1:2:(0.5):(0.5):3 with boxxyerror fs solid 1.0 border lc rgb '#ffffff' fc palette, \
          data index (i - 1) using 1:2:(sprintf('%.2f', $3)):($3 < 0.55 ? 0xffffff : 0x000000) \
          with labels tc rgb variable font ',10'

@@ -10,6 +10,24 @@ set xrange [xmin:xmax]
 eval length_tics
 set xlabel 'context length (tokens)'
 set ylabel 'perplexity (log scale)'
+# 1-2-5 ticks in every decade: more labels than the decades alone on a short range
+set ytics format '%g'
+set ytics (1)
+do for [e = -2:9] { set ytics add (10.0**e, 2 * 10.0**e, 5 * 10.0**e) }
+set mytics 1
+# the data's own range (not whole decades), a little air above and below
+stats data using 2 nooutput
+# under a few-fold range the 1-2-5 ticks may miss it: evenly spaced ticks then
+# (gnuplot's automatic ticks on a log axis give none inside one decade)
+ylo = STATS_min / 1.15; yhi = STATS_max * 1.15
+if (yhi / ylo < 5) {
+    step = 10.0 ** floor(log10((yhi - ylo) / 4))
+    if ((yhi - ylo) / step > 10) { step = 2 * step }
+    if ((yhi - ylo) / step > 10) { step = 2.5 * step }
+    set ytics (ceil(ylo / step) * step)
+    do for [k = ceil(ylo / step) + 1 : floor(yhi / step)] { set ytics add (k * step) }
+}
+set yrange [ylo:yhi]
 set key outside right top title 'method'
 eval mark_trained
 set bmargin 5

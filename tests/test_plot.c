@@ -1,0 +1,499 @@
+/* ctxbench plot: the data files made from a hand-built results file (values, order
+ * by length, left-out cells absent, notes), and, where gnuplot is installed, the
+ * PNG and SVG figures drawn from them. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "plot.h"
+#include "store.h"
+#include "testutil.h"
+
+/* ------------------------------------------------------------------ building a results file */
+
+/* One hand-made cell: what the sweep would record, reduced to what plots read. */
+struct cell_spec {
+    const char *task, *method, *settings;
+    long length;
+    enum cell_status status;
+    double started;       /* started_unix */
+    double tokens_per_s, peak_rss_mib;
+    const char *error;
+};
+
+static void put_cell(struct store *st, const struct cell_spec *c, const struct result *r) {
+    char id[STORE_ID_MAX + 1], key[256];
+    snprintf(key, sizeof key, "task=%s;method=%s;length=%ld;settings=%s", c->task, c->method, c->length, c->settings);
+    snprintf(id, sizeof id, "%s.%s.L%ld.x", c->task, c->method, c->length);
+    struct store_attr at[] = {
+        {.name = "key", .kind = STORE_STR, .s = key},
+        {.name = "task", .kind = STORE_STR, .s = (char *)c->task},
+        {.name = "task_settings", .kind = STORE_STR, .s = (char *)c->settings},
+        {.name = "data", .kind = STORE_STR, .s = strcmp(c->task, "passkey") ? "tinystories" : ""},
+        {.name = "length", .kind = STORE_I64, .i = c->length},
+        {.name = "method", .kind = STORE_STR, .s = (char *)c->method},
+        {.name = "model", .kind = STORE_STR, .s = "toy.gguf"},
+        {.name = "model_sha256", .kind = STORE_STR, .s = "abc123"},
+        {.name = "ctx_train", .kind = STORE_I64, .i = 512},
+        {.name = "backend", .kind = STORE_STR, .s = "cpu"},
+        {.name = "host", .kind = STORE_STR, .s = "testhost"},
+        {.name = "threads", .kind = STORE_I64, .i = 2},
+        {.name = "seed", .kind = STORE_I64, .i = 1},
+        {.name = "started_unix", .kind = STORE_F64, .f = c->started},
+        {.name = "tokens_per_s", .kind = STORE_F64, .f = c->tokens_per_s},
+        {.name = "peak_rss_mib", .kind = STORE_F64, .f = c->peak_rss_mib},
+        {.name = "error", .kind = STORE_STR, .s = (char *)(c->error ? c->error : "")},
+    };
+    int n = (int)(sizeof at / sizeof at[0]) - (c->error ? 0 : 1);
+    char err[512];
+    cr_assert_eq(store_put(st, id, c->status, at, n, c->status == CELL_DONE ? r : NULL, err, sizeof err), 0, "%s", err);
+}
+
+/* The ppl values the file holds, so the checks below compare with the inputs. */
+static double ppl_of(int method, long L) { return (method == 0 ? 4.0 : 3.0) * (double)L / 512.0 + 0.125; }
+static double rate_of(int method, long L) { return 10000.0 / (1 + method) - (double)L; }
+static double bin_nll(int method, long L, int b) { return 1.0 + 0.5 * b + (double)L / 4096.0 + 0.01 * method; }
+
+/* A ppl cell's results: ppl, nll and 4 position bins over [0, L); bin 2 has no tokens. */
+static void ppl_result(struct result *r, int method, long L) {
+    double nll[4], edges[5], count[4] = {10, 12, 0, 9};
+    for (int b = 0; b < 4; b++) nll[b] = bin_nll(method, L, b);
+    nll[2] = NAN;
+    for (int b = 0; b <= 4; b++) edges[b] = (double)L * b / 4;
+    cr_assert_eq(result_scalar(r, "ppl", ppl_of(method, L)), 0);
+    cr_assert_eq(result_scalar(r, "nll", log(ppl_of(method, L))), 0);
+    cr_assert_eq(result_scalar(r, "tokens_scored", 4 * (double)L), 0);
+    cr_assert_eq(result_scalar(r, "windows", 4), 0);
+    cr_assert_eq(result_array(r, "nll_by_pos", nll, 4, 1), 0);
+    cr_assert_eq(result_array(r, "nll_by_pos_edges", edges, 5, 1), 0);
+    cr_assert_eq(result_array(r, "nll_by_pos_count", count, 4, 1), 0);
+    cr_assert_eq(result_text(r, "protocol", "windows"), 0);
+}
+
+static const double depths[3] = {0, 0.5, 1};
+static double acc_of(int method, long L, int d) { return method == 0 ? (L <= 512 ? 1.0 : 0.5 * d / 2.0) : 0.25 * d; }
+
+static void passkey_result(struct result *r, int method, long L) {
+    double acc[3];
+    for (int d = 0; d < 3; d++) acc[d] = acc_of(method, L, d);
+    cr_assert_eq(result_scalar(r, "accuracy", (acc[0] + acc[1] + acc[2]) / 3), 0);
+    cr_assert_eq(result_scalar(r, "trials", 6), 0);
+    cr_assert_eq(result_array(r, "depth", depths, 3, 1), 0);
+    cr_assert_eq(result_array(r, "accuracy_by_depth", acc, 3, 1), 0);
+    cr_assert_eq(result_text(r, "variant", "yarn"), 0);
+}
+
+/* File A: ppl and passkey for baseline and yarn:factor=4 (yarn started first, so it
+ * comes first), lengths written out of order, a skipped and a failed ppl cell at
+ * 4096, a ppl cell whose perplexity is not finite, a failed passkey cell. No
+ * first_sentence cells. */
+static const long ppl_lengths[3] = {2048, 512, 1024};   /* the order they are written in */
+static const char *const methods[2] = {"baseline", "yarn:factor=4"};
+
+static void write_file_a(const char *path) {
+    char err[512];
+    struct store *st = store_open(path, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    for (int k = 0; k < 3; k++)
+        for (int m = 0; m < 2; m++) {
+            struct result r = {0};
+            ppl_result(&r, m, ppl_lengths[k]);
+            struct cell_spec c = {"ppl", methods[m], "max_tokens=4096", ppl_lengths[k], CELL_DONE,
+                                  m == 0 ? 2000 + k : 1000 + k, rate_of(m, ppl_lengths[k]), 40 + m + k, NULL};
+            put_cell(st, &c, &r);
+            result_free(&r);
+        }
+    put_cell(st, &(struct cell_spec){"ppl", "yarn:factor=4", "max_tokens=4096", 4096, CELL_SKIPPED, 1005, NAN, NAN,
+                                     "needs 9 MiB, 1 MiB available"}, NULL);
+    put_cell(st, &(struct cell_spec){"ppl", "baseline", "max_tokens=4096", 4096, CELL_FAILED, 2005, NAN, NAN, "boom"},
+             NULL);
+    struct result r = {0};
+    cr_assert_eq(result_scalar(&r, "ppl", INFINITY), 0);
+    put_cell(st, &(struct cell_spec){"ppl", "pi", "max_tokens=4096", 512, CELL_DONE, 3000, 5000, 41, NULL}, &r);
+    result_free(&r);
+    for (int m = 0; m < 2; m++)
+        for (long L = 512; L <= 1024; L *= 2) {
+            struct cell_spec c = {"passkey", methods[m], "depths=3,trials=2", L, CELL_DONE, m == 0 ? 2100 : 1100,
+                                  rate_of(m, L), 50, NULL};
+            if (m == 1 && L == 1024) {
+                c.status = CELL_FAILED;
+                c.error = "decoding failed";
+            }
+            passkey_result(&r, m, L);
+            put_cell(st, &c, &r);
+            result_free(&r);
+        }
+    store_close(st);
+}
+
+/* File B: first_sentence only, a method name with a quote and a space. */
+static const double rouge_samples[3][3] = {{0.5, 0.25, 1.0}, {0.0, 0.1, 0.2}, {0.3, 0.3, 0.3}};
+static const long fs_lengths[3] = {1024, 256, 512};
+
+static void write_file_b(const char *path) {
+    char err[512];
+    struct store *st = store_open(path, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    for (int k = 0; k < 3; k++) {
+        struct result r = {0};
+        double mean = (rouge_samples[k][0] + rouge_samples[k][1] + rouge_samples[k][2]) / 3;
+        cr_assert_eq(result_scalar(&r, "rouge_l", mean), 0);
+        cr_assert_eq(result_scalar(&r, "exact_match", k == 2 ? 1 : 0), 0);
+        cr_assert_eq(result_array(&r, "rouge_l_by_sample", rouge_samples[k], 3, 1), 0);
+        cr_assert_eq(result_text(&r, "prompt", "test prompt"), 0);
+        put_cell(st, &(struct cell_spec){"first_sentence", "o'brien x", "samples=3", fs_lengths[k], CELL_DONE, 10 + k,
+                                         100, 30, NULL}, &r);
+        result_free(&r);
+    }
+    store_close(st);
+}
+
+/* ------------------------------------------------------------------ reading .dat files */
+
+#define MAX_BLOCKS 8
+#define MAX_ROWS 64
+#define MAX_COLS 8
+
+struct block {
+    char name[64];
+    int n_rows, n_cols;
+    double v[MAX_ROWS][MAX_COLS];
+};
+
+struct dat {
+    int n;
+    struct block b[MAX_BLOCKS];
+    char header[4096];   /* the comment lines before the first block */
+};
+
+/* Parses a figure's data file: blocks start at "# series: NAME", rows are numbers;
+ * also checks that blocks are separated by two blank lines (gnuplot's index). */
+static void read_dat(const char *dir, const char *name, struct dat *d) {
+    char path[512], line[1024];
+    snprintf(path, sizeof path, "%s/%s.dat", dir, name);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s exists", path);
+    memset(d, 0, sizeof *d);
+    int blanks = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '\n') {
+            blanks++;
+            continue;
+        }
+        if (strncmp(line, "# series: ", 10) == 0) {
+            cr_assert_lt(d->n, MAX_BLOCKS);
+            cr_assert_eq(d->n == 0 ? 0 : blanks, d->n == 0 ? 0 : 2, "%s: two blank lines between blocks", name);
+            struct block *b = &d->b[d->n++];
+            snprintf(b->name, sizeof b->name, "%.*s", (int)strcspn(line + 10, "\n"), line + 10);
+        } else if (line[0] == '#') {
+            if (d->n == 0) strncat(d->header, line, sizeof d->header - strlen(d->header) - 1);
+        } else {
+            cr_assert_gt(d->n, 0, "%s: data before the first block", name);
+            struct block *b = &d->b[d->n - 1];
+            cr_assert_lt(b->n_rows, MAX_ROWS);
+            int c = 0;
+            char *s = line, *e;
+            for (; c < MAX_COLS; c++) {
+                double x = strtod(s, &e);
+                if (e == s) break;
+                b->v[b->n_rows][c] = x;
+                s = e;
+            }
+            if (b->n_rows == 0) b->n_cols = c;
+            cr_assert_eq(c, b->n_cols, "%s: every row has the same columns", name);
+            b->n_rows++;
+        }
+        blanks = 0;
+    }
+    fclose(f);
+}
+
+static const struct block *find_block(const struct dat *d, const char *name) {
+    for (int i = 0; i < d->n; i++)
+        if (strcmp(d->b[i].name, name) == 0) return &d->b[i];
+    return NULL;
+}
+
+static bool close_to(double a, double b) { return fabs(a - b) <= 1e-8 * fmax(1, fabs(b)); }
+
+static void temp_dir(char *buf, size_t cap) {
+    snprintf(buf, cap, "/tmp/ctxbench_plot_XXXXXX");
+    cr_assert_not_null(mkdtemp(buf));
+}
+
+static void remove_tree(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static bool file_exists(const char *dir, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* ------------------------------------------------------------------ data extraction */
+
+Test(plot, data_files_hold_the_done_cells_in_length_order) {
+    char dir[64], h5[128], out[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(h5, sizeof h5, "%s/a.h5", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(mkdir(out, 0777), 0);
+    write_file_a(h5);
+    struct plot_plan plan;
+    struct plot_opts o = {.passkey_metric = "accuracy"};
+    cr_assert_eq(plot_prepare(h5, out, &o, &plan, err, sizeof err), 0, "%s", err);
+
+    /* figure 1: a block per method in sweep order (yarn ran first), lengths ascending,
+     * the skipped/failed 4096 cells and pi's infinite perplexity absent */
+    struct dat d;
+    read_dat(out, "ppl_vs_length", &d);
+    cr_assert_eq(d.n, 2);
+    cr_expect_str_eq(d.b[0].name, "yarn:factor=4");
+    cr_expect_str_eq(d.b[1].name, "baseline");
+    for (int m = 0; m < 2; m++) {
+        const struct block *b = find_block(&d, methods[m]);
+        cr_assert_not_null(b);
+        cr_assert_eq(b->n_rows, 3, "%s: 3 done lengths", methods[m]);
+        for (int k = 0; k < 3; k++) {
+            long L = 512L << k;
+            cr_expect_eq(b->v[k][0], (double)L, "%s row %d: length %ld", methods[m], k, L);
+            cr_expect(close_to(b->v[k][1], ppl_of(m, L)), "%s at %ld: ppl %g, wrote %g", methods[m], L, b->v[k][1],
+                      ppl_of(m, L));
+            cr_expect(close_to(b->v[k][2], log(ppl_of(m, L))));
+            cr_expect_eq(b->v[k][3], 4.0 * L);
+        }
+    }
+    cr_expect_null(find_block(&d, "pi"), "a perplexity that is not finite is not drawn on a log axis");
+    cr_expect(strstr(d.header, "toy.gguf") && strstr(d.header, "trained context 512"), "header: %s", d.header);
+    cr_expect(strstr(d.header, "# columns: length ppl"), "header: %s", d.header);
+
+    /* figure 4a: bins of each method at the longest done length (2048), the empty bin left out */
+    read_dat(out, "loss_by_position", &d);
+    cr_assert_eq(d.n, 2);
+    for (int m = 0; m < 2; m++) {
+        const struct block *b = find_block(&d, methods[m]);
+        cr_assert_not_null(b);
+        cr_assert_eq(b->n_rows, 3, "bins with tokens only");
+        static const int bins[3] = {0, 1, 3};
+        for (int r = 0; r < 3; r++) {
+            int bin = bins[r];
+            cr_expect(close_to(b->v[r][0], 2048.0 * (bin + 0.5) / 4), "bin centre %g", b->v[r][0]);
+            cr_expect(close_to(b->v[r][1], 2048.0 * bin / 4));
+            cr_expect(close_to(b->v[r][2], 2048.0 * (bin + 1) / 4));
+            cr_expect(close_to(b->v[r][3], bin_nll(m, 2048, bin)), "%s bin %d nll %g", methods[m], bin, b->v[r][3]);
+        }
+    }
+    /* figure 4b: one block per length; the spec's ':' and '=' are not in the file name */
+    read_dat(out, "loss_by_position_yarn_factor_4", &d);
+    cr_assert_eq(d.n, 3);
+    cr_expect_str_eq(d.b[0].name, "L=512");
+    cr_expect_str_eq(d.b[2].name, "L=2048");
+    cr_expect(close_to(d.b[0].v[0][3], bin_nll(1, 512, 0)));
+    cr_expect(file_exists(out, "loss_by_position_baseline.dat"));
+
+    /* figure 2: (length index, depth index, accuracy, length, depth %); yarn's failed 1024 cell absent */
+    read_dat(out, "passkey_heatmap", &d);
+    cr_assert_eq(d.n, 2);
+    for (int m = 0; m < 2; m++) {
+        const struct block *b = find_block(&d, methods[m]);
+        cr_assert_not_null(b);
+        int n_len = m == 0 ? 2 : 1;
+        cr_assert_eq(b->n_rows, 3 * n_len, "%s: %d rows", methods[m], b->n_rows);
+        for (int li = 0; li < n_len; li++)
+            for (int di = 0; di < 3; di++) {
+                const double *row = b->v[li * 3 + di];
+                long L = 512L << li;
+                cr_expect_eq(row[0], li);
+                cr_expect_eq(row[1], di);
+                cr_expect(close_to(row[2], acc_of(m, L, di)), "%s L=%ld depth %d: %g", methods[m], L, di, row[2]);
+                cr_expect_eq(row[3], (double)L);
+                cr_expect(close_to(row[4], 100 * depths[di]));
+            }
+    }
+
+    /* figure 5: throughput and peak memory per length */
+    read_dat(out, "cost_ppl", &d);
+    const struct block *b = find_block(&d, "baseline");
+    cr_assert_not_null(b);
+    cr_assert_eq(b->n_rows, 3);
+    for (int k = 0; k < 3; k++) {
+        cr_expect(close_to(b->v[k][1], rate_of(0, 512L << k)));
+        cr_expect_gt(b->v[k][2], 39);
+    }
+    cr_expect_not_null(find_block(&d, "pi"), "pi's cost is known even though its perplexity is not finite");
+
+    /* notes: the left-out cells with their reasons, the absent task */
+    const char *notes = plan.notes.s ? plan.notes.s : "";
+    cr_expect(strstr(notes, "yarn:factor=4 at length 4096 left out (skipped: needs 9 MiB, 1 MiB available)"), "%s",
+              notes);
+    cr_expect(strstr(notes, "baseline at length 4096 left out (failed: boom)"), "%s", notes);
+    cr_expect(strstr(notes, "passkey: yarn:factor=4 at length 1024 left out (failed"), "%s", notes);
+    cr_expect(strstr(notes, "no first_sentence cells"), "%s", notes);
+    cr_expect(strstr(notes, "pi@512"), "the infinite perplexity is noted: %s", notes);
+    cr_expect(!file_exists(out, "first_sentence_rouge.dat"));
+
+    /* the jobs: one per data file, each naming its script and data */
+    cr_expect_eq(plan.n_jobs, 7, "ppl, loss x3, cost_ppl, passkey, cost_passkey: got %d", plan.n_jobs);
+    bool heat = false;
+    for (int i = 0; i < plan.n_jobs; i++) {
+        cr_expect(strstr(plan.jobs[i].vars, "data='"), "%s", plan.jobs[i].vars);
+        if (strcmp(plan.jobs[i].script, "passkey_heatmap.gp") == 0) {
+            heat = true;
+            cr_expect(strstr(plan.jobs[i].vars, "trained_x=0.5;"), "the line between 512 and 1k: %s",
+                      plan.jobs[i].vars);
+            cr_expect(strstr(plan.jobs[i].vars, "series='yarn:factor=4 baseline';"), "%s", plan.jobs[i].vars);
+        }
+    }
+    cr_expect(heat);
+    plot_plan_free(&plan);
+    remove_tree(dir);
+}
+
+Test(plot, rouge_standard_error_and_quoting) {
+    char dir[64], h5[128], out[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(h5, sizeof h5, "%s/b.h5", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(mkdir(out, 0777), 0);
+    write_file_b(h5);
+    struct plot_plan plan;
+    cr_assert_eq(plot_prepare(h5, out, NULL, &plan, err, sizeof err), 0, "%s", err);
+    struct dat d;
+    read_dat(out, "first_sentence_rouge", &d);
+    cr_assert_eq(d.n, 1);
+    cr_expect_str_eq(d.b[0].name, "o'brien x");
+    const struct block *b = &d.b[0];
+    cr_assert_eq(b->n_rows, 3);
+    static const int order[3] = {1, 2, 0};   /* 256, 512, 1024 */
+    for (int r = 0; r < 3; r++) {
+        const double *s = rouge_samples[order[r]];
+        double mean = (s[0] + s[1] + s[2]) / 3, ss = 0;
+        for (int k = 0; k < 3; k++) ss += (s[k] - mean) * (s[k] - mean);
+        double se = sqrt(ss / 2) / sqrt(3);   /* sample sd over sqrt(n) */
+        cr_expect_eq(b->v[r][0], (double)fs_lengths[order[r]]);
+        cr_expect(close_to(b->v[r][1], mean));
+        cr_expect(fabs(b->v[r][2] - se) < 1e-8, "row %d: stderr %g, expected %g", r, b->v[r][2], se);
+        cr_expect_eq(b->v[r][3], 3);
+    }
+    const char *notes = plan.notes.s ? plan.notes.s : "";
+    cr_expect(strstr(notes, "no ppl cells") && strstr(notes, "no passkey cells"), "%s", notes);
+    /* the method's quote is doubled inside gnuplot's single quotes, the space made a word character */
+    bool found = false;
+    for (int i = 0; i < plan.n_jobs; i++)
+        found |= strstr(plan.jobs[i].vars, "series='o''brien_x';") != NULL;
+    cr_expect(found);
+    plot_plan_free(&plan);
+    remove_tree(dir);
+}
+
+Test(plot, bad_inputs_give_errors) {
+    char err[512], dir[64], path[128];
+    struct plot_plan plan;
+    temp_dir(dir, sizeof dir);
+    cr_expect_neq(plot_prepare("/nonexistent/x.h5", dir, NULL, &plan, err, sizeof err), 0);
+    cr_expect_gt(strlen(err), 0);
+    snprintf(path, sizeof path, "%s/junk.h5", dir);
+    FILE *f = fopen(path, "w");
+    fputs("not hdf5", f);
+    fclose(f);
+    cr_expect_neq(plot_prepare(path, dir, NULL, &plan, err, sizeof err), 0);
+    struct plot_opts o = {.passkey_metric = "key_nll"};
+    cr_expect_neq(plot_prepare(path, dir, &o, &plan, err, sizeof err), 0);
+    cr_expect(strstr(err, "key_nll"), "%s", err);
+    remove_tree(dir);
+}
+
+/* ------------------------------------------------------------------ the command, with gnuplot */
+
+/* Runs `ctxbench plot ARGS` ($CTXBENCH_BIN, set by make test); returns the exit
+ * status, the output (stdout + stderr) in out. */
+static int run_plot(const char *args, char *out, size_t cap) {
+    const char *bin = getenv("CTXBENCH_BIN");
+    if (!bin || !*bin) bin = "build/ctxbench";
+    cr_assert_eq(access(bin, X_OK), 0, "ctxbench binary %s (set CTXBENCH_BIN)", bin);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s plot %s 2>&1", bin, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static bool gnuplot_present(void) { return system("gnuplot --version >/dev/null 2>&1") == 0; }
+
+static void expect_figure(const char *dir, const char *name) {
+    char path[512];
+    unsigned char head[8] = {0};
+    snprintf(path, sizeof path, "%s/%s.png", dir, name);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s was drawn", path);
+    size_t n = fread(head, 1, 8, f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fclose(f);
+    cr_expect(n == 8 && memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0, "%s is a PNG", path);
+    cr_expect_gt(size, 2000, "%s has content (%ld bytes)", path, size);
+    snprintf(path, sizeof path, "%s/%s.svg", dir, name);
+    f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s was drawn", path);
+    char text[4096];
+    n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    cr_expect(strstr(text, "<svg"), "%s is an SVG", path);
+}
+
+Test(plot, command_draws_png_and_svg, .timeout = 60) {
+    char dir[64], a[128], bfile[128], out[128], args[512], text[16384];
+    temp_dir(dir, sizeof dir);
+    snprintf(a, sizeof a, "%s/a.h5", dir);
+    snprintf(bfile, sizeof bfile, "%s/b.h5", dir);
+    snprintf(out, sizeof out, "%s/figs/a", dir);
+    write_file_a(a);
+    write_file_b(bfile);
+
+    /* gnuplot missing: a clear error, the data files still written */
+    snprintf(args, sizeof args, "%s -o %s --gnuplot /nonexistent/gnuplot", a, out);
+    cr_expect_eq(run_plot(args, text, sizeof text), 1, "%s", text);
+    cr_expect(strstr(text, "/nonexistent/gnuplot not found"), "%s", text);
+    cr_expect(file_exists(out, "ppl_vs_length.dat"));
+
+    /* an unreadable results file: one line, status 1 */
+    snprintf(args, sizeof args, "%s/none.h5 -o %s", dir, out);
+    cr_expect_eq(run_plot(args, text, sizeof text), 1, "%s", text);
+    cr_expect(strstr(text, "cannot read") && strchr(text, '\n') == text + strlen(text) - 1, "%s", text);
+    cr_expect_eq(run_plot("--passkey-metric nope x.h5", text, sizeof text), 2, "%s", text);
+
+    if (!gnuplot_present()) {
+        cr_log_warn("gnuplot is not installed: figures not checked (Debian: apt-get install gnuplot-nox)");
+        remove_tree(dir);
+        return;
+    }
+    snprintf(args, sizeof args, "%s -o %s", a, out);
+    cr_assert_eq(run_plot(args, text, sizeof text), 0, "%s", text);
+    cr_expect(strstr(text, "7 of 7 figures drawn"), "%s", text);
+    cr_expect(strstr(text, "note: ppl: yarn:factor=4 at length 4096 left out"), "%s", text);
+    cr_expect(!strstr(text, "arning"), "gnuplot is quiet: %s", text);
+    static const char *const figs[] = {"ppl_vs_length", "loss_by_position", "loss_by_position_yarn_factor_4",
+                                       "loss_by_position_baseline", "passkey_heatmap", "cost_ppl", "cost_passkey"};
+    for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) expect_figure(out, figs[i]);
+    cr_expect(file_exists(out, "notes.txt"));
+
+    /* a method name with a quote and a space reaches gnuplot intact */
+    snprintf(out, sizeof out, "%s/figs/b", dir);
+    snprintf(args, sizeof args, "%s -o %s", bfile, out);
+    cr_assert_eq(run_plot(args, text, sizeof text), 0, "%s", text);
+    expect_figure(out, "first_sentence_rouge");
+    expect_figure(out, "cost_first_sentence");
+    remove_tree(dir);
+}
