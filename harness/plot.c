@@ -570,7 +570,7 @@ static int fig_loss(struct plotter *p, const struct group *g) {
     char extra[600] = "";
     if (missing.n) {
         snprintf(extra, sizeof extra, "no done cell at %ld: %s", Lmax, missing.s);
-        char line[700];
+        char line[800];
         snprintf(line, sizeof line, "%s: %s", fig.name, extra);
         note(p, line);
     }
@@ -676,7 +676,7 @@ static int fig_passkey(struct plotter *p, const struct group *g) {
     char extra[600] = "";
     if (odd.n) {
         snprintf(extra, sizeof extra, "no %s on the common depth grid: %s", arr, odd.s);
-        char line[700];
+        char line[800];
         snprintf(line, sizeof line, "%s: %s", fig.name, extra);
         note(p, line);
     }

@@ -35,9 +35,9 @@ set linetype 10 lc rgb '#9467BD' lw 2 pt 10 ps 1.2 dt 1
 set linetype cycle 10
 
 full_title = title."\n".subtitle.(strlen(subtitle2) > 0 ? "\n".subtitle2 : '').(strlen(subtitle3) > 0 ? "\n".subtitle3 : '')
-set title full_title font ',12'
+set title full_title font ',12' offset 0, 0.7
 # room for the title lines and, under them, the trained-context label
-set tmargin 5 + (strlen(subtitle2) > 0) + (strlen(subtitle3) > 0)
+set tmargin 5.6 + (strlen(subtitle2) > 0) + (strlen(subtitle3) > 0)
 set grid xtics ytics lc rgb '#d0d0d0' lw 1 dt 1
 set border 3 lc rgb '#333333'
 set tics nomirror out

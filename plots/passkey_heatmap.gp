@@ -10,7 +10,7 @@ rows = (n + cols - 1) / cols
 nl = words(lengths)
 nd = words(depths)
 panel_w = 110 + 70 * nl
-panel_h = 110 + 42 * nd
+panel_h = 140 + 42 * nd
 width = cols * panel_w + 80
 height = rows * panel_h + 200
 if (width < 720) width = 720
@@ -25,7 +25,7 @@ top = 1.0 - 110.0 / height
 bottom = 95.0 / height
 left = 95.0 / width
 right = 1.0 - 120.0 / width
-set multiplot layout rows, cols title full_title font ',12' margins left, right, bottom, top spacing 60.0 / width, 80.0 / height
+set multiplot layout rows, cols title full_title font ',12' margins left, right, bottom, top spacing 60.0 / width, 115.0 / height
 
 set xrange [-0.5 : nl - 0.5]
 set yrange [nd - 0.5 : -0.5]          # key depth 0 % (start of the prompt) at the top
