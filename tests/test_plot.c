@@ -29,7 +29,7 @@ struct cell_spec {
 static void put_cell(struct store *st, const struct cell_spec *c, const struct result *r) {
     char id[STORE_ID_MAX + 1], key[256];
     snprintf(key, sizeof key, "task=%s;method=%s;length=%ld;settings=%s", c->task, c->method, c->length, c->settings);
-    snprintf(id, sizeof id, "%s.%s.L%ld.x", c->task, c->method, c->length);
+    snprintf(id, sizeof id, "%s.%s.L%ld.%s", c->task, c->method, c->length, c->settings);
     struct store_attr at[] = {
         {.name = "key", .kind = STORE_STR, .s = key},
         {.name = "task", .kind = STORE_STR, .s = (char *)c->task},
@@ -390,6 +390,46 @@ Test(plot, rouge_standard_error_and_quoting) {
     for (int i = 0; i < plan.n_jobs; i++)
         found |= strstr(plan.jobs[i].vars, "series='o''brien_x';") != NULL;
     cr_expect(found);
+    plot_plan_free(&plan);
+    remove_tree(dir);
+}
+
+/* Two settings of one task make two groups: the second group's figures get _2. A
+ * group whose cells all failed gives no figure, only a note. */
+Test(plot, groups_of_one_task_get_numbered_figures) {
+    char dir[64], h5[128], out[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(h5, sizeof h5, "%s/g.h5", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(mkdir(out, 0777), 0);
+    struct store *st = store_open(h5, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    static const char *const settings[2] = {"max_tokens=1000", "max_tokens=2000"};
+    for (int s = 0; s < 2; s++)
+        for (long L = 512; L <= 1024; L *= 2) {
+            struct result r = {0};
+            ppl_result(&r, s, L);
+            put_cell(st, &(struct cell_spec){"ppl", "baseline", settings[s], L, CELL_DONE, 1, 100, 10, NULL}, &r);
+            result_free(&r);
+        }
+    put_cell(st, &(struct cell_spec){"ppl", "baseline", "max_tokens=3000", 512, CELL_FAILED, 1, NAN, NAN, "x"}, NULL);
+    store_close(st);
+    struct plot_plan plan;
+    cr_assert_eq(plot_prepare(h5, out, NULL, &plan, err, sizeof err), 0, "%s", err);
+    struct dat d1, d2;
+    read_dat(out, "ppl_vs_length_1", &d1);
+    read_dat(out, "ppl_vs_length_2", &d2);
+    cr_assert_eq(d1.n, 1);
+    cr_assert_eq(d2.n, 1);
+    /* which file holds which settings is in its header; the values follow them */
+    const struct dat *first = strstr(d1.header, settings[0]) ? &d1 : &d2;
+    const struct dat *second = first == &d1 ? &d2 : &d1;
+    cr_expect(strstr(second->header, settings[1]), "%s", second->header);
+    cr_expect(close_to(first->b[0].v[1][1], ppl_of(0, 1024)));
+    cr_expect(close_to(second->b[0].v[1][1], ppl_of(1, 1024)));
+    cr_expect(!file_exists(out, "ppl_vs_length_3.dat"), "the all-failed group draws nothing");
+    cr_expect(!file_exists(out, "ppl_vs_length.dat"));
+    cr_expect(strstr(plan.notes.s, "no done cells"), "%s", plan.notes.s);
     plot_plan_free(&plan);
     remove_tree(dir);
 }
