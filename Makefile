@@ -101,7 +101,7 @@ TASKS     ?= ppl,passkey,first_sentence
 LENGTHS   ?= 1x:32x
 DATA      ?=
 OUT       ?= results/sweep.h5
-TASK_OPTS ?=
+TASK_OPTS ?= ppl:max_tokens=16384;passkey:depths=2,trials=1;first_sentence:samples=2
 SEED      ?= 1
 sweep: $(BUILD)/ctxbench
 	CTXBENCH_SHARED=$(abspath $(SHARED)) $(BUILD)/ctxbench sweep -m $(MODEL) --methods '$(METHODS)' \

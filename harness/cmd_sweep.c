@@ -23,8 +23,8 @@ static const char *help =
     "      --tasks LIST        task names, e.g. ppl,passkey, or all (default: all)\n"
     "      --lengths SPEC      e.g. 4k:128k (doubling), 512,1k,2k, 1x:32x (x = trained context)\n"
     "                          (default: 1x:32x)\n"
-    "      --data NAME         dataset for every task: a name under ../shared/datasets or a path\n"
-    "                          (default: each task's own)\n"
+    "      --data SPEC         dataset for every task that reads one: a named dataset, a path, or\n"
+    "                          a path under ../shared/datasets (default: each task's own)\n"
     "      --task-opt T:K=V,.. settings for task T (repeatable; several separated by ';').\n"
     "                          A key given twice: the later value wins\n"
     "      --seed N            seed handed to every cell (default 1)\n"
@@ -268,7 +268,8 @@ int cmd_sweep(int argc, char **argv) {
             snprintf(err, sizeof err, "task %s: %s", tk->name, e2);
             goto fail;
         }
-        const char *d = data ? data : tk->default_data ? tk->default_data : "";
+        /* a task without a default dataset reads none (passkey builds its own text) */
+        const char *d = !tk->default_data ? "" : data ? data : tk->default_data;
         snprintf(tasks[i].data, sizeof tasks[i].data, "%s", d);
         char path[4096];
         if (d[0] && sweep_data_path(d, path, sizeof path, e2, sizeof e2) != 0) {
