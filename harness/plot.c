@@ -151,8 +151,9 @@ static void file_safe(const char *s, char *out, size_t cap) {
     out[k] = 0;
 }
 
-static void note(struct plotter *p, const char *fmt_line) {
-    textbuf_puts(&p->plan->notes, fmt_line);
+/* One line of the notes; a line break inside (an error text) would split it. */
+static void note(struct plotter *p, const char *line) {
+    for (; *line; line++) textbuf_append(&p->plan->notes, (unsigned char)*line < 0x20 ? " " : line, 1);
     textbuf_puts(&p->plan->notes, "\n");
 }
 
@@ -202,7 +203,7 @@ static int order_methods(struct plotter *p) {
 }
 
 static void group_free(struct group *g) {
-    for (int s = 0; s < g->n_series; s++) free(g->series[s].cells);
+    for (int s = 0; g->series && s < g->n; s++) free(g->series[s].cells);   /* every slot: calloc'd */
     free(g->series);
     free(g->lengths);
     textbuf_free(&g->left_out);
@@ -578,7 +579,7 @@ static int fig_loss(struct plotter *p, const struct group *g) {
     char t[160];
     snprintf(t, sizeof t, "Mean NLL by position at length %ld", Lmax);
     title_vars(g, &fig.vars, t);
-    var_num(&fig.vars, "ctx_train", (double)g->ctx_train);
+    var_num(&fig.vars, "ctx_train", g->ctx_train < Lmax ? (double)g->ctx_train : -1);   /* inside the axis only */
     var_num(&fig.vars, "xmax", (double)Lmax);
     var_num(&fig.vars, "by_length", 0);
     note_var(&fig.vars, extra, &g->left_out);
@@ -615,7 +616,7 @@ static int fig_loss(struct plotter *p, const struct group *g) {
         }
         snprintf(t, sizeof t, "Mean NLL by position, method %s", se->name);
         title_vars(g, &fig.vars, t);
-        var_num(&fig.vars, "ctx_train", (double)g->ctx_train);
+        var_num(&fig.vars, "ctx_train", g->ctx_train < longest ? (double)g->ctx_train : -1);
         var_num(&fig.vars, "xmax", (double)longest);
         var_num(&fig.vars, "by_length", 1);
         note_var(&fig.vars, NULL, NULL);
