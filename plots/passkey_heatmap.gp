@@ -17,7 +17,8 @@ if (width < 720) width = 720
 load plotdir.'/common.gp'
 
 label = metric eq 'accuracy' ? 'exact-match accuracy' : (metric eq 'digit_accuracy' ? 'digit accuracy' : 'token accuracy')
-per_cell = (trials > 0 && nd > 0) ? sprintf(' (%g keys per cell)', trials / nd) : ''
+keys = (trials > 0 && nd > 0) ? trials / nd : 0
+per_cell = keys > 0 ? sprintf(' (%g key%s per cell)', keys, keys == 1 ? '' : 's') : ''
 
 unset title
 # margins in pixels, so the axis labels fit whatever the panel count

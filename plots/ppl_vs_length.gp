@@ -17,10 +17,10 @@ do for [e = -2:9] { set ytics add (10.0**e, 2 * 10.0**e, 5 * 10.0**e) }
 set mytics 1
 # the data's own range (not whole decades), a little air above and below
 stats data using 2 nooutput
-# under a few-fold range the 1-2-5 ticks may miss it: evenly spaced ticks then
+# within one decade the 1-2-5 ticks are too few (or none): evenly spaced ticks then
 # (gnuplot's automatic ticks on a log axis give none inside one decade)
 ylo = STATS_min / 1.15; yhi = STATS_max * 1.15
-if (yhi / ylo < 5) {
+if (yhi / ylo < 10) {
     step = 10.0 ** floor(log10((yhi - ylo) / 4))
     if ((yhi - ylo) / step > 10) { step = 2 * step }
     if ((yhi - ylo) / step > 10) { step = 2.5 * step }
