@@ -25,7 +25,7 @@ LIB_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/regi
 TEST_SRC    := $(wildcard tests/test_*.c)
 TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
-.PHONY: all test bench check-asan clean sweep plots deps
+.PHONY: all test bench check-asan clean sweep plots deps run
 all: $(BUILD)/ctxbench
 
 # Installs missing Debian packages (apt-get as root; otherwise says what to install).
@@ -114,6 +114,14 @@ sweep: $(BUILD)/ctxbench
 PLOTS_DIR ?=
 plots: $(BUILD)/ctxbench
 	$(BUILD)/ctxbench plot $(OUT) $(if $(PLOTS_DIR),-o $(PLOTS_DIR))
+
+# make run: the main job end to end on the embedded default: install what is missing,
+# build, sweep every method over ppl, passkey and first-sentence retrieval at 1x..32x the
+# trained context, draw the figures and print the report table.
+run:
+	$(MAKE) sweep
+	$(MAKE) plots
+	$(BUILD)/ctxbench report $(OUT)
 
 clean:
 	rm -rf build build-asan
