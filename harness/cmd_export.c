@@ -12,7 +12,7 @@
 
 static const char *help =
     "usage: ctxbench export RESULTS.h5 [-o OUT.csv] [--wide]\n"
-    "Writes the cells of a results file as CSV (RFC 4180 quoting; numbers with 17 digits).\n"
+    "Writes the cells of a results file as CSV (RFC 4180 quoting; numbers exact, shortest form).\n"
     "Long form (default): one row per cell and result scalar:\n"
     "  cell,model,model_sha256,method,task,task_settings,data,length,seed,status,metric,value,\n"
     "  error,wall_s,tokens_per_s\n"
@@ -30,9 +30,18 @@ static void put_text(FILE *f, const char *s, bool first) {
     csv_fwrite(f, s, strlen(s));
 }
 
+/* The shortest of %.15g, %.16g, %.17g that reads back as the same double. */
 static void put_num(FILE *f, double v) {
-    if (isnan(v)) fputs(",nan", f);
-    else fprintf(f, ",%.17g", v);
+    if (isnan(v)) {
+        fputs(",nan", f);
+        return;
+    }
+    char buf[40];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    fprintf(f, ",%s", buf);
 }
 
 static void put_key(FILE *f, const struct store_cell *c) {
