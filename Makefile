@@ -14,7 +14,7 @@ CPPFLAGS += -D_GNU_SOURCE -Iharness -I$(BUILD) -I/usr/include/x86_64-linux-gnu/o
 CFLAGS  ?=
 CFLAGS  += -std=c11 $(OPT) $(WARN) -g -pthread
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5) \
-           -lopenblas -lcsv -lm -pthread
+           -lopenblas -lcsv -lnettle -lm -pthread
 
 HARNESS_SRC := $(filter-out harness/main.c,$(wildcard harness/*.c))
 METHOD_SRC  := $(wildcard methods/*.c)

@@ -22,7 +22,7 @@
 /* Bump when the cache layout or the document rules change. */
 #define CORPUS_VERSION "ctxbench-corpus-1"
 
-static void hash_u64(struct sha256 *h, uint64_t v) { sha256_update(h, &v, sizeof v); }
+static void hash_u64(struct sha256 *h, uint64_t v) { sha256_add(h, &v, sizeof v); }
 
 static size_t elem_size(enum gguf_value_type t) {
     switch (t) {
@@ -40,18 +40,18 @@ int dataset_tokenizer_hash(const struct model *m, char hex[65], char *err, size_
         return -1;
     }
     struct sha256 h;
-    sha256_init(&h);
-    sha256_update(&h, CORPUS_VERSION, strlen(CORPUS_VERSION));
+    sha256_begin(&h);
+    sha256_add(&h, CORPUS_VERSION, strlen(CORPUS_VERSION));
     const struct gguf *g = m->gguf;
     for (uint64_t i = 0; i < g->n_kv; i++) {
         const struct gguf_kv *kv = &g->kv[i];
         if (kv->key.len < 10 || memcmp(kv->key.ptr, "tokenizer.", 10) != 0) continue;
         hash_u64(&h, kv->key.len);
-        sha256_update(&h, kv->key.ptr, kv->key.len);
+        sha256_add(&h, kv->key.ptr, kv->key.len);
         hash_u64(&h, kv->type);
         if (kv->type == GGUF_TYPE_STRING) {
             hash_u64(&h, kv->v.str.len);
-            sha256_update(&h, kv->v.str.ptr, kv->v.str.len);
+            sha256_add(&h, kv->v.str.ptr, kv->v.str.len);
         } else if (kv->type == GGUF_TYPE_ARRAY) {
             hash_u64(&h, kv->v.arr.type);
             hash_u64(&h, kv->v.arr.n);
@@ -59,10 +59,10 @@ int dataset_tokenizer_hash(const struct model *m, char hex[65], char *err, size_
                 for (uint64_t k = 0; k < kv->v.arr.n; k++) {
                     struct gguf_str s = gguf_arr_str(kv, k);
                     hash_u64(&h, s.len);
-                    sha256_update(&h, s.ptr, s.len);
+                    sha256_add(&h, s.ptr, s.len);
                 }
             else   /* the reader checked that n elements lie within the file */
-                sha256_update(&h, kv->v.arr.data, (size_t)kv->v.arr.n * elem_size(kv->v.arr.type));
+                sha256_add(&h, kv->v.arr.data, (size_t)kv->v.arr.n * elem_size(kv->v.arr.type));
         } else {
             hash_u64(&h, kv->v.u64);   /* every scalar is widened into the same 8 bytes */
         }
@@ -76,10 +76,10 @@ int dataset_tokenizer_hash(const struct model *m, char hex[65], char *err, size_
         return -1;
     }
     hash_u64(&h, n);
-    sha256_update(&h, ids, n * sizeof *ids);
+    sha256_add(&h, ids, n * sizeof *ids);
     free(ids);
     uint8_t dg[32];
-    sha256_final(&h, dg);
+    sha256_end(&h, dg);
     sha256_hex(dg, hex);
     return 0;
 }
@@ -87,14 +87,14 @@ int dataset_tokenizer_hash(const struct model *m, char hex[65], char *err, size_
 /* The cache key: what was read, how it was split, and with which vocabulary. */
 static void cache_key(const struct dataset *ds, const char *tok_hex, char key[65]) {
     struct sha256 h;
-    sha256_init(&h);
+    sha256_begin(&h);
     char head[256];
     int w = snprintf(head, sizeof head, "%s|format=%d|field=%s|data=%s|tok=", CORPUS_VERSION, (int)ds->format,
                      ds->field, ds->sha256);
-    sha256_update(&h, head, (size_t)w < sizeof head ? (size_t)w : sizeof head - 1);
-    sha256_update(&h, tok_hex, 64);
+    sha256_add(&h, head, (size_t)w < sizeof head ? (size_t)w : sizeof head - 1);
+    sha256_add(&h, tok_hex, 64);
     uint8_t dg[32];
-    sha256_final(&h, dg);
+    sha256_end(&h, dg);
     sha256_hex(dg, key);
 }
 

@@ -527,7 +527,7 @@ static int load_dir(struct dataset *ds, char *err, size_t errlen) {
     }
     if (n) qsort(names, (size_t)n, sizeof *names, cmp_name);
     struct sha256 h;
-    sha256_init(&h);
+    sha256_begin(&h);
     for (int i = 0; i < n; i++) {
         char path[2048];
         snprintf(path, sizeof path, "%s/%s", ds->path, names[i]);
@@ -537,14 +537,14 @@ static int load_dir(struct dataset *ds, char *err, size_t errlen) {
         uint8_t dg[32];
         char hex[65];
         struct sha256 fh;
-        sha256_init(&fh);
-        sha256_update(&fh, raw, len);
-        sha256_final(&fh, dg);
+        sha256_begin(&fh);
+        sha256_add(&fh, raw, len);
+        sha256_end(&fh, dg);
         sha256_hex(dg, hex);
-        sha256_update(&h, hex, 64);
-        sha256_update(&h, "  ", 2);
-        sha256_update(&h, names[i], strlen(names[i]));
-        sha256_update(&h, "\n", 1);
+        sha256_add(&h, hex, 64);
+        sha256_add(&h, "  ", 2);
+        sha256_add(&h, names[i], strlen(names[i]));
+        sha256_add(&h, "\n", 1);
         ds->bytes += len;
         len = normalise(raw, len);
         int a = add_doc(ds, raw, len, err, errlen);
@@ -552,7 +552,7 @@ static int load_dir(struct dataset *ds, char *err, size_t errlen) {
         if (a != 0) goto out;
     }
     uint8_t dg[32];
-    sha256_final(&h, dg);
+    sha256_end(&h, dg);
     sha256_hex(dg, ds->sha256);
     rc = 0;
     goto out;
@@ -587,9 +587,9 @@ int dataset_load(const char *spec, struct dataset *ds, char *err, size_t errlen)
         }
         uint8_t dg[32];
         struct sha256 h;
-        sha256_init(&h);
-        sha256_update(&h, raw, n);
-        sha256_final(&h, dg);
+        sha256_begin(&h);
+        sha256_add(&h, raw, n);
+        sha256_end(&h, dg);
         sha256_hex(dg, ds->sha256);
         ds->bytes = n;
         n = normalise(raw, n);

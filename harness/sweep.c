@@ -181,9 +181,9 @@ void sweep_cell_key(const char *model_sha256, const char *backend, const struct 
     struct sha256 s;
     uint8_t d[32];
     char hex[65];
-    sha256_init(&s);
-    sha256_update(&s, key, strlen(key));
-    sha256_final(&s, d);
+    sha256_begin(&s);
+    sha256_add(&s, key, strlen(key));
+    sha256_end(&s, d);
     sha256_hex(d, hex);
     /* readable prefix, cut to fit; the hash keeps ids unique */
     char method[96];

@@ -2,7 +2,7 @@
 # Installs the Debian packages ctxbench builds and runs with, if any are missing.
 # As root it uses apt-get; otherwise it names the missing packages and fails.
 set -eu
-PKGS="build-essential pkg-config libopenblas-dev libhdf5-dev hdf5-tools libcsv-dev libcriterion-dev gnuplot-nox"
+PKGS="build-essential pkg-config libopenblas-dev libhdf5-dev hdf5-tools libcsv-dev libcriterion-dev nettle-dev gnuplot-nox"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
