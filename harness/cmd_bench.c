@@ -5,10 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
 #include "cli.h"
+#include "host.h"
 
 void openblas_set_num_threads(int n);
 
@@ -21,17 +20,7 @@ static const char *help =
     "      --sgemm             also measure OpenBLAS sgemm GFLOP/s with -t threads (the ceiling)\n"
     "      --repeat N          best of N prefills per length (default 1)\n" CLI_RUN_HELP;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
-static double peak_rss_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / 1024.0;
-}
 
 /* Best of several 2048x2048x2048 sgemms, OpenBLAS using n threads. */
 static double sgemm_gflops(int threads) {
@@ -42,9 +31,9 @@ static double sgemm_gflops(int threads) {
     openblas_set_num_threads(threads);
     double best = 1e30;
     for (int r = 0; r < 5; r++) {
-        double t0 = now_s();
+        double t0 = host_monotonic_s();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double t = now_s() - t0;
+        double t = host_monotonic_s() - t0;
         if (t < best) best = t;
     }
     openblas_set_num_threads(1);
@@ -97,9 +86,9 @@ int cmd_bench(int argc, char **argv) {
         n_ctx++;
     }
     struct runtime rt;
-    double t_load = now_s();
+    double t_load = host_monotonic_s();
     if (cli_open(&ro, &rt, err, sizeof err) != 0) { fprintf(stderr, "ctxbench: %s\n", err); return 1; }
-    t_load = now_s() - t_load;
+    t_load = host_monotonic_s() - t_load;
     const struct model_config *c = &rt.model->cfg;
     /* matrix parameters touched per token: every layer matrix plus the output projection */
     double mat_params = (double)c->n_layers *
@@ -107,7 +96,7 @@ int cmd_bench(int argc, char **argv) {
                              (double)c->n_heads * c->head_dim * c->dim + 3.0 * c->dim * c->ffn_dim) +
                         (double)c->dim * c->n_vocab;
     printf("model %s: %s, %.1fM matrix params, %s, load %.2fs, rss after load %.0f MB\n", ro.model, c->arch_name,
-           mat_params / 1e6, rt.model->weight_type, t_load, peak_rss_mb());
+           mat_params / 1e6, rt.model->weight_type, t_load, host_peak_rss_mib());
     int rc = 0;
     for (int i = 0; i < n_ctx && rc == 0; i++) {
         int n = (int)ctxs[i];
@@ -147,7 +136,7 @@ int cmd_bench(int argc, char **argv) {
                        "(%.1f GFLOP/s)  matmul %4.1f%%  peak RSS %.0f MB\n",
                        n, n / best.t_total, 2.0 * mat_params * n / best.t_total / 1e9, 100 * best.t_attn / best.t_total,
                        best.t_attn > 0 ? attn_flops / best.t_attn / 1e9 : 0, 100 * best.t_matmul / best.t_total,
-                       peak_rss_mb());
+                       host_peak_rss_mib());
                 fflush(stdout);
             }
         }

@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
+#include "host.h"
 #include "tokenizer.h"
 
 static const char *help =
@@ -20,11 +20,6 @@ static const char *help =
     "  -c, --ctx-size N        window length in tokens (default: the model's trained context)\n"
     "      --chunks N          evaluate at most N windows (default: all)\n" CLI_RUN_HELP;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int cmd_ppl(int argc, char **argv) {
     static const struct option longopts[] = {CLI_RUN_LONGOPTS,
@@ -99,7 +94,7 @@ int cmd_ppl(int argc, char **argv) {
     if (!s || !window || !logprob) { fprintf(stderr, "ctxbench: %s\n", s ? "out of memory" : err); goto out; }
     fprintf(stderr, "ppl: %s, %zu tokens, %ld windows of %ld, method %s%s%s\n", file, n_ids, n_windows, ctx,
             spec.text, plan.note[0] ? " — " : "", plan.note);
-    double nll = 0, t0 = now_s();
+    double nll = 0, t0 = host_monotonic_s();
     long scored = 0;
     for (long w = 0; w < n_windows; w++) {
         window[0] = tokenizer_bos(tok);
@@ -115,11 +110,11 @@ int cmd_ppl(int argc, char **argv) {
         for (long i = 0; i < ctx - 1; i++) wn -= logprob[i];
         nll += wn;
         scored += ctx - 1;
-        double el = now_s() - t0;
+        double el = host_monotonic_s() - t0;
         fprintf(stderr, "[%ld/%ld] window ppl %.4f, running ppl %.4f, %.1f tokens/s\n", w + 1, n_windows,
                 exp(wn / (ctx - 1)), exp(nll / scored), (w + 1) * (ctx - 1) / el);
     }
-    double el = now_s() - t0;
+    double el = host_monotonic_s() - t0;
     printf("method %s ctx %ld windows %ld tokens %ld ppl %.4f nll %.6f tokens/s %.1f\n", spec.text, ctx, n_windows,
            scored, exp(nll / scored), nll / scored, scored / el);
     rc = 0;

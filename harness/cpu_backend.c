@@ -9,11 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backend.h"
 #include "gguf.h"
+#include "host.h"
 #include "kernels.h"
 #include "model.h"
 #include "quant.h"
@@ -68,24 +68,9 @@ struct session {
     struct eval_stats stats;
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ---- weights ---------------------------------------------------------- */
 
-static size_t mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    size_t kb = 0;
-    char line[256];
-    if (!f) return (size_t)8 << 30;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %zu kB", &kb) == 1) break;
-    fclose(f);
-    return kb * 1024;
-}
 
 /* Dequantizes a whole matrix into L->owned, blocks of rows spread over the pool. */
 struct dequant_job {
@@ -153,7 +138,7 @@ static struct engine *cpu_create(const struct model *m, const struct engine_opts
         const struct gguf_tensor *ts[] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
         for (int i = 0; i < 7; i++) q_elems += quantized_elems(ts[i]);
     }
-    size_t budget = o->f32_budget ? o->f32_budget : mem_available() / 2;
+    size_t budget = o->f32_budget ? o->f32_budget : host_mem_available() / 2;
     bool keep_f32 = q_elems * sizeof(float) <= budget;
 
     for (int l = 0; l < c->n_layers; l++) {
@@ -249,7 +234,7 @@ static void matmul_task(void *ctx, int task, int thread) {
 
 static void matmul(struct session *s, const struct linear *L, const float *x, int n, float *y) {
     struct engine *e = s->e;
-    double t0 = now_s();
+    double t0 = host_monotonic_s();
     int nt = threadpool_size(e->tp);
     /* F32 weights: a few large blocks per thread; quantized: ROW_BLOCK (the scratch size). */
     int block = ROW_BLOCK;
@@ -260,7 +245,7 @@ static void matmul(struct session *s, const struct linear *L, const float *x, in
     }
     struct matmul_job j = {e, L, x, y, n, L->rows, block};
     threadpool_run(e->tp, (L->rows + block - 1) / block, matmul_task, &j);
-    s->stats.t_matmul += now_s() - t0;
+    s->stats.t_matmul += host_monotonic_s() - t0;
 }
 
 /* ---- sessions --------------------------------------------------------- */
@@ -303,7 +288,7 @@ static struct session *cpu_session_new(struct engine *e, int max_tokens, char *e
     }
     /* Linux overcommits: a session that does not fit would be killed mid-run, not
      * refused by malloc, so say so up front. */
-    size_t need = cpu_session_bytes(e, max_tokens), avail = mem_available();
+    size_t need = cpu_session_bytes(e, max_tokens), avail = host_mem_available();
     if (need > avail) {
         snprintf(err, errlen, "a %d-token session needs %zu MB (KV cache and activations) but only %zu MB are available",
                  max_tokens, need >> 20, avail >> 20);
@@ -426,9 +411,9 @@ static int forward_chunk(struct session *s, const int32_t *tokens, int n, const 
             .tile_q = e->opts.tile_q, .tile_k = e->opts.tile_k,
             .out = s->att, .out_stride = (size_t)qd,
         };
-        double t0 = now_s();
+        double t0 = host_monotonic_s();
         attn_forward(&a, e->tp);
-        s->stats.t_attn += now_s() - t0;
+        s->stats.t_attn += host_monotonic_s() - t0;
         matmul(s, &L->wo, s->att, n, s->xb);
         for (size_t i = 0; i < (size_t)n * dim; i++) x[i] += s->xb[i];
 
@@ -525,7 +510,7 @@ static int cpu_eval(struct session *s, const int32_t *tokens, const int32_t *pos
         s->se_group = plan->se_group;
         s->se_window = plan->se_window;
     }
-    double t0 = now_s();
+    double t0 = host_monotonic_s();
     for (int done = 0; done < n;) {
         int nc = n - done < CHUNK_TOKENS ? n - done : CHUNK_TOKENS;
         for (int t = 0; t < nc; t++) s->qpos[t] = pos ? pos[done + t] : s->n_past + t;
@@ -536,7 +521,7 @@ static int cpu_eval(struct session *s, const int32_t *tokens, const int32_t *pos
         s->n_past += nc;
         done += nc;
     }
-    s->stats.t_total += now_s() - t0;
+    s->stats.t_total += host_monotonic_s() - t0;
     s->stats.tokens += n;
     return 0;
 }

@@ -2,19 +2,15 @@
  * per cell fitted to its finished cells by least squares (see progress_fit_predict). */
 #include "progress.h"
 
+#include "host.h"
+
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #define BAR_WIDTH 20
 #define LOG_EVERY_S 30.0
 #define DRAW_EVERY_S 0.2
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 const char *progress_duration(double s, char *buf, size_t cap) {
     if (!isfinite(s) || s < 0) snprintf(buf, cap, "?");
@@ -129,7 +125,7 @@ void progress_begin(struct progress *p, int index, const char *label) {
     if (p->next < p->n_todo) p->next++;
     p->frac = 0;
     p->tokens = 0;
-    p->t_start = now_s();
+    p->t_start = host_monotonic_s();
     if (p->tty) draw(p, p->t_start);
     else {
         char eta[32] = "";
@@ -148,12 +144,12 @@ void progress_update(struct progress *p, double frac, long tokens) {
     if (!(frac >= 0)) frac = 0;   /* also catches NaN */
     p->frac = frac > 1 ? 1 : frac;
     if (tokens > p->tokens) p->tokens = tokens;
-    double t = now_s();
+    double t = host_monotonic_s();
     if (t - p->t_last_draw >= (p->tty ? DRAW_EVERY_S : LOG_EVERY_S)) draw(p, t);
 }
 
 void progress_end(struct progress *p, const char *outcome) {
-    double el = now_s() - p->t_start;
+    double el = host_monotonic_s() - p->t_start;
     clear_bar(p);
     char d[32];
     fprintf(p->f, "[%d/%d] %s: %s (%s", p->index, p->n_cells, p->label, outcome, progress_duration(el, d, sizeof d));

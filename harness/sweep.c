@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dataset.h"
+#include "host.h"
 #include "progress.h"
 #include "settings.h"
 #include "sha256.h"
@@ -195,53 +196,6 @@ void sweep_cell_key(const char *model_sha256, const char *backend, const struct 
 
 /* ------------------------------------------------------------------ host facts */
 
-/* MemAvailable from /proc/meminfo in bytes (SIZE_MAX when unknown: never skip). */
-static size_t mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return (size_t)-1;
-    char line[256];
-    unsigned long long kb = 0;
-    bool found = false;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
-            found = true;
-            break;
-        }
-    fclose(f);
-    return found && kb < ((size_t)-1 >> 10) ? (size_t)kb << 10 : (size_t)-1;
-}
-
-/* Peak resident memory of this process in MiB (VmHWM), which reset_peak_rss sets back to
- * the current RSS so each cell reports its own peak (Linux >= 4.0; else a running peak). */
-static void reset_peak_rss(void) {
-    int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    if (write(fd, "5", 1) != 1) { /* not supported: the peak stays the process's */ }
-    close(fd);
-}
-
-static double peak_rss_mib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return NAN;
-    char line[256];
-    double kb = NAN;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %lf kB", &kb) == 1) break;
-    fclose(f);
-    return kb / 1024;
-}
-
-static double wall_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double mono_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ------------------------------------------------------------------ provenance */
 
@@ -370,7 +324,7 @@ static int run_cell(struct runtime *rt, const struct sweep_config *cfg, const st
     double used[METHOD_MAX_PARAMS];
     int n_used = 0;
 
-    double t_wall = wall_now(), t0 = mono_now();
+    double t_wall = host_wall_s(), t0 = host_monotonic_s();
     time_t secs = (time_t)t_wall;
     struct tm tmv;
     gmtime_r(&secs, &tmv);
@@ -378,7 +332,7 @@ static int run_cell(struct runtime *rt, const struct sweep_config *cfg, const st
 
     int tokens = t->task->session_tokens ? t->task->session_tokens(length, t->settings) : length;
     size_t need = tokens > 0 ? rt->be->session_bytes(rt->engine, tokens) : 0;
-    size_t avail = cfg->mem_limit ? cfg->mem_limit : mem_available();
+    size_t avail = cfg->mem_limit ? cfg->mem_limit : host_mem_available();
     struct method_plan plan;
     struct method_ctx mctx = {.cfg = &rt->model->cfg, .target_len = length, .seq_len = length};
     if (tokens <= 0) {
@@ -393,7 +347,7 @@ static int run_cell(struct runtime *rt, const struct sweep_config *cfg, const st
         snprintf(note, sizeof note, "%s", plan.note);
         n_used = m->method->n_params;
         memcpy(used, plan.used, sizeof used);
-        reset_peak_rss();
+        host_reset_peak_rss();
         struct task_ctx tc = {.rt = rt,
                               .method = m,
                               .length = length,
@@ -409,7 +363,7 @@ static int run_cell(struct runtime *rt, const struct sweep_config *cfg, const st
             if (!cell_err[0]) snprintf(cell_err, sizeof cell_err, "task %s failed without a reason", t->task->name);
         }
     }
-    double wall = mono_now() - t0;
+    double wall = host_monotonic_s() - t0;
     const struct result_item *tok_item = result_find(&res, "tokens");
     long n_tok = cp.tokens > 0 ? cp.tokens : tok_item && tok_item->kind == RESULT_SCALAR ? (long)tok_item->value : 0;
     const char *headline = "";
@@ -444,7 +398,7 @@ static int run_cell(struct runtime *rt, const struct sweep_config *cfg, const st
     add_f(&l, "wall_s", wall);
     add_i(&l, "tokens", n_tok);
     add_f(&l, "tokens_per_s", wall > 0 ? n_tok / wall : 0);
-    add_f(&l, "peak_rss_mib", status == CELL_DONE ? peak_rss_mib() : NAN);
+    add_f(&l, "peak_rss_mib", status == CELL_DONE ? host_peak_rss_mib() : NAN);
 
     if (cfg->writing) *cfg->writing = 1;
     int w = store_put(st, id, status, l.a, l.n, status == CELL_DONE ? &res : NULL, err, errlen);
