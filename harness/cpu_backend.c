@@ -117,6 +117,22 @@ static uint64_t quantized_elems(const struct gguf_tensor *t) {
     return t->type == GGML_TYPE_F32 ? 0 : t->ne[0] * t->ne[1];
 }
 
+/* Frees an engine, also one that cpu_create left half built. */
+static void cpu_destroy(struct engine *e) {
+    if (!e) return;
+    if (e->layers)
+        for (int l = 0; l < e->m->cfg.n_layers; l++) {
+            struct cpu_layer *L = &e->layers[l];
+            free(L->wq.owned); free(L->wk.owned); free(L->wv.owned); free(L->wo.owned);
+            free(L->w_gate.owned); free(L->w_up.owned); free(L->w_down.owned);
+        }
+    free(e->output.owned);
+    free(e->layers);
+    free(e->scratch_w);
+    if (e->tp) threadpool_free(e->tp);
+    free(e);
+}
+
 static struct engine *cpu_create(const struct model *m, const struct engine_opts *o, char *err, size_t errlen) {
     const struct model_config *c = &m->cfg;
     struct engine *e = calloc(1, sizeof *e);
@@ -168,35 +184,8 @@ static struct engine *cpu_create(const struct model *m, const struct engine_opts
 oom:
     snprintf(err, errlen, "out of memory creating the CPU engine");
 fail:
-    if (e) {
-        if (e->layers)
-            for (int l = 0; l < c->n_layers; l++) {
-                struct cpu_layer *L = &e->layers[l];
-                free(L->wq.owned); free(L->wk.owned); free(L->wv.owned); free(L->wo.owned);
-                free(L->w_gate.owned); free(L->w_up.owned); free(L->w_down.owned);
-            }
-        free(e->output.owned);
-        free(e->layers);
-        free(e->scratch_w);
-        if (e->tp) threadpool_free(e->tp);
-        free(e);
-    }
+    cpu_destroy(e);
     return NULL;
-}
-
-static void cpu_destroy(struct engine *e) {
-    if (!e) return;
-    const struct model_config *c = &e->m->cfg;
-    for (int l = 0; l < c->n_layers; l++) {
-        struct cpu_layer *L = &e->layers[l];
-        free(L->wq.owned); free(L->wk.owned); free(L->wv.owned); free(L->wo.owned);
-        free(L->w_gate.owned); free(L->w_up.owned); free(L->w_down.owned);
-    }
-    free(e->output.owned);
-    free(e->layers);
-    free(e->scratch_w);
-    threadpool_free(e->tp);
-    free(e);
 }
 
 /* ---- y[n][rows] = x[n][cols] . W^T, split over threads by blocks of W rows ---- */
