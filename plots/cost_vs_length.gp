@@ -7,7 +7,7 @@ width = 1200; height = 600
 load plotdir.'/common.gp'
 
 unset title
-set multiplot layout 1, 2 title full_title font ',12' margins 0.08, 0.98, 0.24, 0.80 spacing 0.09, 0
+set multiplot layout 1, 2 title full_title font ',12' margins 0.08, 0.98, 0.32, 0.80 spacing 0.09, 0
 set logscale x 2
 set xrange [xmin:xmax]
 eval length_tics
