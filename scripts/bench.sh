@@ -27,7 +27,7 @@ for type in F16 Q8_0; do
     echo "== shape (a) dim 512 / 8 layers / 8 heads / 4 KV heads / ffn 1536, $type"
     "$BIN" bench -t "$T" -m "$(synth small "$type")" -c 512,2048,8192
     echo "== shape (b) TinyLlama-1.1B (dim 2048 / 22 layers / 32 heads / 4 KV heads / ffn 5632), $type"
-    "$BIN" bench -t "$T" -m "$(synth tinyllama "$type")" -c 512,2048
+    "$BIN" bench -t "$T" -m "$(synth tinyllama "$type")" -c 512,2048,8192
 done
 echo "== stories260K"
 "$BIN" bench -t "$T" -m "$SHARED/models/stories260K.gguf" -c 512,2048,8192
