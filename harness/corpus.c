@@ -24,16 +24,6 @@
 
 static void hash_u64(struct sha256 *h, uint64_t v) { sha256_add(h, &v, sizeof v); }
 
-static size_t elem_size(enum gguf_value_type t) {
-    switch (t) {
-    case GGUF_TYPE_UINT8: case GGUF_TYPE_INT8: case GGUF_TYPE_BOOL: return 1;
-    case GGUF_TYPE_UINT16: case GGUF_TYPE_INT16: return 2;
-    case GGUF_TYPE_UINT32: case GGUF_TYPE_INT32: case GGUF_TYPE_FLOAT32: return 4;
-    case GGUF_TYPE_UINT64: case GGUF_TYPE_INT64: case GGUF_TYPE_FLOAT64: return 8;
-    default: return 0;
-    }
-}
-
 int dataset_tokenizer_hash(const struct model *m, char hex[65], char *err, size_t errlen) {
     if (!m || !m->tok || !m->gguf) {
         snprintf(err, errlen, "the model has no tokenizer");
@@ -62,7 +52,7 @@ int dataset_tokenizer_hash(const struct model *m, char hex[65], char *err, size_
                     sha256_add(&h, s.ptr, s.len);
                 }
             else   /* the reader checked that n elements lie within the file */
-                sha256_add(&h, kv->v.arr.data, (size_t)kv->v.arr.n * elem_size(kv->v.arr.type));
+                sha256_add(&h, kv->v.arr.data, (size_t)kv->v.arr.n * gguf_type_size(kv->v.arr.type));
         } else {
             hash_u64(&h, kv->v.u64);   /* every scalar is widened into the same 8 bytes */
         }

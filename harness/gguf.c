@@ -102,8 +102,7 @@ static bool read_str(struct cursor *c, const char *what, struct gguf_str *s) {
     return true;
 }
 
-/* Size in bytes of one element of a fixed-size value type; 0 for strings, arrays and unknown types. */
-static size_t scalar_size(uint32_t t) {
+size_t gguf_type_size(enum gguf_value_type t) {
     switch (t) {
     case GGUF_TYPE_UINT8: case GGUF_TYPE_INT8: case GGUF_TYPE_BOOL: return 1;
     case GGUF_TYPE_UINT16: case GGUF_TYPE_INT16: return 2;
@@ -167,7 +166,7 @@ static bool read_array(struct cursor *c, struct gguf_kv *kv, const char *key) {
         }
         return true;
     }
-    size_t es = scalar_size(et);
+    size_t es = gguf_type_size((enum gguf_value_type)et);
     if (es == 0)
         return fail(c, "key '%s': array element type %u is not a GGUF value type", key, et);
     if (n > remaining(c) / es)
@@ -187,7 +186,7 @@ static bool read_kv(struct cursor *c, struct gguf_kv *kv) {
     kv->type = (enum gguf_value_type)t;
     if (t == GGUF_TYPE_STRING) return read_str(c, "string value", &kv->v.str);
     if (t == GGUF_TYPE_ARRAY) return read_array(c, kv, key);
-    size_t es = scalar_size(t);
+    size_t es = gguf_type_size((enum gguf_value_type)t);
     if (es == 0) return fail(c, "key '%s' has value type %u, which is not a GGUF value type", key, t);
     const void *p = NULL;
     if (!take(c, es, "metadata value", &p)) return false;

@@ -88,6 +88,8 @@ bool gguf_get_str(const struct gguf *g, const char *key, struct gguf_str *out);
 struct gguf_str gguf_arr_str(const struct gguf_kv *kv, uint64_t i);
 
 const char *gguf_type_name(enum gguf_value_type t);
+/* Size in bytes of one element of a fixed-size value type; 0 for strings, arrays and unknown types. */
+size_t gguf_type_size(enum gguf_value_type t);
 /* Compare a gguf_str with a C string. */
 bool gguf_str_eq(struct gguf_str s, const char *c);
 

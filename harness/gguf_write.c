@@ -157,19 +157,9 @@ int gguf_writer_add_str(struct gguf_writer *w, const char *key, const char *v) {
     return gguf_writer_add_strn(w, key, v, strlen(v));
 }
 
-static size_t elem_size(enum gguf_value_type t) {
-    switch (t) {
-    case GGUF_TYPE_UINT8: case GGUF_TYPE_INT8: case GGUF_TYPE_BOOL: return 1;
-    case GGUF_TYPE_UINT16: case GGUF_TYPE_INT16: return 2;
-    case GGUF_TYPE_UINT32: case GGUF_TYPE_INT32: case GGUF_TYPE_FLOAT32: return 4;
-    case GGUF_TYPE_UINT64: case GGUF_TYPE_INT64: case GGUF_TYPE_FLOAT64: return 8;
-    default: return 0;
-    }
-}
-
 int gguf_writer_add_array(struct gguf_writer *w, const char *key, enum gguf_value_type elem_type,
                           const void *elems, uint64_t n) {
-    size_t es = elem_size(elem_type);
+    size_t es = gguf_type_size(elem_type);
     if (es == 0) return set_err(w, "key '%s': arrays of %s need gguf_writer_add_str_array or are not supported",
                                 key, gguf_type_name(elem_type));
     if (n > SIZE_MAX / es) return set_err(w, "key '%s': array too large", key);
