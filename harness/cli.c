@@ -4,6 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "store.h"
 
 void run_opts_init(struct run_opts *o) {
     memset(o, 0, sizeof *o);
@@ -142,4 +145,17 @@ char *read_file(const char *path, size_t *len, char *err, size_t errlen) {
     buf[n] = 0;
     *len = n;
     return buf;
+}
+
+int cli_read_results(int argc, char **argv, const char *usage, struct store_cell **cells, int *n) {
+    if (optind != argc - 1) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    char err[1024];
+    if (store_read(argv[optind], false, cells, n, err, sizeof err) != 0) {
+        fprintf(stderr, "ctxbench: %s\n", err);
+        return 1;
+    }
+    return 0;
 }

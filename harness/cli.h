@@ -53,6 +53,13 @@ bool parse_double(const char *s, double *out);
 /* Reads a whole file into a NUL-terminated malloc'd buffer. NULL + reason on failure. */
 char *read_file(const char *path, size_t *len, char *err, size_t errlen);
 
+struct store_cell;
+/* For the commands that take one RESULTS.h5 argument (export, report): the cells of the
+ * file left after getopt (argv[optind]), read without arrays. 0, or the exit status to
+ * return: 2 after printing usage to stderr when there is not exactly one argument, 1
+ * after printing why the file could not be read. */
+int cli_read_results(int argc, char **argv, const char *usage, struct store_cell **cells, int *n);
+
 /* Subcommands: each returns the process exit status. */
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

@@ -140,17 +140,10 @@ int cmd_export(int argc, char **argv) {
         else if (opt == 'h') { fputs(help, stdout); return 0; }
         else { fputs(help, stderr); return 2; }
     }
-    if (optind != argc - 1) {
-        fputs(help, stderr);
-        return 2;
-    }
-    char err[1024];
     struct store_cell *cells;
     int n;
-    if (store_read(argv[optind], false, &cells, &n, err, sizeof err) != 0) {
-        fprintf(stderr, "ctxbench: %s\n", err);
-        return 1;
-    }
+    int status = cli_read_results(argc, argv, help, &cells, &n);
+    if (status != 0) return status;
     FILE *f = out ? fopen(out, "wb") : stdout;
     if (!f) {
         fprintf(stderr, "ctxbench: cannot write %s: %s\n", out, strerror(errno));

@@ -138,17 +138,10 @@ int cmd_report(int argc, char **argv) {
         else if (opt == 'h') { fputs(help, stdout); return 0; }
         else { fputs(help, stderr); return 2; }
     }
-    if (optind != argc - 1) {
-        fputs(help, stderr);
-        return 2;
-    }
-    char err[1024];
     struct store_cell *cells;
     int n;
-    if (store_read(argv[optind], false, &cells, &n, err, sizeof err) != 0) {
-        fprintf(stderr, "ctxbench: %s\n", err);
-        return 1;
-    }
+    int status = cli_read_results(argc, argv, help, &cells, &n);
+    if (status != 0) return status;
     int *idx = malloc((size_t)(n ? n : 1) * sizeof *idx);
     bool *used = calloc((size_t)(n ? n : 1), sizeof *used);
     if (!idx || !used) {
