@@ -330,6 +330,14 @@ int method_plan(const struct method_spec *spec, const struct method_ctx *ctx, st
                  (double)out->inv_freq[i]);
             return -1;
         }
+    /* A model trained with sliding-window attention keeps it under every method, as its
+     * metadata says, unless the method sets a window of its own. */
+    if (c->sliding_window > 0 && out->swa_window == 0) {
+        out->swa_window = c->sliding_window;
+        size_t used = strlen(out->note);
+        snprintf(out->note + used, sizeof out->note - used, "%smodel's sliding window %d (attention.sliding_window)",
+                 used ? "; " : "", c->sliding_window);
+    }
     if (!isfinite(out->mscale) || !(out->mscale > 0) || out->swa_window < 0 || out->se_group < 0 ||
         out->se_window < 0 || (out->se_group > 0 && out->se_window < 1)) {
         fail(err, errlen, "%s: planner returned an invalid plan (mscale %g, window %d, group %d/%d)", m->name,

@@ -608,3 +608,19 @@ Test(listing, print_all_names_everything) {
     cr_assert(strstr(buf, "[1, 65536]") != NULL);
     free(buf);
 }
+
+Test(methods, model_sliding_window_applies_under_every_method) {
+    struct model_config c = make_cfg(128, 10000, 4096);
+    c.sliding_window = 1024;
+    const char *specs[] = {"baseline", "pi", "yarn", "selfextend", "dynamic_ntk"};
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        struct method_plan p = plan_of(specs[i], &c, 8192, 8192);
+        cr_assert_eq(p.swa_window, 1024, "%s: window %d", specs[i], p.swa_window);
+        cr_assert(strstr(p.note, "sliding window 1024") != NULL, "%s: %s", specs[i], p.note);
+    }
+    struct method_plan q = plan_of("swa:window=64", &c, 8192, 8192);
+    cr_assert_eq(q.swa_window, 64, "an explicit swa window wins over the model's");
+    c.sliding_window = 0;
+    struct method_plan r = plan_of("baseline", &c, 8192, 8192);
+    cr_assert_eq(r.swa_window, 0);
+}
