@@ -13,6 +13,7 @@
 #include "scoring.h"
 #include "settings.h"
 #include "task.h"
+#include "task_util.h"
 #include "textbuf.h"
 #include "tokenizer.h"
 
@@ -37,11 +38,6 @@ static int read_opts(const char *text, struct fs_opts *o, char *err, size_t errl
 static int fs_check(const char *settings, char *err, size_t errlen) {
     struct fs_opts o;
     return read_opts(settings, &o, err, errlen);
-}
-
-static int fs_session_tokens(int length, const char *settings) {
-    (void)settings;
-    return length;
 }
 
 /* The template: comment lines (#...) dropped, one final newline dropped, {text} once. */
@@ -120,15 +116,6 @@ static void build(struct textbuf *b, const char *tpl, size_t text_at, const char
     textbuf_puts(b, tpl + text_at + 6);
 }
 
-static long count_tokens(const struct tokenizer *tok, const struct textbuf *b) {
-    if (b->oom) return -1;
-    int32_t *ids;
-    size_t n;
-    if (tokenizer_encode(tok, b->s, b->n, tokenizer_add_bos_default(tok), &ids, &n) != 0) return -1;
-    free(ids);
-    return (long)n;
-}
-
 /* Decoded text of generated ids into a textbuf. */
 static void decode_text(const struct tokenizer *tok, const int32_t *ids, int n, struct textbuf *b) {
     textbuf_clear(b);
@@ -153,16 +140,6 @@ static bool sentence_complete(void *arg, const int32_t *gen, int n) {
     size_t start = 0;
     while (start < len && is_ws(st->text.s[start])) start++;
     return start < len && first_sentence_len(st->text.s, st->text.n) < st->text.n;
-}
-
-struct sink {
-    struct result *r;
-    int failed;
-};
-static void put_s(struct sink *k, const char *name, double v) { k->failed |= result_scalar(k->r, name, v) != 0; }
-static void put_t(struct sink *k, const char *name, const char *v) { k->failed |= result_text(k->r, name, v) != 0; }
-static void put_a(struct sink *k, const char *name, const double *v, int n) {
-    k->failed |= result_array(k->r, name, v, n, 1) != 0;
 }
 
 /* text[0..n) with whitespace runs made single spaces and the ends trimmed, into b */
@@ -222,7 +199,7 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     }
     /* the answer budget: max_new generated tokens, and room for the reference if longer */
     build(&b, tpl, text_at, "", 0);
-    long overhead = count_tokens(tok, &b);
+    long overhead = prompt_token_count(tok, &b);
     /* chars per token of the source, to size the text that fills the length */
     size_t probe = src.n < 65536 ? src.n : 65536;
     int32_t *ids;
@@ -241,10 +218,8 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     if (tokenizer_encode(tok, suffix, strlen(suffix), false, &suffix_ids, &nsuf) != 0) goto tok_fail;
     s = ctx->rt->be->session_new(ctx->rt->engine, L, err, errlen);
     if (!s) goto out;
-    struct method_plan plan;
-    memset(&plan, 0, sizeof plan);
-    struct forward_plan fp = {0};
-    int planned_len = -1;
+    struct cell_plan cp;
+    cell_plan_init(&cp);
     long forward = 0, prompt_total = 0, gen_total = 0;
     /* deterministic starting points spread over the source, rotated by the seed */
     double phase = fmod((double)(ctx->seed % 1000003) * 0.6180339887498949, 1.0);
@@ -284,7 +259,7 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
         size_t lo = 0, hi = avail < (size_t)need_chars ? avail : (size_t)need_chars;
         for (;;) {   /* widen until the text overflows the limit or runs out */
             build(&b, tpl, text_at, doc, hi);
-            long n = count_tokens(tok, &b);
+            long n = prompt_token_count(tok, &b);
             if (n < 0) goto tok_fail;
             if (n > limit) break;
             lo = hi;
@@ -294,7 +269,7 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
         while (hi - lo > 1) {
             size_t mid = lo + (hi - lo) / 2;
             build(&b, tpl, text_at, doc, mid);
-            long n = count_tokens(tok, &b);
+            long n = prompt_token_count(tok, &b);
             if (n < 0) goto tok_fail;
             if (n <= limit) lo = mid;
             else hi = mid;
@@ -317,12 +292,6 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
             snprintf(err, errlen, "first_sentence: prompt of %zu tokens exceeds %ld", np, limit);
             goto out;
         }
-        if (planned_len < 0 || (ctx->method->method->depends_on_seq_len && planned_len != (int)np)) {
-            struct method_ctx mc = {.cfg = &m->cfg, .target_len = L, .seq_len = (int)np};
-            if (method_plan(ctx->method, &mc, &plan, err, errlen) != 0) goto out;
-            fp = method_forward_plan(&plan);
-            planned_len = (int)np;
-        }
         struct decode_request rq = {.prompt = prompt,
                                     .n_prompt = (int)np,
                                     .target = target + nsuf,
@@ -332,7 +301,7 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
                                     .stop = sentence_complete,
                                     .stop_arg = &stop};
         struct decode_result dr = {.gen = gen};
-        if (decode_greedy_scored(ctx->rt, s, &fp, &rq, &dr, err, errlen) != 0) goto out;
+        if (cell_plan_decode(&cp, ctx, s, &rq, &dr, err, errlen) != 0) goto out;
         forward += dr.forward_tokens;
         prompt_total += (long)np;
         gen_total += dr.n_gen;
@@ -359,29 +328,25 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
         me += exact[i] / S;
         if (!isnan(rnll[i])) mn += rnll[i], nn++;
     }
-    struct sink k = {out, 0};
-    put_s(&k, "rouge_l", mr);
-    put_s(&k, "exact_match", me);
-    put_s(&k, "reference_nll", nn ? mn / nn : NAN);
-    put_s(&k, "samples", S);
-    put_s(&k, "prompt_tokens", (double)prompt_total / S);
-    put_s(&k, "answer_tokens", (double)gen_total / S);
-    put_s(&k, "tokens", (double)forward);
-    put_a(&k, "rouge_l_by_sample", rouge, S);
-    put_a(&k, "exact_by_sample", exact, S);
-    put_a(&k, "reference_nll_by_sample", rnll, S);
-    put_a(&k, "start_byte_by_sample", starts, S);
-    put_t(&k, "prompt", prompt_label);
-    put_t(&k, "prompt_file", tpl_path);
-    put_t(&k, "examples", examples.s && !examples.oom ? examples.s : "");
-    put_t(&k, "dataset_path", ds.path);
-    put_t(&k, "dataset_sha256", ds.sha256);
-    put_t(&k, "method_note", plan.note);
-    if (k.failed) {
-        snprintf(err, errlen, "first_sentence: could not store the results (table full or out of memory)");
-        result_free(out);
-        goto out;
-    }
+    struct result_sink k = {out, 0};
+    sink_scalar(&k, "rouge_l", mr);
+    sink_scalar(&k, "exact_match", me);
+    sink_scalar(&k, "reference_nll", nn ? mn / nn : NAN);
+    sink_scalar(&k, "samples", S);
+    sink_scalar(&k, "prompt_tokens", (double)prompt_total / S);
+    sink_scalar(&k, "answer_tokens", (double)gen_total / S);
+    sink_scalar(&k, "tokens", (double)forward);
+    sink_array(&k, "rouge_l_by_sample", rouge, S);
+    sink_array(&k, "exact_by_sample", exact, S);
+    sink_array(&k, "reference_nll_by_sample", rnll, S);
+    sink_array(&k, "start_byte_by_sample", starts, S);
+    sink_text(&k, "prompt", prompt_label);
+    sink_text(&k, "prompt_file", tpl_path);
+    sink_text(&k, "examples", examples.s && !examples.oom ? examples.s : "");
+    sink_text(&k, "dataset_path", ds.path);
+    sink_text(&k, "dataset_sha256", ds.sha256);
+    sink_text(&k, "method_note", cp.plan.note);
+    if (sink_finish(&k, "first_sentence", err, errlen) != 0) goto out;
     rc = 0;
     goto out;
 tok_fail:
@@ -434,6 +399,6 @@ const struct task task_first_sentence = {
         "books for Llama-class models).",
     .default_data = "tinystories",
     .check = fs_check,
-    .session_tokens = fs_session_tokens,
+    .session_tokens = task_session_is_length,
     .run = fs_run,
 };

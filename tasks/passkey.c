@@ -13,6 +13,7 @@
 #include "scoring.h"
 #include "settings.h"
 #include "task.h"
+#include "task_util.h"
 #include "textbuf.h"
 #include "tokenizer.h"
 
@@ -40,11 +41,6 @@ static int read_opts(const char *text, struct pk_opts *o, char *err, size_t errl
 static int pk_check(const char *settings, char *err, size_t errlen) {
     struct pk_opts o;
     return read_opts(settings, &o, err, errlen);
-}
-
-static int pk_session_tokens(int length, const char *settings) {
-    (void)settings;
-    return length;
 }
 
 /* ---- the prompt template ---- */
@@ -194,16 +190,6 @@ static void build_prompt(struct textbuf *b, const struct pk_template *t, long a,
     textbuf_puts(b, t->question);
 }
 
-/* Token count of text (BOS as the model expects it); -1 on failure. */
-static long count_tokens(const struct tokenizer *tok, const struct textbuf *b) {
-    if (b->oom) return -1;
-    int32_t *ids;
-    size_t n;
-    if (tokenizer_encode(tok, b->s, b->n, tokenizer_add_bos_default(tok), &ids, &n) != 0) return -1;
-    free(ids);
-    return (long)n;
-}
-
 /* Early stop: a run of digits has ended (a non-digit after it) in the decoded answer. */
 struct digit_stop {
     const struct tokenizer *tok;
@@ -222,16 +208,6 @@ static bool answer_complete(void *arg, const int32_t *gen, int n) {
     if (!*p) return false;
     while (*p >= '0' && *p <= '9') p++;
     return *p != 0;
-}
-
-struct sink {
-    struct result *r;
-    int failed;
-};
-static void put_s(struct sink *k, const char *name, double v) { k->failed |= result_scalar(k->r, name, v) != 0; }
-static void put_t(struct sink *k, const char *name, const char *v) { k->failed |= result_text(k->r, name, v) != 0; }
-static void put_a(struct sink *k, const char *name, const double *v, int n) {
-    k->failed |= result_array(k->r, name, v, n, 1) != 0;
 }
 
 static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, size_t errlen) {
@@ -276,19 +252,19 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     memset(key0, '5', (size_t)o.digits);
     key0[o.digits] = 0;
     build_prompt(&b, t, 0, 0, key0);
-    long f0 = count_tokens(tok, &b);
+    long f0 = prompt_token_count(tok, &b);
     if (f0 < 0 || f0 > P) {
         snprintf(err, errlen, "passkey: length %d leaves %ld prompt tokens; the prompt without filler needs %ld", L, P,
                  f0);
         goto out;
     }
     build_prompt(&b, t, 32, 32, key0);
-    long f64 = count_tokens(tok, &b);
+    long f64 = prompt_token_count(tok, &b);
     double per_sentence = f64 > f0 ? (double)(f64 - f0) / 64.0 : 1.0;
     long N = (long)((double)(P - f0) / per_sentence);
     for (int guard = 0; guard < 200 && N > 0; guard++) {   /* down until it fits */
         build_prompt(&b, t, N / 2, N - N / 2, key0);
-        long n = count_tokens(tok, &b);
+        long n = prompt_token_count(tok, &b);
         if (n < 0) goto tok_fail;
         if (n <= P) break;
         long over = (long)((double)(n - P) / per_sentence);
@@ -297,13 +273,13 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     if (N < 0) N = 0;
     for (int guard = 0; guard < 200; guard++) {   /* up while the next one fits */
         build_prompt(&b, t, (N + 1) / 2, N + 1 - (N + 1) / 2, key0);
-        long n = count_tokens(tok, &b);
+        long n = prompt_token_count(tok, &b);
         if (n < 0) goto tok_fail;
         if (n > P) break;
         N++;
     }
     build_prompt(&b, t, 0, -1, key0);
-    long before0 = count_tokens(tok, &b);
+    long before0 = prompt_token_count(tok, &b);
 
     /* The question's tokens, to find the answer's tokens after it. */
     size_t nq;
@@ -311,10 +287,8 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     struct digit_stop stop = {tok};
     s = ctx->rt->be->session_new(ctx->rt->engine, L, err, errlen);
     if (!s) goto out;
-    struct method_plan plan;
-    memset(&plan, 0, sizeof plan);
-    struct forward_plan fp = {0};
-    int planned_len = -1;
+    struct cell_plan cp;
+    cell_plan_init(&cp);
     long forward = 0, prompt_tokens = 0;
     int n_exact = 0;
     double sum_dacc = 0, sum_tacc = 0, sum_knll = 0;
@@ -330,11 +304,11 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
             snprintf(key, sizeof key, "%ld", score_rng_range(&st, o.digits == 1 ? 0 : lo, lo * 10 - 1));
             /* place the key line: tokens before it ~ depth x prompt tokens */
             build_prompt(&b, t, N / 2, N - N / 2, key);
-            long total = count_tokens(tok, &b);
+            long total = prompt_token_count(tok, &b);
             long a = lround((depth * total - before0) / per_sentence);
             a = a < 0 ? 0 : a > N ? N : a;
             build_prompt(&b, t, a, -1, key);
-            long before = count_tokens(tok, &b);
+            long before = prompt_token_count(tok, &b);
             a += lround((depth * total - before) / per_sentence);   /* one correction step */
             a = a < 0 ? 0 : a > N ? N : a;
             long after = N - a;
@@ -358,7 +332,7 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
                 goto out;
             }
             build_prompt(&b, t, a, -1, key);
-            before = count_tokens(tok, &b);
+            before = prompt_token_count(tok, &b);
             dact[di] += (double)before / (double)n / K;
             /* the answer's tokens: question + key, after the question's own tokens */
             textbuf_clear(&b);
@@ -380,12 +354,6 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
                          max_new);
                 goto out;
             }
-            if (planned_len < 0 || (ctx->method->method->depends_on_seq_len && planned_len != (int)n)) {
-                struct method_ctx mc = {.cfg = &m->cfg, .target_len = L, .seq_len = (int)n};
-                if (method_plan(ctx->method, &mc, &plan, err, errlen) != 0) goto out;
-                fp = method_forward_plan(&plan);
-                planned_len = (int)n;
-            }
             struct decode_request rq = {.prompt = prompt,
                                         .n_prompt = (int)n,
                                         .target = answer + nq,
@@ -395,7 +363,7 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
                                         .stop = answer_complete,
                                         .stop_arg = &stop};
             struct decode_result dr = {.gen = gen};
-            if (decode_greedy_scored(ctx->rt, s, &fp, &rq, &dr, err, errlen) != 0) goto out;
+            if (cell_plan_decode(&cp, ctx, s, &rq, &dr, err, errlen) != 0) goto out;
             forward += dr.forward_tokens;
             prompt_tokens += (long)n;
             /* score */
@@ -427,31 +395,27 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
         }
     }
     int total_trials = D * K;
-    struct sink k = {out, 0};
-    put_s(&k, "accuracy", (double)n_exact / total_trials);
-    put_s(&k, "digit_accuracy", sum_dacc / total_trials);
-    put_s(&k, "token_accuracy", sum_tacc / total_trials);
-    put_s(&k, "key_nll", sum_knll / total_trials);
-    put_s(&k, "trials", total_trials);
-    put_s(&k, "prompt_tokens", (double)prompt_tokens / total_trials);
-    put_s(&k, "filler_sentences", (double)N);
-    put_s(&k, "max_new_tokens", max_new);
-    put_s(&k, "tokens", (double)forward);
-    put_a(&k, "depth", dval, D);
-    put_a(&k, "depth_actual", dact, D);
-    put_a(&k, "accuracy_by_depth", acc, D);
-    put_a(&k, "digit_accuracy_by_depth", dacc, D);
-    put_a(&k, "token_accuracy_by_depth", tacc, D);
-    put_a(&k, "key_nll_by_depth", knll, D);
-    put_t(&k, "variant", variants[o.variant]);
-    put_t(&k, "prompt_file", t->path);
-    put_t(&k, "answers", answers.oom || !answers.s ? "" : answers.s);
-    put_t(&k, "method_note", plan.note);
-    if (k.failed) {
-        snprintf(err, errlen, "passkey: could not store the results (table full or out of memory)");
-        result_free(out);
-        goto out;
-    }
+    struct result_sink k = {out, 0};
+    sink_scalar(&k, "accuracy", (double)n_exact / total_trials);
+    sink_scalar(&k, "digit_accuracy", sum_dacc / total_trials);
+    sink_scalar(&k, "token_accuracy", sum_tacc / total_trials);
+    sink_scalar(&k, "key_nll", sum_knll / total_trials);
+    sink_scalar(&k, "trials", total_trials);
+    sink_scalar(&k, "prompt_tokens", (double)prompt_tokens / total_trials);
+    sink_scalar(&k, "filler_sentences", (double)N);
+    sink_scalar(&k, "max_new_tokens", max_new);
+    sink_scalar(&k, "tokens", (double)forward);
+    sink_array(&k, "depth", dval, D);
+    sink_array(&k, "depth_actual", dact, D);
+    sink_array(&k, "accuracy_by_depth", acc, D);
+    sink_array(&k, "digit_accuracy_by_depth", dacc, D);
+    sink_array(&k, "token_accuracy_by_depth", tacc, D);
+    sink_array(&k, "key_nll_by_depth", knll, D);
+    sink_text(&k, "variant", variants[o.variant]);
+    sink_text(&k, "prompt_file", t->path);
+    sink_text(&k, "answers", answers.oom || !answers.s ? "" : answers.s);
+    sink_text(&k, "method_note", cp.plan.note);
+    if (sink_finish(&k, "passkey", err, errlen) != 0) goto out;
     rc = 0;
     goto out;
 tok_fail:
@@ -501,6 +465,6 @@ const struct task task_passkey = {
         "answers (depth:key->digits for each trial). No dataset is read.",
     .default_data = NULL,
     .check = pk_check,
-    .session_tokens = pk_session_tokens,
+    .session_tokens = task_session_is_length,
     .run = pk_run,
 };

@@ -11,6 +11,7 @@
 #include "scoring.h"
 #include "settings.h"
 #include "task.h"
+#include "task_util.h"
 #include "tokenizer.h"
 
 static const char *const keys[] = {"protocol", "stride", "truncate", "max_windows", "max_docs", "max_tokens",
@@ -55,22 +56,6 @@ static int read_opts(const char *text, struct ppl_opts *o, char *err, size_t err
 static int ppl_check(const char *settings, char *err, size_t errlen) {
     struct ppl_opts o;
     return read_opts(settings, &o, err, errlen);
-}
-
-static int ppl_session_tokens(int length, const char *settings) {
-    (void)settings;
-    return length;
-}
-
-/* Appends a scalar/array/text, turning a full table into an error once. */
-struct sink {
-    struct result *r;
-    int failed;
-};
-static void put_s(struct sink *k, const char *name, double v) { k->failed |= result_scalar(k->r, name, v) != 0; }
-static void put_t(struct sink *k, const char *name, const char *v) { k->failed |= result_text(k->r, name, v) != 0; }
-static void put_a(struct sink *k, const char *name, const double *v, int n) {
-    k->failed |= result_array(k->r, name, v, n, 1) != 0;
 }
 
 static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, size_t errlen) {
@@ -143,11 +128,8 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
 
     s = ctx->rt->be->session_new(ctx->rt->engine, L, err, errlen);
     if (!s) goto out;
-    const struct method *meth = ctx->method->method;
-    struct method_plan plan;
-    memset(&plan, 0, sizeof plan);
-    struct forward_plan fp = {0};
-    int planned_len = -1;
+    struct cell_plan cp;
+    cell_plan_init(&cp);
     double sum_window_means = 0, sum_nll = 0;
     long scored = 0, forward = 0;
     int32_t bos = tokenizer_bos(m->tok);
@@ -157,16 +139,11 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
         if (pw->bos) seq[0] = bos;
         memcpy(seq + pw->bos, c.ids + pw->start, (size_t)pw->n_text * sizeof *seq);
         /* the plan sees the whole window, BOS included, as HF's forward pass does */
-        if (planned_len < 0 || (meth->depends_on_seq_len && planned_len != n)) {
-            struct method_ctx mc = {.cfg = &m->cfg, .target_len = L, .seq_len = n};
-            if (method_plan(ctx->method, &mc, &plan, err, errlen) != 0) goto out;
-            fp = method_forward_plan(&plan);
-            planned_len = n;
-        }
+        if (cell_plan_for(&cp, ctx, n, err, errlen) != 0) goto out;
         for (int j = 0; j < n - 1; j++) targets[j] = j >= pw->score_from ? seq[j + 1] : -1;
         ctx->rt->be->session_reset(s);
         /* the last token predicts nothing scored, so it is not fed */
-        if (ctx->rt->be->eval(s, seq, NULL, n - 1, &fp, targets, logprob, NULL, err, errlen) != 0) goto out;
+        if (ctx->rt->be->eval(s, seq, NULL, n - 1, &cp.fp, targets, logprob, NULL, err, errlen) != 0) goto out;
         double wsum = 0;
         int wn = 0;
         for (int j = pw->score_from; j < n - 1; j++) {
@@ -191,36 +168,32 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
     for (int64_t w = 0, last = -2; w < n_win; w++)
         if (win[w].doc != last) docs_used += win[w].doc >= 0, last = win[w].doc;
 
-    struct sink k = {out, 0};
-    put_s(&k, "ppl", exp(nll));
-    put_s(&k, "nll", nll);
-    put_s(&k, "nll_token_mean", nll_tok);
-    put_s(&k, "tokens_scored", (double)scored);
-    put_s(&k, "windows", (double)n_win);
-    put_s(&k, "windows_available", (double)total);
-    put_s(&k, "docs_used", (double)docs_used);
-    put_s(&k, "tokens", (double)forward);
-    put_s(&k, "stride", (double)lo.stride);
-    put_s(&k, "truncate", (double)o.truncate);
-    put_s(&k, "corpus_tokens", (double)c.n_ids);
-    put_s(&k, "corpus_from_cache", c.from_cache);
+    struct result_sink k = {out, 0};
+    sink_scalar(&k, "ppl", exp(nll));
+    sink_scalar(&k, "nll", nll);
+    sink_scalar(&k, "nll_token_mean", nll_tok);
+    sink_scalar(&k, "tokens_scored", (double)scored);
+    sink_scalar(&k, "windows", (double)n_win);
+    sink_scalar(&k, "windows_available", (double)total);
+    sink_scalar(&k, "docs_used", (double)docs_used);
+    sink_scalar(&k, "tokens", (double)forward);
+    sink_scalar(&k, "stride", (double)lo.stride);
+    sink_scalar(&k, "truncate", (double)o.truncate);
+    sink_scalar(&k, "corpus_tokens", (double)c.n_ids);
+    sink_scalar(&k, "corpus_from_cache", c.from_cache);
     pos_bins_mean(&bins, tmp);
-    put_a(&k, "nll_by_pos", tmp, bins.n_bins);
+    sink_array(&k, "nll_by_pos", tmp, bins.n_bins);
     for (int b = 0; b < bins.n_bins; b++) tmp[b] = (double)bins.count[b];
-    put_a(&k, "nll_by_pos_count", tmp, bins.n_bins);
+    sink_array(&k, "nll_by_pos_count", tmp, bins.n_bins);
     for (int b = 0; b <= bins.n_bins; b++) tmp[b] = (double)L * b / bins.n_bins;
-    put_a(&k, "nll_by_pos_edges", tmp, bins.n_bins + 1);
-    put_t(&k, "protocol", protocols[o.protocol]);
-    put_t(&k, "protocol_detail", protocol_detail[o.protocol]);
-    put_t(&k, "dataset_path", ds.path);
-    put_t(&k, "dataset_sha256", ds.sha256);
-    put_t(&k, "tokenizer_sha256", c.tokenizer_sha256);
-    put_t(&k, "method_note", plan.note);
-    if (k.failed) {
-        snprintf(err, errlen, "ppl: could not store the results (table full or out of memory)");
-        result_free(out);
-        goto out;
-    }
+    sink_array(&k, "nll_by_pos_edges", tmp, bins.n_bins + 1);
+    sink_text(&k, "protocol", protocols[o.protocol]);
+    sink_text(&k, "protocol_detail", protocol_detail[o.protocol]);
+    sink_text(&k, "dataset_path", ds.path);
+    sink_text(&k, "dataset_sha256", ds.sha256);
+    sink_text(&k, "tokenizer_sha256", c.tokenizer_sha256);
+    sink_text(&k, "method_note", cp.plan.note);
+    if (sink_finish(&k, "ppl", err, errlen) != 0) goto out;
     rc = 0;
 out:
     if (s) ctx->rt->be->session_free(s);
@@ -265,6 +238,6 @@ const struct task task_ppl = {
         "Default data: tinystories.",
     .default_data = "tinystories",
     .check = ppl_check,
-    .session_tokens = ppl_session_tokens,
+    .session_tokens = task_session_is_length,
     .run = ppl_run,
 };

@@ -1,0 +1,53 @@
+/* The plumbing every task repeats around its own measurement (see task_util.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "task_util.h"
+
+int task_session_is_length(int length, const char *settings) {
+    (void)settings;
+    return length;
+}
+
+void cell_plan_init(struct cell_plan *cp) {
+    memset(cp, 0, sizeof *cp);
+    cp->seq_len = -1;
+}
+
+int cell_plan_for(struct cell_plan *cp, const struct task_ctx *ctx, int seq_len, char *err, size_t errlen) {
+    if (cp->seq_len >= 0 && (!ctx->method->method->depends_on_seq_len || cp->seq_len == seq_len)) return 0;
+    struct method_ctx mc = {.cfg = &ctx->rt->model->cfg, .target_len = ctx->length, .seq_len = seq_len};
+    if (method_plan(ctx->method, &mc, &cp->plan, err, errlen) != 0) return -1;
+    cp->fp = method_forward_plan(&cp->plan);
+    cp->seq_len = seq_len;
+    return 0;
+}
+
+int cell_plan_decode(struct cell_plan *cp, const struct task_ctx *ctx, struct session *s,
+                     const struct decode_request *rq, struct decode_result *dr, char *err, size_t errlen) {
+    if (cell_plan_for(cp, ctx, rq->n_prompt, err, errlen) != 0) return -1;
+    return decode_greedy_scored(ctx->rt, s, &cp->fp, rq, dr, err, errlen);
+}
+
+long prompt_token_count(const struct tokenizer *tok, const struct textbuf *b) {
+    if (b->oom) return -1;
+    int32_t *ids;
+    size_t n;
+    if (tokenizer_encode(tok, b->s, b->n, tokenizer_add_bos_default(tok), &ids, &n) != 0) return -1;
+    free(ids);
+    return (long)n;
+}
+
+void sink_scalar(struct result_sink *k, const char *name, double v) { k->failed |= result_scalar(k->r, name, v) != 0; }
+void sink_array(struct result_sink *k, const char *name, const double *v, int n) {
+    k->failed |= result_array(k->r, name, v, n, 1) != 0;
+}
+void sink_text(struct result_sink *k, const char *name, const char *v) { k->failed |= result_text(k->r, name, v) != 0; }
+
+int sink_finish(struct result_sink *k, const char *who, char *err, size_t errlen) {
+    if (!k->failed) return 0;
+    snprintf(err, errlen, "%s: could not store the results (table full or out of memory)", who);
+    result_free(k->r);
+    return -1;
+}

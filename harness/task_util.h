@@ -1,0 +1,55 @@
+/* The plumbing every task repeats around its own measurement: the session size hook,
+ * the method plan kept per sequence length, prompt token counts and a result writer
+ * that checks for a full table once at the end. What a task measures stays in
+ * tasks/NAME.c; this file holds only what is the same in all of them. */
+#ifndef CTX_TASK_UTIL_H
+#define CTX_TASK_UTIL_H
+
+#include <stddef.h>
+
+#include "decode.h"
+#include "method.h"
+#include "result.h"
+#include "task.h"
+#include "textbuf.h"
+#include "tokenizer.h"
+
+/* The session_tokens hook of a task whose session holds exactly the cell's length:
+ * its prompt and answer are sized to fit in it. */
+int task_session_is_length(int length, const char *settings);
+
+/* The method's plan for the sequences of one cell. It is made for the first sequence
+ * and made again only when the method depends on the sequence length and that changed. */
+struct cell_plan {
+    struct method_plan plan;   /* plan.note goes into the result ("" before any plan) */
+    struct forward_plan fp;    /* what the backend runs; points into plan */
+    int seq_len;               /* the length it was made for; -1 = none yet */
+};
+void cell_plan_init(struct cell_plan *cp);
+/* Makes cp->fp right for a sequence of seq_len tokens of this cell (method_ctx target_len =
+ * the cell's length). 0, or -1 + the method's reason. */
+int cell_plan_for(struct cell_plan *cp, const struct task_ctx *ctx, int seq_len, char *err, size_t errlen);
+
+/* Greedy decoding with the reference's NLL (decode_greedy_scored) on session s, with the
+ * method planned for the prompt's length: a generation task's seq_len is its prompt. */
+int cell_plan_decode(struct cell_plan *cp, const struct task_ctx *ctx, struct session *s,
+                     const struct decode_request *rq, struct decode_result *dr, char *err, size_t errlen);
+
+/* Tokens of the prompt text in b, with BOS as the model expects it; -1 when b ran out of
+ * memory or the text does not tokenize. */
+long prompt_token_count(const struct tokenizer *tok, const struct textbuf *b);
+
+/* Writes items into a result and remembers whether any failed (table full, out of memory,
+ * name taken), so a task writes everything and checks once. */
+struct result_sink {
+    struct result *r;
+    int failed;
+};
+void sink_scalar(struct result_sink *k, const char *name, double v);
+void sink_array(struct result_sink *k, const char *name, const double *v, int n);
+void sink_text(struct result_sink *k, const char *name, const char *v);
+/* 0, or (after a failed write) -1 + "<who>: could not store the results ..." with the
+ * result freed. */
+int sink_finish(struct result_sink *k, const char *who, char *err, size_t errlen);
+
+#endif
