@@ -60,7 +60,7 @@ $(BUILD)/libctxbench.a: $(LIB_OBJ)
 $(BUILD)/ctxbench: $(BUILD)/obj/harness/main.o $(BUILD)/libctxbench.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libctxbench.a
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libctxbench.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -o $@ $< $(BUILD)/libctxbench.a $(LDLIBS) -lcriterion
 

@@ -15,19 +15,9 @@
 #include "store.h"
 #include "sweep.h"
 #include "testutil.h"
+#include "testutil_sys.h"
 
 /* ------------------------------------------------------------------ helpers */
-
-static void temp_dir(char *buf, size_t cap) {
-    snprintf(buf, cap, "/tmp/ctxbench_store_XXXXXX");
-    cr_assert_not_null(mkdtemp(buf));
-}
-
-static void rm_rf(const char *dir) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
-}
 
 /* A string attribute read with the raw API (variable or fixed length). */
 static char *raw_attr_str(hid_t loc, const char *name) {
@@ -116,7 +106,7 @@ static void write_three(const char *path) {
 
 Test(store, cells_read_back_with_raw_hdf5) {
     char dir[64], path[128];
-    temp_dir(dir, sizeof dir);
+    test_temp_dir(dir, sizeof dir, "store");
     snprintf(path, sizeof path, "%s/r.h5", dir);
     write_three(path);
 
@@ -193,12 +183,12 @@ Test(store, cells_read_back_with_raw_hdf5) {
     char cmd[256];
     snprintf(cmd, sizeof cmd, "h5dump -A '%s' > /dev/null 2>&1", path);
     cr_expect_eq(system(cmd), 0, "h5dump reads the file");
-    rm_rf(dir);
+    test_rm_rf(dir);
 }
 
 Test(store, store_read_returns_what_was_written) {
     char dir[64], path[128], err[512];
-    temp_dir(dir, sizeof dir);
+    test_temp_dir(dir, sizeof dir, "store");
     snprintf(path, sizeof path, "%s/r.h5", dir);
     write_three(path);
     struct store_cell *cells;
@@ -224,7 +214,7 @@ Test(store, store_read_returns_what_was_written) {
     cr_expect_eq(c->res.items[0].kind, RESULT_SCALAR, "items keep their order: scalars and texts first");
     cr_expect_str_eq(c->res.items[0].name, "ppl");
     store_cells_free(cells, n);
-    rm_rf(dir);
+    test_rm_rf(dir);
 }
 
 /* ------------------------------------------------------------------ CSV */
@@ -273,7 +263,7 @@ static int col(const struct csv_rows *r, const char *name) {
 
 Test(store, csv_long_round_trip) {
     char dir[64], path[128], csvp[128];
-    temp_dir(dir, sizeof dir);
+    test_temp_dir(dir, sizeof dir, "store");
     snprintf(path, sizeof path, "%s/r.h5", dir);
     snprintf(csvp, sizeof csvp, "%s/r.csv", dir);
     write_three(path);
@@ -309,12 +299,12 @@ Test(store, csv_long_round_trip) {
     }
     cr_expect_eq(seen, 4);
     free_rows(&r);
-    rm_rf(dir);
+    test_rm_rf(dir);
 }
 
 Test(store, csv_wide_round_trip) {
     char dir[64], path[128], csvp[128];
-    temp_dir(dir, sizeof dir);
+    test_temp_dir(dir, sizeof dir, "store");
     snprintf(path, sizeof path, "%s/r.h5", dir);
     snprintf(csvp, sizeof csvp, "%s/r.csv", dir);
     write_three(path);
@@ -335,7 +325,7 @@ Test(store, csv_wide_round_trip) {
         cr_expect_eq(strtod(r.f[i][cw], NULL), 1.5);
     }
     free_rows(&r);
-    rm_rf(dir);
+    test_rm_rf(dir);
 }
 
 /* Runs fn's output into a file and returns it. */
@@ -360,7 +350,7 @@ static char *capture_stdout(int (*fn)(int, char **), int argc, char **argv, int 
 
 Test(store, report_markdown_table) {
     char dir[64], path[128];
-    temp_dir(dir, sizeof dir);
+    test_temp_dir(dir, sizeof dir, "store");
     snprintf(path, sizeof path, "%s/r.h5", dir);
     write_three(path);
     char *argv[] = {"report", path, NULL};
@@ -373,14 +363,14 @@ Test(store, report_markdown_table) {
     cr_expect_not_null(strstr(text, "| pi | fail | |"), "%s", text);
     cr_expect_not_null(strstr(text, "- failed pi at 2048: pi: factor out of range"), "%s", text);
     free(text);
-    rm_rf(dir);
+    test_rm_rf(dir);
 }
 
 /* ------------------------------------------------------------------ bad inputs */
 
 Test(store, bad_files_give_clear_errors) {
     char dir[64], path[160], err[512];
-    temp_dir(dir, sizeof dir);
+    test_temp_dir(dir, sizeof dir, "store");
     cr_expect_null(store_open("/nonexistent-dir/x.h5", err, sizeof err));
     cr_expect_not_null(strstr(err, "cannot write results to /nonexistent-dir/x.h5"), "%s", err);
     cr_expect_null(store_open(dir, err, sizeof err));
@@ -417,30 +407,30 @@ Test(store, bad_files_give_clear_errors) {
     struct store *b = store_open(path, err, sizeof err);
     cr_expect_not_null(b, "the lock is released on close: %s", err);
     store_close(b);
-    rm_rf(dir);
+    test_rm_rf(dir);
 }
 
 Test(store, unwritable_directory) {
     if (geteuid() == 0) {   /* root writes anywhere: use a path under a regular file instead */
         char dir[64], path[160], err[512];
-        temp_dir(dir, sizeof dir);
+        test_temp_dir(dir, sizeof dir, "store");
         snprintf(path, sizeof path, "%s/file", dir);
         FILE *f = fopen(path, "w");
         fclose(f);
         snprintf(path, sizeof path, "%s/file/x.h5", dir);
         cr_expect_null(store_open(path, err, sizeof err));
         cr_expect_not_null(strstr(err, "Not a directory"), "%s", err);
-        rm_rf(dir);
+        test_rm_rf(dir);
         return;
     }
     char dir[64], path[160], err[512];
-    temp_dir(dir, sizeof dir);
+    test_temp_dir(dir, sizeof dir, "store");
     chmod(dir, 0555);
     snprintf(path, sizeof path, "%s/x.h5", dir);
     cr_expect_null(store_open(path, err, sizeof err));
     cr_expect_not_null(strstr(err, "Permission denied"), "%s", err);
     chmod(dir, 0755);
-    rm_rf(dir);
+    test_rm_rf(dir);
 }
 
 Test(store, lengths_parse) {
@@ -497,40 +487,18 @@ Test(store, settings_canonical_and_data_paths) {
 /* Runs `ctxbench ARGS...` ($CTXBENCH_BIN, set by make test) with stderr into a file;
  * returns the exit status and the stderr text (malloc'd). */
 static char *run_ctxbench(const char *const *args, const char *dir, int *status) {
-    const char *bin = getenv("CTXBENCH_BIN");
-    if (!bin || !*bin) bin = "build/ctxbench";
-    cr_assert_eq(access(bin, X_OK), 0, "ctxbench binary %s (set CTXBENCH_BIN)", bin);
     char errp[160];
     snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
-    char *argv[32];
-    int n = 0;
-    argv[n++] = (char *)bin;
-    for (; args[n - 1] && n < 31; n++) argv[n] = (char *)args[n - 1];
-    argv[n] = NULL;
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int fd = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int nul = open("/dev/null", O_WRONLY);
-        if (fd < 0 || nul < 0) _exit(127);
-        dup2(fd, 2);
-        dup2(nul, 1);
-        execv(bin, argv);
-        _exit(127);
-    }
+    pid_t pid = ctxbench_spawn(args, errp, true);
     int st;
     waitpid(pid, &st, 0);
     *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    size_t len;
-    char err[256];
-    char *text = read_file(errp, &len, err, sizeof err);
-    cr_assert_not_null(text, "%s", err);
-    return text;
+    return test_read_text(errp);
 }
 
 Test(store, sweep_command_rejects_bad_inputs) {
     char dir[64], out[128], model[512], bad_out[160];
-    temp_dir(dir, sizeof dir);
+    test_temp_dir(dir, sizeof dir, "store");
     snprintf(out, sizeof out, "%s/x.h5", dir);
     shared_path(model, sizeof model, "models/stories260K.gguf");
     snprintf(bad_out, sizeof bad_out, "%s/no/such/dir/x.h5", dir);
@@ -565,5 +533,5 @@ Test(store, sweep_command_rejects_bad_inputs) {
         free(text);
     }
     cr_expect_neq(access(out, F_OK), 0, "no results file is created by a rejected sweep");
-    rm_rf(dir);
+    test_rm_rf(dir);
 }

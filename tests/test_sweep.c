@@ -3,7 +3,6 @@
  * file whose results are a known function of the cell, so every stored value can be
  * checked; the model is stories260K (only its config and memory estimate are used). */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -15,6 +14,7 @@
 #include "store.h"
 #include "sweep.h"
 #include "testutil.h"
+#include "testutil_sys.h"
 
 /* ------------------------------------------------------------------ the toy task */
 
@@ -105,17 +105,6 @@ static void open_model(struct runtime *rt, char *model, size_t cap) {
     cr_assert_eq(runtime_open(rt, model, "cpu", &eo, err, sizeof err), 0, "%s", err);
 }
 
-static void temp_dir(char *buf, size_t cap) {
-    snprintf(buf, cap, "/tmp/ctxbench_sweep_XXXXXX");
-    cr_assert_not_null(mkdtemp(buf));
-}
-
-static void rm_rf(const char *dir) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
 static double cell_num(const struct store_cell *c, const char *name) {
     const struct store_attr *a = store_cell_attr(c, name);
     cr_assert_not_null(a, "cell %s has %s", c->id, name);
@@ -160,7 +149,7 @@ static int count_done(const char *path) {
 
 Test(sweep, resume_after_sigkill_between_cells) {
     char dir[64], out[128], model[512], err[512];
-    temp_dir(dir, sizeof dir);
+    test_temp_dir(dir, sizeof dir, "sweep");
     snprintf(out, sizeof out, "%s/s.h5", dir);
     struct grid g;
     make_grid(&g, "baseline,pi:factor=2", "sleep_ms=40", 5);   /* 10 cells of ~40 ms */
@@ -228,7 +217,7 @@ Test(sweep, resume_after_sigkill_between_cells) {
     cr_expect_eq(sum.done, 0);
     runtime_close(&rt);
     free(g.methods);
-    rm_rf(dir);
+    test_rm_rf(dir);
 }
 
 Test(sweep, sigkill_during_writes_never_tears_the_file) {
@@ -236,7 +225,7 @@ Test(sweep, sigkill_during_writes_never_tears_the_file) {
      * killing at random moments lands inside store_put again and again (the delays
      * grow with the file, so later kills still land at every stage of a write). */
     char dir[64], out[128], model[512], err[512];
-    temp_dir(dir, sizeof dir);
+    test_temp_dir(dir, sizeof dir, "sweep");
     snprintf(out, sizeof out, "%s/w.h5", dir);
     struct grid g;
     make_grid(&g, "baseline,pi:factor=2,pi:factor=3,pi:factor=4,pi:factor=5,ntk:factor=2,ntk:factor=3,ntk:factor=4",
@@ -281,12 +270,12 @@ Test(sweep, sigkill_during_writes_never_tears_the_file) {
     cr_expect_neq(access(tmp, F_OK), 0, "no temporary copy left behind");
     runtime_close(&rt);
     free(g.methods);
-    rm_rf(dir);
+    test_rm_rf(dir);
 }
 
 Test(sweep, skipped_and_failed_cells_are_recorded_and_retried) {
     char dir[64], out[128], model[512], err[512], buf[64];
-    temp_dir(dir, sizeof dir);
+    test_temp_dir(dir, sizeof dir, "sweep");
     snprintf(out, sizeof out, "%s/f.h5", dir);
     struct grid g;
     make_grid(&g, "baseline", "fail_at=128", 3);   /* 64 ok, 128 fails, 256 ok */
@@ -326,12 +315,12 @@ Test(sweep, skipped_and_failed_cells_are_recorded_and_retried) {
               sum.failed);
     runtime_close(&rt);
     free(g.methods);
-    rm_rf(dir);
+    test_rm_rf(dir);
 }
 
 Test(sweep, stop_flag_and_distinct_keys) {
     char dir[64], out[128], model[512], err[512];
-    temp_dir(dir, sizeof dir);
+    test_temp_dir(dir, sizeof dir, "sweep");
     snprintf(out, sizeof out, "%s/k.h5", dir);
     struct grid g;
     make_grid(&g, "baseline", "", 2);
@@ -356,7 +345,7 @@ Test(sweep, stop_flag_and_distinct_keys) {
     cr_expect_eq(count_done(out), 6);
     runtime_close(&rt);
     free(g.methods);
-    rm_rf(dir);
+    test_rm_rf(dir);
 }
 
 /* ------------------------------------------------------------------ the real command */
@@ -364,23 +353,12 @@ Test(sweep, stop_flag_and_distinct_keys) {
 /* Starts `ctxbench sweep` ($CTXBENCH_BIN, set by make test) on stories260K with the ppl
  * task; stderr goes to DIR/stderr.txt. */
 static pid_t start_sweep(const char *dir, const char *out) {
-    const char *bin = getenv("CTXBENCH_BIN");
-    if (!bin || !*bin) bin = "build/ctxbench";
-    cr_assert_eq(access(bin, X_OK), 0, "ctxbench binary %s (set CTXBENCH_BIN)", bin);
     char model[512], errp[160];
     shared_path(model, sizeof model, "models/stories260K.gguf");
     snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int fd = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0) _exit(127);
-        dup2(fd, 2);
-        execl(bin, bin, "sweep", "-m", model, "--methods", "baseline,pi:factor=2,yarn:factor=4", "--tasks", "ppl",
-              "--lengths", "256:2k", "--task-opt", "ppl:max_windows=6", "-t", "1", "-o", out, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
+    const char *const args[] = {"sweep", "-m", model, "--methods", "baseline,pi:factor=2,yarn:factor=4", "--tasks", "ppl",
+                                "--lengths", "256:2k", "--task-opt", "ppl:max_windows=6", "-t", "1", "-o", out, NULL};
+    return ctxbench_spawn(args, errp, false);
 }
 
 static int wait_status(pid_t pid) {
@@ -401,17 +379,9 @@ static int wait_cells(const char *out, int want, pid_t pid) {
     return done;
 }
 
-static char *read_text(const char *path) {
-    size_t len;
-    char err[256];
-    char *t = read_file(path, &len, err, sizeof err);
-    cr_assert_not_null(t, "%s", err);
-    return t;
-}
-
 Test(sweep, command_resumes_after_sigkill) {
     char dir[64], out[128], errp[160], err[512];
-    temp_dir(dir, sizeof dir);
+    test_temp_dir(dir, sizeof dir, "sweep");
     snprintf(out, sizeof out, "%s/b.h5", dir);
     snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
     pid_t pid = start_sweep(dir, out);
@@ -435,7 +405,7 @@ Test(sweep, command_resumes_after_sigkill) {
 
     pid = start_sweep(dir, out);
     cr_assert_eq(wait_status(pid), 0, "the rerun finishes");
-    char *text = read_text(errp);
+    char *text = test_read_text(errp);
     char want[64];
     snprintf(want, sizeof want, "12 cells, %d already done", before);
     cr_expect_not_null(strstr(text, want), "%s", text);
@@ -458,19 +428,19 @@ Test(sweep, command_resumes_after_sigkill) {
     char cmd[300];
     snprintf(cmd, sizeof cmd, "h5dump -H '%s' > /dev/null 2>&1", out);
     cr_expect_eq(system(cmd), 0, "h5dump opens the file");
-    rm_rf(dir);
+    test_rm_rf(dir);
 }
 
 Test(sweep, command_ctrl_c_finishes_the_cell_and_exits_130) {
     char dir[64], out[128], errp[160];
-    temp_dir(dir, sizeof dir);
+    test_temp_dir(dir, sizeof dir, "sweep");
     snprintf(out, sizeof out, "%s/c.h5", dir);
     snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
     pid_t pid = start_sweep(dir, out);
     wait_cells(out, 1, pid);
     kill(pid, SIGINT);
     cr_assert_eq(wait_status(pid), 130, "an interrupted sweep exits with 130");
-    char *text = read_text(errp);
+    char *text = test_read_text(errp);
     cr_expect_not_null(strstr(text, "interrupted: finishing the current cell"), "%s", text);
     cr_expect_not_null(strstr(text, "rerun the same command to resume"), "%s", text);
     free(text);
@@ -482,7 +452,7 @@ Test(sweep, command_ctrl_c_finishes_the_cell_and_exits_130) {
     pid = start_sweep(dir, out);
     cr_assert_eq(wait_status(pid), 0);
     cr_expect_eq(count_done(out), 12);
-    rm_rf(dir);
+    test_rm_rf(dir);
 }
 
 /* ------------------------------------------------------------------ progress */

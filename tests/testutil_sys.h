@@ -1,0 +1,64 @@
+/* Helpers for the tests that touch the file system or run the built program: a
+ * temporary directory and its removal, a file's text, and `ctxbench ARGS` started as
+ * a child with its stderr in a file. Criterion asserts fail the calling test. */
+#ifndef CTX_TESTUTIL_SYS_H
+#define CTX_TESTUTIL_SYS_H
+
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* A fresh directory /tmp/ctxbench_TAG_XXXXXX, its path in buf. */
+static inline void test_temp_dir(char *buf, size_t cap, const char *tag) {
+    snprintf(buf, cap, "/tmp/ctxbench_%s_XXXXXX", tag);
+    cr_assert_not_null(mkdtemp(buf));
+}
+
+static inline void test_rm_rf(const char *dir) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* The whole text of a file, malloc'd. */
+static inline char *test_read_text(const char *path) {
+    size_t len;
+    char err[256];
+    char *t = read_file(path, &len, err, sizeof err);
+    cr_assert_not_null(t, "%s", err);
+    return t;
+}
+
+/* Starts `ctxbench ARGS` ($CTXBENCH_BIN, set by make test; else build/ctxbench) with
+ * args NULL-terminated (at most 30), stderr into err_path and, when quiet, stdout into
+ * /dev/null. Returns the child's pid; the caller waits for it. */
+static inline pid_t ctxbench_spawn(const char *const *args, const char *err_path, bool quiet) {
+    const char *bin = getenv("CTXBENCH_BIN");
+    if (!bin || !*bin) bin = "build/ctxbench";
+    cr_assert_eq(access(bin, X_OK), 0, "ctxbench binary %s (set CTXBENCH_BIN)", bin);
+    char *argv[32];
+    int n = 0;
+    argv[n++] = (char *)bin;
+    for (; args[n - 1] && n < 31; n++) argv[n] = (char *)args[n - 1];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int nul = quiet ? open("/dev/null", O_WRONLY) : -1;
+        if (fd < 0 || (quiet && nul < 0)) _exit(127);
+        dup2(fd, 2);
+        if (quiet) dup2(nul, 1);
+        execv(bin, argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+#endif
