@@ -403,10 +403,13 @@ static const char *attn_args_problem(const struct attn_args *a) {
     return NULL;
 }
 
-void attn_forward(const struct attn_args *a, struct threadpool *tp) {
+int attn_forward(const struct attn_args *a, struct threadpool *tp, char *err, size_t errlen) {
     const char *problem = attn_args_problem(a);
-    if (problem) { fprintf(stderr, "attn_forward: %s\n", problem); return; }
-    if (a->n_q == 0) return;
+    if (problem) {
+        snprintf(err, errlen, "attention: %s", problem);
+        return -1;
+    }
+    if (a->n_q == 0) return 0;
 
     struct attn_plan p = { .a = a, .group_size = a->n_heads / a->n_kv_heads, .selfextend = a->q_group != NULL };
     p.tile_q = a->tile_q > 0 ? a->tile_q : DEFAULT_TASK_ROWS / p.group_size;
@@ -418,8 +421,8 @@ void attn_forward(const struct attn_args *a, struct threadpool *tp) {
     p.n_ktiles = (a->n_kv + p.tile_k - 1) / p.tile_k;
 
     if ((int64_t)p.n_qtiles * a->n_kv_heads > INT32_MAX) {
-        fprintf(stderr, "attn_forward: too many tasks (%d query tiles x %d kv heads)\n", p.n_qtiles, a->n_kv_heads);
-        return;
+        snprintf(err, errlen, "attention: too many tasks (%d query tiles x %d kv heads)", p.n_qtiles, a->n_kv_heads);
+        return -1;
     }
     int n_threads = threadpool_size(tp);
     size_t rows = (size_t)p.tile_q * p.group_size;
@@ -438,12 +441,12 @@ void attn_forward(const struct attn_args *a, struct threadpool *tp) {
     p.scratch = aligned_alloc(64, (size_t)n_threads * p.slice_floats * sizeof(float));
     if (p.n_splits > 1) p.partial = malloc((size_t)units * p.n_splits * p.partial_floats * sizeof(float));
     if (!p.k_range || !p.scratch || (p.n_splits > 1 && !p.partial)) {
-        fprintf(stderr, "attn_forward: out of memory for %zu floats of tile scratch\n",
-                (size_t)n_threads * p.slice_floats);
+        snprintf(err, errlen, "attention: out of memory for %zu floats of tile scratch",
+                 (size_t)n_threads * p.slice_floats);
         free(p.k_range);
         free(p.scratch);
         free(p.partial);
-        return;
+        return -1;
     }
     for (int kt = 0; kt < p.n_ktiles; kt++) {
         struct pos_range r = { INT64_MAX, INT64_MIN };
@@ -460,4 +463,5 @@ void attn_forward(const struct attn_args *a, struct threadpool *tp) {
     free(p.k_range);
     free(p.scratch);
     free(p.partial);
+    return 0;
 }

@@ -55,8 +55,9 @@ struct backend_ops {
     int (*eval)(struct session *s, const int32_t *tokens, const int32_t *pos, int n,
                 const struct forward_plan *plan, const int32_t *targets, float *logprob,
                 float *last_logits, char *err, size_t errlen);
-    /* Bytes a session of n tokens needs beyond the weights, for "does it fit" checks. */
-    size_t (*session_bytes)(const struct engine *e, int n_tokens);
+    /* Bytes a session of n tokens needs beyond the weights under `plan` (NULL: a plain
+     * plan), for "does it fit" checks before any work. */
+    size_t (*session_bytes)(const struct engine *e, int n_tokens, const struct forward_plan *plan);
     void (*session_stats)(const struct session *s, struct eval_stats *out);
 };
 

@@ -255,9 +255,10 @@ static size_t logits_rows_for(const struct model_config *c) {
     return rows;
 }
 
-static size_t cpu_session_bytes(const struct engine *e, int n) {
+static size_t cpu_session_bytes(const struct engine *e, int n, const struct forward_plan *plan) {
     const struct model_config *c = &e->m->cfg;
-    return (2 * kv_floats(c, n) + chunk_floats(c) + logits_rows_for(c) * c->n_vocab) * sizeof(float) +
+    size_t kv_copies = plan && plan->se_group > 0 ? 3 : 2;   /* K, V, and SelfExtend's grouped K */
+    return (kv_copies * kv_floats(c, n) + chunk_floats(c) + logits_rows_for(c) * c->n_vocab) * sizeof(float) +
            (size_t)n * sizeof(int32_t);
 }
 
@@ -277,7 +278,7 @@ static struct session *cpu_session_new(struct engine *e, int max_tokens, char *e
     }
     /* Linux overcommits: a session that does not fit would be killed mid-run, not
      * refused by malloc, so say so up front. */
-    size_t need = cpu_session_bytes(e, max_tokens), avail = host_mem_available();
+    size_t need = cpu_session_bytes(e, max_tokens, NULL), avail = host_mem_available();
     if (need > avail) {
         snprintf(err, errlen, "a %d-token session needs %zu MB (KV cache and activations) but only %zu MB are available",
                  max_tokens, need >> 20, avail >> 20);
@@ -311,7 +312,7 @@ static struct session *cpu_session_new(struct engine *e, int max_tokens, char *e
     return s;
 oom:
     snprintf(err, errlen, "out of memory for a %d-token session (needs about %zu MB)", max_tokens,
-             cpu_session_bytes(e, max_tokens) >> 20);
+             cpu_session_bytes(e, max_tokens, NULL) >> 20);
     cpu_session_free(s);
     return NULL;
 }
@@ -401,7 +402,7 @@ static int forward_chunk(struct session *s, const int32_t *tokens, int n, const 
             .out = s->att, .out_stride = (size_t)qd,
         };
         double t0 = host_monotonic_s();
-        attn_forward(&a, e->tp);
+        if (attn_forward(&a, e->tp, err, errlen) != 0) return -1;
         s->stats.t_attn += host_monotonic_s() - t0;
         matmul(s, &L->wo, s->att, n, s->xb);
         for (size_t i = 0; i < (size_t)n * dim; i++) x[i] += s->xb[i];
@@ -485,19 +486,30 @@ static int cpu_eval(struct session *s, const int32_t *tokens, const int32_t *pos
             snprintf(err, errlen, "SelfExtend needs a positive neighbour window");
             return -1;
         }
+        if (s->n_past > 0 && (s->se_group != plan->se_group || s->se_window != plan->se_window)) {
+            /* The grouped keys of the tokens already cached were made with other settings, or never. */
+            snprintf(err, errlen, "SelfExtend cannot start or change in the middle of a session (%d tokens cached)",
+                     s->n_past);
+            return -1;
+        }
         if (!s->kg_cache) {
-            s->kg_cache = malloc(kv_floats(c, s->max_tokens) * sizeof(float));
+            size_t bytes = kv_floats(c, s->max_tokens) * sizeof(float), avail = host_mem_available();
+            if (bytes > avail) {
+                snprintf(err, errlen, "SelfExtend's grouped key cache needs %zu MB but only %zu MB are available",
+                         bytes >> 20, avail >> 20);
+                return -1;
+            }
+            s->kg_cache = malloc(bytes);
             if (!s->kg_cache) {
                 snprintf(err, errlen, "out of memory for SelfExtend's grouped key cache (%zu MB)",
                          kv_floats(c, s->max_tokens) * sizeof(float) >> 20);
                 return -1;
             }
-        } else if (s->n_past > 0 && (s->se_group != plan->se_group || s->se_window != plan->se_window)) {
-            snprintf(err, errlen, "SelfExtend settings changed in the middle of a session");
-            return -1;
         }
         s->se_group = plan->se_group;
         s->se_window = plan->se_window;
+    } else {
+        s->se_group = s->se_window = 0;   /* grouped keys are not kept up to date from here on */
     }
     double t0 = host_monotonic_s();
     for (int done = 0; done < n;) {

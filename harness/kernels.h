@@ -51,7 +51,9 @@ struct attn_args {
     float *out;              /* row i, head h at out + i*out_stride + h*head_dim */
     size_t out_stride;
 };
-void attn_forward(const struct attn_args *a, struct threadpool *tp);
+/* Returns 0, or -1 with a one-line reason in err (bad arguments, out of memory); on
+ * failure nothing is written to out. */
+int attn_forward(const struct attn_args *a, struct threadpool *tp, char *err, size_t errlen);
 
 /* out[i] = silu(gate[i]) * up[i] */
 void swiglu(float *out, const float *gate, const float *up, size_t n);

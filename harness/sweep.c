@@ -331,18 +331,19 @@ static int run_cell(struct runtime *rt, const struct sweep_config *cfg, const st
     strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", &tmv);
 
     int tokens = t->task->session_tokens ? t->task->session_tokens(length, t->settings) : length;
-    size_t need = tokens > 0 ? rt->be->session_bytes(rt->engine, tokens) : 0;
-    size_t avail = cfg->mem_limit ? cfg->mem_limit : host_mem_available();
+    size_t avail = cfg->mem_limit ? cfg->mem_limit : host_mem_available(), need = 0;
     struct method_plan plan;
     struct method_ctx mctx = {.cfg = &rt->model->cfg, .target_len = length, .seq_len = length};
     if (tokens <= 0) {
         snprintf(cell_err, sizeof cell_err, "task %s: session_tokens(%d) = %d", t->task->name, length, tokens);
-    } else if (need > avail) {
+    } else if (method_plan(m, &mctx, &plan, cell_err, sizeof cell_err) != 0) {
+        /* e.g. a derived parameter out of range at this length: the task could not run either */
+    } else if (need = rt->be->session_bytes(rt->engine, tokens, &(struct forward_plan){.se_group = plan.se_group}),
+               need > avail) {
+        /* The plan decides the size: SelfExtend keeps a second, grouped-position key cache. */
         status = CELL_SKIPPED;
         snprintf(cell_err, sizeof cell_err, "needs %zu MiB for a %d-token session, %zu MiB available", need >> 20,
                  tokens, avail >> 20);
-    } else if (method_plan(m, &mctx, &plan, cell_err, sizeof cell_err) != 0) {
-        /* e.g. a derived parameter out of range at this length: the task could not run either */
     } else {
         snprintf(note, sizeof note, "%s", plan.note);
         n_used = m->method->n_params;

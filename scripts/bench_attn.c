@@ -82,10 +82,11 @@ static double time_attention(struct threadpool *tp, struct shape s, int tile_q, 
         .tile_q = tile_q, .tile_k = tile_k, .out = out, .out_stride = (size_t)s.n_heads * s.d,
     };
     double best = 1e30;   /* best of several: the machine may be shared */
+    char err[256];
     int reps = s.n_q == 1 ? 50 : 6;
     for (int r = 0; r < reps; r++) {
         double t0 = now();
-        attn_forward(&a, tp);
+        if (attn_forward(&a, tp, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); exit(1); }
         double dt = now() - t0;
         if (dt < best) best = dt;
     }

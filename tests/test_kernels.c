@@ -261,7 +261,8 @@ static void run_attn_case(struct attn_case c) {
         .q_pos = q_pos, .k_pos = k_pos, .scale = (float)scale, .window = c.window,
         .tile_q = c.tile_q, .tile_k = c.tile_k, .out = out, .out_stride = (size_t)H * d,
     };
-    attn_forward(&a, tp);
+    char msg[256];
+    cr_assert_eq(attn_forward(&a, tp, msg, sizeof msg), 0, "%s", msg);
     threadpool_free(tp);
 
     for (size_t i = 0; i < qn; i++)   /* max_rel_err would pass over a NaN */
@@ -426,7 +427,8 @@ Test(attention, fully_masked_rows_are_zero) {
         .q = q, .q_stride = D, .k = k, .v = v, .kv_stride = D, .q_pos = q_pos, .k_pos = k_pos,
         .scale = 0.25f, .tile_q = 2, .tile_k = 8, .out = out, .out_stride = D,
     };
-    attn_forward(&a, NULL);
+    char err[256];
+    cr_assert_eq(attn_forward(&a, NULL, err, sizeof err), 0, "%s", err);
     for (int e = 0; e < 2 * D; e++) cr_assert_eq(out[e], 0.0f, "rows of queries before every key must be 0");
     for (int e = 0; e < D; e++)   /* query at 10 sees exactly key 0 */
         cr_assert_float_eq(out[2 * D + e], v[e], 1e-6);
@@ -441,9 +443,11 @@ Test(attention, rejects_bad_arguments) {
         .q = q, .q_stride = 6, .k = k, .v = v, .kv_stride = 4, .q_pos = pos, .k_pos = pos,
         .scale = 1, .out = out, .out_stride = 6,
     };
-    attn_forward(&a, NULL);   /* 3 heads over 2 kv heads: refused, nothing written */
+    char err[256] = "";
+    cr_assert_eq(attn_forward(&a, NULL, err, sizeof err), -1);   /* 3 heads over 2 kv heads: refused, nothing written */
+    cr_assert(strstr(err, "attention: ") != NULL, "%s", err);
     for (int i = 0; i < 8; i++) cr_assert_eq(out[i], 7.0f);
     a.n_heads = 2; a.q_stride = 1;   /* stride too small */
-    attn_forward(&a, NULL);
+    cr_assert_eq(attn_forward(&a, NULL, err, sizeof err), -1);
     for (int i = 0; i < 8; i++) cr_assert_eq(out[i], 7.0f);
 }

@@ -310,3 +310,23 @@ Test(synthetic, llama_q4_0_rowwise_dequant_matches_reference, .timeout = 60) {
 Test(synthetic, llama_f32_matches_reference, .timeout = 60) {
     synthetic_vs_reference("llama", GGML_TYPE_F32, false, 0);
 }
+
+Test(model, selfextend_needs_its_grouped_keys_from_the_start) {
+    float inv[64];
+    struct forward_plan plain = baseline_plan(inv), se = plain;
+    se.se_group = 4;
+    se.se_window = 16;
+    cr_assert_gt(rt.be->session_bytes(rt.engine, 1024, &se), rt.be->session_bytes(rt.engine, 1024, NULL),
+                 "SelfExtend's grouped key cache must be counted");
+    struct session *s = rt.be->session_new(rt.engine, 64, err, sizeof err);
+    cr_assert(s, "%s", err);
+    int32_t ids[8] = {1, 403, 407, 261, 378, 30, 31, 32};
+    cr_assert_eq(rt.be->eval(s, ids, NULL, 4, &plain, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
+    err[0] = 0;
+    cr_assert_eq(rt.be->eval(s, ids + 4, NULL, 4, &se, NULL, NULL, NULL, err, sizeof err), -1);
+    cr_assert(strstr(err, "SelfExtend cannot start") != NULL, "%s", err);
+    rt.be->session_reset(s);   /* from the start it is fine, and so is going on with it */
+    cr_assert_eq(rt.be->eval(s, ids, NULL, 4, &se, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rt.be->eval(s, ids + 4, NULL, 4, &se, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
+    rt.be->session_free(s);
+}

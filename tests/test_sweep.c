@@ -283,7 +283,7 @@ Test(sweep, skipped_and_failed_cells_are_recorded_and_retried) {
     open_model(&rt, model, sizeof model);
     struct sweep_config cfg = config(&g, model, out);
     /* a memory limit between the 128- and 256-token sessions' needs */
-    size_t b128 = rt.be->session_bytes(rt.engine, 128), b256 = rt.be->session_bytes(rt.engine, 256);
+    size_t b128 = rt.be->session_bytes(rt.engine, 128, NULL), b256 = rt.be->session_bytes(rt.engine, 256, NULL);
     cr_assert_lt(b128, b256);
     cfg.mem_limit = (b128 + b256) / 2;
     struct sweep_summary sum;
