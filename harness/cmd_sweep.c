@@ -270,7 +270,11 @@ int cmd_sweep(int argc, char **argv) {
         }
         /* a task without a default dataset reads none (passkey builds its own text) */
         const char *d = !tk->default_data ? "" : data ? data : tk->default_data;
-        snprintf(tasks[i].data, sizeof tasks[i].data, "%s", d);
+        if ((size_t)snprintf(tasks[i].data, sizeof tasks[i].data, "%s", d) >= sizeof tasks[i].data) {
+            snprintf(err, sizeof err, "task %s: dataset path is longer than %zu bytes", tk->name,
+                     sizeof tasks[i].data - 1);
+            goto fail;
+        }
         char path[4096];
         if (d[0] && sweep_data_path(d, path, sizeof path, e2, sizeof e2) != 0) {
             snprintf(err, sizeof err, "task %s: %s", tk->name, e2);
