@@ -4,23 +4,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "testutil.h"
+#include "testutil_sys.h"
 
-/* Runs `ctxbench ARGS`, returns the exit status; stderr (and stdout) captured into out. */
+/* Runs `ctxbench ARGS` and insists it exited normally: bad input must never crash it. */
 static int run(char *out, size_t cap, const char *args) {
-    const char *bin = getenv("CTXBENCH_BIN");
-    cr_assert(bin, "CTXBENCH_BIN is not set (run through make test)");
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    cr_assert(WIFEXITED(st), "ctxbench %s did not exit normally (signal?)", args);
-    return WEXITSTATUS(st);
+    int rc = ctxbench_run(args, out, cap);
+    cr_assert_neq(rc, -1, "ctxbench %s did not exit normally (signal?)", args);
+    return rc;
 }
 
 static char model[1024], text[1024];

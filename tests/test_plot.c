@@ -13,6 +13,7 @@
 #include "plot.h"
 #include "store.h"
 #include "testutil.h"
+#include "testutil_sys.h"
 
 /* ------------------------------------------------------------------ building a results file */
 
@@ -453,20 +454,11 @@ Test(plot, bad_inputs_give_errors) {
 
 /* ------------------------------------------------------------------ the command, with gnuplot */
 
-/* Runs `ctxbench plot ARGS` ($CTXBENCH_BIN, set by make test); returns the exit
- * status, the output (stdout + stderr) in out. */
+/* Runs `ctxbench plot ARGS`; returns the exit status (-1: crashed), the output in out. */
 static int run_plot(const char *args, char *out, size_t cap) {
-    const char *bin = getenv("CTXBENCH_BIN");
-    if (!bin || !*bin) bin = "build/ctxbench";
-    cr_assert_eq(access(bin, X_OK), 0, "ctxbench binary %s (set CTXBENCH_BIN)", bin);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s plot %s 2>&1", bin, args);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char full[4096];
+    snprintf(full, sizeof full, "plot %s", args);
+    return ctxbench_run(full, out, cap);
 }
 
 static bool gnuplot_present(void) { return system("gnuplot --version >/dev/null 2>&1") == 0; }

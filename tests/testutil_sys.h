@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -35,13 +36,32 @@ static inline char *test_read_text(const char *path) {
     return t;
 }
 
+/* The ctxbench binary under test: $CTXBENCH_BIN (set by make test), else build/ctxbench. */
+static inline const char *ctxbench_bin(void) {
+    const char *bin = getenv("CTXBENCH_BIN");
+    if (!bin || !*bin) bin = "build/ctxbench";
+    cr_assert_eq(access(bin, X_OK), 0, "ctxbench binary %s (set CTXBENCH_BIN)", bin);
+    return bin;
+}
+
+/* Runs `ctxbench ARGS` through the shell (ARGS is shell text), stdout and stderr into
+ * out. Returns the exit status, or -1 when the program did not exit normally (a crash). */
+static inline int ctxbench_run(const char *args, char *out, size_t cap) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", ctxbench_bin(), args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 /* Starts `ctxbench ARGS` ($CTXBENCH_BIN, set by make test; else build/ctxbench) with
  * args NULL-terminated (at most 30), stderr into err_path and, when quiet, stdout into
  * /dev/null. Returns the child's pid; the caller waits for it. */
 static inline pid_t ctxbench_spawn(const char *const *args, const char *err_path, bool quiet) {
-    const char *bin = getenv("CTXBENCH_BIN");
-    if (!bin || !*bin) bin = "build/ctxbench";
-    cr_assert_eq(access(bin, X_OK), 0, "ctxbench binary %s (set CTXBENCH_BIN)", bin);
+    const char *bin = ctxbench_bin();
     char *argv[32];
     int n = 0;
     argv[n++] = (char *)bin;
