@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "decode.h"
 #include "tokenizer.h"
 
 static const char *help =
@@ -70,9 +71,7 @@ int cmd_generate(int argc, char **argv) {
     fputs(prompt, stdout);
     char piece[256];
     for (long i = 0; i < n_predict; i++) {
-        int32_t best = 0;
-        for (int32_t v = 1; v < c->n_vocab; v++)
-            if (logits[v] > logits[best]) best = v;
+        int32_t best = decode_argmax(logits, c->n_vocab);
         if (best == tokenizer_eos(tok)) break;
         size_t pl = tokenizer_decode_token(tok, best, piece, sizeof piece);
         fwrite(piece, 1, pl < sizeof piece ? pl : sizeof piece, stdout);

@@ -63,7 +63,7 @@ struct session {
     int se_group, se_window;   /* the SelfExtend setting kg_cache was built with */
     /* chunk activations */
     float *x, *xb, *q, *qg, *k, *v, *att, *hb, *hb2, *logits;
-    int32_t *qpos, *gpos;
+    int32_t *qpos, *gpos, *gkpos;  /* chunk positions; SelfExtend's grouped query and key positions */
     int logits_rows;
     struct eval_stats stats;
 };
@@ -266,7 +266,7 @@ static void cpu_session_free(struct session *s) {
     if (!s) return;
     free(s->k_cache); free(s->v_cache); free(s->kg_cache); free(s->pos);
     free(s->x); free(s->xb); free(s->q); free(s->qg); free(s->k); free(s->v); free(s->att);
-    free(s->hb); free(s->hb2); free(s->logits); free(s->qpos); free(s->gpos);
+    free(s->hb); free(s->hb2); free(s->logits); free(s->qpos); free(s->gpos); free(s->gkpos);
     free(s);
 }
 
@@ -305,9 +305,10 @@ static struct session *cpu_session_new(struct engine *e, int max_tokens, char *e
     s->hb2 = malloc(B * c->ffn_dim * sizeof(float));
     s->logits = malloc((size_t)s->logits_rows * c->n_vocab * sizeof(float));
     s->qpos = malloc(B * sizeof(int32_t));
-    s->gpos = malloc(((size_t)max_tokens > B ? (size_t)max_tokens : B) * sizeof(int32_t));
+    s->gpos = malloc(B * sizeof(int32_t));
+    s->gkpos = malloc(B * sizeof(int32_t));
     if (!s->k_cache || !s->v_cache || !s->pos || !s->x || !s->xb || !s->q || !s->qg || !s->k || !s->v || !s->att ||
-        !s->hb || !s->hb2 || !s->logits || !s->qpos || !s->gpos)
+        !s->hb || !s->hb2 || !s->logits || !s->qpos || !s->gpos || !s->gkpos)
         goto oom;
     return s;
 oom:
@@ -355,7 +356,10 @@ static int forward_chunk(struct session *s, const int32_t *tokens, int n, const 
     }
     for (int t = 0; t < n; t++) s->pos[start + t] = s->qpos[t];
     if (se)
-        for (int t = 0; t < n; t++) s->gpos[t] = se_query_pos(s->qpos[t], plan->se_group, plan->se_window);
+        for (int t = 0; t < n; t++) {
+            s->gpos[t] = se_query_pos(s->qpos[t], plan->se_group, plan->se_window);
+            s->gkpos[t] = se_key_pos(s->qpos[t], plan->se_group);
+        }
 
     for (int l = 0; l < c->n_layers; l++) {
         const struct cpu_layer *L = &e->layers[l];
@@ -377,10 +381,8 @@ static int forward_chunk(struct session *s, const int32_t *tokens, int n, const 
             float *kg = s->kg_cache + ((size_t)l * s->max_tokens + start) * kvd;
             memcpy(s->qg, s->q, (size_t)n * qd * sizeof(float));
             memcpy(kg, kc, (size_t)n * kvd * sizeof(float));
-            int32_t kgp[CHUNK_TOKENS];
-            for (int t = 0; t < n; t++) kgp[t] = se_key_pos(s->qpos[t], plan->se_group);
             rope_apply(s->qg, n, qd, c->n_heads, hd, c->n_rot, s->gpos, plan->inv_freq, plan->mscale, c->rope_style);
-            rope_apply(kg, n, kvd, c->n_kv_heads, hd, c->n_rot, kgp, plan->inv_freq, plan->mscale, c->rope_style);
+            rope_apply(kg, n, kvd, c->n_kv_heads, hd, c->n_rot, s->gkpos, plan->inv_freq, plan->mscale, c->rope_style);
         }
         rope_apply(s->q, n, qd, c->n_heads, hd, c->n_rot, s->qpos, plan->inv_freq, plan->mscale, c->rope_style);
         rope_apply(kc, n, kvd, c->n_kv_heads, hd, c->n_rot, s->qpos, plan->inv_freq, plan->mscale, c->rope_style);

@@ -15,7 +15,7 @@ double decode_nll(const float *logits, int n_vocab, int32_t id) {
     return -(((double)logits[id] - mx) - log(sum));
 }
 
-static int32_t argmax(const float *logits, int n_vocab) {
+int32_t decode_argmax(const float *logits, int n_vocab) {
     int32_t best = 0;
     for (int32_t v = 1; v < n_vocab; v++)
         if (logits[v] > logits[best]) best = v;
@@ -53,7 +53,7 @@ int decode_greedy_scored(struct runtime *rt, struct session *s, const struct for
     for (int i = 0;; i++) {
         if (i < rq->n_target) out->target_nll += decode_nll(logits, n_vocab, rq->target[i]);
         if (!stopped) {
-            int32_t g = argmax(logits, n_vocab);
+            int32_t g = decode_argmax(logits, n_vocab);
             out->gen[out->n_gen++] = g;
             stopped = g == rq->eos || out->n_gen >= rq->max_new ||
                       (rq->stop && rq->stop(rq->stop_arg, out->gen, out->n_gen));
@@ -76,7 +76,7 @@ int decode_greedy_scored(struct runtime *rt, struct session *s, const struct for
                     int32_t last = out->gen[out->n_gen - 1];
                     if (be->eval(s, &last, NULL, 1, fp, NULL, NULL, logits, err, errlen) != 0) goto out;
                     out->forward_tokens++;
-                    int32_t g = argmax(logits, n_vocab);
+                    int32_t g = decode_argmax(logits, n_vocab);
                     out->gen[out->n_gen++] = g;
                     stopped = g == rq->eos || out->n_gen >= rq->max_new ||
                               (rq->stop && rq->stop(rq->stop_arg, out->gen, out->n_gen));

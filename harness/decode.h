@@ -31,10 +31,13 @@ struct decode_result {
 
 /* Positions the session needs: n_prompt + max(n_target, max_new). Runs on `s` (reset
  * first) under plan fp. While the greedy tokens equal the target they share one pass;
- * when they part, the target is finished in this session and the greedy continuation
- * re-runs the prompt plus what was generated in a fresh one. 0, or -1 + reason. */
+ * when they part, the target is finished in this session, which is then truncated back
+ * to the shared prefix for the greedy continuation. 0, or -1 + reason. */
 int decode_greedy_scored(struct runtime *rt, struct session *s, const struct forward_plan *fp,
                          const struct decode_request *rq, struct decode_result *out, char *err, size_t errlen);
+
+/* The id of the largest logit (the first one on ties): the greedy choice. */
+int32_t decode_argmax(const float *logits, int n_vocab);
 
 /* -log softmax(logits)[id] in double precision. */
 double decode_nll(const float *logits, int n_vocab, int32_t id);
