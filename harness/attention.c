@@ -39,15 +39,25 @@
 #define DEFAULT_TASK_ROWS 128   /* tile_q defaults to this / (query heads per kv head) */
 #define DEFAULT_TILE_K 128
 
-/* ---- 16-wide float vectors (GCC/Clang vector extensions: AVX-512 with
- * -march=native on this machine, narrower registers elsewhere). ---- */
+/* ---- 16-wide float vectors (GCC/Clang vector extensions). The width is fixed
+ * at 16 lanes whatever the target: the compiler maps a vector onto one AVX-512
+ * register, two AVX2 or four SSE registers, and every lane op and the fixed
+ * reduction order in hsum16/hmax16 stay the same, so the kernel gives the same
+ * bits on every x86-64 (and aarch64) target. The helpers below are static and
+ * always inlined and no vector crosses this file's boundary, so the -Wpsabi
+ * diagnostic ("AVX512F vector return without AVX512F enabled changes the ABI"),
+ * which concerns calls between objects compiled for different targets, cannot
+ * apply: it is silenced in this file only, on every compiler and target. ---- */
 
 typedef float f32x16 __attribute__((vector_size(64)));
 typedef int32_t i32x16 __attribute__((vector_size(64)));
 
-static inline f32x16 load16(const float *p) { f32x16 v; memcpy(&v, p, sizeof v); return v; }
-static inline void store16(float *p, f32x16 v) { memcpy(p, &v, sizeof v); }
-static inline f32x16 select16(i32x16 mask, f32x16 yes, f32x16 no) {
+#pragma GCC diagnostic ignored "-Wpsabi"   /* GCC and Clang both read this */
+#define VEC_INLINE static inline __attribute__((always_inline))
+
+VEC_INLINE f32x16 load16(const float *p) { f32x16 v; memcpy(&v, p, sizeof v); return v; }
+VEC_INLINE void store16(float *p, f32x16 v) { memcpy(p, &v, sizeof v); }
+VEC_INLINE f32x16 select16(i32x16 mask, f32x16 yes, f32x16 no) {
     return (f32x16)((mask & (i32x16)yes) | (~mask & (i32x16)no));
 }
 
@@ -56,7 +66,7 @@ static inline f32x16 select16(i32x16 mask, f32x16 yes, f32x16 no) {
  * |r| <= ln2/2, exp(r) by a degree-7 polynomial, 2^n by building the float
  * exponent. libm's expf does not vectorise here, and the softmax needs one exp
  * per logit. */
-static inline f32x16 exp16(f32x16 x) {
+VEC_INLINE f32x16 exp16(f32x16 x) {
     const f32x16 zero = { 0 };
     i32x16 underflow = x < -87.0f;
     x = select16(underflow, zero, x);                   /* keep the arithmetic finite */
@@ -79,9 +89,9 @@ static inline f32x16 exp16(f32x16 x) {
 #define SWAP2(v) __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13)
 #define SWAP1(v) __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14)
 
-static inline f32x16 max16(f32x16 a, f32x16 b) { return select16(a > b, a, b); }
+VEC_INLINE f32x16 max16(f32x16 a, f32x16 b) { return select16(a > b, a, b); }
 
-static inline float hmax16(f32x16 v) {
+VEC_INLINE float hmax16(f32x16 v) {
     v = max16(v, SWAP8(v));
     v = max16(v, SWAP4(v));
     v = max16(v, SWAP2(v));
@@ -89,7 +99,7 @@ static inline float hmax16(f32x16 v) {
     return v[0];
 }
 
-static inline float hsum16(f32x16 v) {
+VEC_INLINE float hsum16(f32x16 v) {
     v += SWAP8(v);
     v += SWAP4(v);
     v += SWAP2(v);
@@ -105,7 +115,7 @@ static void scale_row(float *dst, const float *src, int n, float factor) {
 }
 
 /* The last n % 16 elements of a row, padded with -inf (exp gives 0). */
-static inline f32x16 load_tail(const float *p, int n) {
+VEC_INLINE f32x16 load_tail(const float *p, int n) {
     float buf[16];
     for (int i = 0; i < 16; i++) buf[i] = i < n ? p[i] : -INFINITY;
     return load16(buf);

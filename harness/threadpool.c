@@ -2,29 +2,43 @@
  *
  * The engine calls threadpool_run thousands of times a second (once per matmul,
  * per layer, per chunk), so workers are created once and parked between runs.
- * A run is announced by bumping a generation counter; workers spin on it for a
- * short while (runs usually follow each other within microseconds) and then
- * sleep on a condition variable so an idle pool costs no CPU. Tasks are handed
- * out through an atomic counter, so uneven tasks balance themselves. The calling
- * thread works too, as thread 0. */
+ *
+ * A run is published as a ticket, (generation << 32) | next task index; a thread
+ * takes a task by advancing the ticket with a compare-and-swap that names the
+ * generation it joined, and the run is over when its tasks are *done*, counted
+ * per task. The caller takes tasks too, so a run never waits for a worker that
+ * has not taken one: on a loaded machine a descheduled worker no longer stalls
+ * every run (and the caller no longer burns CPU waiting for it); it joins the
+ * run that is current when it runs again. The run's function, context and task
+ * count are rewritten only after the run is done, and a worker that read them
+ * for a finished run cannot take a task with them: its compare-and-swap names a
+ * generation that is gone.
+ *
+ * Waiting (a worker for the next run, the caller for the last tasks) polls for a
+ * short time, yielding the CPU after a while, then sleeps on a condition
+ * variable. The poll budget is wall time, not a count, so a poller that was
+ * descheduled (the machine is busy) goes to sleep instead of polling on. */
 #include "threadpool.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
-/* How a waiting thread waits: FAST_POLLS tight polls (bridges the microsecond
- * gap between consecutive runs), then polls that yield the CPU every YIELD_EVERY
- * (so that when there are more threads than cores the thread we wait for gets to
- * run), and after SPIN_POLLS in all it sleeps on a condition variable (an idle
- * pool burns about a millisecond, then nothing). Measured on a 2-vCPU KVM guest:
- * ~1 us per run at 2 threads; the x86 PAUSE instruction in the poll loop made
- * runs slower and erratic there (pause-loop exits), so the loop does not use it. */
-#define FAST_POLLS 1000
-#define YIELD_EVERY 4
-#define SPIN_POLLS 5000
+/* Poll budgets (ns): runs usually follow each other within microseconds, so a
+ * short poll catches the next run without a sleep and wake-up (a few us each).
+ * Past YIELD_AFTER_NS a poller yields the CPU (more threads than cores), and
+ * past SPIN_NS it sleeps. Measured on a 2-vCPU KVM guest: ~1 us per run at 2
+ * threads idle; x86 PAUSE in the poll loop made runs slower and erratic there
+ * (pause-loop exits), so the loop does not use it. */
+#define YIELD_AFTER_NS 20000
+#define SPIN_NS 100000
+#define POLLS_PER_CLOCK 64
 #define MAX_THREADS 1024
 
 struct threadpool {
@@ -35,17 +49,18 @@ struct threadpool {
 
     pthread_mutex_t lock;
     pthread_cond_t wake;      /* a new run (or shutdown) was announced */
-    pthread_cond_t done;      /* the last worker finished the current run */
+    pthread_cond_t done;      /* a worker finished the last task of the run */
 
-    /* The current run. Written by the caller before the generation bump and
-     * read by workers after they see it; untouched until every worker is done. */
-    threadpool_fn fn;
-    void *ctx;
-    int n_tasks;
+    /* The current run: written by the caller before it publishes the run's
+     * generation in `ticket`, and not again until the run is done. */
+    _Atomic(threadpool_fn) fn;
+    _Atomic(void *) ctx;
+    atomic_int n_tasks;
 
-    atomic_uint generation;    /* bumped once per run */
-    atomic_int next_task;     /* next task index to hand out */
-    atomic_int busy_workers;  /* workers that have not finished the current run */
+    uint32_t generation;      /* the caller's count of runs (only the caller touches it) */
+    _Atomic uint64_t ticket;  /* generation << 32 | index of the next task to hand out */
+    atomic_int done_tasks;    /* tasks of the current run that have returned */
+    atomic_int sleepers;      /* workers asleep on `wake` */
     atomic_int stop;
 };
 
@@ -54,20 +69,53 @@ struct worker_arg {
     int thread;
 };
 
-/* One step of the i-th poll of a wait loop. */
-static inline void poll_pause(int i) {
-    if (i >= FAST_POLLS && i % YIELD_EVERY == YIELD_EVERY - 1) sched_yield();
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Takes tasks until none are left. */
-static void run_tasks(struct threadpool *tp, int thread) {
-    threadpool_fn fn = tp->fn;
-    void *ctx = tp->ctx;
-    int n = tp->n_tasks;
+/* A bounded poll: call poll_step with i = 0, 1, ... while waiting; it returns 0
+ * when the budget is spent and the waiter should sleep instead. */
+struct poll_budget { uint64_t start; };
+
+static int poll_step(struct poll_budget *b, int i) {
+    if (i % POLLS_PER_CLOCK != POLLS_PER_CLOCK - 1) return 1;
+    uint64_t t = now_ns();
+    if (i == POLLS_PER_CLOCK - 1) b->start = t;
+    uint64_t waited = t - b->start;
+    if (waited >= SPIN_NS) return 0;
+    if (waited >= YIELD_AFTER_NS) sched_yield();
+    return 1;
+}
+
+static uint32_t ticket_generation(uint64_t ticket) { return (uint32_t)(ticket >> 32); }
+
+/* Takes tasks of run `gen` until none are left or the run is no longer current. */
+static void run_tasks(struct threadpool *tp, uint32_t gen, int thread) {
+    threadpool_fn fn = atomic_load_explicit(&tp->fn, memory_order_relaxed);
+    void *ctx = atomic_load_explicit(&tp->ctx, memory_order_relaxed);
+    int n = atomic_load_explicit(&tp->n_tasks, memory_order_relaxed);
+    uint64_t ticket = atomic_load_explicit(&tp->ticket, memory_order_acquire);
     for (;;) {
-        int t = atomic_fetch_add_explicit(&tp->next_task, 1, memory_order_relaxed);
-        if (t >= n) break;
-        fn(ctx, t, thread);
+        if (ticket_generation(ticket) != gen || (uint32_t)ticket >= (uint32_t)n) return;
+        if (!atomic_compare_exchange_weak_explicit(&tp->ticket, &ticket, ticket + 1,
+                                                   memory_order_acq_rel, memory_order_acquire))
+            continue;
+        /* The swap succeeded, so run `gen` was current and not done when it did:
+         * fn, ctx and n above are that run's. */
+        fn(ctx, (int)(uint32_t)ticket, thread);
+        int done = atomic_fetch_add_explicit(&tp->done_tasks, 1, memory_order_acq_rel) + 1;
+        if (done == n) {
+            if (thread != 0) {
+                /* The caller may be asleep waiting for this last task. */
+                pthread_mutex_lock(&tp->lock);
+                pthread_cond_signal(&tp->done);
+                pthread_mutex_unlock(&tp->lock);
+            }
+            return;
+        }
+        ticket = atomic_load_explicit(&tp->ticket, memory_order_acquire);
     }
 }
 
@@ -77,32 +125,27 @@ static void *worker_main(void *p) {
     int thread = arg->thread;
     free(arg);
 
-    unsigned seen = 0;   /* last generation this worker ran */
+    uint32_t seen = 0;   /* last generation this worker joined */
     for (;;) {
-        /* Wait for a new generation: spin first, then sleep. */
-        unsigned gen = atomic_load_explicit(&tp->generation, memory_order_acquire);
-        for (int i = 0; i < SPIN_POLLS && gen == seen && !atomic_load(&tp->stop); i++) {
-            poll_pause(i);
-            gen = atomic_load_explicit(&tp->generation, memory_order_acquire);
+        /* Wait for a new generation: poll first, then sleep. */
+        uint32_t gen = ticket_generation(atomic_load(&tp->ticket));
+        struct poll_budget budget = { 0 };
+        for (int i = 0; gen == seen && !atomic_load_explicit(&tp->stop, memory_order_relaxed); i++) {
+            if (!poll_step(&budget, i)) break;
+            gen = ticket_generation(atomic_load_explicit(&tp->ticket, memory_order_acquire));
         }
         if (gen == seen) {
             pthread_mutex_lock(&tp->lock);
-            while ((gen = atomic_load(&tp->generation)) == seen && !atomic_load(&tp->stop))
+            atomic_fetch_add(&tp->sleepers, 1);
+            /* seq_cst: either the caller sees us counted and broadcasts, or we see its ticket. */
+            while ((gen = ticket_generation(atomic_load(&tp->ticket))) == seen && !atomic_load(&tp->stop))
                 pthread_cond_wait(&tp->wake, &tp->lock);
+            atomic_fetch_sub(&tp->sleepers, 1);
             pthread_mutex_unlock(&tp->lock);
         }
         if (atomic_load(&tp->stop)) break;
         seen = gen;
-
-        run_tasks(tp, thread);
-
-        if (atomic_fetch_sub_explicit(&tp->busy_workers, 1, memory_order_acq_rel) == 1) {
-            /* Last one out: the caller may be asleep waiting for us. Taking the
-             * lock orders this signal after its check of busy_workers. */
-            pthread_mutex_lock(&tp->lock);
-            pthread_cond_signal(&tp->done);
-            pthread_mutex_unlock(&tp->lock);
-        }
+        run_tasks(tp, gen, thread);
     }
     return NULL;
 }
@@ -115,9 +158,12 @@ struct threadpool *threadpool_create(int n_threads) {
     struct threadpool *tp = calloc(1, sizeof *tp);
     if (!tp) { fprintf(stderr, "threadpool: out of memory\n"); return NULL; }
     tp->n_threads = n_threads;
-    atomic_init(&tp->generation, 0);
-    atomic_init(&tp->next_task, 0);
-    atomic_init(&tp->busy_workers, 0);
+    atomic_init(&tp->fn, NULL);
+    atomic_init(&tp->ctx, NULL);
+    atomic_init(&tp->n_tasks, 0);
+    atomic_init(&tp->ticket, 0);
+    atomic_init(&tp->done_tasks, 0);
+    atomic_init(&tp->sleepers, 0);
     atomic_init(&tp->stop, 0);
     if (n_threads == 1) return tp;   /* everything runs inline */
 
@@ -177,25 +223,32 @@ void threadpool_run(struct threadpool *tp, int n_tasks, threadpool_fn fn, void *
         return;
     }
 
-    pthread_mutex_lock(&tp->lock);
-    tp->fn = fn;
-    tp->ctx = ctx;
-    tp->n_tasks = n_tasks;
-    atomic_store_explicit(&tp->next_task, 0, memory_order_relaxed);
-    atomic_store_explicit(&tp->busy_workers, tp->n_threads - 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&tp->generation, 1, memory_order_release);
-    pthread_cond_broadcast(&tp->wake);
-    pthread_mutex_unlock(&tp->lock);
-
-    run_tasks(tp, 0);
-
-    /* Every worker must finish (and stop reading fn/ctx) before we return. */
-    for (int i = 0; i < SPIN_POLLS; i++) {
-        if (atomic_load_explicit(&tp->busy_workers, memory_order_acquire) == 0) return;
-        poll_pause(i);
+    /* The previous run is done (every task returned), so no thread can take a task
+     * with what is rewritten here. */
+    atomic_store_explicit(&tp->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&tp->ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&tp->n_tasks, n_tasks, memory_order_relaxed);
+    atomic_store_explicit(&tp->done_tasks, 0, memory_order_relaxed);
+    uint32_t gen = ++tp->generation;
+    if (gen == 0) gen = ++tp->generation;        /* 0 is what a new worker has seen */
+    atomic_store(&tp->ticket, (uint64_t)gen << 32);   /* seq_cst: publishes the run */
+    if (atomic_load(&tp->sleepers) > 0) {
+        pthread_mutex_lock(&tp->lock);
+        pthread_cond_broadcast(&tp->wake);
+        pthread_mutex_unlock(&tp->lock);
     }
-    pthread_mutex_lock(&tp->lock);
-    while (atomic_load_explicit(&tp->busy_workers, memory_order_acquire) != 0)
-        pthread_cond_wait(&tp->done, &tp->lock);
-    pthread_mutex_unlock(&tp->lock);
+
+    run_tasks(tp, gen, 0);
+
+    /* Tasks other threads took must return before we do (the caller's data is
+     * theirs until then). */
+    struct poll_budget budget = { 0 };
+    for (int i = 0; atomic_load_explicit(&tp->done_tasks, memory_order_acquire) != n_tasks; i++) {
+        if (poll_step(&budget, i)) continue;
+        pthread_mutex_lock(&tp->lock);
+        while (atomic_load_explicit(&tp->done_tasks, memory_order_acquire) != n_tasks)
+            pthread_cond_wait(&tp->done, &tp->lock);
+        pthread_mutex_unlock(&tp->lock);
+        break;
+    }
 }

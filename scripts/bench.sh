@@ -42,3 +42,6 @@ r8=$("$BIN" bench -t "$T" -m "$m" -c 8192 | sed -n 's/.*peak RSS \([0-9]*\) MB.*
 r32=$("$BIN" bench -t "$T" -m "$m" -c 32768 | sed -n 's/.*peak RSS \([0-9]*\) MB.*/\1/p')
 kv=$(( 8 * 24576 * 256 * 2 * 4 / 1048576 ))
 echo "peak RSS 8192: ${r8} MB, 32768: ${r32} MB, growth $((r32 - r8)) MB; KV cache growth ${kv} MB (ratio $(awk "BEGIN{printf \"%.2f\", ($r32-$r8)/$kv}"))"
+
+echo "== CPU time of a cell, idle vs loaded (every core busy with another process)"
+sh "$(dirname "$0")/bench_load.sh" "$BIN" 3

@@ -1,8 +1,15 @@
 #!/bin/sh
 # Installs the Debian packages ctxbench builds and runs with, if any are missing.
 # As root it uses apt-get; otherwise it names the missing packages and fails.
+# Arguments name extra groups: `cross` (the aarch64 cross compiler for make check-cross).
 set -eu
 PKGS="build-essential pkg-config libopenblas-dev libhdf5-dev hdf5-tools libcsv-dev libcriterion-dev nettle-dev gnuplot-nox"
+for group in "$@"; do
+    case "$group" in
+        cross) PKGS="$PKGS gcc-aarch64-linux-gnu" ;;
+        *) echo "install_deps.sh: unknown package group '$group' (known: cross)" >&2; exit 2 ;;
+    esac
+done
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

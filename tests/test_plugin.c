@@ -65,11 +65,29 @@ static int run(const char *cmd) {
     return st == -1 ? -1 : WEXITSTATUS(st);
 }
 
-Test(plugin, drop_in_method_is_registered, .timeout = 300) {
+/* The copied tree, removed after the test whether it passed or failed. */
+static char plugin_dir[64];
+
+static void remove_plugin_dir(void) {
+    if (!plugin_dir[0]) return;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", plugin_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", plugin_dir);
+    plugin_dir[0] = 0;
+}
+
+/* The copy is built as this build was (make test passes its compiler, target and extra
+ * flags on), unoptimised so it takes seconds, by a fresh make (not the parent's jobserver). */
+#define COPY_MAKE "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -j2 CC=\"${CTXBENCH_CC:-cc}\" " \
+    "ARCH=\"${CTXBENCH_ARCH:--march=native}\" OPT=\"-O0 ${CTXBENCH_ARCH:--march=native}\" " \
+    "CFLAGS=\"${CTXBENCH_CFLAGS:-}\""
+
+Test(plugin, drop_in_method_is_registered, .timeout = 300, .fini = remove_plugin_dir) {
     cr_assert_eq(access("Makefile", R_OK), 0, "run from the repository root");
     cr_assert_eq(access("scripts/gen_registry.sh", R_OK), 0);
-    char dir[] = "/tmp/ctxbench_plugin_XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    snprintf(plugin_dir, sizeof plugin_dir, "/tmp/ctxbench_plugin_XXXXXX");
+    cr_assert_not_null(mkdtemp(plugin_dir));
+    const char *dir = plugin_dir;
     char cmd[4096], path[512];
 
     /* The sources the build reads, as they are in this checkout. */
@@ -83,10 +101,8 @@ Test(plugin, drop_in_method_is_registered, .timeout = 300) {
     snprintf(path, sizeof path, "%s/tests/test_zzcheck.c", dir);
     cr_assert_eq(write_file(path, zz_check), 0);
 
-    /* A fresh make (not the parent's jobserver), unoptimized so it takes seconds. */
     snprintf(cmd, sizeof cmd,
-             "cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -j2 OPT=\"-O0 -march=native\" BUILD=%s/build "
-             "%s/build/tests/test_zzcheck > %s/make.log 2>&1",
+             "cd %s && " COPY_MAKE " BUILD=%s/build %s/build/tests/test_zzcheck > %s/make.log 2>&1",
              dir, dir, dir, dir);
     int rc = run(cmd);
     if (rc != 0) {
@@ -100,24 +116,18 @@ Test(plugin, drop_in_method_is_registered, .timeout = 300) {
     snprintf(cmd, sizeof cmd, "grep -q '&method_baseline,' %s/build/gen/registry_list.c", dir);
     cr_assert_eq(run(cmd), 0, "generated registry lost method_baseline");
 
-    snprintf(cmd, sizeof cmd, "%s/build/tests/test_zzcheck > %s/check.log 2>&1", dir, dir);
-    cr_assert_eq(run(cmd), 0, "the copy's library does not find/plan zz_test (see %s/check.log)", dir);
+    snprintf(cmd, sizeof cmd, "%s/build/tests/test_zzcheck >&2", dir);
+    cr_assert_eq(run(cmd), 0, "the copy's library does not find/plan zz_test (output above)");
 
-    /* The CLI listing must show the new method too. The binary needs the whole engine;
-     * while some part of it is missing the check above is all we can do. */
+    /* The CLI listing shows the new method too. */
     snprintf(cmd, sizeof cmd,
-             "cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -j2 OPT=\"-O0 -march=native\" BUILD=%s/build "
-             "%s/build/ctxbench > %s/make2.log 2>&1", dir, dir, dir, dir);
-    if (run(cmd) == 0) {
-        snprintf(cmd, sizeof cmd, "%s/build/ctxbench methods > %s/methods.txt 2>&1", dir, dir);
-        cr_assert_eq(run(cmd), 0, "`ctxbench methods` failed");
-        snprintf(cmd, sizeof cmd, "grep -q '^zz_test' %s/methods.txt && grep -q '^baseline' %s/methods.txt",
-                 dir, dir);
-        cr_assert_eq(run(cmd), 0, "`ctxbench methods` does not list zz_test");
-    } else {
-        cr_log_warn("ctxbench binary does not link yet: checked the registry and library only");
-    }
-
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    run(cmd);
+             "cd %s && " COPY_MAKE " BUILD=%s/build %s/build/ctxbench > %s/make2.log 2>&1 || "
+             "{ tail -20 %s/make2.log >&2; exit 1; }",
+             dir, dir, dir, dir, dir);
+    cr_assert_eq(run(cmd), 0, "build of the copied tree's ctxbench failed (log above)");
+    snprintf(cmd, sizeof cmd, "%s/build/ctxbench methods > %s/methods.txt 2>&1", dir, dir);
+    cr_assert_eq(run(cmd), 0, "`ctxbench methods` failed");
+    snprintf(cmd, sizeof cmd, "grep -q '^zz_test' %s/methods.txt && grep -q '^baseline' %s/methods.txt",
+             dir, dir);
+    cr_assert_eq(run(cmd), 0, "`ctxbench methods` does not list zz_test");
 }

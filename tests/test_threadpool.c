@@ -1,7 +1,10 @@
 /* The thread pool runs every task exactly once per run, hands out valid thread
  * indices, and survives many back-to-back runs of different sizes. */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <time.h>
 
 #include "testutil.h"
@@ -100,4 +103,55 @@ Test(threadpool, rejects_bad_size) {
     cr_assert_null(threadpool_create(-3));
     cr_assert_eq(threadpool_size(NULL), 1);
     threadpool_free(NULL);   /* must be a no-op */
+}
+
+/* A worker that is not running (descheduled on a busy machine; here: parked in a
+ * signal handler) must not hold up runs it took no task of: the caller and the
+ * other workers finish them. With a pool that waits for every worker to check in,
+ * this test hangs until its timeout. */
+static atomic_int stall_release;
+static atomic_int stall_entered;
+static void stall_handler(int sig) {
+    (void)sig;
+    atomic_store(&stall_entered, 1);
+    struct timespec ts = { 0, 1000 * 1000 };
+    while (!atomic_load(&stall_release)) nanosleep(&ts, NULL);
+}
+
+struct thread_ids { pthread_t id[4]; atomic_int seen[4]; };
+static void record_thread(void *ctx, int task, int thread) {
+    (void)task;
+    struct thread_ids *ids = ctx;
+    if (!atomic_exchange(&ids->seen[thread], 1)) ids->id[thread] = pthread_self();
+    struct timespec ts = { 0, 200 * 1000 };   /* long enough for every thread to take one */
+    nanosleep(&ts, NULL);
+}
+
+Test(threadpool, runs_do_not_wait_for_an_absent_worker, .timeout = 20) {
+    struct threadpool *tp = threadpool_create(3);
+    cr_assert_not_null(tp);
+    static struct thread_ids ids;
+    for (int tries = 0; tries < 100 && !(atomic_load(&ids.seen[1]) && atomic_load(&ids.seen[2])); tries++)
+        threadpool_run(tp, 16, record_thread, &ids);
+    cr_assert(atomic_load(&ids.seen[1]) && atomic_load(&ids.seen[2]), "workers never took a task");
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = stall_handler;
+    sigemptyset(&sa.sa_mask);
+    cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+    struct timespec park = { 0, 50 * 1000 * 1000 };   /* the pool is idle: workers are parked */
+    nanosleep(&park, NULL);
+    cr_assert_eq(pthread_kill(ids.id[2], SIGUSR1), 0);
+    while (!atomic_load(&stall_entered)) nanosleep(&park, NULL);
+
+    static struct count_job job;
+    job.pool_size = 3;
+    for (int run = 0; run < 200; run++) {
+        for (int t = 0; t < 64; t++) atomic_store(&job.hits[t], 0);
+        threadpool_run(tp, 64, count_task, &job);
+        for (int t = 0; t < 64; t++) cr_assert_eq(atomic_load(&job.hits[t]), 1, "run %d task %d", run, t);
+    }
+    atomic_store(&stall_release, 1);
+    threadpool_free(tp);
 }
