@@ -43,5 +43,10 @@ r32=$("$BIN" bench -t "$T" -m "$m" -c 32768 | sed -n 's/.*peak RSS \([0-9]*\) MB
 kv=$(( 8 * 24576 * 256 * 2 * 4 / 1048576 ))
 echo "peak RSS 8192: ${r8} MB, 32768: ${r32} MB, growth $((r32 - r8)) MB; KV cache growth ${kv} MB (ratio $(awk "BEGIN{printf \"%.2f\", ($r32-$r8)/$kv}"))"
 
+echo "== tokenizer: encode the 1 MB TinyStories sample (whole process, stories260K vocabulary)"
+f="$SHARED/datasets/tinystories/stories_sampled.txt"
+/usr/bin/time -f "%e s wall, %M KB peak RSS for $(wc -c < "$f") bytes" \
+    "$BIN" tokenize --ids-only -f "$f" "$SHARED/models/stories260K.gguf" > /dev/null
+
 echo "== CPU time of a cell, idle vs loaded (every core busy with another process)"
 sh "$(dirname "$0")/bench_load.sh" "$BIN" 3

