@@ -142,9 +142,10 @@ static struct engine *cpu_create(const struct model *m, const struct engine_opts
     if (e->opts.n_threads <= 0) e->opts.n_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (e->opts.n_threads <= 0) e->opts.n_threads = 1;
     openblas_set_num_threads(1);
-    e->tp = threadpool_create(e->opts.n_threads);
+    e->tp = threadpool_create(e->opts.n_threads, err, errlen);
+    if (!e->tp) goto fail;   /* err says why: a thread limit is not "out of memory" */
     e->layers = calloc((size_t)c->n_layers, sizeof *e->layers);
-    if (!e->tp || !e->layers) goto oom;
+    if (!e->layers) goto oom;
 
     /* Keep quantized matrices as F32 when that fits comfortably: sgemm on F32 is
      * the fastest path; otherwise rows are dequantized block by block per product. */
