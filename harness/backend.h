@@ -34,16 +34,23 @@ struct eval_stats {
     long tokens;
 };
 
+/* Errors: every operation that can fail returns NULL or -1 with a one-line reason in
+ * err, and says below what state it leaves behind. No failure leaves a session or an
+ * engine half changed: each is either unchanged or was never created. */
 struct backend_ops {
     const char *name;
+    /* An engine for the model (weights prepared, worker threads started). On error:
+     * NULL, nothing to free (the reason names the cause: memory, a thread that could
+     * not be created, ...). */
     struct engine *(*create)(const struct model *m, const struct engine_opts *o, char *err, size_t errlen);
     void (*destroy)(struct engine *e);
-    /* A KV cache for up to max_tokens positions; NULL + reason if it cannot be allocated. */
+    /* A KV cache for up to max_tokens positions. On error: NULL, nothing to free, the
+     * engine unchanged. */
     struct session *(*session_new)(struct engine *e, int max_tokens, char *err, size_t errlen);
     void (*session_free)(struct session *s);
-    void (*session_reset)(struct session *s);      /* forget all tokens */
+    void (*session_reset)(struct session *s);      /* forget all tokens; cannot fail */
     /* Forget every token after the first n (n <= n_past): decoding can branch from a
-     * shared prefix without re-running it. */
+     * shared prefix without re-running it. n outside [0, n_past) changes nothing. */
     void (*session_truncate)(struct session *s, int n);
     int (*session_n_past)(const struct session *s);
     /* Appends n tokens at positions pos[i] (NULL: n_past + i) and runs them through
@@ -51,7 +58,11 @@ struct backend_ops {
      * targets (may be NULL): for each i, the id whose log-probability after token i
      *   is written to logprob[i] (target < 0: logprob[i] = 0, not scored).
      * last_logits (may be NULL): n_vocab logits after the last token.
-     * Returns 0, or -1 with a reason in err. */
+     * Returns 0, or -1 with a reason in err. Every input (token and target ids, positions
+     * >= 0, room in the session, the plan) is checked before anything is computed. After
+     * an error the session is unchanged (the same n_past, cached tokens, SelfExtend state
+     * and stats) and may be used as if the call had not been made; only the contents of
+     * logprob and last_logits are unspecified. */
     int (*eval)(struct session *s, const int32_t *tokens, const int32_t *pos, int n,
                 const struct forward_plan *plan, const int32_t *targets, float *logprob,
                 float *last_logits, char *err, size_t errlen);

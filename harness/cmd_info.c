@@ -11,7 +11,7 @@
 static const char *help =
     "usage: ctxbench info [-m] MODEL\n"
     "Prints the architecture, hyperparameters, tensor types, RoPE settings (with any\n"
-    "rope.scaling metadata), the tokenizer and the general.* provenance keys.\n";
+    "rope.scaling metadata and rope_freqs tensor), the tokenizer and the general.* provenance keys.\n";
 
 int cmd_info(int argc, char **argv) {
     static const struct option longopts[] = {{"model", required_argument, 0, 'm'}, {"help", no_argument, 0, 'h'}, {0}};
@@ -47,6 +47,15 @@ int cmd_info(int argc, char **argv) {
                c->rope_scaling.factor, (long long)c->rope_scaling.original_ctx, c->rope_scaling.attn_factor);
     else
         printf("rope scaling     none\n");
+    if (c->rope_freqs) {
+        double lo = c->rope_freqs[0], hi = lo;
+        for (int i = 1; i < c->n_rot / 2; i++) {
+            lo = c->rope_freqs[i] < lo ? c->rope_freqs[i] : lo;
+            hi = c->rope_freqs[i] > hi ? c->rope_freqs[i] : hi;
+        }
+        printf("rope freqs       rope_freqs.weight: %d divisors in [%g, %g], applied under every method\n",
+               c->n_rot / 2, lo, hi);
+    }
     printf("rms eps          %g\n", c->rms_eps);
     printf("sliding window   %s", c->sliding_window ? "" : "none\n");
     if (c->sliding_window) printf("%d\n", c->sliding_window);

@@ -142,9 +142,10 @@ static struct engine *cpu_create(const struct model *m, const struct engine_opts
     if (e->opts.n_threads <= 0) e->opts.n_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (e->opts.n_threads <= 0) e->opts.n_threads = 1;
     openblas_set_num_threads(1);
-    e->tp = threadpool_create(e->opts.n_threads);
+    e->tp = threadpool_create(e->opts.n_threads, err, errlen);
+    if (!e->tp) goto fail;   /* err says why: a thread limit is not "out of memory" */
     e->layers = calloc((size_t)c->n_layers, sizeof *e->layers);
-    if (!e->tp || !e->layers) goto oom;
+    if (!e->layers) goto oom;
 
     /* Keep quantized matrices as F32 when that fits comfortably: sgemm on F32 is
      * the fastest path; otherwise rows are dequantized block by block per product. */
@@ -345,11 +346,7 @@ static int forward_chunk(struct session *s, const int32_t *tokens, int n, const 
     const int start = s->n_past;
     float *x = s->x;
 
-    for (int t = 0; t < n; t++) {
-        if (tokens[t] < 0 || tokens[t] >= c->n_vocab) {
-            snprintf(err, errlen, "token id %d is outside the vocabulary (0..%d)", tokens[t], c->n_vocab - 1);
-            return -1;
-        }
+    for (int t = 0; t < n; t++) {   /* ids were checked by eval_check */
         size_t rb = ggml_row_bytes(m->tok_embd->type, (uint64_t)dim);
         dequantize_row(m->tok_embd->type, (const uint8_t *)m->tok_embd->data + (size_t)tokens[t] * rb,
                        x + (size_t)t * dim, (size_t)dim);
@@ -436,8 +433,7 @@ static void lsm_task(void *ctx, int row, int thread) {
     j->logprob[row] = t < 0 ? 0.0f : (float)log_softmax_at(j->logits + (size_t)row * j->n_vocab, j->n_vocab, t);
 }
 
-static int score_chunk(struct session *s, int n, const int32_t *targets, float *logprob, float *last_logits,
-                       char *err, size_t errlen) {
+static void score_chunk(struct session *s, int n, const int32_t *targets, float *logprob, float *last_logits) {
     struct engine *e = s->e;
     const struct model_config *c = &e->m->cfg;
     for (int r0 = 0; r0 < n; r0 += s->logits_rows) {
@@ -452,26 +448,26 @@ static int score_chunk(struct session *s, int n, const int32_t *targets, float *
             continue;
         }
         matmul(s, &e->output, s->x + (size_t)r0 * c->dim, nr, s->logits);
-        if (targets) {
-            for (int r = 0; r < nr; r++)
-                if (targets[r0 + r] >= c->n_vocab) {
-                    snprintf(err, errlen, "target id %d is outside the vocabulary", targets[r0 + r]);
-                    return -1;
-                }
+        if (targets) {   /* ids were checked by eval_check */
             struct lsm_job j = {s->logits, c->n_vocab, targets + r0, logprob + r0};
             threadpool_run(e->tp, nr, lsm_task, &j);
         }
         if (need_last) memcpy(last_logits, s->logits + (size_t)(nr - 1) * c->n_vocab, (size_t)c->n_vocab * sizeof(float));
     }
-    return 0;
 }
 
-static int cpu_eval(struct session *s, const int32_t *tokens, const int32_t *pos, int n,
-                    const struct forward_plan *plan, const int32_t *targets, float *logprob, float *last_logits,
-                    char *err, size_t errlen) {
+/* Checks everything eval is given before anything is computed or changed, so that bad
+ * input leaves the session exactly as it was. */
+static int eval_check(const struct session *s, const int32_t *tokens, const int32_t *pos, int n,
+                      const struct forward_plan *plan, const int32_t *targets, const float *logprob, char *err,
+                      size_t errlen) {
     const struct model_config *c = &s->e->m->cfg;
     if (n <= 0) {
-        snprintf(err, errlen, "nothing to evaluate (0 tokens)");
+        snprintf(err, errlen, "nothing to evaluate (%d tokens)", n);
+        return -1;
+    }
+    if (!tokens || !plan || !plan->inv_freq) {
+        snprintf(err, errlen, "eval: no %s given", !tokens ? "tokens" : "plan or frequency table");
         return -1;
     }
     if (n > s->max_tokens - s->n_past) {
@@ -481,6 +477,27 @@ static int cpu_eval(struct session *s, const int32_t *tokens, const int32_t *pos
     }
     if (targets && !logprob) {
         snprintf(err, errlen, "targets given without a logprob buffer");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= c->n_vocab) {
+            snprintf(err, errlen, "token id %d at batch index %d is outside the vocabulary (0..%d)", tokens[i], i,
+                     c->n_vocab - 1);
+            return -1;
+        }
+        if (targets && targets[i] >= c->n_vocab) {
+            snprintf(err, errlen, "target id %d at batch index %d is outside the vocabulary (0..%d, or < 0 for "
+                     "not scored)", targets[i], i, c->n_vocab - 1);
+            return -1;
+        }
+        if (pos && pos[i] < 0) {
+            snprintf(err, errlen, "position %d at batch index %d is negative", pos[i], i);
+            return -1;
+        }
+    }
+    if (!isfinite(plan->mscale) || !(plan->mscale > 0) || plan->swa_window < 0 || plan->se_group < 0) {
+        snprintf(err, errlen, "invalid forward plan (mscale %g, window %d, SelfExtend group %d)", (double)plan->mscale,
+                 plan->swa_window, plan->se_group);
         return -1;
     }
     if (plan->se_group > 0) {
@@ -494,33 +511,48 @@ static int cpu_eval(struct session *s, const int32_t *tokens, const int32_t *pos
                      s->n_past);
             return -1;
         }
-        if (!s->kg_cache) {
-            size_t bytes = kv_floats(c, s->max_tokens) * sizeof(float), avail = host_mem_available();
-            if (bytes > avail) {
-                snprintf(err, errlen, "SelfExtend's grouped key cache needs %zu MB but only %zu MB are available",
-                         bytes >> 20, avail >> 20);
-                return -1;
-            }
-            s->kg_cache = malloc(bytes);
-            if (!s->kg_cache) {
-                snprintf(err, errlen, "out of memory for SelfExtend's grouped key cache (%zu MB)",
-                         kv_floats(c, s->max_tokens) * sizeof(float) >> 20);
-                return -1;
-            }
-        }
-        s->se_group = plan->se_group;
-        s->se_window = plan->se_window;
-    } else {
-        s->se_group = s->se_window = 0;   /* grouped keys are not kept up to date from here on */
     }
+    return 0;
+}
+
+static int cpu_eval(struct session *s, const int32_t *tokens, const int32_t *pos, int n,
+                    const struct forward_plan *plan, const int32_t *targets, float *logprob, float *last_logits,
+                    char *err, size_t errlen) {
+    const struct model_config *c = &s->e->m->cfg;
+    if (eval_check(s, tokens, pos, n, plan, targets, logprob, err, errlen) != 0) return -1;
+    if (plan->se_group > 0 && !s->kg_cache) {
+        size_t bytes = kv_floats(c, s->max_tokens) * sizeof(float), avail = host_mem_available();
+        if (bytes > avail) {
+            snprintf(err, errlen, "SelfExtend's grouped key cache needs %zu MB but only %zu MB are available",
+                     bytes >> 20, avail >> 20);
+            return -1;
+        }
+        s->kg_cache = malloc(bytes);
+        if (!s->kg_cache) {
+            snprintf(err, errlen, "out of memory for SelfExtend's grouped key cache (%zu MB)", bytes >> 20);
+            return -1;
+        }
+    }
+    /* A failure past this point (attention scratch) rolls back to here: tokens are only
+     * ever written at positions >= n_past, so restoring these leaves the session as it was. */
+    const int n_past0 = s->n_past, se_group0 = s->se_group, se_window0 = s->se_window;
+    const struct eval_stats stats0 = s->stats;
+    /* Without SelfExtend the grouped keys are not kept up to date from here on. */
+    s->se_group = plan->se_group;
+    s->se_window = plan->se_group > 0 ? plan->se_window : 0;
     double t0 = host_monotonic_s();
     for (int done = 0; done < n;) {
         int nc = n - done < CHUNK_TOKENS ? n - done : CHUNK_TOKENS;
         for (int t = 0; t < nc; t++) s->qpos[t] = pos ? pos[done + t] : s->n_past + t;
-        if (forward_chunk(s, tokens + done, nc, plan, err, errlen) != 0) return -1;
-        if (score_chunk(s, nc, targets ? targets + done : NULL, logprob ? logprob + done : NULL,
-                        done + nc == n ? last_logits : NULL, err, errlen) != 0)
+        if (forward_chunk(s, tokens + done, nc, plan, err, errlen) != 0) {
+            s->n_past = n_past0;
+            s->se_group = se_group0;
+            s->se_window = se_window0;
+            s->stats = stats0;
             return -1;
+        }
+        score_chunk(s, nc, targets ? targets + done : NULL, logprob ? logprob + done : NULL,
+                    done + nc == n ? last_logits : NULL);
         s->n_past += nc;
         done += nc;
     }

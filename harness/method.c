@@ -314,12 +314,37 @@ int method_plan(const struct method_spec *spec, const struct method_ctx *ctx, st
         if (!isnan(spec->values[i]) && param_check(m, &m->params[i], spec->values[i], "", err, errlen) != 0)
             return -1;
 
+    if (c->rope_freqs && m->own_freq_factors) {
+        fail(err, errlen, "%s: the model file already carries per-frequency factors (rope_freqs.weight, as llama.cpp "
+             "stores Llama 3.1's llama3 scaling); %s on top would scale the frequencies twice (baseline applies the "
+             "file's factors)", m->name, m->name);
+        return -1;
+    }
+
     memset(out, 0, sizeof *out);
     out->mscale = 1.0f;
     for (int i = 0; i < METHOD_MAX_PARAMS; i++) out->used[i] = NAN;
     out->n_freq = c->n_rot / 2;
     if (m->plan(ctx, spec->values, out, err, errlen) != 0) return -1;
     out->n_freq = c->n_rot / 2;
+    /* The file's rope_freqs are part of the model's own frequencies, theta_i / ff_i
+     * (llama.cpp divides by them under every scaling). Every method here is linear in
+     * theta_i frequency by frequency, so dividing its table is the same as starting it
+     * from theta_i / ff_i; methods for which that is not so set own_freq_factors and were
+     * refused above. */
+    if (c->rope_freqs) {
+        double lo = INFINITY, hi = 0;
+        for (int i = 0; i < out->n_freq; i++) {
+            double ff = c->rope_freqs[i];
+            out->inv_freq[i] = (float)((double)out->inv_freq[i] / ff);
+            lo = ff < lo ? ff : lo;
+            hi = ff > hi ? ff : hi;
+        }
+        out->rope_freqs_applied = true;
+        size_t used = strlen(out->note);
+        snprintf(out->note + used, sizeof out->note - used, "%sfile's rope_freqs applied (theta_i / ff_i, ff in "
+                 "[%.6g, %.6g])", used ? "; " : "", lo, hi);
+    }
 
     /* Derived values must obey the same ranges as given ones. */
     for (int i = 0; i < m->n_params; i++)

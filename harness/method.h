@@ -41,7 +41,8 @@ struct method_plan {
     int swa_window;
     int se_group, se_window;
     double used[METHOD_MAX_PARAMS];  /* every parameter's value after defaults, in params[] order */
-    char note[160];                  /* e.g. "factor derived: 8192/512 = 16" or metadata used */
+    bool rope_freqs_applied;         /* the file's rope_freqs divided inv_freq (the note says so too) */
+    char note[256];                  /* e.g. "factor derived: 8192/512 = 16" or metadata used */
 };
 
 struct method {
@@ -51,6 +52,11 @@ struct method {
     int n_params;
     struct method_param params[METHOD_MAX_PARAMS];
     bool depends_on_seq_len;              /* plan must be redone when seq_len changes */
+    /* The method computes per-frequency factors of its own (llama3's wavelength bands).
+     * Every other method's table is divided by a file's rope_freqs like the model's own
+     * frequencies; such a method is refused on a file that carries them instead, since
+     * it would scale the frequencies twice (see methods/README.md). */
+    bool own_freq_factors;
     /* values[i] is the user's value or NAN when not given. Returns 0, or -1 + reason. */
     int (*plan)(const struct method_ctx *ctx, const double *values, struct method_plan *out,
                 char *err, size_t errlen);

@@ -132,10 +132,12 @@ static int read_config(const struct gguf *g, struct model_config *c, char *err, 
     return 0;
 }
 
-/* Finds a tensor and checks its shape is exactly (ne0, ne1) (ne1 = 1 for vectors). */
-static const struct gguf_tensor *want(const struct gguf *g, const char *name, uint64_t ne0, uint64_t ne1,
-                                      bool required, char *err, size_t errlen, bool *ok) {
+/* Finds a tensor, marks it as read (used[i] for g->tensors[i]) and checks its shape is
+ * exactly (ne0, ne1) (ne1 = 1 for vectors). */
+static const struct gguf_tensor *want(const struct gguf *g, bool *used, const char *name, uint64_t ne0,
+                                      uint64_t ne1, bool required, char *err, size_t errlen, bool *ok) {
     const struct gguf_tensor *t = gguf_find_tensor(g, name);
+    if (t) used[t - g->tensors] = true;
     if (!t) {
         if (required) {
             snprintf(err, errlen, "%s: missing tensor %s", g->path, name);
@@ -155,6 +157,32 @@ static const struct gguf_tensor *want(const struct gguf *g, const char *name, ui
     return t;
 }
 
+/* rope_freqs.weight (llama.cpp LLM_TENSOR_ROPE_FREQS, written by convert_hf_to_gguf for
+ * Llama 3.1's "llama3" rope scaling): n_rot/2 F32 divisors of the rotary frequencies,
+ * theta_i = base^(-2i/n_rot) / rope_freqs[i]. NULL when absent; false + err when unusable. */
+static bool read_rope_freqs(const struct gguf *g, bool *used, const struct model_config *c, const float **out,
+                            char *err, size_t errlen) {
+    bool ok = true;
+    const struct gguf_tensor *t = want(g, used, "rope_freqs.weight", (uint64_t)c->n_rot / 2, 1, false, err, errlen, &ok);
+    *out = NULL;
+    if (!ok || !t) return ok;
+    if (t->type != GGML_TYPE_F32) {
+        char tb[16];
+        snprintf(err, errlen, "%s: tensor rope_freqs.weight is %s; it must be F32", g->path,
+                 ggml_type_name(t->type, tb, sizeof tb));
+        return false;
+    }
+    const float *f = t->data;
+    for (int i = 0; i < c->n_rot / 2; i++)
+        if (!isfinite(f[i]) || !(f[i] > 0)) {
+            snprintf(err, errlen, "%s: rope_freqs.weight[%d] = %g is not a finite positive frequency divisor", g->path,
+                     i, (double)f[i]);
+            return false;
+        }
+    *out = f;
+    return true;
+}
+
 static uint64_t tensor_elems(const struct gguf_tensor *t) {
     uint64_t n = 1;
     for (uint32_t d = 0; d < t->n_dims; d++) n *= t->ne[d];
@@ -172,8 +200,16 @@ struct model *model_load(const char *path, char *err, size_t errlen) {
     }
     m->gguf = g;
     struct model_config *c = &m->cfg;
+    bool *used = NULL;   /* used[i]: g->tensors[i] was read */
     if (read_config(g, c, err, errlen) != 0) goto fail;
 
+    /* Every tensor of the file must be read: one the loader does not know would be
+     * dropped, and a different model than the file describes measured. */
+    used = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *used);
+    if (!used) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto fail;
+    }
     bool ok = true;
     const uint64_t q_dim = (uint64_t)c->n_heads * c->head_dim, kv_dim = (uint64_t)c->n_kv_heads * c->head_dim;
     const struct gguf_tensor *emb = gguf_find_tensor(g, "token_embd.weight");
@@ -187,12 +223,14 @@ struct model *model_load(const char *path, char *err, size_t errlen) {
         goto fail;
     }
     c->n_vocab = (int)emb->ne[1];
-    m->tok_embd = want(g, "token_embd.weight", c->dim, c->n_vocab, true, err, errlen, &ok);
-    m->output_norm = want(g, "output_norm.weight", c->dim, 1, true, err, errlen, &ok);
-    m->output = want(g, "output.weight", c->dim, c->n_vocab, false, err, errlen, &ok);
+    m->tok_embd = want(g, used, "token_embd.weight", c->dim, c->n_vocab, true, err, errlen, &ok);
+    m->output_norm = want(g, used, "output_norm.weight", c->dim, 1, true, err, errlen, &ok);
+    m->output = want(g, used, "output.weight", c->dim, c->n_vocab, false, err, errlen, &ok);
     if (!ok) goto fail;
     c->tied_output = m->output == NULL;
     if (!m->output) m->output = m->tok_embd;
+    /* llama.cpp reads rope_freqs for llama only (its qwen2 graph has no frequency factors). */
+    if (c->arch == ARCH_LLAMA && !read_rope_freqs(g, used, c, &c->rope_freqs, err, errlen)) goto fail;
 
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     if (!m->layers) {
@@ -203,7 +241,7 @@ struct model *model_load(const char *path, char *err, size_t errlen) {
         struct layer_weights *w = &m->layers[l];
         char name[96];
 #define T(field, suffix, ne0, ne1, req) \
-    (snprintf(name, sizeof name, "blk.%d." suffix, l), w->field = want(g, name, ne0, ne1, req, err, errlen, &ok))
+    (snprintf(name, sizeof name, "blk.%d." suffix, l), w->field = want(g, used, name, ne0, ne1, req, err, errlen, &ok))
         T(attn_norm, "attn_norm.weight", c->dim, 1, true);
         T(wq, "attn_q.weight", c->dim, q_dim, true);
         T(wk, "attn_k.weight", c->dim, kv_dim, true);
@@ -213,13 +251,34 @@ struct model *model_load(const char *path, char *err, size_t errlen) {
         T(w_gate, "ffn_gate.weight", c->dim, c->ffn_dim, true);
         T(w_up, "ffn_up.weight", c->dim, c->ffn_dim, true);
         T(w_down, "ffn_down.weight", c->ffn_dim, c->dim, true);
-        bool bias = c->arch == ARCH_QWEN2;
+        bool bias = c->arch == ARCH_QWEN2;   /* qwen2 always has them; llama files may */
         T(bq, "attn_q.bias", q_dim, 1, bias);
         T(bk, "attn_k.bias", kv_dim, 1, bias);
         T(bv, "attn_v.bias", kv_dim, 1, bias);
 #undef T
+        int n_bias = (w->bq != NULL) + (w->bk != NULL) + (w->bv != NULL);
+        if (ok && n_bias != 0 && n_bias != 3) {
+            /* The forward pass adds all three or none; llama.cpp would add some and not
+             * others, which no trained model does. */
+            snprintf(err, errlen, "%s: blk.%d has %s but no %s; q/k/v biases come all three or none", path, l,
+                     w->bq ? "attn_q.bias" : w->bk ? "attn_k.bias" : "attn_v.bias",
+                     !w->bq ? "attn_q.bias" : !w->bk ? "attn_k.bias" : "attn_v.bias");
+            ok = false;
+        }
     }
     if (!ok) goto fail;
+    uint64_t n_unknown = 0, first_unknown = 0;
+    for (uint64_t i = g->n_tensors; i-- > 0;)
+        if (!used[i]) n_unknown++, first_unknown = i;
+    if (n_unknown) {
+        const struct gguf_tensor *t = &g->tensors[first_unknown];
+        snprintf(err, errlen, "%s: tensor %.*s is not one ctxbench reads for %s (%llu such tensor%s): it would be "
+                 "ignored and a different model measured", path, (int)t->name.len, t->name.ptr, c->arch_name,
+                 (unsigned long long)n_unknown, n_unknown == 1 ? "" : "s");
+        goto fail;
+    }
+    free(used);
+    used = NULL;
 
     /* Norm vectors and biases are used as float directly. */
     for (int l = 0; l < c->n_layers; l++) {
@@ -261,6 +320,7 @@ struct model *model_load(const char *path, char *err, size_t errlen) {
     }
     return m;
 fail:
+    free(used);
     model_free(m);
     return NULL;
 }
@@ -274,5 +334,6 @@ void model_free(struct model *m) {
 }
 
 void model_default_inv_freq(const struct model_config *c, double base, float *out) {
-    for (int i = 0; i < c->n_rot / 2; i++) out[i] = (float)pow(base, -2.0 * i / c->n_rot);
+    for (int i = 0; i < c->n_rot / 2; i++)
+        out[i] = (float)(pow(base, -2.0 * i / c->n_rot) / (c->rope_freqs ? (double)c->rope_freqs[i] : 1.0));
 }

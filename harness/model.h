@@ -43,11 +43,15 @@ struct model_config {
     enum rope_style rope_style;
     struct rope_scaling_meta rope_scaling;
     bool tied_output;   /* output.weight absent: token_embd reused */
+    /* rope_freqs.weight (Llama 3.1 conversions; llama.cpp freq_factors): n_rot/2 divisors,
+     * each finite and > 0, of the model's own inverse frequencies, theta_i =
+     * base^(-2i/n_rot) / rope_freqs[i]. Points into the mapped file; NULL when absent. */
+    const float *rope_freqs;
 };
 
 struct layer_weights {
     const struct gguf_tensor *attn_norm, *wq, *wk, *wv, *wo;
-    const struct gguf_tensor *bq, *bk, *bv;  /* qwen2 biases, NULL for llama */
+    const struct gguf_tensor *bq, *bk, *bv;  /* all three (qwen2; llama files may have them) or all NULL */
     const struct gguf_tensor *ffn_norm, *w_gate, *w_up, *w_down;
 };
 
@@ -61,12 +65,15 @@ struct model {
     char weight_type[16];           /* most common matrix type, for reports */
 };
 
-/* Opens, validates shapes against the config, loads the tokenizer.
+/* Opens, validates shapes against the config, loads the tokenizer. Every tensor in the
+ * file must be one the loader reads (a llama or qwen2 tensor it knows, at a layer below
+ * block_count): anything else is refused by name rather than silently ignored.
  * NULL + one-line reason on failure. */
 struct model *model_load(const char *path, char *err, size_t errlen);
 void model_free(struct model *m);
 
-/* The model's own RoPE inverse frequencies, base^(-2i/n_rot), i < n_rot/2, into out. */
+/* The model's own RoPE inverse frequencies, base^(-2i/n_rot) / rope_freqs[i] (no divisor
+ * when the file has no rope_freqs), i < n_rot/2, into out. */
 void model_default_inv_freq(const struct model_config *c, double base, float *out);
 
 #endif

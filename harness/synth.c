@@ -76,6 +76,19 @@ int synth_check(const struct synth_spec *s, char *err, size_t errlen) {
     if (s->dim % (int)be != 0) BAD("synth: dim %d is not a multiple of the %s block size %zu", s->dim, tn, be);
     if (s->ffn_dim % (int)be != 0)
         BAD("synth: ffn_dim %d is not a multiple of the %s block size %zu", s->ffn_dim, tn, be);
+    if (s->n_extra < 0 || s->n_extra > 4096 || (s->n_extra > 0 && !s->extra))
+        BAD("synth: %d extra tensors (at most 4096, and a list for any)", s->n_extra);
+    for (int i = 0; i < s->n_extra; i++) {
+        const struct synth_extra *x = &s->extra[i];
+        if (!x->name || !x->name[0] || strlen(x->name) >= 64)
+            BAD("synth: extra tensor %d needs a name of 1 to 63 characters", i);
+        if (x->ne0 < 1 || x->ne0 > (1u << 20)) BAD("synth: extra tensor %s has %llu elements (1 to 2^20)", x->name,
+                                                   (unsigned long long)x->ne0);
+        if (!ggml_type_supported(x->type)) BAD("synth: extra tensor %s has a type that cannot be written", x->name);
+        if (x->ne0 % ggml_block_elems(x->type) != 0)
+            BAD("synth: extra tensor %s: %llu elements are not a multiple of the block size %zu", x->name,
+                (unsigned long long)x->ne0, ggml_block_elems(x->type));
+    }
 #undef BAD
     return 0;
 }
@@ -126,13 +139,14 @@ static void fill_normal(struct rng *r, float *x, size_t n, double std) {
 
 /* ---------- the file ---------- */
 
-enum fill_kind { FILL_NORMAL, FILL_ONES };
+enum fill_kind { FILL_NORMAL, FILL_ONES, FILL_GIVEN };
 
 struct tensor_plan {
     char name[64];
     uint64_t ne0, ne1;      /* ne1 = 1: a vector */
     uint32_t type;
     enum fill_kind fill;
+    const float *values;    /* FILL_GIVEN: ne0 * ne1 values */
 };
 
 /* llama.cpp's LLAMA_FTYPE for a file whose matrices are all of one type. */
@@ -243,7 +257,7 @@ static void add_metadata(struct gguf_writer *w, const struct synth_spec *s) {
 static size_t plan_tensors(const struct synth_spec *s, struct tensor_plan **out) {
     bool qwen = strcmp(s->arch, "qwen2") == 0;
     size_t per_layer = qwen ? 12 : 9;
-    size_t n = 3 + per_layer * (size_t)s->n_layers;
+    size_t n = 3 + per_layer * (size_t)s->n_layers + (size_t)s->n_extra;
     struct tensor_plan *p = calloc(n, sizeof *p);
     if (!p) return 0;
     const uint64_t dim = (uint64_t)s->dim, kv_dim = (uint64_t)(s->dim / s->n_heads) * (uint64_t)s->n_kv_heads;
@@ -275,6 +289,11 @@ static size_t plan_tensors(const struct synth_spec *s, struct tensor_plan **out)
     }
     ADD("output_norm.weight", dim, 1, GGML_TYPE_F32, FILL_ONES);
     if (!s->tied_output) ADD("output.weight", dim, vocab, wt, FILL_NORMAL);
+    for (int i = 0; i < s->n_extra; i++) {
+        const struct synth_extra *x = &s->extra[i];
+        p[k].values = x->values;
+        ADD(x->name, x->ne0, 1, x->type, x->values ? FILL_GIVEN : FILL_NORMAL);
+    }
 #undef ADD
     *out = p;
     return k;
@@ -326,6 +345,8 @@ int synth_write(const char *path, const struct synth_spec *s, char *err, size_t 
             size_t n = nr * (size_t)t->ne0;
             if (t->fill == FILL_ONES)
                 for (size_t j = 0; j < n; j++) rows[j] = 1.0f;
+            else if (t->fill == FILL_GIVEN)
+                memcpy(rows, t->values + r0 * t->ne0, n * sizeof *rows);
             else
                 fill_normal(&r, rows, n, std);
             /* rows are a whole number of blocks, so the chunk encodes as one long row */

@@ -11,6 +11,16 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+/* A 1-D tensor written after the standard ones: rope_freqs.weight as a Llama 3.1
+ * conversion carries it, llama's optional attention biases, or a tensor a loader must
+ * refuse (tests). */
+struct synth_extra {
+    const char *name;       /* the tensor name, e.g. "rope_freqs.weight" or "blk.0.attn_q.bias" */
+    uint64_t ne0;           /* elements */
+    uint32_t type;          /* ggml type the values are stored as (a multiple of its block size) */
+    const float *values;    /* ne0 values, or NULL for random normal values with weight_std */
+};
+
 struct synth_spec {
     char arch[16];          /* "llama" or "qwen2" (qwen2 adds q/k/v biases) */
     int dim;                /* embedding_length */
@@ -26,6 +36,8 @@ struct synth_spec {
     bool tied_output;       /* true: no output.weight (the embedding is reused) */
     double weight_std;      /* 0: 0.02 */
     uint64_t seed;
+    const struct synth_extra *extra;   /* n_extra tensors written after the standard ones */
+    int n_extra;
 };
 
 /* Fills *s with a named shape ("tiny", "small", "tinyllama", "llama2-7b",

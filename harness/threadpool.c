@@ -150,13 +150,16 @@ static void *worker_main(void *p) {
     return NULL;
 }
 
-struct threadpool *threadpool_create(int n_threads) {
+struct threadpool *threadpool_create(int n_threads, char *err, size_t errlen) {
     if (n_threads < 1 || n_threads > MAX_THREADS) {
-        fprintf(stderr, "threadpool: thread count %d out of range [1, %d]\n", n_threads, MAX_THREADS);
+        snprintf(err, errlen, "thread count %d is out of range [1, %d]", n_threads, MAX_THREADS);
         return NULL;
     }
     struct threadpool *tp = calloc(1, sizeof *tp);
-    if (!tp) { fprintf(stderr, "threadpool: out of memory\n"); return NULL; }
+    if (!tp) {
+        snprintf(err, errlen, "out of memory for a pool of %d threads", n_threads);
+        return NULL;
+    }
     tp->n_threads = n_threads;
     atomic_init(&tp->fn, NULL);
     atomic_init(&tp->ctx, NULL);
@@ -173,20 +176,24 @@ struct threadpool *threadpool_create(int n_threads) {
     tp->has_sync = 1;
     tp->workers = calloc((size_t)(n_threads - 1), sizeof *tp->workers);
     if (!tp->workers) {
-        fprintf(stderr, "threadpool: out of memory\n");
+        snprintf(err, errlen, "out of memory for a pool of %d threads", n_threads);
         threadpool_free(tp);
         return NULL;
     }
     for (int i = 1; i < n_threads; i++) {
         struct worker_arg *arg = malloc(sizeof *arg);
-        int rc = arg ? 0 : -1;
-        if (arg) {
-            *arg = (struct worker_arg){ tp, i };
-            rc = pthread_create(&tp->workers[i - 1], NULL, worker_main, arg);
-            if (rc != 0) free(arg);
+        if (!arg) {
+            snprintf(err, errlen, "out of memory starting worker thread %d of %d", i, n_threads);
+            threadpool_free(tp);
+            return NULL;
         }
+        *arg = (struct worker_arg){ tp, i };
+        int rc = pthread_create(&tp->workers[i - 1], NULL, worker_main, arg);
         if (rc != 0) {
-            fprintf(stderr, "threadpool: cannot start worker thread %d\n", i);
+            /* EAGAIN here is a limit on threads (RLIMIT_NPROC, threads-max, cgroup pids),
+             * not memory: say which, so the user lowers -t or raises the limit. */
+            free(arg);
+            snprintf(err, errlen, "cannot create worker thread %d of %d: %s", i, n_threads, strerror(rc));
             threadpool_free(tp);
             return NULL;
         }

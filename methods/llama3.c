@@ -56,8 +56,11 @@ const struct method method_llama3 = {
         "  else           -> (1-sm) theta_i/s + sm theta_i, sm = (L/wl_i - low_freq_factor) /\n"
         "                    (high_freq_factor - low_freq_factor)\n"
         "Attention factor 1. Evaluated in double (HF: float32). Llama-3.1's config: factor 8, 1, 4,\n"
-        "L 8192, base 500000. llama.cpp stores these divisors as the rope_freqs tensor instead;\n"
-        "baseline does not read that tensor. Default s = max(1, target_len / L).",
+        "L 8192, base 500000. Default s = max(1, target_len / L).\n"
+        "llama.cpp stores these divisors in the GGUF as the rope_freqs tensor (Llama 3.1\n"
+        "conversions), and every method, baseline included, then starts from the file's\n"
+        "frequencies. llama3 is refused on such a file: its bands would scale the frequencies a\n"
+        "second time. Use baseline there (the file's own llama3 scaling), or another method on top.",
     .n_params = 4,
     .params = {
         {"factor", MPARAM_FLOAT, NAN, 1, 65536, "scale s; default max(1, target_len / L)"},
@@ -66,5 +69,6 @@ const struct method method_llama3 = {
         {"original_max_position_embeddings", MPARAM_INT, NAN, 1, 16777216,
          "L, the trained context; default the model's context_length"},
     },
+    .own_freq_factors = true,
     .plan = plan_llama3,
 };

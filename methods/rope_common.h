@@ -99,12 +99,14 @@ static inline void rope_from_metadata(const struct model_config *c, struct metho
                  "mscale %.9g%s", rs->factor, orig, rs->original_ctx > 0 ? "" : " (context_length fallback)",
                  mscale, rs->attn_factor > 0 ? " (attn_factor)" : "");
     } else {
+        /* With a file's rope_freqs (method_plan divides by them) the table is not plain. */
+        const char *kind = c->rope_freqs ? "RoPE" : "plain RoPE";
         rope_plain(c->rope_base, d, out->inv_freq);
         if (rs->type[0] && strcmp(rs->type, "none") != 0)
             snprintf(out->note, sizeof out->note, "metadata rope.scaling type '%.32s' (factor %g) NOT applied: "
-                     "plain RoPE, base %.9g", rs->type, rs->factor, c->rope_base);
+                     "%s, base %.9g", rs->type, rs->factor, kind, c->rope_base);
         else
-            snprintf(out->note, sizeof out->note, "plain RoPE, base %.9g", c->rope_base);
+            snprintf(out->note, sizeof out->note, "%s, base %.9g", kind, c->rope_base);
     }
 }
 

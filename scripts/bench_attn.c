@@ -109,8 +109,12 @@ int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     int sweep = argc > 2 && strcmp(argv[2], "sweep") == 0;
     openblas_set_num_threads(1);
-    struct threadpool *tp = threadpool_create(threads);
-    if (!tp) return 1;
+    char err[256];
+    struct threadpool *tp = threadpool_create(threads, err, sizeof err);
+    if (!tp) {
+        fprintf(stderr, "bench_attn: %s\n", err);
+        return 1;
+    }
 
     double peak = sgemm_peak(tp, 1024);
     double peak_tile = sgemm_peak(tp, 128);

@@ -814,3 +814,41 @@ Test(synth, qwen2_tied_deterministic_and_checked) {
     unlink(a);
     rmdir(dir);
 }
+
+Test(synth, extra_tensors_written_as_given_and_checked) {
+    char dir[64], a[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(a, sizeof a, "%s/a.gguf", dir);
+    struct synth_spec s = small_spec("llama", GGML_TYPE_F16);
+    float ff[32];
+    for (int i = 0; i < 32; i++) ff[i] = 1.0f + 0.5f * (float)i;
+    struct synth_extra x[2] = {{"rope_freqs.weight", 32, GGML_TYPE_F32, ff}, {"blk.0.attn_q.bias", 256, GGML_TYPE_F32, NULL}};
+    s.extra = x;
+    s.n_extra = 2;
+    cr_assert_eq(synth_write(a, &s, err, sizeof err), 0, "%s", err);
+    struct gguf *g = gguf_open(a, err, sizeof err);
+    cr_assert(g != NULL, "%s", err);
+    const struct gguf_tensor *t = gguf_find_tensor(g, "rope_freqs.weight");
+    cr_assert(t && t->type == GGML_TYPE_F32 && t->n_dims == 1 && t->ne[0] == 32);
+    cr_expect_eq(memcmp(t->data, ff, sizeof ff), 0, "values written as given");
+    t = gguf_find_tensor(g, "blk.0.attn_q.bias");
+    cr_assert(t && t->ne[0] == 256);
+    gguf_close(g);
+    unlink(a);
+
+    struct synth_extra bad = {"", 4, GGML_TYPE_F32, NULL};
+    s.extra = &bad;
+    s.n_extra = 1;
+    cr_expect_neq(synth_write(a, &s, err, sizeof err), 0);
+    cr_expect(strstr(err, "extra tensor 0 needs a name") != NULL, "%s", err);
+    bad = (struct synth_extra){"x.weight", 0, GGML_TYPE_F32, NULL};
+    cr_expect_neq(synth_write(a, &s, err, sizeof err), 0);
+    cr_expect(strstr(err, "x.weight has 0 elements") != NULL, "%s", err);
+    bad = (struct synth_extra){"x.weight", 40, GGML_TYPE_Q8_0, NULL};
+    cr_expect_neq(synth_write(a, &s, err, sizeof err), 0);
+    cr_expect(strstr(err, "not a multiple of the block size 32") != NULL, "%s", err);
+    bad = (struct synth_extra){"output_norm.weight", 256, GGML_TYPE_F32, NULL};   /* a name already written */
+    cr_expect_neq(synth_write(a, &s, err, sizeof err), 0);
+    cr_expect(access(a, F_OK) != 0, "no file written for a bad spec");
+    rmdir(dir);
+}

@@ -251,8 +251,9 @@ static void run_attn_case(struct attn_case c) {
             for (int e = 0; e < d; e++) r[e] /= sum;
         }
 
-    struct threadpool *tp = threadpool_create(c.threads);
-    cr_assert_not_null(tp);
+    char tp_err[256];
+    struct threadpool *tp = threadpool_create(c.threads, tp_err, sizeof tp_err);
+    cr_assert_not_null(tp, "%s", tp_err);
     for (size_t i = 0; i < qn; i++) out[i] = NAN;   /* every output must be written */
     struct attn_args a = {
         .n_q = c.n_q, .n_kv = c.n_kv, .n_heads = H, .n_kv_heads = KH, .head_dim = d,

@@ -624,3 +624,46 @@ Test(methods, model_sliding_window_applies_under_every_method) {
     struct method_plan r = plan_of("baseline", &c, 8192, 8192);
     cr_assert_eq(r.swa_window, 0);
 }
+
+/* A file's rope_freqs (llama.cpp freq_factors) are part of the model's own frequencies:
+ * every method's table is its table without them divided by ff_i, exactly what
+ * llama.cpp computes under the same settings, and llama3, whose bands would apply a
+ * second set of factors, is refused. */
+Test(methods, file_rope_freqs_divide_every_method_and_llama3_is_refused) {
+    struct model_config plain = make_cfg(128, 500000, 8192);
+    float ff[64];
+    for (int i = 0; i < 64; i++) ff[i] = i < 20 ? 1.0f : i < 40 ? 1.0f + 7.0f * (float)(i - 20) / 20.0f : 8.0f;
+    struct model_config c = plain;
+    c.rope_freqs = ff;
+    for (const struct method *const *m = registry_methods; *m; m++) {
+        if ((*m)->own_freq_factors) continue;
+        struct method_plan without = plan_of((*m)->name, &plain, 32768, 32768);
+        struct method_plan with = plan_of((*m)->name, &c, 32768, 32768);
+        cr_assert(!without.rope_freqs_applied && with.rope_freqs_applied, "%s", (*m)->name);
+        cr_assert(strstr(with.note, "rope_freqs applied") != NULL, "%s: %s", (*m)->name, with.note);
+        cr_assert(strstr(with.note, "[1, 8]") != NULL, "%s: %s", (*m)->name, with.note);
+        cr_assert(strstr(with.note, "plain RoPE") == NULL, "%s: %s", (*m)->name, with.note);
+        double ref[64];
+        for (int i = 0; i < 64; i++) ref[i] = (double)without.inv_freq[i] / ff[i];
+        double e = max_rel_err(with.inv_freq, ref, 64, 1e-300);
+        cr_assert(e < 1e-7, "%s: inv_freq / rope_freqs max rel err %g", (*m)->name, e);
+        cr_assert_eq(with.mscale, without.mscale, "%s", (*m)->name);
+    }
+    /* the factors apply against the published formula too, not only against our own table */
+    struct method_plan p = plan_of("pi:factor=4", &c, 32768, 32768);
+    double ref[64];
+    ref_pi(500000, 128, 4, ref);
+    for (int i = 0; i < 64; i++) ref[i] /= ff[i];
+    cr_assert(max_rel_err(p.inv_freq, ref, 64, 1e-300) < TOL);
+
+    struct method_spec s;
+    struct method_plan q;
+    char err[512] = "";
+    cr_assert_eq(method_spec_parse("llama3:factor=8", &s, err, sizeof err), 0, "%s", err);
+    cr_assert(s.method->own_freq_factors);
+    struct method_ctx ctx = {.cfg = &c, .target_len = 32768, .seq_len = 32768};
+    cr_assert_neq(method_plan(&s, &ctx, &q, err, sizeof err), 0, "llama3 scaled the file's factors again");
+    cr_assert(strstr(err, "rope_freqs.weight") && strstr(err, "twice"), "%s", err);
+    ctx.cfg = &plain;
+    cr_assert_eq(method_plan(&s, &ctx, &q, err, sizeof err), 0, "%s", err);
+}

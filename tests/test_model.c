@@ -3,13 +3,19 @@
  * and cached evaluation against one-shot evaluation, and greedy generation against
  * the text quoted in ../shared/SOURCES.md. */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <grp.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "backend.h"
 #include "gguf.h"
+#include "method.h"
 #include "model.h"
 #include "quant.h"
 #include "runtime.h"
@@ -46,11 +52,14 @@ static void ref_rmsnorm(const double *x, const double *w, double *y, int n, doub
 }
 
 /* Rotates each head at position p: adjacent pairs (2i, 2i+1) for llama GGUFs,
- * halves (i, i + n_rot/2) for NEOX-style architectures (qwen2). */
-static void ref_rope(double *v, int n_heads, int hd, int n_rot, int p, double base, bool neox) {
+ * halves (i, i + n_rot/2) for NEOX-style architectures (qwen2). freq_factors (NULL:
+ * none) divide the frequencies, as llama.cpp does with a file's rope_freqs tensor:
+ * angle = p * base^(-2i/n_rot) / freq_factors[i]. */
+static void ref_rope(double *v, int n_heads, int hd, int n_rot, int p, double base, const double *freq_factors,
+                     bool neox) {
     for (int h = 0; h < n_heads; h++)
         for (int i = 0; i < n_rot / 2; i++) {
-            double ang = p * pow(base, -2.0 * i / n_rot);
+            double ang = p * pow(base, -2.0 * i / n_rot) / (freq_factors ? freq_factors[i] : 1.0);
             double *a = v + h * hd + (neox ? i : 2 * i), *b = neox ? a + n_rot / 2 : a + 1;
             double x0 = *a, x1 = *b;
             *a = x0 * cos(ang) - x1 * sin(ang);
@@ -70,6 +79,10 @@ static void ref_forward(const struct model *m, const int32_t *tokens, int n, dou
     double *att = malloc(sizeof(double) * qd), *tmp = malloc(sizeof(double) * D), *g = malloc(sizeof(double) * F);
     double *u = malloc(sizeof(double) * F), *sc = malloc(sizeof(double) * n), *logits = malloc(sizeof(double) * V);
     bool neox = c->rope_style == ROPE_NEOX;
+    /* Read from the file here, not from the loader's config: the reference must not
+     * share the code it checks. */
+    const struct gguf_tensor *rf = gguf_find_tensor(m->gguf, "rope_freqs.weight");
+    double *freq_factors = rf ? tensor_f64(rf) : NULL;
     double **W = calloc((size_t)c->n_layers * 12, sizeof(double *));
     for (int l = 0; l < c->n_layers; l++) {
         const struct layer_weights *lw = &m->layers[l];
@@ -90,8 +103,8 @@ static void ref_forward(const struct model *m, const int32_t *tokens, int n, dou
                 for (int i = 0; i < qd; i++) q[i] += w[9][i];
             if (w[10])
                 for (int i = 0; i < kvd; i++) kt[i] += w[10][i], vt[i] += w[11][i];
-            ref_rope(q, H, hd, c->n_rot, t, c->rope_base, neox);
-            ref_rope(kt, KVH, hd, c->n_rot, t, c->rope_base, neox);
+            ref_rope(q, H, hd, c->n_rot, t, c->rope_base, freq_factors, neox);
+            ref_rope(kt, KVH, hd, c->n_rot, t, c->rope_base, freq_factors, neox);
             for (int h = 0; h < H; h++) {
                 int kh = h / (H / KVH);
                 double mx = -INFINITY, sum = 0;
@@ -128,7 +141,7 @@ static void ref_forward(const struct model *m, const int32_t *tokens, int n, dou
     }
     for (int i = 0; i < c->n_layers * 12; i++) free(W[i]);
     free(W); free(emb); free(onorm); free(wout); free(K); free(Vc); free(x); free(xb); free(q); free(att);
-    free(tmp); free(g); free(u); free(sc); free(logits);
+    free(tmp); free(g); free(u); free(sc); free(logits); free(freq_factors);
 }
 
 static struct runtime rt;
@@ -250,9 +263,11 @@ Test(model, greedy_generation_matches_documented_text) {
 
 /* Synthetic models exercise what stories260K cannot: quantized weights (checked through
  * the reference decoder in test_quant), qwen2's biases and NEOX rotation, tied output,
- * and the path that dequantizes weight rows block by block instead of keeping F32. */
-static void synthetic_vs_reference(const char *arch, uint32_t type, bool tied, size_t f32_budget) {
-    char path[] = "/tmp/ctxbench-test-model-XXXXXX";
+ * the path that dequantizes weight rows block by block instead of keeping F32, and
+ * the optional tensors of real llama files (extra: q/k/v biases, rope_freqs). */
+static void write_tiny(char *path, const char *arch, uint32_t type, bool tied, const struct synth_extra *extra,
+                       int n_extra) {
+    strcpy(path, "/tmp/ctxbench-test-model-XXXXXX");
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
     close(fd);
@@ -263,16 +278,34 @@ static void synthetic_vs_reference(const char *arch, uint32_t type, bool tied, s
     sp.tied_output = tied;
     sp.weight_std = 0.08;   /* large enough that attention is far from uniform */
     sp.n_vocab = 300;
+    sp.extra = extra;
+    sp.n_extra = n_extra;
     cr_assert_eq(synth_write(path, &sp, err, sizeof err), 0, "%s", err);
+}
+
+/* The model's own RoPE as method baseline plans it (what ppl and sweep run). */
+static struct method_plan baseline_method_plan(const struct model *m) {
+    struct method_spec spec;
+    struct method_plan plan;
+    cr_assert_eq(method_spec_parse("baseline", &spec, err, sizeof err), 0, "%s", err);
+    struct method_ctx mctx = {.cfg = &m->cfg, .target_len = m->cfg.ctx_train, .seq_len = 40};
+    cr_assert_eq(method_plan(&spec, &mctx, &plan, err, sizeof err), 0, "%s", err);
+    return plan;
+}
+
+static void synthetic_extra_vs_reference(const char *arch, uint32_t type, bool tied, size_t f32_budget,
+                                         const struct synth_extra *extra, int n_extra) {
+    char path[64];
+    write_tiny(path, arch, type, tied, extra, n_extra);
     struct runtime r;
     struct engine_opts o = {.n_threads = 2, .f32_budget = f32_budget};
     cr_assert_eq(runtime_open(&r, path, "cpu", &o, err, sizeof err), 0, "%s", err);
-    const int n = 40;
+    const int n = 40, n_vocab = r.model->cfg.n_vocab;
     int32_t ids[40];
-    for (int i = 0; i < n; i++) ids[i] = (i * 37 + 11) % sp.n_vocab;
-    float inv[256], lp[40];
-    model_default_inv_freq(&r.model->cfg, r.model->cfg.rope_base, inv);
-    struct forward_plan fp = {.inv_freq = inv, .mscale = 1.0f};
+    for (int i = 0; i < n; i++) ids[i] = (i * 37 + 11) % n_vocab;
+    float lp[40];
+    struct method_plan plan = baseline_method_plan(r.model);
+    struct forward_plan fp = method_forward_plan(&plan);
     struct session *s = r.be->session_new(r.engine, n, err, sizeof err);
     cr_assert(s, "%s", err);
     cr_assert_eq(r.be->eval(s, ids, NULL, n - 1, &fp, ids + 1, lp, NULL, err, sizeof err), 0, "%s", err);
@@ -284,6 +317,10 @@ static void synthetic_vs_reference(const char *arch, uint32_t type, bool tied, s
     r.be->session_free(s);
     runtime_close(&r);
     unlink(path);
+}
+
+static void synthetic_vs_reference(const char *arch, uint32_t type, bool tied, size_t f32_budget) {
+    synthetic_extra_vs_reference(arch, type, tied, f32_budget, NULL, 0);
 }
 
 Test(synthetic, llama_q4k_matches_reference, .timeout = 60) {
@@ -329,4 +366,211 @@ Test(model, selfextend_needs_its_grouped_keys_from_the_start) {
     cr_assert_eq(rt.be->eval(s, ids, NULL, 4, &se, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
     cr_assert_eq(rt.be->eval(s, ids + 4, NULL, 4, &se, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
     rt.be->session_free(s);
+}
+
+/* ---- what the file says is what is computed (issue 10) ---- */
+
+/* Llama 3.1 conversions carry rope_freqs.weight: n_rot/2 divisors of the rotary
+ * frequencies. Factors well away from 1 on the high frequencies too, so dropping
+ * them changes every log-prob. */
+#define TINY_N_FREQ 32   /* the tiny preset: head size 64 */
+static void tiny_freq_factors(float *ff) {
+    for (int i = 0; i < TINY_N_FREQ; i++) ff[i] = 1.0f + 1.5f * (float)(i % 3) + 0.25f * (float)i / TINY_N_FREQ;
+}
+
+Test(synthetic, llama_rope_freqs_applied_as_the_reference_does, .timeout = 60) {
+    float ff[TINY_N_FREQ];
+    tiny_freq_factors(ff);
+    struct synth_extra x = {"rope_freqs.weight", TINY_N_FREQ, GGML_TYPE_F32, ff};
+    synthetic_extra_vs_reference("llama", GGML_TYPE_F16, false, 0, &x, 1);
+}
+
+Test(synthetic, llama_qkv_biases_match_reference, .timeout = 60) {
+    const int dim = 256, kv_dim = 128;   /* tiny: 4 heads of 64, 2 KV heads */
+    struct synth_extra x[6] = {
+        {"blk.0.attn_q.bias", dim, GGML_TYPE_F32, NULL}, {"blk.0.attn_k.bias", kv_dim, GGML_TYPE_F32, NULL},
+        {"blk.0.attn_v.bias", kv_dim, GGML_TYPE_F32, NULL}, {"blk.1.attn_q.bias", dim, GGML_TYPE_F32, NULL},
+        {"blk.1.attn_k.bias", kv_dim, GGML_TYPE_F32, NULL}, {"blk.1.attn_v.bias", kv_dim, GGML_TYPE_F32, NULL},
+    };
+    synthetic_extra_vs_reference("llama", GGML_TYPE_F16, false, 0, x, 6);
+}
+
+/* Writes the tiny model with `extra` and expects loading to fail with an error that
+ * contains each of the NULL-terminated `want` strings, on one line. */
+static void expect_load_error(const char *arch, const struct synth_extra *extra, int n_extra, const char *const *want) {
+    char path[64];
+    write_tiny(path, arch, GGML_TYPE_F16, false, extra, n_extra);
+    err[0] = 0;
+    struct model *m = model_load(path, err, sizeof err);
+    unlink(path);
+    cr_assert_null(m, "%s with %s loaded", arch, extra[0].name);
+    for (const char *const *w = want; *w; w++) cr_assert(strstr(err, *w) != NULL, "'%s' not in: %s", *w, err);
+    cr_assert(strchr(err, '\n') == NULL, "not one line: %s", err);
+}
+
+Test(loader, qkv_biases_come_all_three_or_none) {
+    struct synth_extra q = {"blk.1.attn_q.bias", 256, GGML_TYPE_F32, NULL};
+    expect_load_error("llama", &q, 1, (const char *const[]){"blk.1", "attn_k.bias", "all three or none", NULL});
+    struct synth_extra qk[2] = {{"blk.0.attn_q.bias", 256, GGML_TYPE_F32, NULL},
+                                {"blk.0.attn_k.bias", 128, GGML_TYPE_F32, NULL}};
+    expect_load_error("llama", qk, 2, (const char *const[]){"blk.0", "attn_v.bias", NULL});
+    struct synth_extra v = {"blk.0.attn_v.bias", 128, GGML_TYPE_F32, NULL};
+    expect_load_error("llama", &v, 1, (const char *const[]){"blk.0", "attn_q.bias", NULL});
+}
+
+Test(loader, tensors_it_does_not_use_are_refused_by_name) {
+    /* llama.cpp's optional output and MLP biases, a layer beyond block_count, a stray name */
+    const char *names[] = {"blk.0.attn_output.bias", "blk.1.ffn_down.bias", "blk.2.attn_norm.weight", "output.bias"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        struct synth_extra x = {names[i], 256, GGML_TYPE_F32, NULL};
+        expect_load_error("llama", &x, 1, (const char *const[]){names[i], NULL});
+    }
+    /* qwen2 in llama.cpp has no rope_freqs: a file with one is not a qwen2 we know */
+    float ff[TINY_N_FREQ];
+    tiny_freq_factors(ff);
+    struct synth_extra rf = {"rope_freqs.weight", TINY_N_FREQ, GGML_TYPE_F32, ff};
+    expect_load_error("qwen2", &rf, 1, (const char *const[]){"rope_freqs.weight", NULL});
+}
+
+Test(loader, rope_freqs_is_validated) {
+    float ff[2 * TINY_N_FREQ];
+    for (int i = 0; i < 2 * TINY_N_FREQ; i++) ff[i] = 2.0f;
+    struct synth_extra x = {"rope_freqs.weight", TINY_N_FREQ + 1, GGML_TYPE_F32, ff};
+    expect_load_error("llama", &x, 1, (const char *const[]){"rope_freqs.weight", "32", NULL});
+    x.ne0 = TINY_N_FREQ;
+    x.type = GGML_TYPE_F16;
+    expect_load_error("llama", &x, 1, (const char *const[]){"rope_freqs.weight", "F32", NULL});
+    x.type = GGML_TYPE_F32;
+    const float bad[] = {0.0f, -1.0f, NAN, INFINITY};
+    for (int b = 0; b < 4; b++) {
+        ff[7] = bad[b];
+        expect_load_error("llama", &x, 1, (const char *const[]){"rope_freqs.weight", "[7]", NULL});
+    }
+}
+
+Test(loader, rope_freqs_reach_every_method_and_llama3_refuses) {
+    float ff[TINY_N_FREQ];
+    tiny_freq_factors(ff);
+    struct synth_extra x = {"rope_freqs.weight", TINY_N_FREQ, GGML_TYPE_F32, ff};
+    char path[64];
+    write_tiny(path, "llama", GGML_TYPE_F16, false, &x, 1);
+    struct model *m = model_load(path, err, sizeof err);
+    unlink(path);
+    cr_assert_not_null(m, "%s", err);
+    struct method_plan p = baseline_method_plan(m);
+    cr_assert(strstr(p.note, "rope_freqs") != NULL, "baseline does not say it used the file's factors: %s", p.note);
+    cr_assert(strstr(p.note, "plain RoPE") == NULL, "%s", p.note);
+    for (int i = 0; i < TINY_N_FREQ; i++) {
+        double want = pow(m->cfg.rope_base, -2.0 * i / m->cfg.n_rot) / ff[i];
+        cr_assert(fabs(p.inv_freq[i] - want) <= 3e-7 * want, "frequency %d: %g vs %g", i, p.inv_freq[i], want);
+    }
+    struct method_spec spec;
+    cr_assert_eq(method_spec_parse("llama3:factor=8", &spec, err, sizeof err), 0, "%s", err);
+    struct method_ctx mctx = {.cfg = &m->cfg, .target_len = 4096, .seq_len = 4096};
+    err[0] = 0;
+    cr_assert_neq(method_plan(&spec, &mctx, &p, err, sizeof err), 0, "llama3 applied on top of rope_freqs");
+    cr_assert(strstr(err, "llama3") && strstr(err, "rope_freqs"), "%s", err);
+    model_free(m);
+}
+
+/* ---- a failed eval leaves the session as it was ---- */
+
+Test(model, failed_eval_leaves_the_session_unchanged) {
+    /* The batch spans two internal chunks (512 tokens) and the bad input sits in the
+     * second, so nothing may be computed before all input is checked. */
+    const int n_prefix = 20, n = 600, bad_at = 550;
+    int32_t *ids = story_tokens(n_prefix + n + 1);
+    float inv[64];
+    struct forward_plan fp = baseline_plan(inv);
+    float *want = malloc(sizeof(float) * (n_prefix + n)), *got = malloc(sizeof(float) * (n_prefix + n));
+    int32_t *bad = malloc(sizeof(int32_t) * n), *pos = malloc(sizeof(int32_t) * n);
+    cr_assert(want && got && bad && pos);
+
+    struct session *fresh = rt.be->session_new(rt.engine, n_prefix + n, err, sizeof err);
+    cr_assert(fresh, "%s", err);
+    cr_assert_eq(rt.be->eval(fresh, ids, NULL, n_prefix, &fp, ids + 1, want, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(rt.be->eval(fresh, ids + n_prefix, NULL, n, &fp, ids + n_prefix + 1, want + n_prefix, NULL, err,
+                             sizeof err), 0, "%s", err);
+    rt.be->session_free(fresh);
+
+    struct session *s = rt.be->session_new(rt.engine, n_prefix + n, err, sizeof err);
+    cr_assert(s, "%s", err);
+    cr_assert_eq(rt.be->eval(s, ids, NULL, n_prefix, &fp, ids + 1, got, NULL, err, sizeof err), 0, "%s", err);
+    struct eval_stats before;
+    rt.be->session_stats(s, &before);
+    const int32_t bad_ids[] = {-1, rt.model->cfg.n_vocab, 1 << 30};
+    for (int b = 0; b < 3; b++) {
+        memcpy(bad, ids + n_prefix, sizeof(int32_t) * n);
+        bad[bad_at] = bad_ids[b];
+        err[0] = 0;
+        cr_assert_eq(rt.be->eval(s, bad, NULL, n, &fp, ids + n_prefix + 1, got + n_prefix, NULL, err, sizeof err), -1);
+        cr_assert(strstr(err, "token id") != NULL, "%s", err);
+        cr_assert_eq(rt.be->session_n_past(s), n_prefix, "a failed eval advanced the session to %d",
+                     rt.be->session_n_past(s));
+    }
+    /* a target outside the vocabulary (negative ones mean "not scored") */
+    memcpy(bad, ids + n_prefix + 1, sizeof(int32_t) * n);
+    bad[bad_at] = rt.model->cfg.n_vocab;
+    err[0] = 0;
+    cr_assert_eq(rt.be->eval(s, ids + n_prefix, NULL, n, &fp, bad, got + n_prefix, NULL, err, sizeof err), -1);
+    cr_assert(strstr(err, "target id") != NULL, "%s", err);
+    cr_assert_eq(rt.be->session_n_past(s), n_prefix);
+    /* a negative position */
+    for (int i = 0; i < n; i++) pos[i] = n_prefix + i;
+    pos[bad_at] = -5;
+    err[0] = 0;
+    cr_assert_eq(rt.be->eval(s, ids + n_prefix, pos, n, &fp, ids + n_prefix + 1, got + n_prefix, NULL, err,
+                             sizeof err), -1);
+    cr_assert(strstr(err, "position") != NULL, "%s", err);
+    cr_assert_eq(rt.be->session_n_past(s), n_prefix);
+    struct eval_stats after;
+    rt.be->session_stats(s, &after);
+    cr_assert_eq(after.tokens, before.tokens, "failed evals were counted");
+
+    /* the same session goes on as if nothing had happened, bit for bit */
+    cr_assert_eq(rt.be->eval(s, ids + n_prefix, NULL, n, &fp, ids + n_prefix + 1, got + n_prefix, NULL, err,
+                             sizeof err), 0, "%s", err);
+    cr_assert_eq(memcmp(got, want, sizeof(float) * (n_prefix + n)), 0, "log-probs differ from a fresh session");
+    rt.be->session_free(s);
+    free(want); free(got); free(bad); free(pos); free(ids);
+}
+
+/* ---- a thread that cannot be created is reported as such ---- */
+
+Test(runtime, thread_creation_failure_is_named, .timeout = 60) {
+    char model[1024];
+    shared_path(model, sizeof model, "models/stories260K.gguf");
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        /* RLIMIT_NPROC binds only unprivileged users: as root, become nobody first. At
+         * limit 1 the process itself uses the whole allowance, so no thread can start. */
+        close(fds[0]);
+        if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
+        struct rlimit one = {1, 1};
+        if (setrlimit(RLIMIT_NPROC, &one) != 0) _exit(4);
+        struct runtime r;
+        struct engine_opts o = {.n_threads = 4};
+        char msg[512] = "";
+        int rc = runtime_open(&r, model, "cpu", &o, msg, sizeof msg);
+        if (rc == 0) runtime_close(&r);
+        if (write(fds[1], msg, strlen(msg)) < 0) _exit(5);
+        _exit(rc == 0 ? 6 : 0);   /* _exit: no leak check, which would need a thread of its own */
+    }
+    close(fds[1]);
+    char got[512];
+    ssize_t len = read(fds[0], got, sizeof got - 1);
+    close(fds[0]);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "child died");
+    cr_assert_eq(WEXITSTATUS(status), 0, "child status %d (3/4: could not set up the limit, 6: engine created)",
+                 WEXITSTATUS(status));
+    got[len > 0 ? len : 0] = 0;
+    char want[256];
+    snprintf(want, sizeof want, "cannot create worker thread 1 of 4: %s", strerror(EAGAIN));
+    cr_assert(strstr(got, want) != NULL, "expected '%s' in: %s", want, got);
+    cr_assert(strstr(got, "out of memory") == NULL, "%s", got);
 }

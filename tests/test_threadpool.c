@@ -12,6 +12,8 @@
 
 #define MAX_TASKS 300
 
+static char err[256];
+
 struct count_job {
     atomic_int hits[MAX_TASKS];
     atomic_int bad_thread;
@@ -30,7 +32,7 @@ static void count_task(void *ctx, int task, int thread) {
 Test(threadpool, every_task_exactly_once) {
     unsigned long long rng = 0x9e3779b97f4a7c15ULL;
     for (int size = 1; size <= 4; size++) {
-        struct threadpool *tp = threadpool_create(size);
+        struct threadpool *tp = threadpool_create(size, err, sizeof err);
         cr_assert_not_null(tp, "pool of %d", size);
         cr_assert_eq(threadpool_size(tp), size);
         static struct count_job job;
@@ -68,7 +70,7 @@ Test(threadpool, results_visible_after_run) {
     enum { N = 2000 };
     static long long out[N];
     for (int size = 1; size <= 4; size++) {
-        struct threadpool *tp = threadpool_create(size);
+        struct threadpool *tp = threadpool_create(size, err, sizeof err);
         cr_assert_not_null(tp);
         for (int run = 0; run < 50; run++) {
             memset(out, 0xff, sizeof out);
@@ -84,7 +86,7 @@ Test(threadpool, results_visible_after_run) {
 /* A pool that slept between runs (workers parked on the condition variable)
  * still wakes up and completes the next run. */
 Test(threadpool, wakes_after_idle) {
-    struct threadpool *tp = threadpool_create(3);
+    struct threadpool *tp = threadpool_create(3, err, sizeof err);
     cr_assert_not_null(tp);
     static struct count_job job;
     job.pool_size = 3;
@@ -99,8 +101,9 @@ Test(threadpool, wakes_after_idle) {
 }
 
 Test(threadpool, rejects_bad_size) {
-    cr_assert_null(threadpool_create(0));
-    cr_assert_null(threadpool_create(-3));
+    cr_assert_null(threadpool_create(0, err, sizeof err));
+    cr_assert(strstr(err, "thread count 0 is out of range") != NULL, "%s", err);
+    cr_assert_null(threadpool_create(-3, err, sizeof err));
     cr_assert_eq(threadpool_size(NULL), 1);
     threadpool_free(NULL);   /* must be a no-op */
 }
@@ -128,7 +131,8 @@ static void record_thread(void *ctx, int task, int thread) {
 }
 
 Test(threadpool, runs_do_not_wait_for_an_absent_worker, .timeout = 20) {
-    struct threadpool *tp = threadpool_create(3);
+    char err[256];
+    struct threadpool *tp = threadpool_create(3, err, sizeof err);
     cr_assert_not_null(tp);
     static struct thread_ids ids;
     for (int tries = 0; tries < 100 && !(atomic_load(&ids.seen[1]) && atomic_load(&ids.seen[2])); tries++)
