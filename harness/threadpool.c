@@ -9,10 +9,15 @@
  * per task. The caller takes tasks too, so a run never waits for a worker that
  * has not taken one: on a loaded machine a descheduled worker no longer stalls
  * every run (and the caller no longer burns CPU waiting for it); it joins the
- * run that is current when it runs again. The run's function, context and task
- * count are rewritten only after the run is done, and a worker that read them
- * for a finished run cannot take a task with them: its compare-and-swap names a
- * generation that is gone.
+ * run that is current when it runs again.
+ *
+ * A late worker must never take a task with another run's function, context or
+ * task count. When a run is done the caller first closes its ticket (the task
+ * index becomes TICKET_CLOSED, past any task count) and only then writes the
+ * next run's fields, with release stores that workers read with acquire loads:
+ * a worker that read any field of the next run then sees the closed ticket (or
+ * the next generation) and takes nothing, and one whose swap succeeds read the
+ * fields of the run its swap names.
  *
  * Waiting (a worker for the next run, the caller for the last tasks) polls for a
  * short time, yielding the CPU after a while, then sleeps on a condition
@@ -40,6 +45,7 @@
 #define SPIN_NS 100000
 #define POLLS_PER_CLOCK 64
 #define MAX_THREADS 1024
+#define TICKET_CLOSED UINT32_MAX  /* task index of a run that is done: past every task count */
 
 struct threadpool {
     int n_threads;            /* including the caller */
@@ -93,17 +99,17 @@ static uint32_t ticket_generation(uint64_t ticket) { return (uint32_t)(ticket >>
 
 /* Takes tasks of run `gen` until none are left or the run is no longer current. */
 static void run_tasks(struct threadpool *tp, uint32_t gen, int thread) {
-    threadpool_fn fn = atomic_load_explicit(&tp->fn, memory_order_relaxed);
-    void *ctx = atomic_load_explicit(&tp->ctx, memory_order_relaxed);
-    int n = atomic_load_explicit(&tp->n_tasks, memory_order_relaxed);
+    threadpool_fn fn = atomic_load_explicit(&tp->fn, memory_order_acquire);
+    void *ctx = atomic_load_explicit(&tp->ctx, memory_order_acquire);
+    int n = atomic_load_explicit(&tp->n_tasks, memory_order_acquire);
     uint64_t ticket = atomic_load_explicit(&tp->ticket, memory_order_acquire);
     for (;;) {
         if (ticket_generation(ticket) != gen || (uint32_t)ticket >= (uint32_t)n) return;
         if (!atomic_compare_exchange_weak_explicit(&tp->ticket, &ticket, ticket + 1,
                                                    memory_order_acq_rel, memory_order_acquire))
             continue;
-        /* The swap succeeded, so run `gen` was current and not done when it did:
-         * fn, ctx and n above are that run's. */
+        /* The swap succeeded, so run `gen` was current and not closed when it
+         * did: fn, ctx and n above are that run's (see the top of the file). */
         fn(ctx, (int)(uint32_t)ticket, thread);
         int done = atomic_fetch_add_explicit(&tp->done_tasks, 1, memory_order_acq_rel) + 1;
         if (done == n) {
@@ -230,11 +236,11 @@ void threadpool_run(struct threadpool *tp, int n_tasks, threadpool_fn fn, void *
         return;
     }
 
-    /* The previous run is done (every task returned), so no thread can take a task
-     * with what is rewritten here. */
-    atomic_store_explicit(&tp->fn, fn, memory_order_relaxed);
-    atomic_store_explicit(&tp->ctx, ctx, memory_order_relaxed);
-    atomic_store_explicit(&tp->n_tasks, n_tasks, memory_order_relaxed);
+    /* The previous run's ticket is closed, so no thread can take a task with what
+     * is rewritten here; release: a worker that reads one of these sees it closed. */
+    atomic_store_explicit(&tp->fn, fn, memory_order_release);
+    atomic_store_explicit(&tp->ctx, ctx, memory_order_release);
+    atomic_store_explicit(&tp->n_tasks, n_tasks, memory_order_release);
     atomic_store_explicit(&tp->done_tasks, 0, memory_order_relaxed);
     uint32_t gen = ++tp->generation;
     if (gen == 0) gen = ++tp->generation;        /* 0 is what a new worker has seen */
@@ -258,4 +264,6 @@ void threadpool_run(struct threadpool *tp, int n_tasks, threadpool_fn fn, void *
         pthread_mutex_unlock(&tp->lock);
         break;
     }
+    /* Done: close the ticket before anything of the next run is written. */
+    atomic_store(&tp->ticket, ((uint64_t)gen << 32) | TICKET_CLOSED);
 }

@@ -159,3 +159,37 @@ Test(threadpool, runs_do_not_wait_for_an_absent_worker, .timeout = 20) {
     atomic_store(&stall_release, 1);
     threadpool_free(tp);
 }
+
+/* A worker late for a run that is done must not take a task of it with the next
+ * run's function, context or task count (they are written while the done run's
+ * ticket is still current). Runs alternate between few and many tasks, so a late
+ * worker holding the larger count would find an index to take; each run has its
+ * own context, so a task taken that way shows up as one task too many. A race:
+ * a broken pool fails this in most runs of the test, a correct one never. */
+struct tagged_job { atomic_int hits; int n; };
+static void tagged_task(void *ctx, int task, int thread) {
+    (void)task; (void)thread;
+    struct tagged_job *j = ctx;
+    atomic_fetch_add(&j->hits, 1);
+}
+
+Test(threadpool, late_worker_takes_nothing_from_a_done_run, .timeout = 60) {
+    enum { RUNS = 1000000, RING = 4096 };
+    char err[256];
+    struct threadpool *tp = threadpool_create(4, err, sizeof err);   /* more threads than cores: more late workers */
+    cr_assert_not_null(tp, "%s", err);
+    struct tagged_job *jobs = calloc(RING, sizeof *jobs);
+    cr_assert_not_null(jobs);
+    for (int run = 0; run < RUNS; run++) {
+        struct tagged_job *j = &jobs[run % RING];
+        int prev = j->n ? atomic_load(&j->hits) : 0;   /* late hits on this slot's last run */
+        cr_assert_eq(prev, j->n, "run %d: a task ran for run %d after it was done", run, run - RING);
+        j->n = (run & 1) ? 64 : 2;
+        atomic_store(&j->hits, 0);
+        threadpool_run(tp, j->n, tagged_task, j);
+        cr_assert_eq(atomic_load(&j->hits), j->n, "run %d: %d tasks ran for %d", run,
+                     atomic_load(&j->hits), j->n);
+    }
+    threadpool_free(tp);
+    free(jobs);
+}
