@@ -21,7 +21,8 @@ static const char *help =
     "  a skipped or failed cell has one row with empty metric and value and the reason in error.\n"
     "Wide form (--wide): one row per cell, the same leading columns (no metric/value), then\n"
     "  peak_rss_mib and one column per result scalar name (empty where a cell lacks it).\n"
-    "  -o, --out FILE   output file (default: stdout)\n";
+    "  -o, --out FILE   output file (default: stdout); written beside FILE and renamed into place,\n"
+    "                   never the results file itself\n";
 
 static const char *const key_cols[] = {"cell", "model", "model_sha256", "method", "task", "task_settings",
                                        "data", "length", "seed", "status"};
