@@ -676,6 +676,7 @@ int store_put(struct store *st, const char *id, enum cell_status status, const s
     free(image);   /* HDF5 keeps its own copy */
     image = NULL;
     hid_t f = fapl < 0 ? -1 : exists ? H5Fopen(st->image_name, H5F_ACC_RDWR, fapl) : create_file(st->image_name, fapl);
+    if (fapl >= 0) H5Pclose(fapl);   /* and with it the property list's copy of the image */
     if (f < 0) {
         snprintf(err, errlen, "%s: HDF5 could not %s the file", st->shown, exists ? "open" : "create");
         goto out;
@@ -705,7 +706,6 @@ int store_put(struct store *st, const char *id, enum cell_status status, const s
     rc = 0;
 out:
     free(image);
-    if (fapl >= 0) H5Pclose(fapl);
     quiet_end(&q);
     return rc;
 }
