@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "atomic_file.h"
 #include "cli.h"
 #include "store.h"
 
@@ -19,7 +21,8 @@ static const char *help =
     "  a skipped or failed cell has one row with empty metric and value and the reason in error.\n"
     "Wide form (--wide): one row per cell, the same leading columns (no metric/value), then\n"
     "  peak_rss_mib and one column per result scalar name (empty where a cell lacks it).\n"
-    "  -o, --out FILE   output file (default: stdout)\n";
+    "  -o, --out FILE   output file (default: stdout); written beside FILE and renamed into place,\n"
+    "                   never the results file itself\n";
 
 static const char *const key_cols[] = {"cell", "model", "model_sha256", "method", "task", "task_settings",
                                        "data", "length", "seed", "status"};
@@ -44,20 +47,23 @@ static void put_num(FILE *f, double v) {
     fprintf(f, ",%s", buf);
 }
 
-static void put_key(FILE *f, const struct store_cell *c) {
-    char buf[64];
-    put_text(f, c->id, true);
-    for (int k = 1; k < N_KEY_COLS; k++)
-        put_text(f, k == N_KEY_COLS - 1 ? cell_status_name(c->status) : store_attr_text(c, key_cols[k], buf, sizeof buf),
-                 false);
-}
-
-/* A numeric provenance attribute; empty when the cell has none. */
+/* A numeric provenance attribute, bare; empty when the cell has none. */
 static void put_attr_num(FILE *f, const struct store_cell *c, const char *name) {
     const struct store_attr *a = store_cell_attr(c, name);
     if (a && a->kind == STORE_F64) put_num(f, a->f);
     else if (a && a->kind == STORE_I64) fprintf(f, ",%lld", (long long)a->i);
     else fputc(',', f);
+}
+
+/* The key columns: texts quoted, numbers (length, seed) bare as results/README.md says. */
+static void put_key(FILE *f, const struct store_cell *c) {
+    put_text(f, c->id, true);
+    for (int k = 1; k < N_KEY_COLS - 1; k++) {
+        const struct store_attr *a = store_cell_attr(c, key_cols[k]);
+        if (a && a->kind != STORE_STR) put_attr_num(f, c, key_cols[k]);
+        else put_text(f, a && a->s ? a->s : "", false);
+    }
+    put_text(f, cell_status_name(c->status), false);
 }
 
 static void header(FILE *f, const char *const *extra, int n_extra) {
@@ -140,27 +146,45 @@ int cmd_export(int argc, char **argv) {
         else if (opt == 'h') { fputs(help, stdout); return 0; }
         else { fputs(help, stderr); return 2; }
     }
+    /* The output is checked before anything is read: it must not be the results file
+     * (by any path), and it is written beside its destination and renamed into place. */
+    const char *input = optind == argc - 1 ? argv[optind] : NULL;
+    char err[1024];
+    struct atomic_file af = {0};
+    FILE *f = stdout;
+    if (input && out && atomic_file_open(&af, out, input, err, sizeof err) != 0) {
+        fprintf(stderr, "ctxbench: %s\n", err);
+        return 1;
+    }
+    if (input && !out && check_fd_not_input(STDOUT_FILENO, "standard output", input, err, sizeof err) != 0) {
+        fprintf(stderr, "ctxbench: %s\n", err);
+        return 1;
+    }
+    if (out) f = af.f;
     struct store_cell *cells;
     int n;
     int status = cli_read_results(argc, argv, help, &cells, &n);
-    if (status != 0) return status;
-    FILE *f = out ? fopen(out, "wb") : stdout;
-    if (!f) {
-        fprintf(stderr, "ctxbench: cannot write %s: %s\n", out, strerror(errno));
-        store_cells_free(cells, n);
-        return 1;
+    if (status != 0) {
+        atomic_file_discard(&af);
+        return status;
     }
     int rc = 0;
     if (wide) rc = write_wide(f, cells, n);
     else write_long(f, cells, n);
-    if (rc != 0) fprintf(stderr, "ctxbench: out of memory\n");
-    bool bad = ferror(f) != 0;
-    if (out) bad |= fclose(f) != 0;
-    else bad |= fflush(f) != 0;
-    if (bad) {
-        fprintf(stderr, "ctxbench: error writing %s\n", out ? out : "stdout");
-        rc = 1;
-    }
     store_cells_free(cells, n);
-    return rc ? 1 : 0;
+    if (rc != 0) {
+        fprintf(stderr, "ctxbench: out of memory\n");
+        atomic_file_discard(&af);
+        return 1;
+    }
+    if (out) {
+        if (atomic_file_commit(&af, err, sizeof err) != 0) {
+            fprintf(stderr, "ctxbench: %s\n", err);
+            return 1;
+        }
+    } else if (ferror(f) || fflush(f) != 0) {
+        fprintf(stderr, "ctxbench: error writing standard output: %s\n", strerror(errno));
+        return 1;
+    }
+    return 0;
 }

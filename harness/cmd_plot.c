@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "cli.h"
 #include "plot.h"
 
@@ -90,8 +91,8 @@ static void default_scripts(char *out, size_t cap) {
     snprintf(out, cap, "plots");
 }
 
-/* Runs PROG with argv, stdout to /dev/null when quiet; returns the exit status, or
- * -1 with errno set when the program could not be started. */
+/* Runs PROG with argv, stdout to /dev/null when quiet; returns its wait status (see
+ * describe_status), or -1 with errno set when the program could not be started. */
 static int run_prog(const char *prog, char *const argv[], bool quiet) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -106,18 +107,38 @@ static int run_prog(const char *prog, char *const argv[], bool quiet) {
     int status;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    return status;
 }
 
-/* One figure in one format: gnuplot -e "plotdir=...; term=...; out=...; <vars>" SCRIPT. */
-static int draw(const char *gnuplot, const char *scripts, const struct plot_job *job, const char *term) {
+static bool exited_ok(int status) { return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+
+/* "exited with status 3", "killed by signal 11 (Segmentation fault)". */
+static void describe_status(int status, char *buf, size_t cap) {
+    if (status < 0) snprintf(buf, cap, "could not be started: %s", strerror(errno));
+    else if (WIFEXITED(status)) snprintf(buf, cap, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status)) snprintf(buf, cap, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else snprintf(buf, cap, "ended with wait status 0x%x", (unsigned)status);
+}
+
+/* One figure in one format: gnuplot -e "plotdir=...; term=...; out=...; <vars>" SCRIPT.
+ * gnuplot draws into a temporary file beside the figure, renamed over it when complete,
+ * so a kill or a failure leaves the previous figure, never a truncated one. */
+static int draw(const char *gnuplot, const char *scripts, const char *results, const struct plot_job *job,
+                const char *term) {
     struct textbuf e = {0};
-    char out[PATH_MAX + 8], script[PATH_MAX + 64];
+    char out[PATH_MAX + 8], script[PATH_MAX + 64], err[1024];
     snprintf(out, sizeof out, "%s.%s", job->out, term);
     snprintf(script, sizeof script, "%s/%s", scripts, job->script);
+    struct atomic_file af;
+    if (atomic_file_open(&af, out, results, err, sizeof err) != 0) {
+        fprintf(stderr, "ctxbench: %s\n", err);
+        return -1;
+    }
+    fclose(af.f);   /* gnuplot writes the file */
+    af.f = NULL;
     /* single-quoted gnuplot strings: '' is a quote; paths have no control characters */
     const char *names[3] = {"plotdir", "term", "out"};
-    const char *values[3] = {scripts, term, out};
+    const char *values[3] = {scripts, term, atomic_file_write_path(&af)};
     for (int k = 0; k < 3; k++) {
         textbuf_puts(&e, names[k]);
         textbuf_puts(&e, "='");
@@ -127,16 +148,29 @@ static int draw(const char *gnuplot, const char *scripts, const struct plot_job 
     textbuf_puts(&e, job->vars);
     if (e.oom) {
         textbuf_free(&e);
+        atomic_file_discard(&af);
         fprintf(stderr, "ctxbench: out of memory\n");
         return -1;
     }
     char *argv[] = {(char *)gnuplot, "-e", e.s, script, NULL};
-    remove(out);
-    int rc = run_prog(gnuplot, argv, false);
+    int status = run_prog(gnuplot, argv, false);
     textbuf_free(&e);
     struct stat st;
-    if (rc != 0 || stat(out, &st) != 0 || st.st_size == 0) {
-        fprintf(stderr, "ctxbench: gnuplot could not draw %s (%s, exit status %d)\n", out, script, rc);
+    char how[160];
+    describe_status(status, how, sizeof how);
+    if (!exited_ok(status)) {
+        fprintf(stderr, "ctxbench: gnuplot could not draw %s (%s): %s %s\n", out, script, gnuplot, how);
+        atomic_file_discard(&af);
+        return -1;
+    }
+    if (stat(atomic_file_write_path(&af), &st) != 0 || st.st_size == 0) {
+        fprintf(stderr, "ctxbench: gnuplot could not draw %s (%s): %s %s but wrote nothing\n", out, script, gnuplot,
+                how);
+        atomic_file_discard(&af);
+        return -1;
+    }
+    if (atomic_file_commit(&af, err, sizeof err) != 0) {
+        fprintf(stderr, "ctxbench: %s\n", err);
         return -1;
     }
     return 0;
@@ -194,6 +228,11 @@ int cmd_plot(int argc, char **argv) {
         fprintf(stderr, "ctxbench: cannot read %s: %s\n", results, strerror(errno));
         return 1;
     }
+    if (check_not_input(dir, "output directory", results, err, sizeof err) != 0 ||
+        check_fd_not_input(STDOUT_FILENO, "standard output", results, err, sizeof err) != 0) {
+        fprintf(stderr, "ctxbench: %s\n", err);
+        return 1;
+    }
     if (make_dirs(dir, err, sizeof err) != 0) {
         fprintf(stderr, "ctxbench: %s\n", err);
         return 1;
@@ -206,26 +245,28 @@ int cmd_plot(int argc, char **argv) {
     /* the notes: printed, and kept beside the figures */
     char notes_path[PATH_MAX + 16];
     snprintf(notes_path, sizeof notes_path, "%s/notes.txt", dir);
-    FILE *nf = fopen(notes_path, "w");
-    if (nf) {
-        fputs(plan.notes.s ? plan.notes.s : "", nf);
-        if (fclose(nf) != 0) nf = NULL;
+    struct atomic_file nf;
+    int rc = 0;
+    if (atomic_file_open(&nf, notes_path, results, err, sizeof err) == 0) {
+        fputs(plan.notes.s ? plan.notes.s : "", nf.f);
+        if (atomic_file_commit(&nf, err, sizeof err) != 0) rc = 1;
+    } else {
+        rc = 1;
     }
-    if (!nf) fprintf(stderr, "ctxbench: warning: cannot write %s\n", notes_path);
+    if (rc) fprintf(stderr, "ctxbench: %s\n", err);
     for (const char *s = plan.notes.s; s && *s;) {
         const char *e = strchr(s, '\n');
         int len = e ? (int)(e - s) : (int)strlen(s);
         printf("note: %.*s\n", len, s);
         s += len + (e != NULL);
     }
-    int rc = 0;
     if (data_only) {
         printf("%d figure data files in %s (--data-only: not drawn)\n", plan.n_jobs, dir);
     } else if (plan.n_jobs > 0) {
         char probe[PATH_MAX + 16];
         snprintf(probe, sizeof probe, "%s/common.gp", script_dir);
         char *version[] = {(char *)gnuplot, "--version", NULL};
-        if (run_prog(gnuplot, version, true) != 0) {
+        if (!exited_ok(run_prog(gnuplot, version, true))) {
             fprintf(stderr, "ctxbench: %s not found or not working (Debian: apt-get install gnuplot-nox); "
                     "the data files are in %s\n", gnuplot, dir);
             rc = 1;
@@ -236,8 +277,8 @@ int cmd_plot(int argc, char **argv) {
         } else {
             int drawn = 0;
             for (int i = 0; i < plan.n_jobs; i++) {
-                bool ok = draw(gnuplot, script_dir, &plan.jobs[i], "png") == 0;
-                ok &= draw(gnuplot, script_dir, &plan.jobs[i], "svg") == 0;
+                bool ok = draw(gnuplot, script_dir, results, &plan.jobs[i], "png") == 0;
+                ok &= draw(gnuplot, script_dir, results, &plan.jobs[i], "svg") == 0;
                 if (!ok) { rc = 1; continue; }
                 drawn++;
                 const char *name = strrchr(plan.jobs[i].out, '/') ? strrchr(plan.jobs[i].out, '/') + 1 : plan.jobs[i].out;

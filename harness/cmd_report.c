@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "atomic_file.h"
 #include "cli.h"
 #include "store.h"
 
@@ -137,6 +139,11 @@ int cmd_report(int argc, char **argv) {
         if (opt == 1001) metric = optarg;
         else if (opt == 'h') { fputs(help, stdout); return 0; }
         else { fputs(help, stderr); return 2; }
+    }
+    char err[1024];
+    if (optind == argc - 1 && check_fd_not_input(STDOUT_FILENO, "standard output", argv[optind], err, sizeof err) != 0) {
+        fprintf(stderr, "ctxbench: %s\n", err);
+        return 1;
     }
     struct store_cell *cells;
     int n;

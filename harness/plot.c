@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "plot.h"
 #include "store.h"
 
@@ -274,7 +275,8 @@ static int group_build(struct plotter *p, struct group *g) {
 struct figure {
     char name[160];
     char path[4096];
-    FILE *f;
+    struct atomic_file af;   /* written beside path, renamed into place when finished */
+    FILE *f;                 /* af.f */
     struct textbuf vars;
     struct textbuf series, lts;      /* words: series titles and their line types */
     int n_blocks;
@@ -289,11 +291,8 @@ static int figure_open(struct plotter *p, const struct group *g, struct figure *
         snprintf(p->err, p->errlen, "output directory name too long: %s", p->dir);
         return -1;
     }
-    fig->f = fopen(fig->path, "w");
-    if (!fig->f) {
-        snprintf(p->err, p->errlen, "cannot write %s: %s", fig->path, strerror(errno));
-        return -1;
-    }
+    if (atomic_file_open(&fig->af, fig->path, p->results, p->err, p->errlen) != 0) return -1;
+    fig->f = fig->af.f;
     const struct store_cell *c = g->cells[0];
     fprintf(fig->f, "# ctxbench plot: %s\n# results: %s\n", what, p->results);
     fprintf(fig->f, "# model: %s (sha256 %s), trained context %ld tokens\n", attr_s(c, "model"),
@@ -424,15 +423,10 @@ static void note_var(struct textbuf *v, const char *extra, const struct textbuf 
 
 /* Closes the data file and, if it has any block, queues the gnuplot job. */
 static int figure_finish(struct plotter *p, struct figure *fig, const char *script) {
-    bool bad = ferror(fig->f) != 0;
-    bad |= fclose(fig->f) != 0;
     fig->f = NULL;
-    if (bad) {
-        snprintf(p->err, p->errlen, "error writing %s", fig->path);
-        goto fail;
-    }
     if (fig->n_blocks == 0) {
-        remove(fig->path);
+        atomic_file_discard(&fig->af);
+        remove(fig->path);   /* the file of an earlier run, whose data this one no longer has */
         char line[256];
         snprintf(line, sizeof line, "%s: nothing to plot (no done cell has its data); figure skipped", fig->name);
         note(p, line);
@@ -441,6 +435,7 @@ static int figure_finish(struct plotter *p, struct figure *fig, const char *scri
         textbuf_free(&fig->lts);
         return 0;
     }
+    if (atomic_file_commit(&fig->af, p->err, p->errlen) != 0) goto fail;
     struct plot_plan *plan = p->plan;
     if (plan->n_jobs == plan->cap_jobs) {
         int cap = plan->cap_jobs ? 2 * plan->cap_jobs : 16;

@@ -2,11 +2,15 @@
  * /cells/<id> holding its key and provenance as attributes and a subgroup `results`
  * with the task's items (scalars and texts as attributes, arrays as datasets).
  *
- * Writes are atomic: store_put copies the file, adds the cell to the copy, syncs it
- * to disk and renames it over the original. HDF5 1.10 has no journal, so a process
- * killed inside H5Fclose can leave a file that no longer opens; with copy + rename a
- * kill at any moment leaves the previous complete file or the new complete file.
- * Readers never need a lock: the file they opened is never modified in place. */
+ * Writes are atomic: store_put reads the file into memory, adds the cell to it there
+ * (HDF5's core driver), writes the result beside the file, syncs it and renames it over
+ * the original. HDF5 1.10 has no journal, so a process killed inside H5Fclose can leave
+ * a file that no longer opens; with copy + rename a kill at any moment leaves the
+ * previous complete file or the new complete file. HDF5 never writes to the disk
+ * itself, so a full disk is an error of our own write (the temporary file is removed),
+ * never a failed H5Fclose. A path through a symbolic link is resolved once: lock, copy
+ * and rename happen beside the real file. Readers never need a lock: the file they
+ * opened is never modified in place. Files of another schema_version are refused. */
 #ifndef CTX_STORE_H
 #define CTX_STORE_H
 
@@ -37,12 +41,14 @@ struct store_attr {
 
 struct store;
 /* Opens or creates the results file for appending cells. Fails with a one-line reason
- * when the directory is not writable, another process holds the file, or the file
- * is not a ctxbench results file. Removes a temporary copy left by a killed writer. */
+ * when the directory is not writable, another process holds the file, the file is not a
+ * ctxbench results file of this schema version, or its mode is read-only. Removes a
+ * temporary copy left by a killed writer. */
 struct store *store_open(const char *path, char *err, size_t errlen);
 enum cell_status store_cell_status(const struct store *st, const char *id);
 /* Writes (or replaces) cell `id` with status and attributes (the "status" attribute is
- * added here) and, for CELL_DONE, the result items. On return 0 the cell is on disk. */
+ * added here) and, for CELL_DONE, the result items. On return 0 the cell is on disk; on
+ * -1 (a one-line reason) the file is as it was. The file keeps its mode bits. */
 int store_put(struct store *st, const char *id, enum cell_status status, const struct store_attr *attrs,
               int n_attrs, const struct result *res, char *err, size_t errlen);
 int store_count(const struct store *st, enum cell_status s);
@@ -58,7 +64,7 @@ struct store_cell {
     struct result res;          /* result scalars, texts and (when asked) arrays, in creation order */
 };
 
-/* Reads every cell of a results file, sorted by id. */
+/* Reads every cell of a results file, sorted by id (refused: another schema_version). */
 int store_read(const char *path, bool with_arrays, struct store_cell **cells, int *n, char *err, size_t errlen);
 void store_cells_free(struct store_cell *cells, int n);
 const struct store_attr *store_cell_attr(const struct store_cell *c, const char *name);

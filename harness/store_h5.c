@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
+
 static const char *const status_names[] = {"absent", "done", "skipped", "failed"};
 
 const char *cell_status_name(enum cell_status s) {
@@ -164,65 +166,6 @@ static char *attr_read_str(hid_t loc, const char *name) {
 
 /* ------------------------------------------------------------------ files */
 
-/* Copies src to dst (created or truncated), in the kernel where it can. */
-static int copy_file(const char *src, const char *dst, char *err, size_t errlen) {
-    int in = open(src, O_RDONLY | O_CLOEXEC);
-    if (in < 0) {
-        snprintf(err, errlen, "%s: %s", src, strerror(errno));
-        return -1;
-    }
-    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (out < 0) {
-        snprintf(err, errlen, "%s: %s", dst, strerror(errno));
-        close(in);
-        return -1;
-    }
-    int rc = 0;
-    bool kernel = true;
-    char buf[1 << 16];
-    for (;;) {
-        ssize_t n;
-        if (kernel) {
-            n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
-            if (n < 0 && (errno == ENOSYS || errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP)) {
-                kernel = false;   /* start over with read/write from where we are */
-                continue;
-            }
-        } else {
-            n = read(in, buf, sizeof buf);
-            for (ssize_t w = 0; n > 0 && w < n;) {
-                ssize_t k = write(out, buf + w, (size_t)(n - w));
-                if (k < 0 && errno == EINTR) continue;
-                if (k < 0) { n = -1; break; }
-                w += k;
-            }
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            snprintf(err, errlen, "copying %s to %s: %s", src, dst, strerror(errno));
-            rc = -1;
-            break;
-        }
-        if (n == 0) break;
-    }
-    close(in);
-    if (close(out) != 0 && rc == 0) {
-        snprintf(err, errlen, "%s: %s", dst, strerror(errno));
-        rc = -1;
-    }
-    return rc;
-}
-
-/* fsync of a file or directory by path, so a rename survives a crash of the machine
- * too (a killed process needs only the rename). */
-static int sync_path(const char *path, bool dir) {
-    int fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 static char *str_cat(const char *a, const char *b) {
     size_t na = strlen(a), nb = strlen(b);
     char *s = malloc(na + nb + 1);
@@ -233,19 +176,164 @@ static char *str_cat(const char *a, const char *b) {
     return s;
 }
 
-static char *dir_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) return strdup(".");
-    if (slash == path) return strdup("/");
-    return strndup(path, (size_t)(slash - path));
+/* Reads a whole file into a malloc'd buffer. 0, or -1 with errno. */
+static int read_whole(const char *path, void **buf_out, size_t *len_out) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct stat sb;
+    char *buf = NULL;
+    size_t len = 0;
+    if (fstat(fd, &sb) != 0) goto fail;
+    size_t cap = sb.st_size > 0 ? (size_t)sb.st_size : 1;
+    if ((off_t)cap != (sb.st_size > 0 ? sb.st_size : 1) || !(buf = malloc(cap))) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    for (;;) {
+        if (len == cap) {   /* the file grew while we read it: keep going */
+            char *nb = cap <= ((size_t)-1) / 2 ? realloc(buf, 2 * cap) : NULL;
+            if (!nb) {
+                errno = ENOMEM;
+                goto fail;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) goto fail;
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    close(fd);
+    *buf_out = buf;
+    *len_out = len;
+    return 0;
+fail:;
+    int e = errno;
+    free(buf);
+    close(fd);
+    errno = e;
+    return -1;
 }
 
 /* File access: objects in the HDF5 1.8 format, readable by every HDF5 since 1.8
- * (h5py, h5dump) and able to hold large attributes (dense attribute storage). */
+ * (h5py, h5dump) and able to hold large attributes (dense attribute storage). Closing
+ * the file closes every object still open in it. */
 static hid_t file_access(void) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl >= 0) H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
+    if (fapl >= 0) {
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
+        H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    }
     return fapl;
+}
+
+/* The writer's file access: the file lives in memory (the core driver, no backing
+ * store), starting from `image` (the current file's bytes, copied by HDF5) or empty.
+ * HDF5 then never writes to disk itself; store_put writes the finished image. */
+static hid_t memory_access(const void *image, size_t len) {
+    hid_t fapl = file_access();
+    if (fapl < 0) return -1;
+    if (H5Pset_fapl_core(fapl, 1 << 20, 0) < 0 || (image && H5Pset_file_image(fapl, (void *)image, len) < 0)) {
+        H5Pclose(fapl);
+        return -1;
+    }
+    return fapl;
+}
+
+/* Bob Jenkins' lookup3 hash (public domain), the checksum HDF5 puts on its metadata. */
+#define LOOKUP3_ROT(x, k) (((x) << (k)) ^ ((x) >> (32 - (k))))
+static uint32_t lookup3(const unsigned char *k, size_t length) {
+    uint32_t a, b, c;
+    a = b = c = 0xdeadbeefu + (uint32_t)length;
+    while (length > 12) {
+        a += k[0] | (uint32_t)k[1] << 8 | (uint32_t)k[2] << 16 | (uint32_t)k[3] << 24;
+        b += k[4] | (uint32_t)k[5] << 8 | (uint32_t)k[6] << 16 | (uint32_t)k[7] << 24;
+        c += k[8] | (uint32_t)k[9] << 8 | (uint32_t)k[10] << 16 | (uint32_t)k[11] << 24;
+        a -= c; a ^= LOOKUP3_ROT(c, 4);  c += b;
+        b -= a; b ^= LOOKUP3_ROT(a, 6);  a += c;
+        c -= b; c ^= LOOKUP3_ROT(b, 8);  b += a;
+        a -= c; a ^= LOOKUP3_ROT(c, 16); c += b;
+        b -= a; b ^= LOOKUP3_ROT(a, 19); a += c;
+        c -= b; c ^= LOOKUP3_ROT(b, 4);  b += a;
+        length -= 12;
+        k += 12;
+    }
+    if (length == 0) return c;
+    unsigned char tail[12] = {0};
+    memcpy(tail, k, length);
+    a += tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 | (uint32_t)tail[3] << 24;
+    b += tail[4] | (uint32_t)tail[5] << 8 | (uint32_t)tail[6] << 16 | (uint32_t)tail[7] << 24;
+    c += tail[8] | (uint32_t)tail[9] << 8 | (uint32_t)tail[10] << 16 | (uint32_t)tail[11] << 24;
+    c ^= b; c -= LOOKUP3_ROT(b, 14);
+    a ^= c; a -= LOOKUP3_ROT(c, 11);
+    b ^= a; b -= LOOKUP3_ROT(a, 25);
+    c ^= b; c -= LOOKUP3_ROT(b, 16);
+    a ^= c; a -= LOOKUP3_ROT(c, 4);
+    b ^= a; b -= LOOKUP3_ROT(a, 14);
+    c ^= b; c -= LOOKUP3_ROT(b, 24);
+    return c;
+}
+
+/* H5Fget_file_image (HDF5 1.10) clears the superblock's status flags in the image it
+ * returns ("no writer has the file open", as a closed file says) but keeps the checksum
+ * computed with the flags set, so the image would not open. The superblock of a file
+ * without a user block is at offset 0; versions 2 and 3 end in a lookup3 checksum of
+ * the bytes before it. Recomputing it is a no-op where HDF5 got it right. */
+static int fix_superblock_checksum(unsigned char *img, size_t len) {
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    if (len < 12 || memcmp(img, sig, 8) != 0) return -1;
+    if (img[8] < 2) return 0;   /* versions 0 and 1 carry no checksum */
+    size_t off = 12 + 4 * (size_t)img[9];
+    if (img[8] > 3 || (img[9] != 4 && img[9] != 8) || off + 4 > len) return -1;
+    uint32_t c = lookup3(img, off);
+    for (int i = 0; i < 4; i++) img[off + (size_t)i] = (unsigned char)(c >> 8 * i);
+    return 0;
+}
+
+/* H5Fclose; if it fails the id stays open and HDF5 would trip over it when the process
+ * exits, so every object left in the file is closed and the file closed again. */
+static int close_file(hid_t f) {
+    if (H5Fclose(f) >= 0) return 0;
+    ssize_t n = H5Fget_obj_count(f, H5F_OBJ_ALL & ~H5F_OBJ_FILE);
+    if (n > 0 && n < 1 << 20) {
+        hid_t *ids = malloc((size_t)n * sizeof *ids);
+        ssize_t got = ids ? H5Fget_obj_ids(f, H5F_OBJ_ALL & ~H5F_OBJ_FILE, (size_t)n, ids) : 0;
+        for (ssize_t i = 0; i < got; i++) {
+            H5I_type_t t = H5Iget_type(ids[i]);
+            if (t == H5I_ATTR) H5Aclose(ids[i]);
+            else if (t == H5I_GROUP || t == H5I_DATASET || t == H5I_DATATYPE) H5Oclose(ids[i]);
+        }
+        free(ids);
+    }
+    H5Fclose(f);
+    return -1;
+}
+
+/* The results schema this build reads and writes; anything else is refused, so an
+ * older ctxbench never misreads (or appends old-style cells to) a newer file. */
+static int check_schema(hid_t f, const char *path, char *err, size_t errlen) {
+    struct store_attr v = {0};
+    int r = 0;
+    if (H5Aexists(f, "schema_version") > 0) {
+        hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
+        r = a < 0 ? -1 : attr_read(a, &v);
+        if (a >= 0) H5Aclose(a);
+    }
+    free(v.s);
+    if (r != 1 || v.kind != STORE_I64) {
+        snprintf(err, errlen, "%s has no readable schema_version; this ctxbench reads results schema version %d only",
+                 path, STORE_SCHEMA_VERSION);
+        return -1;
+    }
+    if (v.i != STORE_SCHEMA_VERSION) {
+        snprintf(err, errlen, "%s has results schema version %lld; this ctxbench reads version %d only%s", path,
+                 (long long)v.i, STORE_SCHEMA_VERSION,
+                 v.i > STORE_SCHEMA_VERSION ? " (use the newer ctxbench that wrote it)" : "");
+        return -1;
+    }
+    return 0;
 }
 
 /* A group that remembers the order its links and attributes were created in. */
@@ -282,6 +370,10 @@ static hid_t open_results(const char *path, char *err, size_t errlen) {
         H5Fclose(f);
         return -1;
     }
+    if (check_schema(f, path, err, errlen) != 0) {
+        H5Fclose(f);
+        return -1;
+    }
     return f;
 }
 
@@ -293,7 +385,10 @@ struct store_entry {
 };
 
 struct store {
-    char *path, *tmp_path, *lock_path, *dir;
+    char *shown;        /* the path as given, for messages */
+    char *path;         /* the real file (links resolved): the lock, the copy and the rename are beside it */
+    char *tmp_path, *lock_path;
+    char *image_name;   /* a name no file can have (under the results file), for HDF5's in-memory file */
     int lock_fd;
     struct store_entry *cells;
     int n, cap;
@@ -336,12 +431,26 @@ void store_close(struct store *st) {
         unlink(st->lock_path);   /* while still holding the lock; see store_open */
         close(st->lock_fd);
     }
+    free(st->shown);
     free(st->path);
     free(st->tmp_path);
     free(st->lock_path);
-    free(st->dir);
+    free(st->image_name);
     free(st->cells);
     free(st);
+}
+
+/* A results file we may add cells to: refused when its mode says read-only (root could
+ * write it anyway, but a researcher who made it read-only meant it to stay as it is). */
+static int check_writable(const char *path, const char *shown, char *err, size_t errlen) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return 0;
+    if ((sb.st_mode & 0222) == 0 || access(path, W_OK) != 0) {
+        snprintf(err, errlen, "results file %s is read-only (mode %04o): not adding cells to it (chmod u+w to allow it)",
+                 shown, (unsigned)(sb.st_mode & 07777));
+        return -1;
+    }
+    return 0;
 }
 
 struct store *store_open(const char *path, char *err, size_t errlen) {
@@ -354,14 +463,24 @@ struct store *store_open(const char *path, char *err, size_t errlen) {
         snprintf(err, errlen, "output %s is a directory, not a file", path);
         return NULL;
     }
+    char why[1024];
     struct store *st = calloc(1, sizeof *st);
     if (!st) goto oom;
     st->lock_fd = -1;
-    st->path = strdup(path);
-    st->tmp_path = str_cat(path, ".tmp");
-    st->lock_path = str_cat(path, ".lock");
-    st->dir = dir_of(path);
-    if (!st->path || !st->tmp_path || !st->lock_path || !st->dir) goto oom;
+    st->shown = strdup(path);
+    if (!st->shown) goto oom;
+    /* The real file, once: through a symbolic link the lock, the copy and the rename
+     * happen beside the target, so the link stays a link and a sweep through the link
+     * and one on the target contend for one lock. */
+    st->path = path_resolve(path, why, sizeof why);
+    if (!st->path) {
+        snprintf(err, errlen, "cannot write results to %s", why);
+        goto fail;
+    }
+    st->tmp_path = str_cat(st->path, ".tmp");
+    st->lock_path = str_cat(st->path, ".lock");
+    st->image_name = str_cat(st->path, "/in-memory");
+    if (!st->tmp_path || !st->lock_path || !st->image_name) goto oom;
     /* One writer per file. The lock file is removed on close; a process that opened it
      * just before the removal would lock a dead inode, so the inode is checked. */
     st->lock_fd = open(st->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
@@ -378,10 +497,10 @@ struct store *store_open(const char *path, char *err, size_t errlen) {
         goto fail;
     }
     unlink(st->tmp_path);   /* a copy left by a writer killed mid-cell: its cell never finished */
-    if (access(path, F_OK) == 0) {
+    if (access(st->path, F_OK) == 0) {
         struct h5_quiet q;
         quiet_begin(&q);
-        hid_t f = open_results(path, err, errlen);
+        hid_t f = open_results(st->path, err, errlen);
         hid_t cells = f < 0 ? -1 : H5Gopen2(f, "cells", H5P_DEFAULT);
         hsize_t idx = 0;
         herr_t it = cells < 0 ? -1 : H5Literate(cells, H5_INDEX_NAME, H5_ITER_INC, &idx, index_cb, st);
@@ -390,6 +509,7 @@ struct store *store_open(const char *path, char *err, size_t errlen) {
         if (f >= 0) H5Fclose(f);
         quiet_end(&q);
         if (it < 0) goto fail;
+        if (check_writable(st->path, path, err, errlen) != 0) goto fail;
     }
     return st;
 oom:
@@ -494,6 +614,40 @@ static hid_t create_file(const char *path, hid_t fapl) {
     return f;
 }
 
+/* Writes the finished file image to the temporary file beside the results file, with
+ * the results file's mode and owner, and renames it into place. */
+static int write_image(struct store *st, const void *image, size_t len, const struct stat *old, const char *id,
+                       char *err, size_t errlen) {
+    int fd = open(st->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot write cell %s to %s: %s (creating %s)", id, st->shown, strerror(errno),
+                 st->tmp_path);
+        return -1;
+    }
+    int rc = 0;
+    if (old) {   /* the new file replaces the old one: same mode bits, same owner where we may */
+        if ((old->st_uid != geteuid() || old->st_gid != getegid()) && fchown(fd, old->st_uid, old->st_gid) != 0) {
+            /* only root can give a file away; the file stays ours */
+        }
+        if (fchmod(fd, old->st_mode & 07777) != 0) rc = -1;
+    }
+    if (rc == 0 && write_all(fd, image, len) != 0) rc = -1;
+    if (rc != 0) snprintf(err, errlen, "cannot write cell %s to %s: %s", id, st->shown, strerror(errno));
+    if (close(fd) != 0 && rc == 0) {
+        snprintf(err, errlen, "cannot write cell %s to %s: %s", id, st->shown, strerror(errno));
+        rc = -1;
+    }
+    if (rc == 0) {
+        char why[1024];
+        if (atomic_replace(st->tmp_path, st->path, why, sizeof why) != 0) {
+            snprintf(err, errlen, "cell %s: %s", id, why);
+            rc = -1;
+        }
+    }
+    if (rc != 0) unlink(st->tmp_path);
+    return rc;
+}
+
 int store_put(struct store *st, const char *id, enum cell_status status, const struct store_attr *attrs,
               int n_attrs, const struct result *res, char *err, size_t errlen) {
     if (!id || !*id || strlen(id) > STORE_ID_MAX || strchr(id, '/') || strcmp(id, ".") == 0) {
@@ -504,39 +658,54 @@ int store_put(struct store *st, const char *id, enum cell_status status, const s
         snprintf(err, errlen, "cell %s: no status to write", id);
         return -1;
     }
-    /* 1. a private copy of the current file (or a new file) */
-    bool exists = access(st->path, F_OK) == 0;
-    if (exists && copy_file(st->path, st->tmp_path, err, errlen) != 0) return -1;
+    /* 1. the current file, read into memory (or a new file); HDF5 works on it there, so
+     *    a full disk fails our own write below, never one inside HDF5 */
+    struct stat old;
+    bool exists = stat(st->path, &old) == 0;
+    if (exists && check_writable(st->path, st->shown, err, errlen) != 0) return -1;
+    void *image = NULL;
+    size_t len = 0;
+    if (exists && read_whole(st->path, &image, &len) != 0) {
+        snprintf(err, errlen, "cannot read %s: %s", st->shown, strerror(errno));
+        return -1;
+    }
     struct h5_quiet q;
     quiet_begin(&q);
     int rc = -1;
-    hid_t fapl = file_access();
-    hid_t f = exists ? H5Fopen(st->tmp_path, H5F_ACC_RDWR, fapl) : create_file(st->tmp_path, fapl);
+    hid_t fapl = memory_access(image, len);
+    free(image);   /* HDF5 keeps its own copy */
+    image = NULL;
+    hid_t f = fapl < 0 ? -1 : exists ? H5Fopen(st->image_name, H5F_ACC_RDWR, fapl) : create_file(st->image_name, fapl);
+    if (fapl >= 0) H5Pclose(fapl);   /* and with it the property list's copy of the image */
     if (f < 0) {
-        snprintf(err, errlen, "%s: HDF5 could not %s the file", st->tmp_path, exists ? "open" : "create");
+        snprintf(err, errlen, "%s: HDF5 could not %s the file", st->shown, exists ? "open" : "create");
         goto out;
     }
-    /* 2. the cell, appended to the copy */
-    int w = write_cell(f, id, status, attrs, n_attrs, res, err, errlen);
-    if (H5Fclose(f) < 0 && w == 0) {
-        snprintf(err, errlen, "%s: HDF5 could not close the file (disk full?)", st->tmp_path);
+    /* 2. the cell, added to the copy in memory, and the copy's bytes */
+    char why[1024];
+    int w = write_cell(f, id, status, attrs, n_attrs, res, why, sizeof why);
+    if (w != 0) snprintf(err, errlen, "%s: %s", st->shown, why);
+    ssize_t n = w == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0 ? H5Fget_file_image(f, NULL, 0) : -1;
+    if (w == 0 && n > 0 && (image = malloc((size_t)n)) != NULL && H5Fget_file_image(f, image, (size_t)n) == n &&
+        fix_superblock_checksum(image, (size_t)n) == 0)
+        len = (size_t)n;
+    else if (w == 0) {
+        snprintf(err, errlen, "%s: HDF5 could not produce the file with cell %s (out of memory?)", st->shown, id);
         w = -1;
     }
-    if (w != 0) goto out;
-    /* 3. on disk, then in place of the original in one step */
-    if (sync_path(st->tmp_path, false) != 0 || rename(st->tmp_path, st->path) != 0) {
-        snprintf(err, errlen, "could not replace %s: %s", st->path, strerror(errno));
-        goto out;
+    if (close_file(f) != 0 && w == 0) {
+        snprintf(err, errlen, "%s: HDF5 could not close the file with cell %s", st->shown, id);
+        w = -1;
     }
-    sync_path(st->dir, true);
+    /* 3. on disk beside the results file, then in its place in one step */
+    if (w != 0 || write_image(st, image, len, exists ? &old : NULL, id, err, errlen) != 0) goto out;
     if (index_set(st, id, status) != 0) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
     rc = 0;
 out:
-    if (rc != 0) unlink(st->tmp_path);
-    if (fapl >= 0) H5Pclose(fapl);
+    free(image);
     quiet_end(&q);
     return rc;
 }

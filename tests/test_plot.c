@@ -529,3 +529,111 @@ Test(plot, command_draws_png_and_svg, .timeout = 60) {
     expect_figure(out, "cost_first_sentence");
     remove_tree(dir);
 }
+
+/* ------------------------------------------------------------------ failures leave whole files */
+
+static void write_text_file(const char *path, const char *text, mode_t mode) {
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(chmod(path, mode), 0);
+}
+
+Test(plot, gnuplot_failures_name_the_real_status, .timeout = 60) {
+    char dir[64], a[128], out[128], fake[128], args[512], text[16384], png[192];
+    temp_dir(dir, sizeof dir);
+    snprintf(a, sizeof a, "%s/a.h5", dir);
+    snprintf(out, sizeof out, "%s/figs", dir);
+    snprintf(fake, sizeof fake, "%s/fake-gnuplot", dir);
+    snprintf(png, sizeof png, "%s/ppl_vs_length.png", out);
+    write_file_a(a);
+    cr_assert_eq(mkdir(out, 0755), 0);
+    write_text_file(png, "previous figure\n", 0644);
+    /* a gnuplot that answers --version and then fails in a given way */
+    static const struct {
+        const char *body, *says;
+    } fakes[] = {
+        {"kill -SEGV $$", "killed by signal 11 (Segmentation fault)"},
+        {"exit 0", "exited with status 0 but wrote nothing"},
+        {"exit 3", "exited with status 3"},
+    };
+    for (size_t i = 0; i < sizeof fakes / sizeof fakes[0]; i++) {
+        char script[256];
+        snprintf(script, sizeof script, "#!/bin/sh\n[ \"$1\" = --version ] && exit 0\n%s\n", fakes[i].body);
+        write_text_file(fake, script, 0755);
+        snprintf(args, sizeof args, "%s -o %s --gnuplot %s", a, out, fake);
+        cr_expect_eq(run_plot(args, text, sizeof text), 1, "%s", text);
+        cr_expect(strstr(text, fakes[i].says), "case %zu says '%s': %s", i, fakes[i].says, text);
+        cr_expect(!strstr(text, "exit status"), "case %zu: %s", i, text);
+        cr_expect_eq(test_count_tmp(out), 0, "case %zu: no temporary figure left", i);
+        char *kept = test_read_text(png);
+        cr_expect_str_eq(kept, "previous figure\n", "case %zu: the previous figure stays whole", i);
+        free(kept);
+    }
+    remove_tree(dir);
+}
+
+/* Every file in dir is either its previous text or its complete new content. */
+struct snapshot {
+    int n;
+    char name[32][64];
+    char *text[32];
+};
+
+static void snapshot(const char *dir, struct snapshot *s) {
+    memset(s, 0, sizeof *s);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.') continue;
+        cr_assert_lt(s->n, 32);
+        char path[512];
+        cr_assert_lt(strlen(e->d_name), sizeof s->name[0]);
+        memcpy(s->name[s->n], e->d_name, strlen(e->d_name) + 1);
+        snprintf(path, sizeof path, "%s/%s", dir, s->name[s->n]);
+        s->text[s->n++] = test_read_text(path);
+    }
+    closedir(d);
+}
+
+static void snapshot_free(struct snapshot *s) {
+    for (int i = 0; i < s->n; i++) free(s->text[i]);
+}
+
+Test(plot, failed_data_write_leaves_whole_files, .timeout = 60) {
+    char dir[64], a[128], out[128], errp[160], path[256];
+    temp_dir(dir, sizeof dir);
+    snprintf(a, sizeof a, "%s/a.h5", dir);
+    snprintf(out, sizeof out, "%s/figs", dir);
+    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
+    write_file_a(a);
+    const char *const args[] = {"plot", a, "-o", out, "--data-only", NULL};
+    cr_assert_eq(test_wait_status(ctxbench_spawn_limited(args, errp, true, RLIM_INFINITY)), 0);
+    struct snapshot full, after;
+    snapshot(out, &full);
+    cr_assert_gt(full.n, 3);
+    for (int i = 0; i < full.n; i++) {
+        snprintf(path, sizeof path, "%s/%s", out, full.name[i]);
+        write_text_file(path, "previous\n", 0644);
+    }
+    /* ulimit -f: the data files with their headers do not fit in 400 bytes */
+    int status = test_wait_status(ctxbench_spawn_limited(args, errp, true, 400));
+    char *text = test_read_text(errp);
+    cr_expect_eq(status, 1, "a write past the size limit is an error, not SIGXFSZ (status %d): %s", status, text);
+    cr_expect(strstr(text, "File too large"), "%s", text);
+    free(text);
+    cr_expect_eq(test_count_tmp(out), 0, "no temporary file left");
+    snapshot(out, &after);
+    cr_expect_eq(after.n, full.n);
+    for (int i = 0; i < after.n; i++) {
+        const char *whole = NULL;
+        for (int j = 0; j < full.n; j++)
+            if (strcmp(full.name[j], after.name[i]) == 0) whole = full.text[j];
+        cr_expect(strcmp(after.text[i], "previous\n") == 0 || (whole && strcmp(after.text[i], whole) == 0),
+                  "%s is whole: '%.60s'", after.name[i], after.text[i]);
+    }
+    snapshot_free(&full);
+    snapshot_free(&after);
+    remove_tree(dir);
+}

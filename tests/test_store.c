@@ -299,6 +299,13 @@ Test(store, csv_long_round_trip) {
     }
     cr_expect_eq(seen, 4);
     free_rows(&r);
+    /* numbers are bare, texts quoted (results/README.md) */
+    char *text = test_read_text(csvp);
+    cr_expect_not_null(strstr(text, "\"done\""), "%s", text);
+    cr_expect_not_null(strstr(text, ",2048,"), "length is written: %s", text);
+    cr_expect_null(strstr(text, "\"2048\""), "length is a bare number: %s", text);
+    cr_expect_null(strstr(text, "\"4096\""), "length is a bare number: %s", text);
+    free(text);
     test_rm_rf(dir);
 }
 
@@ -533,5 +540,319 @@ Test(store, sweep_command_rejects_bad_inputs) {
         free(text);
     }
     cr_expect_neq(access(out, F_OK), 0, "no results file is created by a rejected sweep");
+    test_rm_rf(dir);
+}
+
+/* ------------------------------------------------------------------ never losing results */
+
+/* Runs ctxbench ARGS with stdout appended to `out_path` (a shell's `>> out_path`) and
+ * stderr into DIR/stderr.txt; returns the exit status and the stderr text. */
+static char *run_ctxbench_stdout_to(const char *const *args, const char *out_path, const char *dir, int *status) {
+    char errp[160];
+    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = open(out_path, O_WRONLY | O_APPEND);
+        if (fd < 0 || dup2(fd, 1) < 0) _exit(127);
+        close(fd);
+        pid_t inner = ctxbench_spawn(args, errp, false);
+        int st;
+        waitpid(inner, &st, 0);
+        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 126);
+    }
+    *status = test_wait_status(pid);
+    return test_read_text(errp);
+}
+
+static bool same_bytes(const char *a, const char *b) {
+    size_t na, nb;
+    char *x = test_read_bytes(a, &na), *y = test_read_bytes(b, &nb);
+    bool same = na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static void copy_bytes(const char *from, const char *to) {
+    size_t n;
+    char *x = test_read_bytes(from, &n);
+    FILE *f = fopen(to, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(x, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+    free(x);
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+Test(store, output_that_is_the_results_file_is_refused) {
+    char dir[64], path[128], keep[128], slink[128], hlink[128], dotted[192], sub[128];
+    test_temp_dir(dir, sizeof dir, "store");
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(keep, sizeof keep, "%s/keep.bin", dir);
+    snprintf(slink, sizeof slink, "%s/link.h5", dir);
+    snprintf(hlink, sizeof hlink, "%s/hard.h5", dir);
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    snprintf(dotted, sizeof dotted, "%s/sub/../r.h5", dir);
+    write_three(path);
+    copy_bytes(path, keep);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    cr_assert_eq(symlink("r.h5", slink), 0);
+    cr_assert_eq(link(path, hlink), 0);
+    /* the same file by its name, another spelling, a symbolic link, a hard link; in both directions */
+    struct {
+        const char *args[8];
+    } cases[] = {
+        {{"export", path, "-o", path, NULL}},
+        {{"export", path, "--wide", "-o", dotted, NULL}},
+        {{"export", path, "-o", slink, NULL}},
+        {{"export", slink, "-o", path, NULL}},
+        {{"export", path, "-o", hlink, NULL}},
+        {{"plot", path, "-o", path, "--data-only", NULL}},
+        {{"plot", hlink, "-o", slink, "--data-only", NULL}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int status;
+        char *text = run_ctxbench(cases[i].args, dir, &status);
+        cr_expect_eq(status, 1, "case %zu: exit %d: %s", i, status, text);
+        cr_expect_not_null(strstr(text, "is the results file"), "case %zu: %s", i, text);
+        char *nl = strchr(text, '\n');
+        cr_expect(nl && nl[1] == 0, "case %zu: one line: %s", i, text);
+        free(text);
+        cr_assert(same_bytes(path, keep), "case %zu: the results file is untouched", i);
+    }
+    /* standard output appended to the results file (`>> r.h5`) */
+    const char *const to_stdout[][4] = {{"export", path, NULL}, {"report", path, NULL}};
+    for (size_t i = 0; i < 2; i++) {
+        int status;
+        char *text = run_ctxbench_stdout_to(to_stdout[i], slink, dir, &status);
+        cr_expect_eq(status, 1, "%s to the results file: exit %d: %s", to_stdout[i][0], status, text);
+        cr_expect_not_null(strstr(text, "standard output is the results file"), "%s", text);
+        free(text);
+        cr_assert(same_bytes(path, keep), "%s: the results file is untouched", to_stdout[i][0]);
+    }
+    struct stat sb;
+    cr_expect(lstat(slink, &sb) == 0 && S_ISLNK(sb.st_mode), "the link is still a link");
+    test_rm_rf(dir);
+}
+
+/* One cell with a given key, written through `path`. */
+static int put_one(const char *path, const char *id, char *err, size_t errlen) {
+    struct store *st = store_open(path, err, errlen);
+    if (!st) return -1;
+    struct store_attr at[] = {{.name = "key", .kind = STORE_STR, .s = (char *)id}};
+    int rc = store_put(st, id, CELL_FAILED, at, 1, NULL, err, errlen);
+    store_close(st);
+    return rc;
+}
+
+static int cell_count(const char *path) {
+    struct store_cell *cells;
+    int n;
+    char err[512];
+    cr_assert_eq(store_read(path, false, &cells, &n, err, sizeof err), 0, "%s", err);
+    store_cells_free(cells, n);
+    return n;
+}
+
+Test(store, results_through_a_symbolic_link) {
+    char dir[64], real_dir[96], real[160], link_path[128], dangling[128], target[160], err[512];
+    test_temp_dir(dir, sizeof dir, "store");
+    snprintf(real_dir, sizeof real_dir, "%s/data", dir);
+    cr_assert_eq(mkdir(real_dir, 0755), 0);
+    snprintf(real, sizeof real, "%s/r.h5", real_dir);
+    snprintf(link_path, sizeof link_path, "%s/r.h5", dir);
+    write_three(real);
+    cr_assert_eq(symlink("data/r.h5", link_path), 0);
+
+    /* a writer on the target and one through the link contend for one lock */
+    struct store *a = store_open(real, err, sizeof err);
+    cr_assert_not_null(a, "%s", err);
+    cr_expect_null(store_open(link_path, err, sizeof err), "a second writer through the link is refused");
+    cr_expect_not_null(strstr(err, "being written by another ctxbench process"), "%s", err);
+    store_close(a);
+    a = store_open(link_path, err, sizeof err);
+    cr_assert_not_null(a, "%s", err);
+    cr_expect_null(store_open(real, err, sizeof err), "a second writer on the target is refused");
+    store_close(a);
+
+    /* a cell written through the link lands in the target; the link stays a link */
+    cr_assert_eq(put_one(link_path, "via.link", err, sizeof err), 0, "%s", err);
+    struct stat sb;
+    cr_expect(lstat(link_path, &sb) == 0 && S_ISLNK(sb.st_mode), "the link is still a symbolic link");
+    cr_expect(lstat(real, &sb) == 0 && S_ISREG(sb.st_mode));
+    cr_expect_eq(cell_count(real), 4, "the target has the three cells and the new one");
+    cr_expect_eq(test_count_tmp(dir) + test_count_tmp(real_dir), 0);
+
+    /* a link to a file not there yet: the file is created where the link points */
+    snprintf(dangling, sizeof dangling, "%s/new.h5", dir);
+    snprintf(target, sizeof target, "%s/fresh.h5", real_dir);
+    cr_assert_eq(symlink("data/fresh.h5", dangling), 0);
+    cr_assert_eq(put_one(dangling, "first", err, sizeof err), 0, "%s", err);
+    cr_expect(lstat(dangling, &sb) == 0 && S_ISLNK(sb.st_mode), "the dangling link is still a link");
+    cr_expect(lstat(target, &sb) == 0 && S_ISREG(sb.st_mode), "the file is created at the link's target");
+    cr_expect_eq(cell_count(target), 1);
+
+    /* export through links: the CSV replaces the link's target, the link stays */
+    char csv_link[128], csv_real[160];
+    snprintf(csv_link, sizeof csv_link, "%s/out.csv", dir);
+    snprintf(csv_real, sizeof csv_real, "%s/out.csv", real_dir);
+    write_text(csv_real, "previous\n");
+    cr_assert_eq(symlink("data/out.csv", csv_link), 0);
+    char *argv[] = {"export", link_path, "-o", csv_link, NULL};
+    cr_assert_eq(cmd_export(4, argv), 0);
+    cr_expect(lstat(csv_link, &sb) == 0 && S_ISLNK(sb.st_mode), "the CSV link is still a link");
+    char *text = test_read_text(csv_real);
+    cr_expect_not_null(strstr(text, "via.link"), "%s", text);
+    free(text);
+    test_rm_rf(dir);
+}
+
+/* Sets the root attribute schema_version of a results file: an integer, a string, or none. */
+static void set_schema(const char *path, const char *kind, long long v) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    if (H5Aexists(f, "schema_version") > 0) cr_assert_geq(H5Adelete(f, "schema_version"), 0);
+    hid_t space = H5Screate(H5S_SCALAR);
+    if (strcmp(kind, "int") == 0) {
+        hid_t a = H5Acreate2(f, "schema_version", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+        cr_assert_geq(H5Awrite(a, H5T_NATIVE_LLONG, &v), 0);
+        H5Aclose(a);
+    } else if (strcmp(kind, "str") == 0) {
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, 2);
+        hid_t a = H5Acreate2(f, "schema_version", t, space, H5P_DEFAULT, H5P_DEFAULT);
+        cr_assert_geq(H5Awrite(a, t, "1"), 0);
+        H5Aclose(a);
+        H5Tclose(t);
+    }
+    H5Sclose(space);
+    cr_assert_geq(H5Fclose(f), 0);
+}
+
+Test(store, other_schema_versions_are_refused) {
+    char dir[64], path[128], plots[128], err[512];
+    test_temp_dir(dir, sizeof dir, "store");
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(plots, sizeof plots, "%s/plots", dir);
+    write_three(path);
+    struct {
+        const char *kind;
+        long long v;
+        const char *says;
+    } versions[] = {
+        {"int", 2, "has results schema version 2; this ctxbench reads version 1 only (use the newer ctxbench"},
+        {"int", 0, "has results schema version 0; this ctxbench reads version 1 only"},
+        {"str", 0, "has no readable schema_version"},
+        {"none", 0, "has no readable schema_version"},
+    };
+    for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
+        set_schema(path, versions[i].kind, versions[i].v);
+        struct store_cell *cells;
+        int n;
+        cr_expect_eq(store_read(path, false, &cells, &n, err, sizeof err), -1, "case %zu: readers refuse it", i);
+        cr_expect_not_null(strstr(err, versions[i].says), "case %zu: %s", i, err);
+        cr_expect_null(store_open(path, err, sizeof err), "case %zu: a sweep does not resume into it", i);
+        cr_expect_not_null(strstr(err, versions[i].says), "case %zu: %s", i, err);
+        const char *const cmds[][8] = {{"export", path, NULL}, {"report", path, NULL},
+                                       {"plot", path, "-o", plots, "--data-only", NULL}};
+        for (int c = 0; c < 3; c++) {
+            int status;
+            char *text = run_ctxbench(cmds[c], dir, &status);
+            cr_expect_eq(status, 1, "case %zu %s: exit %d: %s", i, cmds[c][0], status, text);
+            cr_expect_not_null(strstr(text, versions[i].says), "case %zu %s: %s", i, cmds[c][0], text);
+            char *nl = strchr(text, '\n');
+            cr_expect(nl && nl[1] == 0, "case %zu %s: one line: %s", i, cmds[c][0], text);
+            free(text);
+        }
+    }
+    set_schema(path, "int", 1);
+    cr_expect_eq(cell_count(path), 3, "version 1 reads again");
+    test_rm_rf(dir);
+}
+
+Test(store, mode_is_kept_and_read_only_files_are_not_written) {
+    char dir[64], path[128], csv[128], err[512];
+    test_temp_dir(dir, sizeof dir, "store");
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(csv, sizeof csv, "%s/r.csv", dir);
+    umask(022);
+    write_three(path);
+    struct stat sb;
+    cr_assert_eq(chmod(path, 0640), 0);
+    cr_assert_eq(put_one(path, "more", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_expect_eq(sb.st_mode & 07777, 0640, "mode %04o kept across the copy and rename", (unsigned)(sb.st_mode & 07777));
+    cr_assert_eq(chmod(path, 0604), 0);
+    cr_assert_eq(put_one(path, "more2", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_expect_eq(sb.st_mode & 07777, 0604, "mode %04o kept", (unsigned)(sb.st_mode & 07777));
+
+    /* read-only: not written, even by root, and the file stays as it was */
+    cr_assert_eq(chmod(path, 0440), 0);
+    cr_expect_null(store_open(path, err, sizeof err));
+    cr_expect_not_null(strstr(err, "is read-only (mode 0440)"), "%s", err);
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_expect_eq(sb.st_mode & 07777, 0440);
+    cr_expect_eq(cell_count(path), 5, "still readable");
+
+    /* export keeps the mode of the CSV it replaces and does not replace a read-only one */
+    write_text(csv, "previous\n");
+    cr_assert_eq(chmod(csv, 0600), 0);
+    char *argv[] = {"export", path, "-o", csv, NULL};
+    cr_assert_eq(cmd_export(4, argv), 0);
+    cr_assert_eq(stat(csv, &sb), 0);
+    cr_expect_eq(sb.st_mode & 07777, 0600, "CSV mode %04o kept", (unsigned)(sb.st_mode & 07777));
+    write_text(csv, "previous\n");
+    cr_assert_eq(chmod(csv, 0444), 0);
+    const char *const args[] = {"export", path, "-o", csv, NULL};
+    int status;
+    char *text = run_ctxbench(args, dir, &status);
+    cr_expect_eq(status, 1, "%s", text);
+    cr_expect_not_null(strstr(text, "read-only"), "%s", text);
+    free(text);
+    text = test_read_text(csv);
+    cr_expect_str_eq(text, "previous\n");
+    free(text);
+    test_rm_rf(dir);
+}
+
+Test(store, failed_export_keeps_the_previous_csv) {
+    char dir[64], path[128], csv[128], devfull[160];
+    test_temp_dir(dir, sizeof dir, "store");
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(csv, sizeof csv, "%s/r.csv", dir);
+    write_three(path);
+    write_text(csv, "previous\n");
+    /* ulimit -f: the CSV (about 700 bytes) does not fit in 300; stderr does */
+    char errp[160];
+    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
+    const char *const args[] = {"export", path, "-o", csv, NULL};
+    int status = test_wait_status(ctxbench_spawn_limited(args, errp, true, 300));
+    char *text = test_read_text(errp);
+    cr_expect_eq(status, 1, "a write past the size limit is an error, not SIGXFSZ (status %d): %s", status, text);
+    cr_expect_not_null(strstr(text, "File too large"), "%s", text);
+    free(text);
+    text = test_read_text(csv);
+    cr_expect_str_eq(text, "previous\n", "the previous CSV is intact");
+    free(text);
+    cr_expect_eq(test_count_tmp(dir), 0, "no temporary file left");
+    /* a full device (written in place: there is nothing to replace) */
+    if (access("/dev/full", W_OK) == 0) {
+        snprintf(devfull, sizeof devfull, "/dev/full");
+        const char *const full[] = {"export", path, "-o", devfull, NULL};
+        int st;
+        text = run_ctxbench(full, dir, &st);
+        cr_expect_eq(st, 1, "%s", text);
+        cr_expect_not_null(strstr(text, "No space left on device"), "%s", text);
+        free(text);
+    }
     test_rm_rf(dir);
 }

@@ -3,7 +3,9 @@
  * file whose results are a known function of the cell, so every stored value can be
  * checked; the model is stories260K (only its config and memory estimate are used). */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -452,6 +454,121 @@ Test(sweep, command_ctrl_c_finishes_the_cell_and_exits_130) {
     pid = start_sweep(dir, out);
     cr_assert_eq(wait_status(pid), 0);
     cr_expect_eq(count_done(out), 12);
+    test_rm_rf(dir);
+}
+
+/* ------------------------------------------------------------------ a full disk */
+
+/* `ctxbench sweep` of baseline on stories260K, ppl over one window, at `lengths`, under
+ * a file size limit (ulimit -f); stderr into DIR/stderr.txt. The exit status, or 1000 +
+ * the signal that ended it. */
+static int small_sweep(const char *dir, const char *out, const char *lengths, rlim_t max_file_bytes) {
+    char model[512], errp[160];
+    shared_path(model, sizeof model, "models/stories260K.gguf");
+    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
+    const char *const args[] = {"sweep", "-m", model, "--methods", "baseline", "--tasks", "ppl", "--lengths", lengths,
+                                "--task-opt", "ppl:max_windows=1", "-t", "1", "-o", out, NULL};
+    return test_wait_status(ctxbench_spawn_limited(args, errp, true, max_file_bytes));
+}
+
+/* The file holds exactly one done cell, `id`, started at `started`. */
+static void expect_one_cell(const char *out, const char *id, double started) {
+    struct store_cell *cells;
+    int n;
+    char err[512];
+    cr_assert_eq(store_read(out, false, &cells, &n, err, sizeof err), 0, "the file opens cleanly: %s", err);
+    cr_expect_eq(n, 1, "%d cells", n);
+    if (n >= 1) {
+        cr_expect_str_eq(cells[0].id, id);
+        cr_expect_eq(cells[0].status, CELL_DONE);
+        cr_expect_eq(cell_num(&cells[0], "started_unix"), started, "the earlier cell is the same cell");
+    }
+    store_cells_free(cells, n);
+}
+
+static void first_cell(const char *out, char *id, size_t cap, double *started) {
+    struct store_cell *cells;
+    int n;
+    char err[512];
+    cr_assert_eq(store_read(out, false, &cells, &n, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(n, 1);
+    snprintf(id, cap, "%s", cells[0].id);
+    *started = cell_num(&cells[0], "started_unix");
+    store_cells_free(cells, n);
+}
+
+/* A write that fails for a file size limit (EFBIG, SIGXFSZ ignored) or a full disk
+ * (ENOSPC): the command says so in one line and exits 1, the earlier cells are intact
+ * and no temporary copy is left. */
+static void expect_clean_failure(int status, const char *dir, const char *out, const char *says, const char *id,
+                                 double started) {
+    char errp[160], tmp[160];
+    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
+    char *text = test_read_text(errp);
+    cr_expect_eq(status, 1, "exit status %d (1000 + signal when killed): %s", status, text);
+    const char *line = strstr(text, "ctxbench: ");
+    cr_expect(line && strstr(line, says) && strchr(line, '\n') == line + strlen(line) - 1, "one line saying '%s': %s",
+              says, text);
+    free(text);
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    cr_expect_neq(access(tmp, F_OK), 0, "no temporary copy left");
+    expect_one_cell(out, id, started);
+}
+
+Test(sweep, command_file_size_limit_is_an_error_not_a_crash) {
+    char dir[64], out[128], id[STORE_ID_MAX + 1];
+    test_temp_dir(dir, sizeof dir, "sweep");
+    snprintf(out, sizeof out, "%s/f.h5", dir);
+    cr_assert_eq(small_sweep(dir, out, "256", RLIM_INFINITY), 0);
+    double started;
+    first_cell(out, id, sizeof id, &started);
+    struct stat sb;
+    cr_assert_eq(stat(out, &sb), 0);
+    /* room for the file as it is, not for the next cell (about 18 KiB) */
+    int status = small_sweep(dir, out, "256,512", (rlim_t)sb.st_size + 1);
+    expect_clean_failure(status, dir, out, "File too large", id, started);
+    cr_expect_eq(test_count_tmp(dir), 0);
+    cr_assert_eq(small_sweep(dir, out, "256,512", RLIM_INFINITY), 0, "the sweep resumes once there is room");
+    cr_expect_eq(count_done(out), 2);
+    test_rm_rf(dir);
+}
+
+Test(sweep, command_disk_full_is_an_error_not_a_crash) {
+    char dir[64], mnt[96], out[128], filler[128], cmd[256], id[STORE_ID_MAX + 1];
+    test_temp_dir(dir, sizeof dir, "sweep");
+    snprintf(mnt, sizeof mnt, "%s/mnt", dir);
+    cr_assert_eq(mkdir(mnt, 0755), 0);
+    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=512k ctxbench-test '%s' 2>/dev/null", mnt);
+    if (system(cmd) != 0) {
+        test_rm_rf(dir);
+        cr_skip_test("a full disk needs a small tmpfs, and mount -t tmpfs is not permitted here");
+    }
+    snprintf(out, sizeof out, "%s/f.h5", mnt);
+    snprintf(filler, sizeof filler, "%s/filler", mnt);
+    int first = small_sweep(dir, out, "256", RLIM_INFINITY);
+    double started = 0;
+    struct stat sb;
+    int status = -1;
+    if (first == 0 && stat(out, &sb) == 0) {
+        first_cell(out, id, sizeof id, &started);
+        /* fill the file system, then free room for a copy of the file but not for the next cell */
+        int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        static const char block[4096];
+        off_t filled = 0;
+        while (fd >= 0 && write(fd, block, sizeof block) == (ssize_t)sizeof block) filled += (off_t)sizeof block;
+        off_t room = (sb.st_size + 4095) / 4096 * 4096 + 4096;
+        if (fd >= 0 && filled > room && ftruncate(fd, filled - room) == 0) status = small_sweep(dir, out, "256,512", RLIM_INFINITY);
+        if (fd >= 0) close(fd);
+    }
+    int tmp_left = test_count_tmp(mnt);
+    if (status == 1 || status >= 1000) {   /* the checks read the file before it goes with the tmpfs */
+        expect_clean_failure(status, dir, out, "No space left on device", id, started);
+    }
+    snprintf(cmd, sizeof cmd, "umount '%s'", mnt);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(first, 0, "the first sweep on the tmpfs");
+    cr_expect_eq(status, 1, "the sweep on the full disk: status %d", status);
+    cr_expect_eq(tmp_left, 0, "no temporary copy left");
     test_rm_rf(dir);
 }
 

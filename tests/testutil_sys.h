@@ -5,10 +5,13 @@
 #define CTX_TESTUTIL_SYS_H
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,8 +62,10 @@ static inline int ctxbench_run(const char *args, char *out, size_t cap) {
 
 /* Starts `ctxbench ARGS` ($CTXBENCH_BIN, set by make test; else build/ctxbench) with
  * args NULL-terminated (at most 30), stderr into err_path and, when quiet, stdout into
- * /dev/null. Returns the child's pid; the caller waits for it. */
-static inline pid_t ctxbench_spawn(const char *const *args, const char *err_path, bool quiet) {
+ * /dev/null, under a file size limit of max_file_bytes (ulimit -f; RLIM_INFINITY: none).
+ * Returns the child's pid; the caller waits for it. */
+static inline pid_t ctxbench_spawn_limited(const char *const *args, const char *err_path, bool quiet,
+                                           rlim_t max_file_bytes) {
     const char *bin = ctxbench_bin();
     char *argv[32];
     int n = 0;
@@ -75,10 +80,44 @@ static inline pid_t ctxbench_spawn(const char *const *args, const char *err_path
         if (fd < 0 || (quiet && nul < 0)) _exit(127);
         dup2(fd, 2);
         if (quiet) dup2(nul, 1);
+        struct rlimit rl = {max_file_bytes, max_file_bytes};
+        if (max_file_bytes != RLIM_INFINITY && setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(126);
         execv(bin, argv);
         _exit(127);
     }
     return pid;
+}
+
+static inline pid_t ctxbench_spawn(const char *const *args, const char *err_path, bool quiet) {
+    return ctxbench_spawn_limited(args, err_path, quiet, RLIM_INFINITY);
+}
+
+/* The exit status of a child, or 1000 + the signal that ended it. */
+static inline int test_wait_status(pid_t pid) {
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 1000 + WTERMSIG(st) : -1;
+}
+
+/* How many entries of dir have a name ending in ".tmp" (temporary files left behind). */
+static inline int test_count_tmp(const char *dir) {
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "%s", dir);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        n += len > 4 && strcmp(e->d_name + len - 4, ".tmp") == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/* The bytes of a file, malloc'd, with their count in *len. */
+static inline char *test_read_bytes(const char *path, size_t *len) {
+    char err[256];
+    char *t = read_file(path, len, err, sizeof err);
+    cr_assert_not_null(t, "%s", err);
+    return t;
 }
 
 #endif
