@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "input.h"
 #include "store.h"
 
 void run_opts_init(struct run_opts *o) {
@@ -112,39 +113,7 @@ int cli_open(const struct run_opts *o, struct runtime *rt, char *err, size_t err
 }
 
 char *read_file(const char *path, size_t *len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n + 65536 + 1 > cap) {
-            cap = (n + 65536 + 1) * 2;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                snprintf(err, errlen, "%s: out of memory reading the file", path);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, 65536, f);
-        n += got;
-        if (got < 65536) break;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        snprintf(err, errlen, "%s: read error", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
+    return input_read_file(path, len, err, errlen);
 }
 
 int cli_read_results(int argc, char **argv, const char *usage, struct store_cell **cells, int *n) {

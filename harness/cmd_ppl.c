@@ -16,7 +16,7 @@ static const char *help =
     "usage: ctxbench ppl -m MODEL -f TEXT -c CTX [--chunks N] [options]\n"
     "Perplexity over non-overlapping windows of CTX tokens (BOS + CTX-1 text tokens,\n"
     "every next-token prediction scored), printing PPL and tokens/s.\n"
-    "  -f, --file FILE         text file (UTF-8)\n"
+    "  -f, --file FILE         text file (UTF-8, at most 1 GiB)\n"
     "  -c, --ctx-size N        window length in tokens (default: the model's trained context)\n"
     "      --chunks N          evaluate at most N windows (default: all)\n" CLI_RUN_HELP;
 

@@ -97,3 +97,55 @@ Test(cli, ppl_and_tokenize_run) {
     cr_assert_eq(run(out, sizeof out, args), 0, "%s", out);
     cr_expect_str_eq(out, "1 403 407 261 378\n");
 }
+
+/* Runs a shell command line with $BIN set to the ctxbench under test, output into out.
+ * Returns the exit status, or -1 when the shell did not exit normally. */
+static int run_sh(char *out, size_t cap, const char *script) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "BIN='%s'; export BIN; { %s ; } 2>&1", ctxbench_bin(), script);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static bool one_line(const char *s) { return strchr(s, '\n') == s + strlen(s) - 1; }
+
+Test(cli, file_reads_are_bounded) {
+    /* The limit, lowered for the test, holds for pipes and devices (read up to it, then
+     * refused) and for regular files (refused before reading). ppl reads the text before
+     * it opens the model, so a missing model keeps a failed check fast. */
+    char out[16384], script[4096], big[] = "/tmp/ctxbench-cli-big-XXXXXX";
+    cr_assert_eq(setenv("CTXBENCH_MAX_FILE_BYTES", "100000", 1), 0);
+    snprintf(script, sizeof script, "head -c 300000 /dev/zero | \"$BIN\" ppl -m /nonexistent.gguf -f /dev/stdin -c 64");
+    cr_expect_eq(run_sh(out, sizeof out, script), 1);
+    cr_expect(strstr(out, "/dev/stdin: more than the 100000 bytes") && one_line(out), "%s", out);
+    snprintf(script, sizeof script, "head -c 300000 /dev/zero | \"$BIN\" tokenize -f /dev/stdin %s", model);
+    cr_expect_eq(run_sh(out, sizeof out, script), 1);
+    cr_expect(strstr(out, "/dev/stdin: more than the 100000 bytes") && one_line(out), "%s", out);
+    /* /dev/zero never ends. Should the limit ever stop working, the address-space limit
+     * (or ASan's allocation cap) turns the runaway read into an error, not a dead machine. */
+#if defined(__SANITIZE_ADDRESS__)
+    const char *guard = "ASAN_OPTIONS=\"$ASAN_OPTIONS:max_allocation_size_mb=256:allocator_may_return_null=1\"";
+#else
+    const char *guard = "ulimit -v 2097152;";
+#endif
+    snprintf(script, sizeof script, "%s \"$BIN\" ppl -m /nonexistent.gguf -f /dev/zero -c 64", guard);
+    cr_expect_eq(run_sh(out, sizeof out, script), 1);
+    cr_expect(strstr(out, "/dev/zero: more than the 100000 bytes") && one_line(out), "%s", out);
+    int fd = mkstemp(big);
+    cr_assert(fd >= 0);
+    cr_assert_eq(ftruncate(fd, 100001), 0);
+    close(fd);
+    snprintf(script, sizeof script, "\"$BIN\" ppl -m /nonexistent.gguf -f %s -c 64", big);
+    cr_expect_eq(run_sh(out, sizeof out, script), 1);
+    cr_expect(strstr(out, "100001 bytes, more than the 100000 bytes") && one_line(out), "%s", out);
+    unlink(big);
+    /* at the limit is fine: a 100000-byte text tokenizes */
+    snprintf(script, sizeof script, "head -c 100000 %s | \"$BIN\" tokenize --ids-only -f /dev/stdin %s | wc -w", text,
+             model);
+    cr_expect_eq(run_sh(out, sizeof out, script), 0);
+    cr_expect(atoi(out) > 10000, "%s", out);
+}
