@@ -63,8 +63,8 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
     if (read_opts(ctx->settings, &o, err, errlen) != 0) return -1;
     const int L = ctx->length;
     const struct model *m = ctx->rt->model;
-    if (L < 4) {
-        snprintf(err, errlen, "ppl: length %d is too short (at least 4)", L);
+    if (L < TASK_MIN_LENGTH) {
+        snprintf(err, errlen, "ppl: length %d is too short (at least %d)", L, TASK_MIN_LENGTH);
         return -1;
     }
     if (!m->tok || tokenizer_bos(m->tok) < 0) {

@@ -81,6 +81,8 @@ Test(cli, bad_options_are_clear_errors) {
     snprintf(args, sizeof args, "generate -m %s -p hi -n 4 --backend tpu", model);
     cr_expect_eq(run(out, sizeof out, args), 1);
     cr_expect(strstr(out, "unknown backend 'tpu'"), "%s", out);
+    cr_expect_eq(run(out, sizeof out, "ppl -m M -f F -t ' 2'"), 2);   /* numbers are strict: no blanks */
+    cr_expect(strstr(out, "got ' 2'"), "%s", out);
     cr_expect_eq(run(out, sizeof out, "synth --preset nosuch -o /tmp/x.gguf"), 2);
     cr_expect(strstr(out, "unknown preset 'nosuch'"), "%s", out);
 }
@@ -148,4 +150,41 @@ Test(cli, file_reads_are_bounded) {
              model);
     cr_expect_eq(run_sh(out, sizeof out, script), 0);
     cr_expect(atoi(out) > 10000, "%s", out);
+}
+
+/* Messages that echo input stay one line: a newline or escape sequence in an argument,
+ * a path or a CSV header shows escaped, and a huge argument is cut. */
+Test(cli, echoed_input_is_escaped_and_cut) {
+    char out[16384], args[8192];
+    struct {
+        const char *args, *shows;
+        bool usage_follows;   /* the error line is followed by the usage text */
+    } cases[] = {
+        {"frob\"$(printf '\\nx')\"", "unknown command 'frob\\nx'", true},
+        {"ppl -m M -f F -t \"$(printf '1\\n2')\"", "got '1\\n2'", false},
+        {"ppl -m M -f F -c \"$(printf '64\\r\\n5')\"", "got '64\\r\\n5'", false},
+        {"ppl -m M -f F --rope-scaling \"$(printf 'li\\nnear')\"", "--rope-scaling 'li\\nnear'", false},
+        {"ppl -m M -f F --method \"$(printf 'yarn:fa\\nctor=2')\"", "unknown parameter 'fa\\nctor'", false},
+        {"ppl -m M -f F --method \"$(printf 'ya\\nrn')\"", "unknown method 'ya\\nrn'", false},
+        {"ppl -m M -f \"$(printf '/nonexistent/a\\nb.txt')\" -c 64", "/nonexistent/a\\nb.txt: No such file", false},
+        {"info \"$(printf '/nonexistent/m\\033[2J.gguf')\"", "/nonexistent/m\\x1B[2J.gguf", false},
+        {"sweep -m M -o O --lengths \"$(printf '1k\\n2k')\"", "bad length '1k\\n2k'", false},
+        {"sweep -m M -o O --tasks \"$(printf 'pp\\nl')\"", "unknown task 'pp\\nl'", false},
+        {"sweep -m M -o O --task-opt \"$(printf 'ppl:stri\\nde=1')\"", "key 'stri\\nde'", false},
+        {"sweep -m M -o O --seed \"$(printf '1\\t2')\"", "got '1\\t2'", false},
+        {"synth --preset \"$(printf 'tiny\\nllama')\" -o /tmp/x.gguf", "unknown preset 'tiny\\nllama'", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_expect_neq(run(out, sizeof out, cases[i].args), 0, "%s", cases[i].args);
+        const char *hit = strstr(out, cases[i].shows), *eol = strchr(out, '\n');
+        cr_expect(hit && hit < eol, "%s: want %s in the first line of: %s", cases[i].args, cases[i].shows, out);
+        cr_expect(cases[i].usage_follows || one_line(out), "%s: not one line: %s", cases[i].args, out);
+    }
+    /* a 5000-character argument is cut, not echoed whole */
+    char big[5001];
+    memset(big, 'z', 5000);
+    big[5000] = 0;
+    snprintf(args, sizeof args, "ppl -m M -f F -t %s", big);
+    cr_expect_eq(run(out, sizeof out, args), 2);
+    cr_expect(strstr(out, "zzz...'") && strlen(out) < 400 && one_line(out), "%zu: %.200s", strlen(out), out);
 }

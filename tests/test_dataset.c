@@ -80,6 +80,12 @@ Test(settings, parse_and_getters) {
     cr_assert_eq(settings_int(&s, "stride", 256, 200, 1000, &v, err, sizeof err), -1);
     cr_assert(strstr(err, "stride=128") && strstr(err, "200..1000"), "%s", err);
     cr_assert_eq(settings_int(&s, "scale", 1, 0, 10, &v, err, sizeof err), -1);   /* 0.5 is no integer */
+    /* no blanks around a number (strtol would skip leading ones) */
+    cr_assert_eq(settings_parse("n=\n4,x= 0.5", &s, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(settings_int(&s, "n", 1, 0, 10, &v, err, sizeof err), -1);
+    cr_assert(strstr(err, "n=\\n4") && !strchr(err, '\n'), "%s", err);
+    cr_assert_eq(settings_double(&s, "x", 1, 0, 1, &d, err, sizeof err), -1);
+    cr_assert_eq(settings_parse("stride=128,protocol=yarn,scale=0.5", &s, err, sizeof err), 0, "%s", err);
     static const char *const other[] = {"a", "b", NULL};
     cr_assert_eq(settings_choice(&s, "protocol", other, 0, &c, err, sizeof err), -1);
     cr_assert(strstr(err, "a, b"), "%s", err);
@@ -382,6 +388,30 @@ Test(dataset, failed_loads_leak_nothing, .init = make_tmp, .fini = rm_tmp) {
     /* one 257-byte value lost per failed line would be 50 x 8 x 257 = 100 kB */
     cr_assert_lt(after > before ? after - before : 0, 4096, "heap grew by %zu bytes over 500 failed loads",
                  after - before);
+}
+
+/* Error messages that show what the user gave (a CSV header, a field, a spec, settings)
+ * escape it: one line, whatever the input holds. */
+Test(dataset, messages_show_input_escaped, .init = make_tmp, .fini = rm_tmp) {
+    struct dataset ds;
+    char err[1024], spec[600];
+    const char *p = WRITE("h.csv", "\"multi\nline\",\"esc\x1b[31m\"\n1,2\n");
+    snprintf(spec, sizeof spec, "%s#body", p);
+    cr_assert_eq(dataset_load(spec, &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "(columns: multi\\nline, esc\\x1B[31m)") && !strchr(err, '\n') && !strchr(err, '\x1b'), "%s",
+              err);
+    p = WRITE("f.jsonl", "{\"text\": \"x\"}\n");
+    snprintf(spec, sizeof spec, "%s#fi\teld", p);
+    cr_assert_eq(dataset_load(spec, &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "field 'fi\\teld'") && !strchr(err, '\t'), "%s", err);
+    cr_assert_eq(dataset_load("no\nsuch", &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "dataset 'no\\nsuch' not found") && !strchr(err, '\n'), "%s", err);
+    struct settings st;
+    cr_assert_eq(settings_parse("a=1,b\nc", &st, err, sizeof err), -1);
+    cr_assert(strstr(err, "settings 'a=1,b\\nc': 'b\\nc' is not key=value"), "%s", err);
+    cr_assert_eq(settings_parse("a=\x7f", &st, err, sizeof err), 0);
+    cr_assert_eq(settings_int(&st, "a", 0, 0, 9, &(long){0}, err, sizeof err), -1);
+    cr_assert(strstr(err, "a=\\x7F"), "%s", err);
 }
 
 Test(dataset, empty_and_missing_are_errors, .init = make_tmp, .fini = rm_tmp) {
