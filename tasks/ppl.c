@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dataset.h"
+#include "input.h"
 #include "scoring.h"
 #include "settings.h"
 #include "task.h"
@@ -99,10 +100,10 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
             snprintf(err, errlen,
                      "ppl: dataset '%s' (%s) has no document of %lld tokens (longest %lld of %d documents); "
                      "protocol=yarn at length %d needs one (or set min_doc_tokens, or use a stream protocol)",
-                     ds.spec, ds.path, (long long)lo.min_doc, (long long)longest, n_docs, L);
+                     ECHO(ds.spec), ECHO(ds.path), (long long)lo.min_doc, (long long)longest, n_docs, L);
         else
             snprintf(err, errlen, "ppl: dataset '%s' (%s) has %lld tokens; protocol=%s at length %d needs at least %lld",
-                     ds.spec, ds.path, (long long)(c.doc_start[n_docs] - c.doc_start[0]), protocols[o.protocol], L,
+                     ECHO(ds.spec), ECHO(ds.path), (long long)(c.doc_start[n_docs] - c.doc_start[0]), protocols[o.protocol], L,
                      (long long)(o.protocol == PPL_LONGLORA ? L + 2LL * o.stride + 1 : L));
         goto out;
     }
