@@ -105,7 +105,8 @@ int cmd_synth(int argc, char **argv) {
         return 1;
     }
     char tb[16];
-    fprintf(stderr, "wrote %s: %s dim %d, %d layers, %d heads (%d kv), ffn %d, vocab %d, ctx %d, %s%s\n", ECHO(out), s.arch,
+    fprintf(stderr, "wrote %s: %s dim %d, %d layers, %d heads (%d kv), ffn %d, vocab %d, ctx %d, %s%s\n", ECHO(out),
+            s.arch,
             s.dim, s.n_layers, s.n_heads, s.n_kv_heads, s.ffn_dim, s.n_vocab, s.ctx_train,
             ggml_type_name(s.weight_type, tb, sizeof tb), s.tied_output ? ", tied output" : "");
     return 0;

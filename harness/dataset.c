@@ -81,8 +81,8 @@ int dataset_resolve(const char *spec, char *path, size_t cap, enum dataset_forma
                 return -1;
             }
             if (!exists(path, NULL)) {
-                snprintf(err, errlen, "dataset '%s': %s not found (set CTXBENCH_SHARED to the shared folder)", ECHO(spec),
-                         ECHO(path));
+                snprintf(err, errlen, "dataset '%s': %s not found (set CTXBENCH_SHARED to the shared folder)",
+                         ECHO(spec), ECHO(path));
                 return -1;
             }
             *format = named[i].format;

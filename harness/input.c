@@ -162,7 +162,8 @@ const char *echo_text(char *buf, size_t cap, const char *text, size_t n) {
         else if (cp == '\\') plen = (size_t)snprintf(piece, sizeof piece, "\\\\");
         else if (non_printable(cp)) {
             plen = 0;
-            for (size_t k = 0; k < used; k++) plen += (size_t)snprintf(piece + plen, sizeof piece - plen, "\\x%02X", s[i + k]);
+            for (size_t k = 0; k < used; k++)
+                plen += (size_t)snprintf(piece + plen, sizeof piece - plen, "\\x%02X", s[i + k]);
         } else {
             memcpy(piece, s + i, used);
             plen = used;

@@ -230,8 +230,8 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
         size_t start = sample_start(src.s, src.n, pos, span > 1 ? span : src.n);
         if (start == (size_t)-1) start = sample_start(src.s, src.n, 0, src.n);
         if (start == (size_t)-1) {
-            snprintf(err, errlen, "first_sentence: dataset '%s' has no sentence of %d..%d words", ECHO(ds.spec), MIN_WORDS,
-                     MAX_WORDS);
+            snprintf(err, errlen, "first_sentence: dataset '%s' has no sentence of %d..%d words", ECHO(ds.spec),
+                     MIN_WORDS, MAX_WORDS);
             goto out;
         }
         starts[i] = (double)start;

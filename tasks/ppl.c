@@ -103,8 +103,8 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
                      ECHO(ds.spec), ECHO(ds.path), (long long)lo.min_doc, (long long)longest, n_docs, L);
         else
             snprintf(err, errlen, "ppl: dataset '%s' (%s) has %lld tokens; protocol=%s at length %d needs at least %lld",
-                     ECHO(ds.spec), ECHO(ds.path), (long long)(c.doc_start[n_docs] - c.doc_start[0]), protocols[o.protocol], L,
-                     (long long)(o.protocol == PPL_LONGLORA ? L + 2LL * o.stride + 1 : L));
+                     ECHO(ds.spec), ECHO(ds.path), (long long)(c.doc_start[n_docs] - c.doc_start[0]),
+                     protocols[o.protocol], L, (long long)(o.protocol == PPL_LONGLORA ? L + 2LL * o.stride + 1 : L));
         goto out;
     }
     int64_t n_win = total < o.max_windows ? total : o.max_windows;
