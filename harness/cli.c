@@ -1,11 +1,13 @@
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "input.h"
 #include "store.h"
 
 void run_opts_init(struct run_opts *o) {
@@ -16,8 +18,8 @@ void run_opts_init(struct run_opts *o) {
 bool parse_int(const char *s, long lo, long hi, long *out) {
     char *end;
     errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
+    long v = strtol(s, &end, 10);   /* strtol skips leading blanks: refuse them here */
+    if (errno || end == s || *end || isspace((unsigned char)s[0]) || v < lo || v > hi) return false;
     *out = v;
     return true;
 }
@@ -26,7 +28,7 @@ bool parse_double(const char *s, double *out) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) return false;
+    if (errno || end == s || *end || isspace((unsigned char)s[0]) || !isfinite(v)) return false;
     *out = v;
     return true;
 }
@@ -37,7 +39,7 @@ int cli_run_opt(struct run_opts *o, int opt, const char *arg) {
     case 'm': o->model = arg; return 1;
     case 't':
         if (!parse_int(arg, 1, 1024, &v)) {
-            fprintf(stderr, "ctxbench: -t expects a thread count in 1..1024, got '%s'\n", arg);
+            fprintf(stderr, "ctxbench: -t expects a thread count in 1..1024, got '%s'\n", ECHO(arg));
             return -1;
         }
         o->threads = (int)v;
@@ -47,20 +49,20 @@ int cli_run_opt(struct run_opts *o, int opt, const char *arg) {
     case 1003: o->rope_scaling = arg; return 1;
     case 1004:
         if (!parse_double(arg, &o->rope_scale) || o->rope_scale <= 0) {
-            fprintf(stderr, "ctxbench: --rope-scale expects a positive number, got '%s'\n", arg);
+            fprintf(stderr, "ctxbench: --rope-scale expects a positive number, got '%s'\n", ECHO(arg));
             return -1;
         }
         return 1;
     case 1005:
         if (!parse_double(arg, &o->rope_freq_base) || o->rope_freq_base <= 1) {
-            fprintf(stderr, "ctxbench: --rope-freq-base expects a number > 1, got '%s'\n", arg);
+            fprintf(stderr, "ctxbench: --rope-freq-base expects a number > 1, got '%s'\n", ECHO(arg));
             return -1;
         }
         return 1;
     case 1006:
     case 1007:
         if (!parse_int(arg, 1, 1 << 16, &v)) {
-            fprintf(stderr, "ctxbench: tile sizes must be in 1..65536, got '%s'\n", arg);
+            fprintf(stderr, "ctxbench: tile sizes must be in 1..65536, got '%s'\n", ECHO(arg));
             return -1;
         }
         if (opt == 1006) o->tile_q = (int)v; else o->tile_k = (int)v;
@@ -96,7 +98,7 @@ int cli_method_spec(const struct run_opts *o, struct method_spec *spec, char *er
         else
             snprintf(text, sizeof text, "%s", name);
     } else {
-        snprintf(err, errlen, "--rope-scaling '%s' is not one of none, linear, yarn", type);
+        snprintf(err, errlen, "--rope-scaling '%s' is not one of none, linear, yarn", ECHO(type));
         return -1;
     }
     return method_spec_parse(text, spec, err, errlen);
@@ -112,39 +114,7 @@ int cli_open(const struct run_opts *o, struct runtime *rt, char *err, size_t err
 }
 
 char *read_file(const char *path, size_t *len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n + 65536 + 1 > cap) {
-            cap = (n + 65536 + 1) * 2;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                snprintf(err, errlen, "%s: out of memory reading the file", path);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, 65536, f);
-        n += got;
-        if (got < 65536) break;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        snprintf(err, errlen, "%s: read error", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
+    return input_read_file(path, len, err, errlen);
 }
 
 int cli_read_results(int argc, char **argv, const char *usage, struct store_cell **cells, int *n) {

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "host.h"
+#include "input.h"
 
 void openblas_set_num_threads(int n);
 
@@ -80,7 +81,7 @@ int cmd_bench(int argc, char **argv) {
     snprintf(buf, sizeof buf, "%s", lens);
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         if (n_ctx == 32 || !parse_int(tok, 2, 1 << 24, &ctxs[n_ctx])) {
-            fprintf(stderr, "ctxbench: bad length '%s' in -c (comma-separated integers, at most 32)\n", tok);
+            fprintf(stderr, "ctxbench: bad length '%s' in -c (comma-separated integers, at most 32)\n", ECHO(tok));
             return 2;
         }
         n_ctx++;

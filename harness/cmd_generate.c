@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "decode.h"
+#include "input.h"
 #include "tokenizer.h"
 
 static const char *help =
@@ -32,7 +33,7 @@ int cmd_generate(int argc, char **argv) {
         if (opt == 'p') prompt = optarg;
         else if (opt == 'n') {
             if (!parse_int(optarg, 1, 1 << 20, &n_predict)) {
-                fprintf(stderr, "ctxbench: -n expects a count in 1..1048576, got '%s'\n", optarg);
+                fprintf(stderr, "ctxbench: -n expects a count in 1..1048576, got '%s'\n", ECHO(optarg));
                 return 2;
             }
         } else if (opt == 'h') { fputs(help, stdout); return 0; }

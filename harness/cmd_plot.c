@@ -14,6 +14,7 @@
 
 #include "atomic_file.h"
 #include "cli.h"
+#include "input.h"
 #include "plot.h"
 
 extern char **environ;
@@ -50,7 +51,7 @@ static int make_dirs(const char *path, char *err, size_t errlen) {
         char saved = *s;
         *s = 0;
         if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
-            snprintf(err, errlen, "cannot create directory %.300s: %s", buf, strerror(errno));
+            snprintf(err, errlen, "cannot create directory %s: %s", ECHO(buf), strerror(errno));
             return -1;
         }
         *s = saved;
@@ -58,7 +59,7 @@ static int make_dirs(const char *path, char *err, size_t errlen) {
     }
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "%.300s is not a directory", path);
+        snprintf(err, errlen, "%s is not a directory", ECHO(path));
         return -1;
     }
     return 0;
@@ -159,13 +160,13 @@ static int draw(const char *gnuplot, const char *scripts, const char *results, c
     char how[160];
     describe_status(status, how, sizeof how);
     if (!exited_ok(status)) {
-        fprintf(stderr, "ctxbench: gnuplot could not draw %s (%s): %s %s\n", out, script, gnuplot, how);
+        fprintf(stderr, "ctxbench: gnuplot could not draw %s (%s): %s %s\n", ECHO(out), ECHO(script), gnuplot, how);
         atomic_file_discard(&af);
         return -1;
     }
     if (stat(atomic_file_write_path(&af), &st) != 0 || st.st_size == 0) {
-        fprintf(stderr, "ctxbench: gnuplot could not draw %s (%s): %s %s but wrote nothing\n", out, script, gnuplot,
-                how);
+        fprintf(stderr, "ctxbench: gnuplot could not draw %s (%s): %s %s but wrote nothing\n", ECHO(out),
+                ECHO(script), gnuplot, how);
         atomic_file_discard(&af);
         return -1;
     }
@@ -211,7 +212,8 @@ int cmd_plot(int argc, char **argv) {
         size_t n = strlen(base);
         if (n > 3 && strcmp(base + n - 3, ".h5") == 0) n -= 3;
         if (n == 0 || n > 200) {
-            fprintf(stderr, "ctxbench: cannot make an output directory name from '%s'; give -o DIR\n", results);
+            fprintf(stderr, "ctxbench: cannot make an output directory name from '%s'; give -o DIR\n",
+                    ECHO(results));
             return 2;
         }
         snprintf(dir, sizeof dir, "plots/out/%.*s", (int)n, base);
@@ -221,11 +223,11 @@ int cmd_plot(int argc, char **argv) {
     if (strcmp(po.passkey_metric, "accuracy") && strcmp(po.passkey_metric, "digit_accuracy") &&
         strcmp(po.passkey_metric, "token_accuracy")) {
         fprintf(stderr, "ctxbench: --passkey-metric %s: use accuracy, digit_accuracy or token_accuracy\n",
-                po.passkey_metric);
+                ECHO(po.passkey_metric));
         return 2;
     }
     if (access(results, R_OK) != 0) {
-        fprintf(stderr, "ctxbench: cannot read %s: %s\n", results, strerror(errno));
+        fprintf(stderr, "ctxbench: cannot read %s: %s\n", ECHO(results), strerror(errno));
         return 1;
     }
     if (check_not_input(dir, "output directory", results, err, sizeof err) != 0 ||
@@ -268,11 +270,11 @@ int cmd_plot(int argc, char **argv) {
         char *version[] = {(char *)gnuplot, "--version", NULL};
         if (!exited_ok(run_prog(gnuplot, version, true))) {
             fprintf(stderr, "ctxbench: %s not found or not working (Debian: apt-get install gnuplot-nox); "
-                    "the data files are in %s\n", gnuplot, dir);
+                    "the data files are in %s\n", ECHO(gnuplot), ECHO(dir));
             rc = 1;
         } else if (!is_file(probe)) {
             fprintf(stderr, "ctxbench: no gnuplot scripts in %s (give --scripts DIR, the checkout's plots/)\n",
-                    script_dir);
+                    ECHO(script_dir));
             rc = 1;
         } else {
             int drawn = 0;
@@ -287,7 +289,7 @@ int cmd_plot(int argc, char **argv) {
             printf("%d of %d figures drawn (PNG + SVG) in %s\n", drawn, plan.n_jobs, dir);
         }
     } else {
-        printf("nothing to plot in %s\n", results);
+        printf("nothing to plot in %s\n", ECHO(results));
     }
     plot_plan_free(&plan);
     if (fflush(stdout) != 0) rc = 1;

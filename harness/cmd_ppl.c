@@ -10,13 +10,14 @@
 
 #include "cli.h"
 #include "host.h"
+#include "input.h"
 #include "tokenizer.h"
 
 static const char *help =
     "usage: ctxbench ppl -m MODEL -f TEXT -c CTX [--chunks N] [options]\n"
     "Perplexity over non-overlapping windows of CTX tokens (BOS + CTX-1 text tokens,\n"
     "every next-token prediction scored), printing PPL and tokens/s.\n"
-    "  -f, --file FILE         text file (UTF-8)\n"
+    "  -f, --file FILE         text file (UTF-8, at most 1 GiB)\n"
     "  -c, --ctx-size N        window length in tokens (default: the model's trained context)\n"
     "      --chunks N          evaluate at most N windows (default: all)\n" CLI_RUN_HELP;
 
@@ -40,12 +41,12 @@ int cmd_ppl(int argc, char **argv) {
         if (opt == 'f') file = optarg;
         else if (opt == 'c') {
             if (!parse_int(optarg, 2, 1 << 24, &ctx)) {
-                fprintf(stderr, "ctxbench: -c expects a window length in 2..16777216, got '%s'\n", optarg);
+                fprintf(stderr, "ctxbench: -c expects a window length in 2..16777216, got '%s'\n", ECHO(optarg));
                 return 2;
             }
         } else if (opt == 2001) {
             if (!parse_int(optarg, 1, 1L << 30, &max_chunks)) {
-                fprintf(stderr, "ctxbench: --chunks expects a positive count, got '%s'\n", optarg);
+                fprintf(stderr, "ctxbench: --chunks expects a positive count, got '%s'\n", ECHO(optarg));
                 return 2;
             }
         } else if (opt == 'h') { fputs(help, stdout); return 0; }
@@ -72,15 +73,15 @@ int cmd_ppl(int argc, char **argv) {
     struct session *s = NULL;
     size_t n_ids;
     if (ctx == 0) ctx = c->ctx_train;
-    if (!tok) { fprintf(stderr, "ctxbench: %s has no tokenizer\n", ro.model); goto out; }
+    if (!tok) { fprintf(stderr, "ctxbench: %s has no tokenizer\n", ECHO(ro.model)); goto out; }
     if (tokenizer_bos(tok) < 0) { fprintf(stderr, "ctxbench: the vocabulary has no BOS token\n"); goto out; }
     if (tokenizer_encode(tok, text, len, false, &ids, &n_ids) != 0) {
-        fprintf(stderr, "ctxbench: could not tokenize %s\n", file);
+        fprintf(stderr, "ctxbench: could not tokenize %s\n", ECHO(file));
         goto out;
     }
     long n_windows = (long)(n_ids / (size_t)(ctx - 1));
     if (n_windows == 0) {
-        fprintf(stderr, "ctxbench: %s has %zu tokens, fewer than one window of %ld\n", file, n_ids, ctx - 1);
+        fprintf(stderr, "ctxbench: %s has %zu tokens, fewer than one window of %ld\n", ECHO(file), n_ids, ctx - 1);
         goto out;
     }
     if (max_chunks > 0 && n_windows > max_chunks) n_windows = max_chunks;
@@ -92,7 +93,7 @@ int cmd_ppl(int argc, char **argv) {
     window = malloc((size_t)ctx * sizeof *window);
     logprob = malloc((size_t)ctx * sizeof *logprob);
     if (!s || !window || !logprob) { fprintf(stderr, "ctxbench: %s\n", s ? "out of memory" : err); goto out; }
-    fprintf(stderr, "ppl: %s, %zu tokens, %ld windows of %ld, method %s%s%s\n", file, n_ids, n_windows, ctx,
+    fprintf(stderr, "ppl: %s, %zu tokens, %ld windows of %ld, method %s%s%s\n", ECHO(file), n_ids, n_windows, ctx,
             spec.text, plan.note[0] ? " — " : "", plan.note);
     double nll = 0, t0 = host_monotonic_s();
     long scored = 0;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "input.h"
 #include "registry.h"
 #include "store.h"
 #include "sweep.h"
@@ -21,8 +22,8 @@ static const char *help =
     "  -o, --out FILE          results file (HDF5; created if absent)\n"
     "      --methods LIST      method specs, e.g. yarn:factor=4,pi,abf, or all (default: all)\n"
     "      --tasks LIST        task names, e.g. ppl,passkey, or all (default: all)\n"
-    "      --lengths SPEC      e.g. 4k:128k (doubling), 512,1k,2k, 1x:32x (x = trained context)\n"
-    "                          (default: 1x:32x)\n"
+    "      --lengths SPEC      e.g. 4k:128k (doubling), 512,1k,2k, 1x:32x (x = trained context);\n"
+    "                          each length in 4..16777216 (16384k) (default: 1x:32x)\n"
     "      --data SPEC         dataset for every task that reads one: a named dataset, a path, or\n"
     "                          a path under ../shared/datasets (default: each task's own)\n"
     "      --task-opt T:K=V,.. settings for task T (repeatable; several separated by ';').\n"
@@ -94,13 +95,13 @@ static int parse_tasks(const char *list, struct sweep_task **out, int *n_out, ch
             snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), p);
             const struct task *tk = len < 63 ? find_task(name) : NULL;
             if (!tk) {
-                snprintf(err, errlen, "unknown task '%.*s' (tasks: %s)", (int)len, p, names);
+                snprintf(err, errlen, "unknown task '%s' (tasks: %s)", ECHO_N(p, len), names);
                 free(t);
                 return -1;
             }
             for (int i = 0; i < n; i++)
                 if (t[i].task == tk) {
-                    snprintf(err, errlen, "task '%s' listed twice in '%s'", name, list);
+                    snprintf(err, errlen, "task '%s' listed twice in '%s'", name, ECHO(list));
                     free(t);
                     return -1;
                 }
@@ -128,7 +129,7 @@ static int add_task_opts(const char *opt, struct sweep_task *t, int n, char (*ra
         const char *colon = memchr(p, ':', len);
         if (len > 0) {
             if (!colon || colon == p) {
-                snprintf(err, errlen, "--task-opt '%.*s': expected TASK:key=value,...", (int)len, p);
+                snprintf(err, errlen, "--task-opt '%s': expected TASK:key=value,...", ECHO_N(p, len));
                 return -1;
             }
             char name[64];
@@ -138,7 +139,7 @@ static int add_task_opts(const char *opt, struct sweep_task *t, int n, char (*ra
             if (!tk) {
                 char names[512];
                 task_names(names, sizeof names);
-                snprintf(err, errlen, "--task-opt: unknown task '%.*s' (tasks: %s)", (int)nl, p, names);
+                snprintf(err, errlen, "--task-opt: unknown task '%s' (tasks: %s)", ECHO_N(p, nl), names);
                 return -1;
             }
             int i = 0;
@@ -208,7 +209,7 @@ int cmd_sweep(int argc, char **argv) {
         case 2005: task_opts[n_task_opts++] = optarg; break;
         case 2006:
             if (!parse_int(optarg, 0, 0x7fffffffL, &seed)) {
-                fprintf(stderr, "ctxbench: --seed expects an integer in 0..2147483647, got '%s'\n", optarg);
+                fprintf(stderr, "ctxbench: --seed expects an integer in 0..2147483647, got '%s'\n", ECHO(optarg));
                 free(task_opts);
                 return 2;
             }
@@ -216,7 +217,7 @@ int cmd_sweep(int argc, char **argv) {
         case 2007: cache_dir = optarg; break;
         case 2008:
             if (!parse_int(optarg, 1, 1L << 30, &mem_mib)) {
-                fprintf(stderr, "ctxbench: --mem-limit expects MiB in 1..2^30, got '%s'\n", optarg);
+                fprintf(stderr, "ctxbench: --mem-limit expects MiB in 1..2^30, got '%s'\n", ECHO(optarg));
                 free(task_opts);
                 return 2;
             }
@@ -226,7 +227,7 @@ int cmd_sweep(int argc, char **argv) {
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "ctxbench: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, "ctxbench: unexpected argument '%s'\n", ECHO(argv[optind]));
         free(task_opts);
         return 2;
     }
@@ -322,10 +323,10 @@ int cmd_sweep(int argc, char **argv) {
     sigaction(SIGTERM, &old_term, NULL);
     if (r != 0) goto fail;
     fprintf(stderr, "sweep: %d cells: %d done before, %d done, %d skipped, %d failed -> %s\n", sum.total, sum.cached,
-            sum.done, sum.skipped, sum.failed, out);
+            sum.done, sum.skipped, sum.failed, ECHO(out));
     if (sum.interrupted) {
         fprintf(stderr, "ctxbench: sweep interrupted; the finished cells are in %s, rerun the same command to resume\n",
-                out);
+                ECHO(out));
         rc = 130;
     } else {
         rc = sum.failed ? 1 : 0;

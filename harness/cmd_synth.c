@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "input.h"
 #include "quant.h"
 #include "synth.h"
 
@@ -47,7 +48,7 @@ int cmd_synth(int argc, char **argv) {
     }
     struct synth_spec s;
     if (!synth_preset(preset, &s)) {
-        fprintf(stderr, "ctxbench: unknown preset '%s'\n", preset);
+        fprintf(stderr, "ctxbench: unknown preset '%s'\n", ECHO(preset));
         usage(stderr);
         return 2;
     }
@@ -57,7 +58,8 @@ int cmd_synth(int argc, char **argv) {
         double d;
         char buf[16];
         if (opt >= 1 && opt <= 8 && !parse_int(optarg, 1, opt == 8 ? 0x7fffffffL : (1L << 24), &v)) {
-            fprintf(stderr, "ctxbench: --%s expects a positive integer, got '%s'\n", longopts[opt + 3].name, optarg);
+            fprintf(stderr, "ctxbench: --%s expects a positive integer, got '%s'\n", longopts[opt + 3].name,
+                    ECHO(optarg));
             return 2;
         }
         switch (opt) {
@@ -66,14 +68,15 @@ int cmd_synth(int argc, char **argv) {
             for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
                 if (strcmp(optarg, ggml_type_name(types[i], buf, sizeof buf)) == 0) { s.weight_type = types[i]; found = 1; }
             if (!found) {
-                fprintf(stderr, "ctxbench: --type '%s' is not one of F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K\n", optarg);
+                fprintf(stderr, "ctxbench: --type '%s' is not one of F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K\n",
+                        ECHO(optarg));
                 return 2;
             }
             break;
         }
         case 'A':
             if (strcmp(optarg, "llama") != 0 && strcmp(optarg, "qwen2") != 0) {
-                fprintf(stderr, "ctxbench: --arch '%s' is not llama or qwen2\n", optarg);
+                fprintf(stderr, "ctxbench: --arch '%s' is not llama or qwen2\n", ECHO(optarg));
                 return 2;
             }
             snprintf(s.arch, sizeof s.arch, "%s", optarg);
@@ -94,7 +97,7 @@ int cmd_synth(int argc, char **argv) {
         default: break;
         }
     }
-    if (optind < argc) { fprintf(stderr, "ctxbench: unexpected argument '%s'\n", argv[optind]); return 2; }
+    if (optind < argc) { fprintf(stderr, "ctxbench: unexpected argument '%s'\n", ECHO(argv[optind])); return 2; }
     if (!out) { usage(stderr); return 2; }
     char err[512];
     if (synth_check(&s, err, sizeof err) != 0 || synth_write(out, &s, err, sizeof err) != 0) {
@@ -102,7 +105,8 @@ int cmd_synth(int argc, char **argv) {
         return 1;
     }
     char tb[16];
-    fprintf(stderr, "wrote %s: %s dim %d, %d layers, %d heads (%d kv), ffn %d, vocab %d, ctx %d, %s%s\n", out, s.arch,
+    fprintf(stderr, "wrote %s: %s dim %d, %d layers, %d heads (%d kv), ffn %d, vocab %d, ctx %d, %s%s\n", ECHO(out),
+            s.arch,
             s.dim, s.n_layers, s.n_heads, s.n_kv_heads, s.ffn_dim, s.n_vocab, s.ctx_train,
             ggml_type_name(s.weight_type, tb, sizeof tb), s.tied_output ? ", tied output" : "");
     return 0;

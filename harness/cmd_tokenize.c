@@ -12,7 +12,7 @@ static const char *help =
     "usage: ctxbench tokenize [--bos|--no-bos] [-f FILE] MODEL [TEXT]\n"
     "Prints one line per token: id, TAB, the piece as stored in the vocabulary.\n"
     "Works on vocabulary-only GGUF files too. BOS follows the model's add_bos setting\n"
-    "unless --bos / --no-bos is given. -f reads the text from FILE.\n"
+    "unless --bos / --no-bos is given. -f reads the text from FILE (at most 1 GiB).\n"
     "  --ids-only   print the ids on one line, space separated\n";
 
 int cmd_tokenize(int argc, char **argv) {
@@ -42,9 +42,10 @@ int cmd_tokenize(int argc, char **argv) {
         if (!text) { fprintf(stderr, "ctxbench: %s\n", err); tokenizer_free(t); gguf_close(g); return 1; }
     }
     const char *src = file ? text : argv[optind + 1];
+    if (!file) len = strlen(src);   /* a file's text is all of it, NUL bytes included */
     int32_t *ids;
     size_t n;
-    int rc = tokenizer_encode(t, src, strlen(src), bos < 0 ? tokenizer_add_bos_default(t) : bos == 1, &ids, &n);
+    int rc = tokenizer_encode(t, src, len, bos < 0 ? tokenizer_add_bos_default(t) : bos == 1, &ids, &n);
     if (rc != 0) {
         fprintf(stderr, "ctxbench: tokenization failed\n");
     } else {

@@ -14,6 +14,7 @@
 
 #include "dataset.h"
 #include "gguf.h"
+#include "input.h"
 #include "model.h"
 #include "sha256.h"
 #include "tokenizer.h"
@@ -173,7 +174,7 @@ static int tokenize_all(const struct dataset *ds, const struct tokenizer *tok, s
         int32_t *ids;
         size_t n;
         if (tokenizer_encode(tok, ds->docs[d], ds->doc_len[d], false, &ids, &n) != 0) {
-            snprintf(err, errlen, "dataset '%s': could not tokenize document %d (%zu bytes)", ds->spec, d + 1,
+            snprintf(err, errlen, "dataset '%s': could not tokenize document %d (%zu bytes)", ECHO(ds->spec), d + 1,
                      ds->doc_len[d]);
             return -1;
         }
@@ -188,7 +189,8 @@ static int tokenize_all(const struct dataset *ds, const struct tokenizer *tok, s
             c->ids = grown;
             cap = want;
         }
-        memcpy(c->ids + c->n_ids, ids, n * sizeof *ids);
+        /* an empty document has no ids, and ids may still be NULL: nothing to copy */
+        if (n) memcpy(c->ids + c->n_ids, ids, n * sizeof *ids);
         free(ids);
         c->n_ids += (int64_t)n;
         c->doc_start[d + 1] = c->n_ids;
@@ -197,7 +199,7 @@ static int tokenize_all(const struct dataset *ds, const struct tokenizer *tok, s
     c->n_docs = ds->n_docs;
     return 0;
 oom:
-    snprintf(err, errlen, "dataset '%s': out of memory while tokenizing", ds->spec);
+    snprintf(err, errlen, "dataset '%s': out of memory while tokenizing", ECHO(ds->spec));
     return -1;
 }
 
@@ -240,7 +242,7 @@ void corpus_free(struct corpus *c) {
 int corpus_require(const struct corpus *c, const struct dataset *ds, int64_t needed, const char *what, char *err,
                    size_t errlen) {
     if (c->n_ids >= needed) return 0;
-    snprintf(err, errlen, "dataset '%s' (%s) has %lld tokens in %d documents; %s needs %lld", ds->spec, ds->path,
-             (long long)c->n_ids, c->n_docs, what, (long long)needed);
+    snprintf(err, errlen, "dataset '%s' (%s) has %lld tokens in %d documents; %s needs %lld", ECHO(ds->spec),
+             ECHO(ds->path), (long long)c->n_ids, c->n_docs, what, (long long)needed);
     return -1;
 }

@@ -12,10 +12,9 @@
 #include <unistd.h>
 
 #include "dataset.h"
+#include "input.h"
 #include "sha256.h"
 
-/* A file bigger than this is not a text corpus this harness can tokenize anyway. */
-#define MAX_FILE_BYTES ((size_t)1 << 30)
 #define MAX_DOCS 10000000
 
 struct named_dataset {
@@ -78,12 +77,12 @@ int dataset_resolve(const char *spec, char *path, size_t cap, enum dataset_forma
         if (strcmp(spec, named[i].name) == 0) {
             int w = snprintf(path, cap, "%s/datasets/%s", shared_root(), named[i].rel);
             if (w < 0 || (size_t)w >= cap) {
-                snprintf(err, errlen, "dataset '%s': path too long", spec);
+                snprintf(err, errlen, "dataset '%s': path too long", ECHO(spec));
                 return -1;
             }
             if (!exists(path, NULL)) {
-                snprintf(err, errlen, "dataset '%s': %s not found (set CTXBENCH_SHARED to the shared folder)", spec,
-                         path);
+                snprintf(err, errlen, "dataset '%s': %s not found (set CTXBENCH_SHARED to the shared folder)",
+                         ECHO(spec), ECHO(path));
                 return -1;
             }
             *format = named[i].format;
@@ -95,7 +94,7 @@ int dataset_resolve(const char *spec, char *path, size_t cap, enum dataset_forma
     size_t plen = hash ? (size_t)(hash - spec) : strlen(spec);
     const char *opt = hash ? hash + 1 : "";
     if (plen == 0 || plen >= cap || plen >= 1024) {
-        snprintf(err, errlen, "dataset '%s': empty or too long a path", spec);
+        snprintf(err, errlen, "dataset '%s': empty or too long a path", ECHO(spec));
         return -1;
     }
     char rel[1024];
@@ -111,8 +110,8 @@ int dataset_resolve(const char *spec, char *path, size_t cap, enum dataset_forma
                 size_t u = strlen(names);
                 snprintf(names + u, sizeof names - u, "%s%s", i ? ", " : "", named[i].name);
             }
-            snprintf(err, errlen, "dataset '%s' not found (not a path, nor under %s/datasets; named: %s)", spec,
-                     shared_root(), names);
+            snprintf(err, errlen, "dataset '%s' not found (not a path, nor under %s/datasets; named: %s)", ECHO(spec),
+                     ECHO(shared_root()), names);
             return -1;
         }
     }
@@ -126,7 +125,7 @@ int dataset_resolve(const char *spec, char *path, size_t cap, enum dataset_forma
     if (!opt_ok || (hash && !*opt) || strlen(opt) >= field_cap) {
         snprintf(err, errlen,
                  "dataset '%s': bad '#%s' (a .txt takes #stories, a .jsonl #FIELD, a .csv #COLUMN, a folder nothing)",
-                 spec, opt);
+                 ECHO(spec), ECHO(opt));
         return -1;
     }
     snprintf(field, field_cap, "%s", *format == DATASET_STORIES ? "" : *opt ? opt : def);
@@ -144,42 +143,9 @@ static size_t normalise(char *s, size_t n) {
     return k;
 }
 
-/* Reads a file whole, NUL-terminated, without normalising. */
+/* Reads a file whole, NUL-terminated, without normalising: the one bounded reader. */
 static char *read_raw(const char *path, size_t *len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
-        goto fail;
-    }
-    if ((uint64_t)sb.st_size > MAX_FILE_BYTES) {
-        snprintf(err, errlen, "%s: %lld bytes, more than the %zu a dataset file may have", path,
-                 (long long)sb.st_size, MAX_FILE_BYTES);
-        goto fail;
-    }
-    size_t n = (size_t)sb.st_size;
-    buf = malloc(n + 1);
-    if (!buf) {
-        snprintf(err, errlen, "%s: out of memory for %zu bytes", path, n);
-        goto fail;
-    }
-    if (fread(buf, 1, n, f) != n) {
-        snprintf(err, errlen, "%s: read error", path);
-        goto fail;
-    }
-    buf[n] = 0;
-    fclose(f);
-    *len = n;
-    return buf;
-fail:
-    free(buf);
-    fclose(f);
-    return NULL;
+    return input_read_file(path, len, err, errlen);
 }
 
 char *dataset_read_text(const char *path, size_t *len, char *err, size_t errlen) {
@@ -192,15 +158,40 @@ char *dataset_read_text(const char *path, size_t *len, char *err, size_t errlen)
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
-/* Appends a copy of s[0..n) trimmed, unless it is empty. */
+/* Surrounding whitespace off s[0..*n): returns the new start, *n the new length. */
+static const char *trim(const char *s, size_t *n) {
+    while (*n && is_space(*s)) s++, (*n)--;
+    while (*n && is_space(s[*n - 1])) (*n)--;
+    return s;
+}
+
+/* Appends a copy of s[0..n) with a leading BOM stripped, CRLF -> LF and surrounding
+ * whitespace trimmed, unless that leaves nothing. The BOM goes before the emptiness
+ * check, so "BOM + spaces" is no document; whitespace is trimmed both before (a BOM
+ * after leading blanks is still stripped) and after (blanks after the BOM). */
 static int add_doc(struct dataset *ds, const char *s, size_t n, char *err, size_t errlen) {
-    while (n && is_space(*s)) s++, n--;
-    while (n && is_space(s[n - 1])) n--;
+    s = trim(s, &n);
     if (n == 0) return 0;
     if (ds->n_docs >= MAX_DOCS) {
-        snprintf(err, errlen, "dataset '%s': more than %d documents", ds->spec, MAX_DOCS);
+        snprintf(err, errlen, "dataset '%s': more than %d documents", ECHO(ds->spec), MAX_DOCS);
         return -1;
     }
+    char *copy = malloc(n + 1);
+    if (!copy) {
+        snprintf(err, errlen, "dataset '%s': out of memory", ECHO(ds->spec));
+        return -1;
+    }
+    memcpy(copy, s, n);
+    copy[n] = 0;
+    /* a JSON or CSV value may hold a BOM or CRLF of its own */
+    n = normalise(copy, n);
+    const char *t = trim(copy, &n);
+    if (n == 0) {
+        free(copy);
+        return 0;
+    }
+    memmove(copy, t, n);
+    copy[n] = 0;
     if (ds->n_docs == ds->docs_cap) {
         int want = ds->docs_cap ? ds->docs_cap * 2 : 16;
         char **d = realloc(ds->docs, (size_t)want * sizeof *d);
@@ -208,20 +199,12 @@ static int add_doc(struct dataset *ds, const char *s, size_t n, char *err, size_
         size_t *l = d ? realloc(ds->doc_len, (size_t)want * sizeof *l) : NULL;
         if (l) ds->doc_len = l;
         if (!d || !l) {
-            snprintf(err, errlen, "dataset '%s': out of memory", ds->spec);
+            free(copy);
+            snprintf(err, errlen, "dataset '%s': out of memory", ECHO(ds->spec));
             return -1;
         }
         ds->docs_cap = want;
     }
-    char *copy = malloc(n + 1);
-    if (!copy) {
-        snprintf(err, errlen, "dataset '%s': out of memory", ds->spec);
-        return -1;
-    }
-    memcpy(copy, s, n);
-    copy[n] = 0;
-    /* a JSON or CSV value may hold CRLF of its own */
-    n = normalise(copy, n);
     ds->docs[ds->n_docs] = copy;
     ds->doc_len[ds->n_docs] = n;
     ds->n_docs++;
@@ -359,47 +342,46 @@ static bool json_skip(struct json *j) {
 }
 
 /* Finds string field `field` in the object on one line: 1 found (decoded into a malloc'd
- * *out), 0 not present or not a string, -1 malformed. */
+ * *out), 0 not present or not a string, -1 malformed. On 0 and -1 nothing is allocated:
+ * a value found before a later malformed key is freed on the way out. */
 static int json_field(const char *line, size_t n, const char *field, char **out, size_t *out_len) {
     struct json j = {line, line + n, 0};
+    char *found = NULL;
+    size_t found_len = 0;
     json_ws(&j);
     if (j.p >= j.end || *j.p != '{') return -1;
     j.p++;
     json_ws(&j);
     if (j.p < j.end && *j.p == '}') return 0;
     size_t flen = strlen(field);
-    int found = 0;
     for (;;) {
         json_ws(&j);
         const char *kstart = j.p;
-        if (!json_string(&j, NULL, NULL)) return -1;
+        if (!json_string(&j, NULL, NULL)) goto malformed;
         /* compare the raw key (keys with escapes are not matched) */
         bool match = !found && (size_t)(j.p - kstart) == flen + 2 && memcmp(kstart + 1, field, flen) == 0;
         json_ws(&j);
-        if (j.p >= j.end || *j.p++ != ':') return -1;
+        if (j.p >= j.end || *j.p++ != ':') goto malformed;
         json_ws(&j);
         if (match && j.p < j.end && *j.p == '"') {
             struct json probe = j;
-            size_t len;
-            if (!json_string(&probe, NULL, &len)) return -1;
-            char *s = malloc(len + 1);
-            if (!s) return -1;
-            json_string(&j, s, &len);
-            s[len] = 0;
-            *out = s;
-            *out_len = len;
-            found = 1;
-        } else if (!json_skip(&j)) {
-            if (found) free(*out);
-            return -1;
-        }
+            if (!json_string(&probe, NULL, &found_len)) goto malformed;
+            if (!(found = malloc(found_len + 1))) goto malformed;
+            json_string(&j, found, &found_len);
+            found[found_len] = 0;
+        } else if (!json_skip(&j)) goto malformed;
         json_ws(&j);
         if (j.p < j.end && *j.p == ',') { j.p++; continue; }
         if (j.p < j.end && *j.p == '}') break;
-        if (found) free(*out);
-        return -1;
+        goto malformed;
     }
-    return found;
+    if (!found) return 0;
+    *out = found;
+    *out_len = found_len;
+    return 1;
+malformed:
+    free(found);
+    return -1;
 }
 
 static int load_jsonl(struct dataset *ds, const char *s, size_t n, char *err, size_t errlen) {
@@ -415,12 +397,13 @@ static int load_jsonl(struct dataset *ds, const char *s, size_t n, char *err, si
             size_t len = 0;
             int r = json_field(s + i, eol - i, ds->field, &text, &len);
             if (r < 0) {
-                snprintf(err, errlen, "dataset '%s': %s line %ld is not a JSON object", ds->spec, ds->path, line_no);
+                snprintf(err, errlen, "dataset '%s': %s line %ld is not a JSON object", ECHO(ds->spec), ECHO(ds->path),
+                         line_no);
                 return -1;
             }
             if (r == 0) {
-                snprintf(err, errlen, "dataset '%s': %s line %ld has no string field '%s'", ds->spec, ds->path,
-                         line_no, ds->field);
+                snprintf(err, errlen, "dataset '%s': %s line %ld has no string field '%s'", ECHO(ds->spec),
+                         ECHO(ds->path), line_no, ECHO(ds->field));
                 return -1;
             }
             int a = add_doc(ds, text, len, err, errlen);
@@ -451,7 +434,7 @@ static void csv_on_field(void *data, size_t len, void *st_) {
     const char *s = data ? data : "";
     if (st->row == 0) {
         size_t u = strlen(st->headers);
-        snprintf(st->headers + u, sizeof st->headers - u, "%s%.*s", st->col ? ", " : "", (int)(len > 64 ? 64 : len), s);
+        snprintf(st->headers + u, sizeof st->headers - u, "%s%s", st->col ? ", " : "", ECHO_N(s, len));
         if (strlen(st->ds->field) == len && memcmp(s, st->ds->field, len) == 0 && st->want < 0) st->want = st->col;
     } else if (st->col == st->want) {
         if (add_doc(st->ds, s, len, st->err, st->errlen) != 0) st->failed = true;
@@ -464,12 +447,12 @@ static void csv_on_row(int c, void *st_) {
     struct csv_state *st = st_;
     if (st->failed) return;
     if (st->row == 0 && st->want < 0) {
-        snprintf(st->err, st->errlen, "dataset '%s': %s has no column '%s' (columns: %s)", st->ds->spec, st->ds->path,
-                 st->ds->field, st->headers);
+        snprintf(st->err, st->errlen, "dataset '%s': %s has no column '%s' (columns: %s)", ECHO(st->ds->spec),
+                 ECHO(st->ds->path), ECHO(st->ds->field), st->headers);
         st->failed = true;
     } else if (st->row > 0 && st->col <= st->want) {
-        snprintf(st->err, st->errlen, "dataset '%s': %s row %ld has %d columns, no column '%s'", st->ds->spec,
-                 st->ds->path, st->row, st->col, st->ds->field);
+        snprintf(st->err, st->errlen, "dataset '%s': %s row %ld has %d columns, no column '%s'", ECHO(st->ds->spec),
+                 ECHO(st->ds->path), st->row, st->col, ECHO(st->ds->field));
         st->failed = true;
     }
     st->row++;
@@ -479,18 +462,19 @@ static void csv_on_row(int c, void *st_) {
 static int load_csv(struct dataset *ds, const char *s, size_t n, char *err, size_t errlen) {
     struct csv_parser p;
     if (csv_init(&p, CSV_APPEND_NULL) != 0) {
-        snprintf(err, errlen, "dataset '%s': out of memory", ds->spec);
+        snprintf(err, errlen, "dataset '%s': out of memory", ECHO(ds->spec));
         return -1;
     }
     struct csv_state st = {.ds = ds, .want = -1, .err = err, .errlen = errlen};
     size_t used = csv_parse(&p, s, n, csv_on_field, csv_on_row, &st);
     int ok = used == n && csv_fini(&p, csv_on_field, csv_on_row, &st) == 0;
     if (!ok && !st.failed)
-        snprintf(err, errlen, "dataset '%s': %s is not valid CSV (%s)", ds->spec, ds->path, csv_strerror(csv_error(&p)));
+        snprintf(err, errlen, "dataset '%s': %s is not valid CSV (%s)", ECHO(ds->spec), ECHO(ds->path),
+                 csv_strerror(csv_error(&p)));
     csv_free(&p);
     if (!ok || st.failed) return -1;
     if (st.row == 0) {
-        snprintf(err, errlen, "dataset '%s': %s has no header row", ds->spec, ds->path);
+        snprintf(err, errlen, "dataset '%s': %s has no header row", ECHO(ds->spec), ECHO(ds->path));
         return -1;
     }
     return 0;
@@ -503,7 +487,7 @@ static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const 
 static int load_dir(struct dataset *ds, char *err, size_t errlen) {
     DIR *d = opendir(ds->path);
     if (!d) {
-        snprintf(err, errlen, "dataset '%s': %s: %s", ds->spec, ds->path, strerror(errno));
+        snprintf(err, errlen, "dataset '%s': %s: %s", ECHO(ds->spec), ECHO(ds->path), strerror(errno));
         return -1;
     }
     char **names = NULL;
@@ -514,7 +498,7 @@ static int load_dir(struct dataset *ds, char *err, size_t errlen) {
         if (e->d_name[0] == '.' || !ends_with(e->d_name, len, ".txt")) continue;
         if (n == cap) {
             if (cap >= MAX_DOCS) {
-                snprintf(err, errlen, "dataset '%s': more than %d files", ds->spec, MAX_DOCS);
+                snprintf(err, errlen, "dataset '%s': more than %d files", ECHO(ds->spec), MAX_DOCS);
                 goto out;
             }
             cap = cap ? cap * 2 : 16;
@@ -557,7 +541,7 @@ static int load_dir(struct dataset *ds, char *err, size_t errlen) {
     rc = 0;
     goto out;
 oom:
-    snprintf(err, errlen, "dataset '%s': out of memory", ds->spec);
+    snprintf(err, errlen, "dataset '%s': out of memory", ECHO(ds->spec));
 out:
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
@@ -602,7 +586,7 @@ int dataset_load(const char *spec, struct dataset *ds, char *err, size_t errlen)
         free(raw);
     }
     if (rc == 0 && ds->n_docs == 0) {
-        snprintf(err, errlen, "dataset '%s' (%s) holds no text", spec, ds->path);
+        snprintf(err, errlen, "dataset '%s' (%s) holds no text", ECHO(spec), ECHO(ds->path));
         rc = -1;
     }
     if (rc != 0) dataset_free(ds);
@@ -635,6 +619,7 @@ int dataset_repo_file(const char *rel, char *path, size_t cap, char *err, size_t
         int w = snprintf(path, cap, "%s%s/%s", roots[i], up[i], rel);
         if (w > 0 && (size_t)w < cap && exists(path, NULL)) return 0;
     }
-    snprintf(err, errlen, "datasets/%s not found (looked in $CTXBENCH_DATASETS, ./datasets and beside the program)", rel);
+    snprintf(err, errlen, "datasets/%s not found (looked in $CTXBENCH_DATASETS, ./datasets and beside the program)",
+             ECHO(rel));
     return -1;
 }

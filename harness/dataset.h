@@ -13,7 +13,8 @@
  * A relative PATH that does not exist from the working directory is looked up under
  * $CTXBENCH_SHARED/datasets (default ../shared/datasets).
  * Every document has a UTF-8 BOM stripped, CRLF turned into LF, and surrounding
- * whitespace trimmed; empty documents are dropped. */
+ * whitespace trimmed; a document empty after that (a BOM and blanks) is dropped. Files
+ * are read with input_read_file (input.h): at most 1 GiB each. */
 #ifndef CTX_DATASET_H
 #define CTX_DATASET_H
 

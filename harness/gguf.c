@@ -11,6 +11,7 @@
  * step past the end, so every length and count is validated before use, and
  * every count is compared with the bytes left before anything is allocated. */
 #include "gguf.h"
+#include "input.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,7 +39,7 @@ struct cursor {
  * callers can `return fail(...)`. */
 static bool fail(struct cursor *c, const char *fmt, ...) {
     if (!c->err || c->errlen == 0) return false;
-    int n = snprintf(c->err, c->errlen, "%s: ", c->path);
+    int n = snprintf(c->err, c->errlen, "%s: ", ECHO(c->path));
     if (n < 0) n = 0;
     if ((size_t)n < c->errlen) {
         va_list ap;

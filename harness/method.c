@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "method.h"
+#include "input.h"
 #include "registry.h"
 
 #define SPEC_TEXT_MAX 256   /* sizeof(struct method_spec.text) */
@@ -129,8 +130,8 @@ static int spec_param(struct method_spec *s, const char *item, const char *end, 
     const struct method *m = s->method;
     char params[1024];
     const char *eq = memchr(item, '=', (size_t)(end - item));
-    char key[64], val[64], shown[64];
-    if (copy_trimmed(shown, sizeof shown, item, end) != 0) snprintf(shown, sizeof shown, "(too long)");
+    char key[64], val[64];
+    const char *shown = ECHO_N(item, (size_t)(end - item));
     if (!eq) {
         param_list(m, params, sizeof params);
         fail(err, errlen, "%s: malformed parameter '%s' (expected name=value); parameters: %s", m->name, shown, params);
@@ -146,7 +147,7 @@ static int spec_param(struct method_spec *s, const char *item, const char *end, 
         if (strcmp(m->params[i].name, key) == 0) idx = i;
     if (idx < 0) {
         param_list(m, params, sizeof params);
-        fail(err, errlen, "%s: unknown parameter '%s'; parameters: %s", m->name, key, params);
+        fail(err, errlen, "%s: unknown parameter '%s'; parameters: %s", m->name, ECHO(key), params);
         return -1;
     }
     const struct method_param *p = &m->params[idx];
@@ -163,7 +164,7 @@ static int spec_param(struct method_spec *s, const char *item, const char *end, 
     char *stop = NULL;
     double v = val[0] ? strtod(val, &stop) : NAN;
     if (val[0] == '\0' || *stop != '\0' || !isfinite(v)) {
-        fail(err, errlen, "%s: bad value '%s' for %s; expected %s", m->name, val, key, desc);
+        fail(err, errlen, "%s: bad value '%s' for %s; expected %s", m->name, ECHO(val), key, desc);
         return -1;
     }
     if (param_check(m, p, v, "", err, errlen) != 0) return -1;
@@ -181,19 +182,20 @@ int method_spec_parse(const char *text, struct method_spec *out, char *err, size
     char name[64], names[1024];
     if (copy_trimmed(name, sizeof name, text, name_end) != 0 || name[0] == '\0') {
         method_names(names, sizeof names);
-        fail(err, errlen, "malformed method spec '%.80s' (expected name or name:k=v,...); methods: %s", text, names);
+        fail(err, errlen, "malformed method spec '%s' (expected name or name:k=v,...); methods: %s", ECHO(text),
+             names);
         return -1;
     }
     out->method = method_find(name);
     if (!out->method) {
         method_names(names, sizeof names);
-        fail(err, errlen, "unknown method '%s'; methods: %s", name, names);
+        fail(err, errlen, "unknown method '%s'; methods: %s", ECHO(name), names);
         return -1;
     }
     if (colon) {
         const char *p = colon + 1;
         if (strchr(p, ':')) {
-            fail(err, errlen, "%s: malformed method spec '%.80s' (one ':' per method)", name, text);
+            fail(err, errlen, "%s: malformed method spec '%s' (one ':' per method)", name, ECHO(text));
             return -1;
         }
         for (;;) {
@@ -242,13 +244,13 @@ int method_spec_list_parse(const char *text, struct method_spec **out, int *n, c
         const char *comma = strchr(p, ',');
         const char *end = comma ? comma : p + strlen(p);
         if (is_blank(p, end)) {
-            fail(err, errlen, "method list '%.80s': empty item", text);
+            fail(err, errlen, "method list '%s': empty item", ECHO(text));
             goto fail;
         }
         int starts_method = memchr(p, ':', (size_t)(end - p)) || !memchr(p, '=', (size_t)(end - p));
         if (!starts_method && glen == 0) {
-            fail(err, errlen, "method list '%.80s': parameter '%.*s' comes before any method",
-                 text, (int)(end - p), p);
+            fail(err, errlen, "method list '%s': parameter '%s' comes before any method", ECHO(text),
+                 ECHO_N(p, (size_t)(end - p)));
             goto fail;
         }
         if (starts_method && glen > 0) {   /* finish the previous method */

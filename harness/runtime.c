@@ -1,4 +1,5 @@
 #include "runtime.h"
+#include "input.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -25,7 +26,7 @@ int runtime_open(struct runtime *rt, const char *model_path, const char *backend
             strncat(names, " ", sizeof names - strlen(names) - 1);
             strncat(names, backend_list[i]->name, sizeof names - strlen(names) - 1);
         }
-        snprintf(err, errlen, "unknown backend '%s' (this build has:%s, auto)", backend, names);
+        snprintf(err, errlen, "unknown backend '%s' (this build has:%s, auto)", ECHO(backend), names);
         return -1;
     }
     rt->model = model_load(model_path, err, errlen);

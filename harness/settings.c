@@ -1,6 +1,7 @@
 /* "k=v,k=v" task settings. Parsing is strict (a typo must not silently fall back to a
  * default and produce a plausible but wrong number), and a value is validated where a
  * task reads it, against the range that task documents. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "settings.h"
+#include "input.h"
 
 static int is_key_char(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
 
@@ -20,36 +22,37 @@ int settings_parse(const char *text, struct settings *s, char *err, size_t errle
         size_t len = end ? (size_t)(end - p) : strlen(p);
         const char *eq = memchr(p, '=', len);
         if (len == 0) {
-            snprintf(err, errlen, "settings '%s': empty item (expected k=v,k=v)", text);
+            snprintf(err, errlen, "settings '%s': empty item (expected k=v,k=v)", ECHO(text));
             return -1;
         }
         if (!eq) {
-            snprintf(err, errlen, "settings '%s': '%.*s' is not key=value", text, (int)len, p);
+            snprintf(err, errlen, "settings '%s': '%s' is not key=value", ECHO(text), ECHO_N(p, len));
             return -1;
         }
         size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
         if (klen == 0 || klen >= SETTINGS_KEY_MAX) {
-            snprintf(err, errlen, "settings '%s': key in '%.*s' is empty or longer than %d characters", text,
-                     (int)len, p, SETTINGS_KEY_MAX - 1);
+            snprintf(err, errlen, "settings '%s': key in '%s' is empty or longer than %d characters", ECHO(text),
+                     ECHO_N(p, len), SETTINGS_KEY_MAX - 1);
             return -1;
         }
         for (size_t i = 0; i < klen; i++)
             if (!is_key_char(p[i])) {
-                snprintf(err, errlen, "settings '%s': key '%.*s' may hold only a-z, 0-9 and _", text, (int)klen, p);
+                snprintf(err, errlen, "settings '%s': key '%s' may hold only a-z, 0-9 and _", ECHO(text),
+                         ECHO_N(p, klen));
                 return -1;
             }
         if (vlen == 0 || vlen >= SETTINGS_VAL_MAX) {
-            snprintf(err, errlen, "settings '%s': value of '%.*s' is empty or longer than %d characters", text,
-                     (int)klen, p, SETTINGS_VAL_MAX - 1);
+            snprintf(err, errlen, "settings '%s': value of '%s' is empty or longer than %d characters", ECHO(text),
+                     ECHO_N(p, klen), SETTINGS_VAL_MAX - 1);
             return -1;
         }
         for (int i = 0; i < s->n; i++)
             if (strlen(s->kv[i].key) == klen && memcmp(s->kv[i].key, p, klen) == 0) {
-                snprintf(err, errlen, "settings '%s': key '%.*s' given twice", text, (int)klen, p);
+                snprintf(err, errlen, "settings '%s': key '%s' given twice", ECHO(text), ECHO_N(p, klen));
                 return -1;
             }
         if (s->n >= SETTINGS_MAX) {
-            snprintf(err, errlen, "settings '%s': more than %d items", text, SETTINGS_MAX);
+            snprintf(err, errlen, "settings '%s': more than %d items", ECHO(text), SETTINGS_MAX);
             return -1;
         }
         struct setting *kv = &s->kv[s->n++];
@@ -60,7 +63,7 @@ int settings_parse(const char *text, struct settings *s, char *err, size_t errle
         if (!end) break;
         p = end + 1;
         if (!*p) {
-            snprintf(err, errlen, "settings '%s': trailing comma", text);
+            snprintf(err, errlen, "settings '%s': trailing comma", ECHO(text));
             return -1;
         }
     }
@@ -84,7 +87,7 @@ int settings_check_keys(const struct settings *s, const char *who, const char *c
         if (!ok) {
             char names[512];
             join_list(valid, names, sizeof names);
-            snprintf(err, errlen, "%s: unknown setting '%s' (valid: %s)", who, s->kv[i].key,
+            snprintf(err, errlen, "%s: unknown setting '%s' (valid: %s)", who, ECHO(s->kv[i].key),
                      valid[0] ? names : "none");
             return -1;
         }
@@ -117,9 +120,9 @@ int settings_int(const struct settings *s, const char *key, long def, long lo, l
     }
     char *end;
     errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        snprintf(err, errlen, "setting %s=%s: expected a whole number in %ld..%ld", key, v, lo, hi);
+    long x = strtol(v, &end, 10);   /* strtol skips leading blanks: refuse them here */
+    if (errno || end == v || *end || isspace((unsigned char)v[0]) || x < lo || x > hi) {
+        snprintf(err, errlen, "setting %s=%s: expected a whole number in %ld..%ld", key, ECHO(v), lo, hi);
         return -1;
     }
     *out = x;
@@ -136,8 +139,8 @@ int settings_double(const struct settings *s, const char *key, double def, doubl
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (errno || end == v || *end || !isfinite(x) || x < lo || x > hi) {
-        snprintf(err, errlen, "setting %s=%s: expected a number in [%g, %g]", key, v, lo, hi);
+    if (errno || end == v || *end || isspace((unsigned char)v[0]) || !isfinite(x) || x < lo || x > hi) {
+        snprintf(err, errlen, "setting %s=%s: expected a number in [%g, %g]", key, ECHO(v), lo, hi);
         return -1;
     }
     *out = x;
@@ -158,6 +161,6 @@ int settings_choice(const struct settings *s, const char *key, const char *const
         }
     char names[512];
     join_list(choices, names, sizeof names);
-    snprintf(err, errlen, "setting %s=%s: expected one of %s", key, v, names);
+    snprintf(err, errlen, "setting %s=%s: expected one of %s", key, ECHO(v), names);
     return -1;
 }

@@ -13,6 +13,7 @@
 
 #include "dataset.h"
 #include "host.h"
+#include "input.h"
 #include "progress.h"
 #include "settings.h"
 #include "sha256.h"
@@ -32,7 +33,8 @@ const char *ctxbench_git_rev(void) { return CTXBENCH_GIT_REV; }
 
 /* ------------------------------------------------------------------ lengths */
 
-/* One length: N, Nk or Nx. 0, or -1 (the caller writes the message). */
+/* One length: N, Nk or Nx, in TASK_MIN_LENGTH..TASK_MAX_LENGTH. 0, or -1 (the caller
+ * writes the message). */
 static int parse_one_length(const char *s, size_t len, int ctx_train, long *out) {
     char buf[64];
     if (len == 0 || len >= sizeof buf) return -1;
@@ -49,7 +51,7 @@ static int parse_one_length(const char *s, size_t len, int ctx_train, long *out)
     char *end;
     errno = 0;
     double v = strtod(buf, &end) * mult;
-    if (errno || *end || !(v >= 2) || v > (1 << 24) || v != floor(v)) return -1;
+    if (errno || *end || !(v >= TASK_MIN_LENGTH) || v > TASK_MAX_LENGTH || v != floor(v)) return -1;
     *out = (long)v;
     return 0;
 }
@@ -81,21 +83,22 @@ int sweep_parse_lengths(const char *text, int ctx_train, int **out, int *n_out, 
                         : parse_one_length(p, len, ctx_train, &a);
         if (bad) {
             snprintf(err, errlen,
-                     "bad length '%.*s' in '%s': expected N, Nk (x1024) or Nx (x the trained context %d), "
-                     "2 <= length <= 16M, or A:B for A, 2A, 4A, ... up to B",
-                     (int)len, p, text, ctx_train);
+                     "bad length '%s' in '%s': expected N, Nk (x1024) or Nx (x the trained context %d) with "
+                     "%d <= length <= %d (16384k), or A:B for A, 2A, 4A, ... up to B",
+                     ECHO_N(p, len), ECHO(text), ctx_train, TASK_MIN_LENGTH, TASK_MAX_LENGTH);
             free(v);
             return -1;
         }
         if (!colon) b = a;
         if (b < a) {
-            snprintf(err, errlen, "bad length range '%.*s' in '%s': the end is below the start", (int)len, p, text);
+            snprintf(err, errlen, "bad length range '%s' in '%s': the end is below the start", ECHO_N(p, len),
+                     ECHO(text));
             free(v);
             return -1;
         }
         for (long x = a; x <= b; x *= 2) {
             if (n == SWEEP_MAX_LENGTHS) {
-                snprintf(err, errlen, "lengths '%s': more than %d lengths", text, SWEEP_MAX_LENGTHS);
+                snprintf(err, errlen, "lengths '%s': more than %d lengths", ECHO(text), SWEEP_MAX_LENGTHS);
                 free(v);
                 return -1;
             }
@@ -127,21 +130,21 @@ int sweep_canonical_settings(const char *text, char *out, size_t cap, char *err,
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         if (len >= sizeof item) {
-            snprintf(err, errlen, "settings '%s': item '%.*s' is too long", text, (int)len, p);
+            snprintf(err, errlen, "settings '%s': item '%s' is too long", ECHO(text), ECHO_N(p, len));
             return -1;
         }
         memcpy(item, p, len);
         item[len] = 0;
         if (settings_parse(item, &one, err, errlen) != 0) return -1;
         if (one.n == 0) {
-            snprintf(err, errlen, "settings '%s': empty item (expected k=v,k=v)", text);
+            snprintf(err, errlen, "settings '%s': empty item (expected k=v,k=v)", ECHO(text));
             return -1;
         }
         int i = 0;
         while (i < merged.n && strcmp(merged.kv[i].key, one.kv[0].key) != 0) i++;
         if (i == merged.n) {
             if (merged.n == SETTINGS_MAX) {
-                snprintf(err, errlen, "settings '%s': more than %d items", text, SETTINGS_MAX);
+                snprintf(err, errlen, "settings '%s': more than %d items", ECHO(text), SETTINGS_MAX);
                 return -1;
             }
             merged.n++;
@@ -156,7 +159,7 @@ int sweep_canonical_settings(const char *text, char *out, size_t cap, char *err,
     for (int i = 0; i < merged.n; i++) {
         int w = snprintf(out + used, cap - used, "%s%s=%s", i ? "," : "", merged.kv[i].key, merged.kv[i].val);
         if (w < 0 || (size_t)w >= cap - used) {
-            snprintf(err, errlen, "settings '%s' are too long", text);
+            snprintf(err, errlen, "settings '%s' are too long", ECHO(text));
             return -1;
         }
         used += (size_t)w;

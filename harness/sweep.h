@@ -60,7 +60,8 @@ int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_s
 
 /* Lengths: a comma list of items, each N, Nk (x1024) or Nx (x the trained context),
  * or A:B = A, 2A, 4A, ... up to B. "4k:128k", "512,1k,2k", "1x:32x". Sorted, without
- * duplicates, each in [2, 16M]. *out is malloc'd. */
+ * duplicates, each in [TASK_MIN_LENGTH, TASK_MAX_LENGTH] = [4, 16777216]; anything else
+ * is an error stating that rule. *out is malloc'd. */
 int sweep_parse_lengths(const char *text, int ctx_train, int **out, int *n, char *err, size_t errlen);
 
 /* Canonical settings text: items sorted by key, later items replacing earlier ones with

@@ -12,6 +12,13 @@
 #include "result.h"
 #include "runtime.h"
 
+/* The lengths a cell may have, the one rule `sweep --lengths` checks (and states) up
+ * front: no task runs below 4 tokens (ppl needs BOS and three text tokens to score a
+ * window; the prompt tasks need far more and say so for their own reasons), and 16M
+ * (2^24) is the context bound the whole harness uses (ppl -c, bench -c, method windows). */
+#define TASK_MIN_LENGTH 4
+#define TASK_MAX_LENGTH (1 << 24)
+
 struct task_ctx {
     struct runtime *rt;
     const struct method_spec *method;

@@ -10,6 +10,7 @@
 
 #include "dataset.h"
 #include "decode.h"
+#include "input.h"
 #include "scoring.h"
 #include "settings.h"
 #include "task.h"
@@ -210,7 +211,7 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     long need_chars = (long)((L - overhead) * cpt * 1.25) + 64;
     if (overhead < 0 || (long)src.n < need_chars / 2) {
         snprintf(err, errlen, "first_sentence: dataset '%s' (%s) has about %.0f tokens; length %d needs about %ld",
-                 ds.spec, ds.path, src.n / cpt, L, (long)(L - overhead));
+                 ECHO(ds.spec), ECHO(ds.path), src.n / cpt, L, (long)(L - overhead));
         goto out;
     }
     size_t nsuf;
@@ -229,8 +230,8 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
         size_t start = sample_start(src.s, src.n, pos, span > 1 ? span : src.n);
         if (start == (size_t)-1) start = sample_start(src.s, src.n, 0, src.n);
         if (start == (size_t)-1) {
-            snprintf(err, errlen, "first_sentence: dataset '%s' has no sentence of %d..%d words", ds.spec, MIN_WORDS,
-                     MAX_WORDS);
+            snprintf(err, errlen, "first_sentence: dataset '%s' has no sentence of %d..%d words", ECHO(ds.spec),
+                     MIN_WORDS, MAX_WORDS);
             goto out;
         }
         starts[i] = (double)start;
@@ -285,7 +286,7 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
             goto tok_fail;
         if (cut == avail && (long)np < limit - 16) {
             snprintf(err, errlen, "first_sentence: dataset '%s' (%s) runs out of text: %zu prompt tokens, length %d "
-                     "needs %ld", ds.spec, ds.path, np, L, limit);
+                     "needs %ld", ECHO(ds.spec), ECHO(ds.path), np, L, limit);
             goto out;
         }
         if ((long)np > limit) {

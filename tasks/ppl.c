@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dataset.h"
+#include "input.h"
 #include "scoring.h"
 #include "settings.h"
 #include "task.h"
@@ -63,8 +64,8 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
     if (read_opts(ctx->settings, &o, err, errlen) != 0) return -1;
     const int L = ctx->length;
     const struct model *m = ctx->rt->model;
-    if (L < 4) {
-        snprintf(err, errlen, "ppl: length %d is too short (at least 4)", L);
+    if (L < TASK_MIN_LENGTH) {
+        snprintf(err, errlen, "ppl: length %d is too short (at least %d)", L, TASK_MIN_LENGTH);
         return -1;
     }
     if (!m->tok || tokenizer_bos(m->tok) < 0) {
@@ -99,11 +100,11 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
             snprintf(err, errlen,
                      "ppl: dataset '%s' (%s) has no document of %lld tokens (longest %lld of %d documents); "
                      "protocol=yarn at length %d needs one (or set min_doc_tokens, or use a stream protocol)",
-                     ds.spec, ds.path, (long long)lo.min_doc, (long long)longest, n_docs, L);
+                     ECHO(ds.spec), ECHO(ds.path), (long long)lo.min_doc, (long long)longest, n_docs, L);
         else
             snprintf(err, errlen, "ppl: dataset '%s' (%s) has %lld tokens; protocol=%s at length %d needs at least %lld",
-                     ds.spec, ds.path, (long long)(c.doc_start[n_docs] - c.doc_start[0]), protocols[o.protocol], L,
-                     (long long)(o.protocol == PPL_LONGLORA ? L + 2LL * o.stride + 1 : L));
+                     ECHO(ds.spec), ECHO(ds.path), (long long)(c.doc_start[n_docs] - c.doc_start[0]),
+                     protocols[o.protocol], L, (long long)(o.protocol == PPL_LONGLORA ? L + 2LL * o.stride + 1 : L));
         goto out;
     }
     int64_t n_win = total < o.max_windows ? total : o.max_windows;

@@ -81,6 +81,8 @@ Test(cli, bad_options_are_clear_errors) {
     snprintf(args, sizeof args, "generate -m %s -p hi -n 4 --backend tpu", model);
     cr_expect_eq(run(out, sizeof out, args), 1);
     cr_expect(strstr(out, "unknown backend 'tpu'"), "%s", out);
+    cr_expect_eq(run(out, sizeof out, "ppl -m M -f F -t ' 2'"), 2);   /* numbers are strict: no blanks */
+    cr_expect(strstr(out, "got ' 2'"), "%s", out);
     cr_expect_eq(run(out, sizeof out, "synth --preset nosuch -o /tmp/x.gguf"), 2);
     cr_expect(strstr(out, "unknown preset 'nosuch'"), "%s", out);
 }
@@ -96,4 +98,93 @@ Test(cli, ppl_and_tokenize_run) {
     snprintf(args, sizeof args, "tokenize %s \"Once upon a time\" --ids-only", model);
     cr_assert_eq(run(out, sizeof out, args), 0, "%s", out);
     cr_expect_str_eq(out, "1 403 407 261 378\n");
+}
+
+/* Runs a shell command line with $BIN set to the ctxbench under test, output into out.
+ * Returns the exit status, or -1 when the shell did not exit normally. */
+static int run_sh(char *out, size_t cap, const char *script) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "BIN='%s'; export BIN; { %s ; } 2>&1", ctxbench_bin(), script);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static bool one_line(const char *s) { return strchr(s, '\n') == s + strlen(s) - 1; }
+
+Test(cli, file_reads_are_bounded) {
+    /* The limit, lowered for the test, holds for pipes and devices (read up to it, then
+     * refused) and for regular files (refused before reading). ppl reads the text before
+     * it opens the model, so a missing model keeps a failed check fast. */
+    char out[16384], script[4096], big[] = "/tmp/ctxbench-cli-big-XXXXXX";
+    cr_assert_eq(setenv("CTXBENCH_MAX_FILE_BYTES", "100000", 1), 0);
+    snprintf(script, sizeof script, "head -c 300000 /dev/zero | \"$BIN\" ppl -m /nonexistent.gguf -f /dev/stdin -c 64");
+    cr_expect_eq(run_sh(out, sizeof out, script), 1);
+    cr_expect(strstr(out, "/dev/stdin: more than the 100000 bytes") && one_line(out), "%s", out);
+    snprintf(script, sizeof script, "head -c 300000 /dev/zero | \"$BIN\" tokenize -f /dev/stdin %s", model);
+    cr_expect_eq(run_sh(out, sizeof out, script), 1);
+    cr_expect(strstr(out, "/dev/stdin: more than the 100000 bytes") && one_line(out), "%s", out);
+    /* /dev/zero never ends. Should the limit ever stop working, the address-space limit
+     * (or ASan's allocation cap) turns the runaway read into an error, not a dead machine. */
+#if defined(__SANITIZE_ADDRESS__)
+    const char *guard = "ASAN_OPTIONS=\"$ASAN_OPTIONS:max_allocation_size_mb=256:allocator_may_return_null=1\"";
+#else
+    const char *guard = "ulimit -v 2097152;";
+#endif
+    snprintf(script, sizeof script, "%s \"$BIN\" ppl -m /nonexistent.gguf -f /dev/zero -c 64", guard);
+    cr_expect_eq(run_sh(out, sizeof out, script), 1);
+    cr_expect(strstr(out, "/dev/zero: more than the 100000 bytes") && one_line(out), "%s", out);
+    int fd = mkstemp(big);
+    cr_assert(fd >= 0);
+    cr_assert_eq(ftruncate(fd, 100001), 0);
+    close(fd);
+    snprintf(script, sizeof script, "\"$BIN\" ppl -m /nonexistent.gguf -f %s -c 64", big);
+    cr_expect_eq(run_sh(out, sizeof out, script), 1);
+    cr_expect(strstr(out, "100001 bytes, more than the 100000 bytes") && one_line(out), "%s", out);
+    unlink(big);
+    /* at the limit is fine: a 100000-byte text tokenizes */
+    snprintf(script, sizeof script, "head -c 100000 %s | \"$BIN\" tokenize --ids-only -f /dev/stdin %s | wc -w", text,
+             model);
+    cr_expect_eq(run_sh(out, sizeof out, script), 0);
+    cr_expect(atoi(out) > 10000, "%s", out);
+}
+
+/* Messages that echo input stay one line: a newline or escape sequence in an argument,
+ * a path or a CSV header shows escaped, and a huge argument is cut. */
+Test(cli, echoed_input_is_escaped_and_cut) {
+    char out[16384], args[8192];
+    struct {
+        const char *args, *shows;
+        bool usage_follows;   /* the error line is followed by the usage text */
+    } cases[] = {
+        {"frob\"$(printf '\\nx')\"", "unknown command 'frob\\nx'", true},
+        {"ppl -m M -f F -t \"$(printf '1\\n2')\"", "got '1\\n2'", false},
+        {"ppl -m M -f F -c \"$(printf '64\\r\\n5')\"", "got '64\\r\\n5'", false},
+        {"ppl -m M -f F --rope-scaling \"$(printf 'li\\nnear')\"", "--rope-scaling 'li\\nnear'", false},
+        {"ppl -m M -f F --method \"$(printf 'yarn:fa\\nctor=2')\"", "unknown parameter 'fa\\nctor'", false},
+        {"ppl -m M -f F --method \"$(printf 'ya\\nrn')\"", "unknown method 'ya\\nrn'", false},
+        {"ppl -m M -f \"$(printf '/nonexistent/a\\nb.txt')\" -c 64", "/nonexistent/a\\nb.txt: No such file", false},
+        {"info \"$(printf '/nonexistent/m\\033[2J.gguf')\"", "/nonexistent/m\\x1B[2J.gguf", false},
+        {"sweep -m M -o O --lengths \"$(printf '1k\\n2k')\"", "bad length '1k\\n2k'", false},
+        {"sweep -m M -o O --tasks \"$(printf 'pp\\nl')\"", "unknown task 'pp\\nl'", false},
+        {"sweep -m M -o O --task-opt \"$(printf 'ppl:stri\\nde=1')\"", "key 'stri\\nde'", false},
+        {"sweep -m M -o O --seed \"$(printf '1\\t2')\"", "got '1\\t2'", false},
+        {"synth --preset \"$(printf 'tiny\\nllama')\" -o /tmp/x.gguf", "unknown preset 'tiny\\nllama'", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_expect_neq(run(out, sizeof out, cases[i].args), 0, "%s", cases[i].args);
+        const char *hit = strstr(out, cases[i].shows), *eol = strchr(out, '\n');
+        cr_expect(hit && hit < eol, "%s: want %s in the first line of: %s", cases[i].args, cases[i].shows, out);
+        cr_expect(cases[i].usage_follows || one_line(out), "%s: not one line: %s", cases[i].args, out);
+    }
+    /* a 5000-character argument is cut, not echoed whole */
+    char big[5001];
+    memset(big, 'z', 5000);
+    big[5000] = 0;
+    snprintf(args, sizeof args, "ppl -m M -f F -t %s", big);
+    cr_expect_eq(run(out, sizeof out, args), 2);
+    cr_expect(strstr(out, "zzz...'") && strlen(out) < 400 && one_line(out), "%zu: %.200s", strlen(out), out);
 }

@@ -2,6 +2,7 @@
  * named datasets, content hashes against sha256sum, the tokenized-corpus cache (a second
  * load reads the file and does not rewrite it), and the one-line errors. */
 #include <criterion/criterion.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,12 +10,20 @@
 #include <unistd.h>
 
 #include "dataset.h"
+#include "input.h"
 #include "model.h"
 #include "settings.h"
 #include "testutil.h"
 #include "tokenizer.h"
 
 static char tmpdir[256];
+
+/* cli.h's read_file, the reader the subcommands use, through its public name. */
+char *read_file(const char *path, size_t *len, char *err, size_t errlen);
+static char *read_file_via_cli(const char *path, char *err, size_t errlen) {
+    size_t len;
+    return read_file(path, &len, err, errlen);
+}
 
 static void make_tmp(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/ctxbench-test-dataset-XXXXXX");
@@ -71,6 +80,12 @@ Test(settings, parse_and_getters) {
     cr_assert_eq(settings_int(&s, "stride", 256, 200, 1000, &v, err, sizeof err), -1);
     cr_assert(strstr(err, "stride=128") && strstr(err, "200..1000"), "%s", err);
     cr_assert_eq(settings_int(&s, "scale", 1, 0, 10, &v, err, sizeof err), -1);   /* 0.5 is no integer */
+    /* no blanks around a number (strtol would skip leading ones) */
+    cr_assert_eq(settings_parse("n=\n4,x= 0.5", &s, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(settings_int(&s, "n", 1, 0, 10, &v, err, sizeof err), -1);
+    cr_assert(strstr(err, "n=\\n4") && !strchr(err, '\n'), "%s", err);
+    cr_assert_eq(settings_double(&s, "x", 1, 0, 1, &d, err, sizeof err), -1);
+    cr_assert_eq(settings_parse("stride=128,protocol=yarn,scale=0.5", &s, err, sizeof err), 0, "%s", err);
     static const char *const other[] = {"a", "b", NULL};
     cr_assert_eq(settings_choice(&s, "protocol", other, 0, &c, err, sizeof err), -1);
     cr_assert(strstr(err, "a, b"), "%s", err);
@@ -91,6 +106,85 @@ Test(settings, rejects_malformed_and_unknown) {
     static const char *const valid[] = {"stride", "protocol", NULL};
     cr_assert_eq(settings_parse_checked("strid=3", "ppl", valid, &s, err, sizeof err), -1);
     cr_assert(strstr(err, "ppl") && strstr(err, "strid") && strstr(err, "stride, protocol"), "%s", err);
+}
+
+/* ---- reading and echoing user input ---- */
+
+Test(input, whole_file_reads_are_bounded, .init = make_tmp, .fini = rm_tmp) {
+    cr_assert_eq(setenv("CTXBENCH_MAX_FILE_BYTES", "1000", 1), 0);
+    cr_assert_eq(input_file_limit(), 1000);
+    char buf[1001], err[512];
+    for (int i = 0; i < 1001; i++) buf[i] = (char)('a' + i % 26);
+    buf[10] = 0;   /* NUL bytes are text like any other: the length counts them */
+    size_t len = 0;
+    char *t = input_read_file(write_file("at.txt", buf, 1000), &len, err, sizeof err);
+    cr_assert_not_null(t, "%s", err);
+    cr_assert(len == 1000 && memcmp(t, buf, 1000) == 0 && t[1000] == 0);
+    free(t);
+    cr_assert_null(input_read_file(write_file("over.txt", buf, 1001), &len, err, sizeof err));
+    cr_assert(strstr(err, "over.txt: 1001 bytes, more than the 1000 bytes"), "%s", err);
+    /* an endless device is read up to the limit, then refused */
+    cr_assert_null(input_read_file("/dev/zero", &len, err, sizeof err));
+    cr_assert(strstr(err, "/dev/zero: more than the 1000 bytes"), "%s", err);
+    cr_assert_null(read_file_via_cli("/dev/zero", err, sizeof err));
+    cr_assert(strstr(err, "/dev/zero: more than the 1000 bytes"), "%s", err);
+    struct dataset ds;
+    cr_assert_eq(dataset_load("/dev/zero", &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "/dev/zero: more than the 1000 bytes"), "%s", err);
+    /* /proc files say size 0 but have text: read whole */
+    t = input_read_file("/proc/self/comm", &len, err, sizeof err);
+    cr_assert(t && len > 0 && t[len - 1] == '\n', "%s", err);
+    free(t);
+    cr_assert_null(input_read_file(tmpdir, &len, err, sizeof err));
+    cr_assert(strstr(err, "is a directory"), "%s", err);
+    cr_assert_null(input_read_file("/nonexistent/x", &len, err, sizeof err));
+    cr_assert(strstr(err, "/nonexistent/x: No such file"), "%s", err);
+    /* the limit can only be lowered */
+    const char *unused[] = {"0", "-5", "2000000000", "12x", ""};
+    for (size_t i = 0; i < sizeof unused / sizeof unused[0]; i++) {
+        cr_assert_eq(setenv("CTXBENCH_MAX_FILE_BYTES", unused[i], 1), 0);
+        cr_assert_eq(input_file_limit(), INPUT_MAX_FILE_BYTES, "'%s'", unused[i]);
+    }
+    unsetenv("CTXBENCH_MAX_FILE_BYTES");
+    cr_assert_eq(input_file_limit(), (size_t)1 << 30);
+}
+
+Test(input, echo_escapes_and_cuts) {
+    struct {
+        const char *in;
+        size_t n;
+        const char *want;
+    } cases[] = {
+#define CASE(lit, want) {lit, sizeof lit - 1, want}
+        CASE("plain path/x.txt", "plain path/x.txt"),
+        CASE("a\nb\r\tc\\d", "a\\nb\\r\\tc\\\\d"),
+        CASE("\x01\x1b[31m\x7f", "\\x01\\x1B[31m\\x7F"),
+        CASE("nul\0x", "nul\\x00x"),
+        CASE("caf\xC3\xA9 \xE2\x82\xAC", "caf\xC3\xA9 \xE2\x82\xAC"),   /* printable UTF-8 kept */
+        CASE("\xFF\xC3", "\\xFF\\xC3"),                                   /* not UTF-8 */
+        CASE("\xC0\x8A", "\\xC0\\x8A"),                                   /* an overlong newline */
+        CASE("\xC2\x9B" "1m", "\\xC2\\x9B1m"),                            /* C1 CSI */
+        CASE("a\xE2\x80\xA8" "b\xE2\x80\xAE", "a\\xE2\\x80\\xA8b\\xE2\\x80\\xAE"),  /* U+2028, bidi override */
+#undef CASE
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        cr_expect_str_eq(ECHO_N(cases[i].in, cases[i].n), cases[i].want, "case %zu", i);
+    cr_expect_str_eq(ECHO(NULL), "(null)");
+    cr_expect_str_eq(ECHO("x\ny"), "x\\ny");
+    /* cut at ECHO_MAX characters of output, after a whole character, marked "..." */
+    char longs[1000];
+    for (int i = 0; i < 999; i += 2) longs[i] = '\xC3', longs[i + 1] = '\xA9';
+    const char *e = ECHO_N(longs, 998);
+    size_t el = strlen(e);
+    cr_expect(el <= ECHO_MAX + 3 && el > ECHO_MAX - 4, "%zu", el);
+    cr_expect_str_eq(e + el - 3, "...");
+    cr_expect_eq((el - 3) % 2, 0, "a character split in two");
+    memset(longs, '\n', sizeof longs);
+    e = ECHO_N(longs, sizeof longs);
+    el = strlen(e);
+    cr_expect(el <= ECHO_MAX + 3 && (el - 3) % 2 == 0 && !strchr(e, '\n'), "%s", e);
+    memset(longs, 'a', ECHO_MAX);
+    cr_expect_eq(strlen(ECHO_N(longs, ECHO_MAX)), ECHO_MAX, "exactly ECHO_MAX is not cut");
 }
 
 /* ---- loaders ---- */
@@ -216,6 +310,108 @@ Test(dataset, csv_column_by_header, .init = make_tmp, .fini = rm_tmp) {
     snprintf(spec, sizeof spec, "%s#title", p);
     cr_assert_eq(dataset_load(spec, &ds, err, sizeof err), -1);
     cr_assert(strstr(err, "title") && strstr(err, "id, body, text"), "%s", err);
+}
+
+/* Bytes of heap in use: the sanitizer allocator's count under ASan (glibc's arena
+ * statistics see none of its blocks), glibc's otherwise. A leak makes it grow. */
+#if defined(__SANITIZE_ADDRESS__)
+size_t __sanitizer_get_current_allocated_bytes(void);
+static size_t heap_in_use(void) { return __sanitizer_get_current_allocated_bytes(); }
+#else
+static size_t heap_in_use(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+#endif
+
+Test(dataset, bom_and_blank_documents_are_dropped, .init = make_tmp, .fini = rm_tmp) {
+    /* A value holding only a BOM and whitespace is empty once the BOM is stripped: no document. */
+    struct dataset ds;
+    char err[512], spec[600];
+    const char *p = WRITE("d.jsonl", "{\"text\": \"\\ufeff  \\r\\n \"}\n"
+                                     "{\"text\": \"kept\"}\n"
+                                     "{\"text\": \" \\ufeff\\t\"}\n"
+                                     "{\"text\": \"  \\ufeffalso kept \"}\n");
+    cr_assert_eq(dataset_load(p, &ds, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ds.n_docs, 2, "%d documents", ds.n_docs);
+    cr_assert_str_eq(ds.docs[0], "kept");
+    cr_assert_str_eq(ds.docs[1], "also kept");   /* a BOM after leading blanks is stripped too */
+    dataset_free(&ds);
+    p = WRITE("d.csv", "id,text\n1,\"\xEF\xBB\xBF \"\n2,row two\n3,\xEF\xBB\xBF\n");
+    cr_assert_eq(dataset_load(p, &ds, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ds.n_docs, 1, "%d documents", ds.n_docs);
+    cr_assert_str_eq(ds.docs[0], "row two");
+    dataset_free(&ds);
+    p = WRITE("s.txt", "One.\n\n\xEF\xBB\xBF \n\nTwo.\n\n\xEF\xBB\xBF\n");
+    snprintf(spec, sizeof spec, "%s#stories", p);
+    cr_assert_eq(dataset_load(spec, &ds, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ds.n_docs, 2, "%d documents", ds.n_docs);
+    for (int d = 0; d < ds.n_docs; d++) cr_assert(ds.doc_len[d] > 0 && ds.doc_len[d] == strlen(ds.docs[d]));
+    dataset_free(&ds);
+    /* nothing but BOMs and blanks: no text at all */
+    p = WRITE("b.jsonl", "{\"text\": \"\\ufeff \"}\n");
+    cr_assert_eq(dataset_load(p, &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "no text"), "%s", err);
+}
+
+Test(dataset, failed_loads_leak_nothing, .init = make_tmp, .fini = rm_tmp) {
+    /* Every line finds the text field first and then fails: the found value must be freed.
+     * The value is long so a leak is plainly visible in the heap count. */
+    char big[300];
+    memset(big, 'a', 256);
+    big[256] = 0;
+    const char *tails[] = {",1}", ",\"b\"}", ",\"b\":}", " \"b\":1}", ",}", ",\"b\":[1,}", "", ",\"b\":1"};
+    char line[512], err[512];
+    struct dataset ds;
+    const char *paths[sizeof tails / sizeof tails[0]];
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+        char name[32];
+        int n = snprintf(line, sizeof line, "{\"text\":\"%s\"%s\n", big, tails[i]);
+        snprintf(name, sizeof name, "bad%zu.jsonl", i);
+        paths[i] = write_file(name, line, (size_t)n);
+        cr_assert_eq(dataset_load(paths[i], &ds, err, sizeof err), -1, "accepted %s", line);
+        cr_assert(strstr(err, "line 1"), "%s", err);
+    }
+    /* CSV errors after documents were read: no such column, a short row */
+    const char *csv_missing = WRITE("m.csv", "id,body\n1,x\n");
+    const char *csv_short = WRITE("s.csv", "id,text\n1,first document\n2\n");
+    cr_assert_eq(dataset_load(csv_short, &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "row 2"), "%s", err);
+    size_t before = heap_in_use();
+    for (int round = 0; round < 50; round++) {
+        for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++)
+            cr_assert_eq(dataset_load(paths[i], &ds, err, sizeof err), -1);
+        cr_assert_eq(dataset_load(csv_missing, &ds, err, sizeof err), -1);
+        cr_assert_eq(dataset_load(csv_short, &ds, err, sizeof err), -1);
+    }
+    size_t after = heap_in_use();
+    /* one 257-byte value lost per failed line would be 50 x 8 x 257 = 100 kB */
+    cr_assert_lt(after > before ? after - before : 0, 4096, "heap grew by %zu bytes over 500 failed loads",
+                 after - before);
+}
+
+/* Error messages that show what the user gave (a CSV header, a field, a spec, settings)
+ * escape it: one line, whatever the input holds. */
+Test(dataset, messages_show_input_escaped, .init = make_tmp, .fini = rm_tmp) {
+    struct dataset ds;
+    char err[1024], spec[600];
+    const char *p = WRITE("h.csv", "\"multi\nline\",\"esc\x1b[31m\"\n1,2\n");
+    snprintf(spec, sizeof spec, "%s#body", p);
+    cr_assert_eq(dataset_load(spec, &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "(columns: multi\\nline, esc\\x1B[31m)") && !strchr(err, '\n') && !strchr(err, '\x1b'), "%s",
+              err);
+    p = WRITE("f.jsonl", "{\"text\": \"x\"}\n");
+    snprintf(spec, sizeof spec, "%s#fi\teld", p);
+    cr_assert_eq(dataset_load(spec, &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "field 'fi\\teld'") && !strchr(err, '\t'), "%s", err);
+    cr_assert_eq(dataset_load("no\nsuch", &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "dataset 'no\\nsuch' not found") && !strchr(err, '\n'), "%s", err);
+    struct settings st;
+    cr_assert_eq(settings_parse("a=1,b\nc", &st, err, sizeof err), -1);
+    cr_assert(strstr(err, "settings 'a=1,b\\nc': 'b\\nc' is not key=value"), "%s", err);
+    cr_assert_eq(settings_parse("a=\x7f", &st, err, sizeof err), 0);
+    cr_assert_eq(settings_int(&st, "a", 0, 0, 9, &(long){0}, err, sizeof err), -1);
+    cr_assert(strstr(err, "a=\\x7F"), "%s", err);
 }
 
 Test(dataset, empty_and_missing_are_errors, .init = make_tmp, .fini = rm_tmp) {
@@ -345,6 +541,45 @@ Test(corpus, cache_hit_reads_without_rewriting, .init = make_tmp, .fini = rm_tmp
     corpus_free(&b);
     corpus_free(&a);
     dataset_free(&ds);
+    model_free(m);
+}
+
+Test(corpus, empty_documents_are_safe, .init = make_tmp, .fini = rm_tmp) {
+    /* dataset_load never keeps an empty document, but a dataset built another way may
+     * hold some: they add no ids and leave the offsets consistent (first, middle, last). */
+    struct model *m = load_model("models/stories260K.gguf");
+    char e0[] = "", e1[] = "", e2[] = "", text[] = "Once upon a time there was a cat.";
+    char *docs[] = {e0, text, e1, e2};
+    size_t lens[] = {0, strlen(text), 0, 0};
+    struct dataset ds = {.spec = "hand-made", .path = "memory", .format = DATASET_STORIES, .n_docs = 4,
+                         .docs_cap = 4, .docs = docs, .doc_len = lens};
+    snprintf(ds.sha256, sizeof ds.sha256, "%064d", 0);
+    int32_t *ids;
+    size_t n;
+    cr_assert_eq(tokenizer_encode(m->tok, text, strlen(text), false, &ids, &n), 0);
+    char cache[400], err[512];
+    snprintf(cache, sizeof cache, "%s/cache", tmpdir);
+    for (int pass = 0; pass < 2; pass++) {   /* tokenized, then read back from the cache */
+        struct corpus c;
+        cr_assert_eq(corpus_load(&ds, m, cache, &c, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(c.from_cache, pass == 1);
+        cr_assert_eq(c.n_docs, 4);
+        cr_assert_eq(c.n_ids, (int64_t)n);
+        int64_t want_start[] = {0, 0, (int64_t)n, (int64_t)n, (int64_t)n};
+        for (int d = 0; d <= 4; d++) cr_assert_eq(c.doc_start[d], want_start[d], "doc_start[%d]", d);
+        cr_assert_eq(memcmp(c.ids, ids, n * sizeof *ids), 0);
+        corpus_free(&c);
+    }
+    /* only empty documents: no ids at all, still a valid corpus */
+    ds.docs = (char *[]){e0, e1};
+    ds.doc_len = (size_t[]){0, 0};
+    ds.n_docs = ds.docs_cap = 2;
+    struct corpus c;
+    cr_assert_eq(corpus_load(&ds, m, NULL, &c, err, sizeof err), 0, "%s", err);
+    cr_assert(c.n_ids == 0 && c.doc_start[0] == 0 && c.doc_start[2] == 0 && c.ids);
+    cr_assert_eq(corpus_require(&c, &ds, 1, "ppl", err, sizeof err), -1);
+    corpus_free(&c);
+    free(ids);
     model_free(m);
 }
 

@@ -633,3 +633,49 @@ Test(sweep, progress_time_left_and_lines) {
     cr_expect_str_eq(progress_duration(3720, d, sizeof d), "1h02m");
     cr_expect_str_eq(progress_duration(NAN, d, sizeof d), "?");
 }
+
+/* ------------------------------------------------------------------ the length rule */
+
+/* One rule for --lengths, checked by the parser and stated exactly in its message and in
+ * `sweep --help`: TASK_MIN_LENGTH..TASK_MAX_LENGTH. Lengths below the minimum used to
+ * pass the parser and fail later in ppl; the message promised "16M", which no spelling
+ * reached. */
+Test(sweep, lengths_rule_checked_once_and_stated) {
+    int *v, n;
+    char err[512];
+    cr_assert_eq(TASK_MIN_LENGTH, 4);
+    cr_assert_eq(TASK_MAX_LENGTH, 16777216);
+    const char *bad[] = {"2", "3", "2:8", "3,512", "16777217", "16385k", "32769x", "8,16777218"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        cr_expect_eq(sweep_parse_lengths(bad[i], 512, &v, &n, err, sizeof err), -1, "'%s' rejected", bad[i]);
+        cr_expect(strstr(err, "4 <= length <= 16777216 (16384k)"), "'%s': %s", bad[i], err);
+    }
+    struct {
+        const char *text;
+        int n, first, last;
+    } good[] = {{"4", 1, 4, 4}, {"4:16", 3, 4, 16}, {"16384k", 1, 16777216, 16777216},
+                {"16777216", 1, 16777216, 16777216}, {"32768x", 1, 16777216, 16777216}, {"0.0078125x", 1, 4, 4}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        cr_assert_eq(sweep_parse_lengths(good[i].text, 512, &v, &n, err, sizeof err), 0, "%s: %s", good[i].text, err);
+        cr_expect(n == good[i].n && v[0] == good[i].first && v[n - 1] == good[i].last, "%s", good[i].text);
+        free(v);
+    }
+    char out[16384];
+    cr_assert_eq(ctxbench_run("sweep --help", out, sizeof out), 0);
+    cr_expect(strstr(out, "each length in 4..16777216 (16384k)"), "%s", out);
+}
+
+/* The shortest length the parser lets through is one a task really runs at. */
+Test(sweep, shortest_length_runs, .timeout = 120) {
+    char dir[256], model[512], out[400], cmd[1200], log[16384];
+    test_temp_dir(dir, sizeof dir, "sweep_minlen");
+    shared_path(model, sizeof model, "models/stories260K.gguf");
+    snprintf(out, sizeof out, "%s/min.h5", dir);
+    snprintf(cmd, sizeof cmd,
+             "sweep -m %s --methods baseline --tasks ppl --lengths %d --task-opt ppl:max_windows=2 -t 1 -o %s", model,
+             TASK_MIN_LENGTH, out);
+    cr_assert_eq(ctxbench_run(cmd, log, sizeof log), 0, "%s", log);
+    cr_expect_eq(count_done(out), 1, "%s", log);
+    test_rm_rf(dir);
+}
