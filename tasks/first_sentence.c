@@ -216,7 +216,8 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     size_t nsuf;
     const char *suffix = tpl + text_at + 6;
     if (tokenizer_encode(tok, suffix, strlen(suffix), false, &suffix_ids, &nsuf) != 0) goto tok_fail;
-    s = ctx->rt->be->session_new(ctx->rt->engine, L, err, errlen);
+    struct task_progress tp;
+    s = task_session_new(ctx, L, &tp, err, errlen);
     if (!s) goto out;
     struct cell_plan cp;
     cell_plan_init(&cp);
@@ -225,6 +226,8 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     double phase = fmod((double)(ctx->seed % 1000003) * 0.6180339887498949, 1.0);
     size_t span = src.n > (size_t)need_chars ? src.n - (size_t)need_chars : 1;
     for (int i = 0; i < S; i++) {
+        /* a sample runs about L forward tokens: the prompt fills the length but the answer */
+        task_progress_step(&tp, (double)i / S, (double)(i + 1) / S, forward, L);
         size_t pos = (size_t)(((double)i + phase) / S * (double)span);
         size_t start = sample_start(src.s, src.n, pos, span > 1 ? span : src.n);
         if (start == (size_t)-1) start = sample_start(src.s, src.n, 0, src.n);

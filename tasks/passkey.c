@@ -285,7 +285,8 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     size_t nq;
     if (tokenizer_encode(tok, t->question, strlen(t->question), false, &q_ids, &nq) != 0) goto tok_fail;
     struct digit_stop stop = {tok};
-    s = ctx->rt->be->session_new(ctx->rt->engine, L, err, errlen);
+    struct task_progress tp;
+    s = task_session_new(ctx, L, &tp, err, errlen);
     if (!s) goto out;
     struct cell_plan cp;
     cell_plan_init(&cp);
@@ -296,6 +297,8 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
         double depth = D == 1 ? 0.5 : (double)di / (D - 1);
         dval[di] = depth;
         for (int tr = 0; tr < K; tr++) {
+            /* a trial runs about L forward tokens: the prompt fills the length but the answer */
+            task_progress_step(&tp, (double)(di * K + tr) / (D * K), (double)(di * K + tr + 1) / (D * K), forward, L);
             /* the key depends on (seed, depth index, trial) only: the same at every length and method */
             uint64_t st = ctx->seed * 0x9E3779B97F4A7C15ull + (uint64_t)di * 1000003u + (uint64_t)tr;
             long lo = 1;

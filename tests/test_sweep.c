@@ -516,3 +516,110 @@ Test(sweep, progress_time_left_and_lines) {
     cr_expect_str_eq(progress_duration(3720, d, sizeof d), "1h02m");
     cr_expect_str_eq(progress_duration(NAN, d, sizeof d), "?");
 }
+
+/* The token counts of the plain progress lines "LABEL: P%, T tokens, ..." of one cell in
+ * text, in order; returns how many (at most cap). */
+static int progress_tokens(const char *text, const char *label, long *tokens, int cap) {
+    char pat[200];
+    snprintf(pat, sizeof pat, "%s: ", label);
+    int n = 0;
+    for (const char *p = strstr(text, pat); p && n < cap; p = strstr(p + 1, pat)) {
+        double pct;
+        long t;
+        if (sscanf(p + strlen(pat), "%lf%%, %ld tokens", &pct, &t) == 2) tokens[n++] = t;
+    }
+    return n;
+}
+
+Test(sweep, progress_comes_from_inside_prefill_and_decode) {
+    /* A real passkey cell at 2048 tokens: its prompt is one eval of four 512-token chunks,
+     * then single-token decode steps. The task itself reports only after the trial, so
+     * lines at 512, 1024, 1536 tokens can only come from inside the prefill, and lines
+     * one token apart from the decode steps. Interval 0: every report is printed. */
+    setenv("CTXBENCH_PROGRESS_INTERVAL", "0", 1);
+    char dir[64], out[128], model[512], err[512];
+    test_temp_dir(dir, sizeof dir, "sweep");
+    snprintf(out, sizeof out, "%s/p.h5", dir);
+    struct runtime rt;
+    open_model(&rt, model, sizeof model);
+    struct method_spec *methods;
+    int n_methods;
+    cr_assert_eq(method_spec_list_parse("baseline", &methods, &n_methods, err, sizeof err), 0, "%s", err);
+    struct sweep_task task = {.task = task_find("passkey")};
+    cr_assert_not_null(task.task);
+    snprintf(task.settings, sizeof task.settings, "depths=1");
+    int length = 2048;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *log = open_memstream(&buf, &len);
+    cr_assert_not_null(log);
+    struct sweep_config cfg = {.model_path = model, .methods = methods, .n_methods = n_methods, .tasks = &task,
+                               .n_tasks = 1, .lengths = &length, .n_lengths = 1, .out_path = out, .seed = 1,
+                               .log = log};
+    struct sweep_summary sum;
+    cr_assert_eq(sweep_run(&rt, &cfg, &sum, err, sizeof err), 0, "%s", err);
+    fclose(log);
+    cr_assert_eq(sum.done, 1, "%s", buf);
+    long tok[4096];
+    int n = progress_tokens(buf, "[1/1] passkey baseline L=2048", tok, 4096);
+    bool chunk[4] = {0};
+    int decode_steps = 0;
+    for (int i = 0; i < n; i++) {
+        if (i > 0) cr_expect_geq(tok[i], tok[i - 1], "tokens never go back");
+        for (int c = 1; c <= 3; c++) chunk[c] |= tok[i] == 512L * c;
+        decode_steps += i > 0 && tok[i] == tok[i - 1] + 1;
+    }
+    cr_expect(chunk[1] && chunk[2] && chunk[3], "a line after each prefill chunk:\n%s", buf);
+    cr_expect_geq(decode_steps, 3, "lines from the decode steps:\n%s", buf);
+    cr_expect_lt(strstr(buf, "tokens"), strstr(buf, ": done"), "the lines come before the cell ends");
+    free(buf);
+    free(methods);
+    runtime_close(&rt);
+    test_rm_rf(dir);
+}
+
+Test(sweep, progress_interval_from_the_environment) {
+    unsetenv("CTXBENCH_PROGRESS_INTERVAL");
+    cr_expect_eq(progress_interval(false), PROGRESS_LOG_EVERY_S);
+    cr_expect_eq(progress_interval(true), PROGRESS_DRAW_EVERY_S);
+    cr_expect_leq(PROGRESS_LOG_EVERY_S, 5, "a log hears from a running cell every few seconds");
+    setenv("CTXBENCH_PROGRESS_INTERVAL", "0.5", 1);
+    cr_expect_eq(progress_interval(false), 0.5);
+    setenv("CTXBENCH_PROGRESS_INTERVAL", "soon", 1);
+    cr_expect_eq(progress_interval(false), PROGRESS_LOG_EVERY_S, "a bad value keeps the default");
+    setenv("CTXBENCH_PROGRESS_INTERVAL", "-1", 1);
+    cr_expect_eq(progress_interval(true), PROGRESS_DRAW_EVERY_S);
+}
+
+Test(sweep, ppl_and_generate_commands_report_inside_the_forward_pass) {
+    setenv("CTXBENCH_PROGRESS_INTERVAL", "0", 1);
+    char model[512], text[512], out[65536], args[2048];
+    shared_path(model, sizeof model, "models/stories260K.gguf");
+    shared_path(text, sizeof text, "datasets/children/alice_in_wonderland.txt");
+    /* one window of 2048: four chunks in one eval */
+    snprintf(args, sizeof args, "ppl -m '%s' -f '%s' -c 2048 --chunks 1 -t 1", model, text);
+    cr_assert_eq(ctxbench_run(args, out, sizeof out), 0, "%s", out);
+    long tok[256];
+    int n = progress_tokens(out, "ppl 1 windows of 2048", tok, 256);
+    bool mid = false;
+    for (int i = 0; i < n; i++) mid |= tok[i] == 1024;
+    cr_expect(mid, "a line halfway through the window's eval:\n%s", out);
+    cr_expect_not_null(strstr(out, "ppl 1 windows of 2048: done"), "%s", out);
+    /* a prompt of over 512 tokens: a line between its chunks, then the decode steps */
+    char prompt[8192] = "";
+    for (int i = 0; i < 150; i++) strcat(prompt, "The cat sat. ");
+    snprintf(args, sizeof args, "generate -m '%s' -p '%s' -n 5 -t 1", model, prompt);
+    cr_assert_eq(ctxbench_run(args, out, sizeof out), 0, "%s", out);
+    char label[64];
+    const char *pre = strstr(out, "prefill ");
+    cr_assert_not_null(pre, "%s", out);
+    cr_assert_eq(sscanf(pre, "prefill %63[0-9] prompt tokens", label), 1, "%s", out);
+    char full[96];
+    snprintf(full, sizeof full, "prefill %s prompt tokens", label);
+    n = progress_tokens(out, full, tok, 256);
+    mid = false;
+    for (int i = 0; i < n; i++) mid |= tok[i] == 512;
+    cr_expect(atol(label) > 512 && mid, "a line after the first chunk of the prompt:\n%s", out);
+    n = progress_tokens(out, "generate 5 tokens", tok, 256);
+    cr_expect_geq(n, 3, "lines from the decode steps (stdout is not a terminal):\n%s", out);
+}
