@@ -65,6 +65,13 @@ void task_progress_step(struct task_progress *tp, double lo, double hi, long tok
     report(tp);
 }
 
+void task_work_sequences(struct task_work *w, double times, double n_prefill, double n_decode) {
+    w->prefill_tokens += times * n_prefill;
+    w->decode_steps += times * n_decode;
+    /* sum over i < n_prefill of (i + 1), then each step attends everything before it and itself */
+    w->attn_pairs += times * (n_prefill * (n_prefill + 1) / 2 + n_decode * n_prefill + n_decode * (n_decode + 1) / 2);
+}
+
 long prompt_token_count(const struct tokenizer *tok, const struct textbuf *b) {
     if (b->oom) return -1;
     int32_t *ids;

@@ -56,6 +56,11 @@ struct session *task_session_new(const struct task_ctx *ctx, int max_tokens, str
  * after `tokens_before` forward tokens of the cell; reports lo. */
 void task_progress_step(struct task_progress *tp, double lo, double hi, long tokens_before, long expect);
 
+/* Adds `times` sequences to w, each a prefill of n_prefill tokens from an empty session
+ * followed by n_decode single-token steps, with their attention pairs (causal: token i
+ * attends i + 1 keys). */
+void task_work_sequences(struct task_work *w, double times, double n_prefill, double n_decode);
+
 /* Tokens of the prompt text in b, with BOS as the model expects it; -1 when b ran out of
  * memory or the text does not tokenize. */
 long prompt_token_count(const struct tokenizer *tok, const struct textbuf *b);

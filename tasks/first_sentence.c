@@ -40,6 +40,17 @@ static int fs_check(const char *settings, char *err, size_t errlen) {
     return read_opts(settings, &o, err, errlen);
 }
 
+/* Each sample: a prompt of about L - max_new tokens, then at most max_new decode steps.
+ * Tokenizing: a 64 KB probe of the source once per cell (~16k tokens), then per sample a
+ * binary search over the text's length, about 18 prompts of up to L tokens. */
+static void fs_work(int length, const char *settings, struct task_work *w) {
+    struct fs_opts o;
+    char err[256];
+    if (read_opts(settings, &o, err, sizeof err) != 0) return;
+    task_work_sequences(w, (double)o.samples, length - (double)o.max_new, (double)o.max_new);
+    w->tokenized += 16384 + 18.0 * length * (double)o.samples;
+}
+
 /* The template: comment lines (#...) dropped, one final newline dropped, {text} once. */
 static char *load_prompt(char *path, size_t cap, size_t *text_at, char *err, size_t errlen) {
     if (dataset_repo_file("first_sentence/prompt.txt", path, cap, err, errlen) != 0) return NULL;
@@ -403,5 +414,6 @@ const struct task task_first_sentence = {
     .default_data = "tinystories",
     .check = fs_check,
     .session_tokens = task_session_is_length,
+    .work = fs_work,
     .run = fs_run,
 };

@@ -43,6 +43,18 @@ static int pk_check(const char *settings, char *err, size_t errlen) {
     return read_opts(settings, &o, err, errlen);
 }
 
+/* Each trial: a prompt of about L - max_new tokens, then at most max_new decode steps.
+ * Tokenizing: the filler count is searched once per cell (about four prompts) and each
+ * trial places its key with about four more. */
+static void pk_work(int length, const char *settings, struct task_work *w) {
+    struct pk_opts o;
+    char err[256];
+    if (read_opts(settings, &o, err, sizeof err) != 0) return;
+    double trials = (double)o.depths * o.trials, max_new = (double)o.digits + EXTRA_NEW_TOKENS;
+    task_work_sequences(w, trials, length - max_new, max_new);
+    w->tokenized += 4.0 * length * (1 + trials);
+}
+
 /* ---- the prompt template ---- */
 
 struct pk_template {
@@ -469,5 +481,6 @@ const struct task task_passkey = {
     .default_data = NULL,
     .check = pk_check,
     .session_tokens = task_session_is_length,
+    .work = pk_work,
     .run = pk_run,
 };

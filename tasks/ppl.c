@@ -58,6 +58,17 @@ static int ppl_check(const char *settings, char *err, size_t errlen) {
     return read_opts(settings, &o, err, errlen);
 }
 
+/* Windows of about L tokens each (every protocol), as many as max_tokens allows (at least
+ * one) up to max_windows: the data is assumed to hold them. */
+static void ppl_work(int length, const char *settings, struct task_work *w) {
+    struct ppl_opts o;
+    char err[256];
+    if (read_opts(settings, &o, err, sizeof err) != 0) return;
+    double n_win = floor((double)o.max_tokens / length);
+    n_win = n_win < 1 ? 1 : n_win > o.max_windows ? (double)o.max_windows : n_win;
+    task_work_sequences(w, n_win, length - 1, 0);
+}
+
 static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, size_t errlen) {
     struct ppl_opts o;
     if (read_opts(ctx->settings, &o, err, errlen) != 0) return -1;
@@ -244,5 +255,6 @@ const struct task task_ppl = {
     .default_data = "tinystories",
     .check = ppl_check,
     .session_tokens = task_session_is_length,
+    .work = ppl_work,
     .run = ppl_run,
 };

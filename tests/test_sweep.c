@@ -4,6 +4,7 @@
  * checked; the model is stories260K (only its config and memory estimate are used). */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,6 +14,8 @@
 #include "settings.h"
 #include "store.h"
 #include "sweep.h"
+#include "sweep_plan.h"
+#include "task_util.h"
 #include "testutil.h"
 #include "testutil_sys.h"
 
@@ -622,4 +625,91 @@ Test(sweep, ppl_and_generate_commands_report_inside_the_forward_pass) {
     cr_expect(atol(label) > 512 && mid, "a line after the first chunk of the prompt:\n%s", out);
     n = progress_tokens(out, "generate 5 tokens", tok, 256);
     cr_expect_geq(n, 3, "lines from the decode steps (stdout is not a terminal):\n%s", out);
+}
+
+/* ------------------------------------------------------------------ dry run */
+
+static int count_lines_with(const char *text, const char *what) {
+    int n = 0;
+    for (const char *p = strstr(text, what); p; p = strstr(p + 1, what)) n++;
+    return n;
+}
+
+Test(sweep, dry_run_lists_every_cell_and_writes_nothing) {
+    char dir[64], out[128], model[512], args[2048];
+    static char text[1 << 16];
+    test_temp_dir(dir, sizeof dir, "sweep");
+    snprintf(out, sizeof out, "%s/d.h5", dir);
+    shared_path(model, sizeof model, "models/stories260K.gguf");
+    /* 2 methods x 2 tasks x 3 lengths; a 1M-token session is gigabytes, over 64 MiB */
+    snprintf(args, sizeof args,
+             "sweep -m '%s' --methods baseline,pi:factor=2 --tasks ppl,passkey --lengths 256,512,1048576 "
+             "--task-opt 'ppl:max_windows=2;passkey:depths=1' --mem-limit 64 -t 1 -o '%s' --dry-run",
+             model, out);
+    cr_assert_eq(ctxbench_run(args, text, sizeof text), 0, "%s", text);
+    cr_expect_eq(access(out, F_OK), -1, "no results file");
+    cr_expect_eq(count_lines_with(text, "/12] "), 12, "every cell listed:\n%s", text);
+    cr_expect_eq(count_lines_with(text, "L=1048576 ("), 4, "%s", text);
+    cr_expect_eq(count_lines_with(text, "will be skipped: needs "), 4, "the 1M cells named as too big:\n%s", text);
+    cr_expect_not_null(strstr(text, "[ 1/12] ppl baseline L=256 (max_windows=2): session 256 tokens, "), "%s", text);
+    cr_expect_not_null(strstr(text, "12 cells: 0 done before, 8 to run, estimated "), "%s", text);
+    cr_expect_not_null(strstr(text, "4 will not run: ppl baseline L=1048576, ppl pi:factor=2 L=1048576"), "%s", text);
+    cr_expect_not_null(strstr(text, "Nothing was run or written."), "%s", text);
+    cr_expect_null(strstr(text, "tokens, ETA"), "no cell ran:\n%s", text);
+
+    /* A real run of a part of the grid: the sweep warns about the cell that will not fit
+     * before it starts; the dry run then counts the done cells and leaves the file as it was. */
+    snprintf(args, sizeof args,
+             "sweep -m '%s' --methods baseline --tasks ppl --lengths 256,1048576 --task-opt 'ppl:max_windows=2' "
+             "--mem-limit 64 -t 1 -o '%s'", model, out);
+    cr_assert_eq(ctxbench_run(args, text, sizeof text), 0, "%s", text);
+    const char *warn = strstr(text, "sweep: warning: 1 cell will be skipped, its session needs more than the 64 MiB "
+                                    "available: ppl baseline L=1048576 (");
+    cr_expect_not_null(warn, "%s", text);
+    cr_expect(warn && warn < strstr(text, "[1/2] ppl baseline L=256 ..."), "the warning comes first:\n%s", text);
+    cr_expect_not_null(strstr(text, "1 done, 1 skipped"), "%s", text);
+    struct stat before, after;
+    cr_assert_eq(stat(out, &before), 0);
+    char *bytes_before = test_read_text(out);
+    snprintf(args, sizeof args,
+             "sweep -m '%s' --methods baseline,pi:factor=2 --tasks ppl,passkey --lengths 256,512,1048576 "
+             "--task-opt 'ppl:max_windows=2;passkey:depths=1' --mem-limit 64 -t 1 -o '%s' --dry-run",
+             model, out);
+    cr_assert_eq(ctxbench_run(args, text, sizeof text), 0, "%s", text);
+    cr_expect_not_null(strstr(text, "[ 1/12] ppl baseline L=256 (max_windows=2): done before"), "%s", text);
+    cr_expect_not_null(strstr(text, "12 cells: 1 done before, 7 to run"), "%s", text);
+    cr_assert_eq(stat(out, &after), 0);
+    cr_expect(before.st_mtime == after.st_mtime && before.st_size == after.st_size &&
+                  before.st_ino == after.st_ino, "the results file is untouched");
+    free(bytes_before);
+    test_rm_rf(dir);
+}
+
+Test(sweep, cell_time_estimate_prices_the_tasks_work) {
+    /* the causal pairs of task_work_sequences against a plain count */
+    struct task_work w = {0};
+    task_work_sequences(&w, 2, 100, 7);
+    double pairs = 0;
+    for (int i = 0; i < 107; i++) pairs += i + 1;
+    cr_expect_float_eq(w.attn_pairs, 2 * pairs, 1e-9);
+    cr_expect_float_eq(w.prefill_tokens, 200, 0);
+    cr_expect_float_eq(w.decode_steps, 14, 0);
+    /* ppl at 4096 with max_tokens=16384: four windows of 4095 forward tokens */
+    struct sweep_task t = {.task = task_find("ppl")};
+    snprintf(t.settings, sizeof t.settings, "max_tokens=16384");
+    struct sweep_rates r = {.token_s = 1e-4, .pair_s = 1e-8, .step_s = 1e-3, .tokenize_s = 1e-6};
+    double want = 4 * (4095 * 1e-4 + 4095.0 * 4096 / 2 * 1e-8);
+    cr_expect_float_eq(sweep_cell_seconds(&r, &t, 4096), want, 1e-9 * want);
+    /* the toy task gives no work: unknown */
+    struct sweep_task toy = {.task = &toy_task};
+    cr_expect(isnan(sweep_cell_seconds(&r, &toy, 4096)));
+    /* the calibration measures positive rates on a real model */
+    struct runtime rt;
+    char model[512], err[512];
+    open_model(&rt, model, sizeof model);
+    cr_assert_eq(sweep_calibrate(&rt, &r, err, sizeof err), 0, "%s", err);
+    cr_expect(r.token_s > 0 && r.pair_s > 0 && r.step_s > 0 && r.tokenize_s > 0 && r.chunk_s > 0, "%g %g %g %g",
+              r.token_s, r.pair_s, r.step_s, r.tokenize_s);
+    cr_expect_geq(r.context, 1024 + 8);
+    runtime_close(&rt);
 }
