@@ -35,10 +35,11 @@ struct sweep_rates {
     bool pair_from_flops; /* pair_s from the FLOP ratio (the timings could not separate it) */
 };
 
-/* Times a few short evals on rt with its threads (a 512-token chunk twice, then more
- * chunks up to a few thousand tokens of context as ~1.5 s allows, then eight decode
- * steps) and the tokenizer, and fits the rates: seconds = token_s x tokens + pair_s x
- * pairs for the two prefills. 0, or -1 + reason. */
+/* Times a few short evals on rt with its threads (a 512-token chunk, then more chunks up
+ * to a few thousand tokens of context as ~1 s allows, each the fastest of its repeats;
+ * then the median of eight decode steps) and the tokenizer, and fits the rates:
+ * seconds = token_s x tokens + pair_s x pairs for the two prefills. About 2-3 s on a
+ * small model. 0, or -1 + reason. */
 int sweep_calibrate(struct runtime *rt, struct sweep_rates *r, char *err, size_t errlen);
 
 /* Estimated seconds of one cell of task t at `length`; NAN when the task gives no work. */

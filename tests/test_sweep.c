@@ -596,7 +596,8 @@ Test(sweep, progress_interval_from_the_environment) {
 
 Test(sweep, ppl_and_generate_commands_report_inside_the_forward_pass) {
     setenv("CTXBENCH_PROGRESS_INTERVAL", "0", 1);
-    char model[512], text[512], out[65536], args[2048];
+    char model[512], text[512], args[4096];
+    static char out[65536];
     shared_path(model, sizeof model, "models/stories260K.gguf");
     shared_path(text, sizeof text, "datasets/children/alice_in_wonderland.txt");
     /* one window of 2048: four chunks in one eval */
@@ -609,7 +610,7 @@ Test(sweep, ppl_and_generate_commands_report_inside_the_forward_pass) {
     cr_expect(mid, "a line halfway through the window's eval:\n%s", out);
     cr_expect_not_null(strstr(out, "ppl 1 windows of 2048: done"), "%s", out);
     /* a prompt of over 512 tokens: a line between its chunks, then the decode steps */
-    char prompt[8192] = "";
+    char prompt[2048] = "";
     for (int i = 0; i < 150; i++) strcat(prompt, "The cat sat. ");
     snprintf(args, sizeof args, "generate -m '%s' -p '%s' -n 5 -t 1", model, prompt);
     cr_assert_eq(ctxbench_run(args, out, sizeof out), 0, "%s", out);
