@@ -497,7 +497,7 @@ int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_s
     }
     size_t avail = cfg->mem_limit ? cfg->mem_limit : host_mem_available();
     if (cfg->dry_run) {
-        rc = sweep_dry_run(cfg->log ? cfg->log : stdout, rt, cfg, done, avail, sum, err, errlen);
+        rc = sweep_dry_run(cfg->log ? cfg->log : stdout, rt, cfg, done, avail, sum);
         goto out;
     }
     if (cfg->log) {

@@ -230,14 +230,21 @@ void sweep_warn_skips(FILE *f, const struct runtime *rt, const struct sweep_conf
 }
 
 int sweep_dry_run(FILE *f, struct runtime *rt, const struct sweep_config *cfg, const bool *done, size_t avail,
-                  struct sweep_summary *sum, char *err, size_t errlen) {
+                  struct sweep_summary *sum) {
     struct sweep_rates r;
-    if (sweep_calibrate(rt, &r, err, errlen) != 0) return -1;
-    char d[32], m[32];
+    char d[32], m[32], why[512];
+    /* Without a calibration (e.g. no memory for its session) the cells are still listed,
+     * with their memory, and no times. */
+    bool calibrated = sweep_calibrate(rt, &r, why, sizeof why) == 0;
+    if (!calibrated) {
+        fprintf(f, "calibration failed, no time estimates: %s\n", why);
+        r = (struct sweep_rates){NAN, NAN, NAN, NAN, NAN, 0, false};
+    }
     char threads[32] = "all cores";
     if (rt->opts.n_threads > 0)
         snprintf(threads, sizeof threads, "%d thread%s", rt->opts.n_threads, rt->opts.n_threads == 1 ? "" : "s");
-    fprintf(f,
+    if (calibrated)
+        fprintf(f,
             "calibration (%s): 512-token chunk %s (%.0f tok/s), attention %.3g ns per (query, key) pair%s, "
             "decode step %.3g ms at %d tokens, tokenizer %.2g M tokens/s\n",
             threads, progress_duration(r.chunk_s, d, sizeof d), CAL_CHUNK / r.chunk_s, r.pair_s * 1e9,
@@ -273,7 +280,8 @@ int sweep_dry_run(FILE *f, struct runtime *rt, const struct sweep_config *cfg, c
                 else unknown++;
             }
     fprintf(f, "dry run: %d cells: %d done before, %d to run, estimated %s%s", sum->total, sum->cached, n_run,
-            progress_duration(total_s, d, sizeof d), unknown ? " (without the cells of unknown cost)" : "");
+            n_run > 0 && unknown == n_run ? "?" : progress_duration(total_s, d, sizeof d),
+            unknown && unknown < n_run ? " (without the cells of unknown cost)" : "");
     if (sum->skipped) fprintf(f, "; %d will not run: %s", sum->skipped, list_text(&skipped));
     fprintf(f, ". Nothing was run or written.\n");
     fflush(f);

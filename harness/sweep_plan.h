@@ -54,8 +54,9 @@ void sweep_warn_skips(FILE *f, const struct runtime *rt, const struct sweep_conf
 /* The dry run: calibrates, then prints every cell of the grid (task, method, length,
  * settings, session tokens and memory, estimated time, or why it will be skipped) and
  * the totals on f. Runs no cell and writes no file. sum: total, cached (done[]),
- * skipped (will not fit or has no plan). 0, or -1 + reason (calibration failed). */
+ * skipped (will not fit or has no plan). A failed calibration is reported on f and
+ * leaves the times unknown. Returns 0. */
 int sweep_dry_run(FILE *f, struct runtime *rt, const struct sweep_config *cfg, const bool *done, size_t avail,
-                  struct sweep_summary *sum, char *err, size_t errlen);
+                  struct sweep_summary *sum);
 
 #endif
