@@ -37,7 +37,7 @@ LIB_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/regi
 TEST_SRC    := $(wildcard tests/test_*.c)
 TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
-.PHONY: all test test-baseline check-cross bench check-asan clean sweep plots deps run
+.PHONY: all test test-baseline check-cross bench check-asan clean sweep sweep-dry-run plots deps run
 all: $(BUILD)/ctxbench
 
 # Installs missing Debian packages (apt-get as root; otherwise says what to install).
@@ -141,10 +141,16 @@ DATA      ?=
 OUT       ?= results/sweep.h5
 TASK_OPTS ?= ppl:max_tokens=16384;passkey:depths=2,trials=1;first_sentence:samples=2
 SEED      ?= 1
+# DRY_RUN=1 (or make sweep-dry-run): list every cell with its memory and estimated time
+# and the total, running nothing and writing nothing.
+DRY_RUN   ?=
 sweep: $(BUILD)/ctxbench
 	CTXBENCH_SHARED=$(abspath $(SHARED)) $(BUILD)/ctxbench sweep -m $(MODEL) --methods '$(METHODS)' \
 	  --tasks '$(TASKS)' --lengths '$(LENGTHS)' -o $(OUT) --seed $(SEED) --cache-dir $(BUILD)/cache \
-	  $(if $(DATA),--data '$(DATA)') $(if $(TASK_OPTS),--task-opt '$(TASK_OPTS)') $(if $(THREADS),-t $(THREADS))
+	  $(if $(DATA),--data '$(DATA)') $(if $(TASK_OPTS),--task-opt '$(TASK_OPTS)') $(if $(THREADS),-t $(THREADS)) \
+	  $(if $(DRY_RUN),--dry-run)
+sweep-dry-run:
+	$(MAKE) sweep DRY_RUN=1
 
 # make plots: the figures of a sweep's results file (PNG + SVG via gnuplot, with the data
 # behind each as a .dat file) in plots/out/<results name>/, or PLOTS_DIR. The same OUT as

@@ -70,6 +70,11 @@ struct backend_ops {
      * plan), for "does it fit" checks before any work. */
     size_t (*session_bytes)(const struct engine *e, int n_tokens, const struct forward_plan *plan);
     void (*session_stats)(const struct session *s, struct eval_stats *out);
+    /* Optional (NULL: the backend reports nothing). From now on each eval calls
+     * fn(arg, n) after every piece of its work (a chunk of a long prompt, a decode step),
+     * n = the tokens that piece ran, so a long eval shows progress while it runs; fn =
+     * NULL stops it. fn must not call back into the session. */
+    void (*session_set_progress)(struct session *s, void (*fn)(void *arg, int n_tokens), void *arg);
 };
 
 extern const struct backend_ops cpu_backend;

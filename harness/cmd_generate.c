@@ -3,10 +3,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "decode.h"
 #include "input.h"
+#include "progress.h"
 #include "tokenizer.h"
 
 static const char *help =
@@ -14,6 +16,18 @@ static const char *help =
     "Greedy (argmax) decoding of N new tokens (default 64) after PROMPT; stops at EOS.\n"
     "  -p, --prompt TEXT       the prompt (BOS added as the model's tokenizer says)\n"
     "  -n, --n-predict N       tokens to generate\n" CLI_RUN_HELP;
+
+/* Progress of the prompt's prefill from inside its forward pass (per chunk). */
+struct prefill_progress {
+    struct progress *p;
+    long done, total;
+};
+
+static void on_tokens(void *arg, int n) {
+    struct prefill_progress *pp = arg;
+    pp->done += n;
+    progress_update(pp->p, (double)pp->done / (double)pp->total, pp->done);
+}
 
 int cmd_generate(int argc, char **argv) {
     static const struct option longopts[] = {CLI_RUN_LONGOPTS,
@@ -65,9 +79,26 @@ int cmd_generate(int argc, char **argv) {
     s = rt.be->session_new(rt.engine, total, err, sizeof err);
     logits = malloc((size_t)c->n_vocab * sizeof(float));
     if (!s || !logits) { fprintf(stderr, "ctxbench: %s\n", s ? "out of memory" : err); goto out; }
-    if (rt.be->eval(s, ids, NULL, (int)n, &fp, NULL, NULL, logits, err, sizeof err) != 0) {
+    struct progress pg;
+    struct prefill_progress pp = {&pg, 0, (long)n};
+    char label[96];
+    progress_init(&pg, stderr, isatty(fileno(stderr)), 0, NULL, 0);
+    snprintf(label, sizeof label, "prefill %zu prompt tokens", n);
+    if (rt.be->session_set_progress) rt.be->session_set_progress(s, on_tokens, &pp);
+    progress_begin(&pg, 0, label);
+    int prefill = rt.be->eval(s, ids, NULL, (int)n, &fp, NULL, NULL, logits, err, sizeof err);
+    progress_end(&pg, prefill == 0 ? "done" : "failed");
+    if (rt.be->session_set_progress) rt.be->session_set_progress(s, NULL, NULL);
+    if (prefill != 0) {
         fprintf(stderr, "ctxbench: %s\n", err);
         goto out;
+    }
+    /* The text streams to stdout token by token: on a terminal that is the progress;
+     * redirected, stderr gets progress lines for the decode steps. */
+    bool decode_progress = !isatty(fileno(stdout));
+    if (decode_progress) {
+        snprintf(label, sizeof label, "generate %ld tokens", n_predict);
+        progress_begin(&pg, 0, label);
     }
     fputs(prompt, stdout);
     char piece[256];
@@ -78,10 +109,13 @@ int cmd_generate(int argc, char **argv) {
         fwrite(piece, 1, pl < sizeof piece ? pl : sizeof piece, stdout);
         fflush(stdout);
         if (rt.be->eval(s, &best, NULL, 1, &fp, NULL, NULL, logits, err, sizeof err) != 0) {
+            if (decode_progress) progress_end(&pg, "failed");
             fprintf(stderr, "\nctxbench: %s\n", err);
             goto out;
         }
+        if (decode_progress) progress_update(&pg, (double)(i + 1) / (double)n_predict, i + 1);
     }
+    if (decode_progress) progress_end(&pg, "done");
     printf("\n");
     rc = 0;
 out:

@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "host.h"
 #include "input.h"
+#include "progress.h"
 #include "tokenizer.h"
 
 static const char *help =
@@ -21,6 +23,17 @@ static const char *help =
     "  -c, --ctx-size N        window length in tokens (default: the model's trained context)\n"
     "      --chunks N          evaluate at most N windows (default: all)\n" CLI_RUN_HELP;
 
+/* Progress from inside each window's forward pass (backend session_set_progress). */
+struct ppl_progress {
+    struct progress *p;
+    long done, total;   /* forward tokens */
+};
+
+static void on_tokens(void *arg, int n) {
+    struct ppl_progress *pp = arg;
+    pp->done += n;
+    progress_update(pp->p, (double)pp->done / (double)pp->total, pp->done);
+}
 
 int cmd_ppl(int argc, char **argv) {
     static const struct option longopts[] = {CLI_RUN_LONGOPTS,
@@ -95,6 +108,13 @@ int cmd_ppl(int argc, char **argv) {
     if (!s || !window || !logprob) { fprintf(stderr, "ctxbench: %s\n", s ? "out of memory" : err); goto out; }
     fprintf(stderr, "ppl: %s, %zu tokens, %ld windows of %ld, method %s%s%s\n", ECHO(file), n_ids, n_windows, ctx,
             spec.text, plan.note[0] ? " — " : "", plan.note);
+    struct progress pg;
+    struct ppl_progress pp = {&pg, 0, n_windows * (ctx - 1)};
+    char label[160];
+    snprintf(label, sizeof label, "ppl %ld windows of %ld", n_windows, ctx);
+    progress_init(&pg, stderr, isatty(fileno(stderr)), 0, NULL, 0);
+    if (rt.be->session_set_progress) rt.be->session_set_progress(s, on_tokens, &pp);
+    progress_begin(&pg, 0, label);
     double nll = 0, t0 = host_monotonic_s();
     long scored = 0;
     for (long w = 0; w < n_windows; w++) {
@@ -104,7 +124,9 @@ int cmd_ppl(int argc, char **argv) {
         /* targets = the window shifted by one; the last position predicts nothing */
         int32_t *targets = window + 1;
         if (rt.be->eval(s, window, NULL, (int)ctx - 1, &fp, targets, logprob, NULL, err, sizeof err) != 0) {
-            fprintf(stderr, "ctxbench: %s\n", err);
+            char line[600];
+            snprintf(line, sizeof line, "ctxbench: %s", err);
+            progress_note(&pg, line);   /* clears the bar first */
             goto out;
         }
         double wn = 0;
@@ -112,9 +134,12 @@ int cmd_ppl(int argc, char **argv) {
         nll += wn;
         scored += ctx - 1;
         double el = host_monotonic_s() - t0;
-        fprintf(stderr, "[%ld/%ld] window ppl %.4f, running ppl %.4f, %.1f tokens/s\n", w + 1, n_windows,
-                exp(wn / (ctx - 1)), exp(nll / scored), (w + 1) * (ctx - 1) / el);
+        char line[256];
+        snprintf(line, sizeof line, "[%ld/%ld] window ppl %.4f, running ppl %.4f, %.1f tokens/s", w + 1, n_windows,
+                 exp(wn / (ctx - 1)), exp(nll / scored), (w + 1) * (ctx - 1) / el);
+        progress_note(&pg, line);
     }
+    progress_end(&pg, "done");
     double el = host_monotonic_s() - t0;
     printf("method %s ctx %ld windows %ld tokens %ld ppl %.4f nll %.6f tokens/s %.1f\n", spec.text, ctx, n_windows,
            scored, exp(nll / scored), nll / scored, scored / el);

@@ -33,7 +33,11 @@ static const char *help =
     "      --backend NAME      cpu | auto (default auto)\n"
     "      --cache-dir DIR     where tasks may cache tokenized texts (default: none)\n"
     "      --mem-limit MIB     memory a cell's session may take (default: MemAvailable)\n"
-    "Cells whose session needs more memory than that are recorded as skipped; a cell that\n"
+    "      --dry-run           print every cell with its session memory and estimated time\n"
+    "                          (from a ~2 s calibration of this model and threads) and the\n"
+    "                          total on stdout; run nothing, write nothing\n"
+    "Cells whose session needs more memory than that are recorded as skipped (a sweep names\n"
+    "them in a warning before it starts); a cell that\n"
     "fails is recorded with its error and the sweep goes on. Ctrl-C finishes the current cell\n"
     "and stops; a second Ctrl-C abandons it. Exit status: 0 all cells done or skipped, 1 some\n"
     "failed or an error, 2 bad arguments, 130 interrupted.\n";
@@ -184,6 +188,7 @@ int cmd_sweep(int argc, char **argv) {
                                              {"seed", required_argument, 0, 2006},
                                              {"cache-dir", required_argument, 0, 2007},
                                              {"mem-limit", required_argument, 0, 2008},
+                                             {"dry-run", no_argument, 0, 2009},
                                              {"help", no_argument, 0, 'h'},
                                              {0}};
     struct run_opts ro;
@@ -193,7 +198,7 @@ int cmd_sweep(int argc, char **argv) {
     const char **task_opts = calloc((size_t)argc + 1, sizeof *task_opts);
     int n_task_opts = 0;
     long seed = 1, mem_mib = 0;
-    int opt;
+    int opt, dry_run = 0;
     if (!task_opts) return 1;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "m:t:o:h", longopts, NULL)) != -1) {
@@ -222,6 +227,7 @@ int cmd_sweep(int argc, char **argv) {
                 return 2;
             }
             break;
+        case 2009: dry_run = 1; break;
         case 'h': fputs(help, stdout); free(task_opts); return 0;
         default: fputs(help, stderr); free(task_opts); return 2;
         }
@@ -282,8 +288,8 @@ int cmd_sweep(int argc, char **argv) {
             goto fail;
         }
     }
-    /* the output must be writable before any work starts */
-    {
+    /* the output must be writable before any work starts (a dry run never writes it) */
+    if (!dry_run) {
         struct store *probe = store_open(out, err, sizeof err);
         if (!probe) { rc = 1; goto fail; }
         store_close(probe);
@@ -309,7 +315,8 @@ int cmd_sweep(int argc, char **argv) {
                                .mem_limit = (size_t)mem_mib << 20,
                                .stop = &interrupts,
                                .writing = &writing,
-                               .log = stderr};
+                               .log = dry_run ? stdout : stderr,
+                               .dry_run = dry_run};
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -322,6 +329,10 @@ int cmd_sweep(int argc, char **argv) {
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (r != 0) goto fail;
+    if (dry_run) {
+        rc = 0;
+        goto done;
+    }
     fprintf(stderr, "sweep: %d cells: %d done before, %d done, %d skipped, %d failed -> %s\n", sum.total, sum.cached,
             sum.done, sum.skipped, sum.failed, ECHO(out));
     if (sum.interrupted) {

@@ -66,6 +66,8 @@ struct session {
     int32_t *qpos, *gpos, *gkpos;  /* chunk positions; SelfExtend's grouped query and key positions */
     int logits_rows;
     struct eval_stats stats;
+    void (*progress)(void *arg, int n_tokens);   /* called after each chunk (session_set_progress) */
+    void *progress_arg;
 };
 
 
@@ -555,10 +557,16 @@ static int cpu_eval(struct session *s, const int32_t *tokens, const int32_t *pos
                     done + nc == n ? last_logits : NULL);
         s->n_past += nc;
         done += nc;
+        if (s->progress) s->progress(s->progress_arg, nc);
     }
     s->stats.t_total += host_monotonic_s() - t0;
     s->stats.tokens += n;
     return 0;
+}
+
+static void cpu_session_set_progress(struct session *s, void (*fn)(void *arg, int n_tokens), void *arg) {
+    s->progress = fn;
+    s->progress_arg = fn ? arg : NULL;
 }
 
 const struct backend_ops cpu_backend = {
@@ -573,4 +581,5 @@ const struct backend_ops cpu_backend = {
     .eval = cpu_eval,
     .session_bytes = cpu_session_bytes,
     .session_stats = cpu_session_stats,
+    .session_set_progress = cpu_session_set_progress,
 };

@@ -5,11 +5,10 @@
 #include "host.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define BAR_WIDTH 20
-#define LOG_EVERY_S 30.0
-#define DRAW_EVERY_S 0.2
 
 
 const char *progress_duration(double s, char *buf, size_t cap) {
@@ -21,10 +20,21 @@ const char *progress_duration(double s, char *buf, size_t cap) {
     return buf;
 }
 
+double progress_interval(bool tty) {
+    const char *env = getenv("CTXBENCH_PROGRESS_INTERVAL");
+    if (env && *env) {
+        char *end;
+        double v = strtod(env, &end);
+        if (!*end && v >= 0 && v <= 3600) return v;
+    }
+    return tty ? PROGRESS_DRAW_EVERY_S : PROGRESS_LOG_EVERY_S;
+}
+
 void progress_init(struct progress *p, FILE *f, bool tty, int n_cells, const struct progress_cell *todo, int n_todo) {
     memset(p, 0, sizeof *p);
     p->f = f;
     p->tty = tty;
+    p->interval = progress_interval(tty);
     p->n_cells = n_cells;
     p->todo = todo;
     p->n_todo = n_todo;
@@ -90,6 +100,13 @@ double progress_time_left(const struct progress *p) {
     return left;
 }
 
+/* "[i/N] " in a grid, "" for a single job. */
+static const char *position(const struct progress *p, int index, char *buf, size_t cap) {
+    if (p->n_cells > 0) snprintf(buf, cap, "[%d/%d] ", index, p->n_cells);
+    else buf[0] = 0;
+    return buf;
+}
+
 static void clear_bar(struct progress *p) {
     if (p->tty && p->drawn) fputs("\r\033[K", p->f);
     p->drawn = false;
@@ -100,7 +117,8 @@ static void draw(struct progress *p, double t) {
     double cell_left = p->frac > 0.02 ? el / p->frac * (1 - p->frac) : NAN;
     if (!isfinite(cell_left) && p->cur.group >= 0 && p->cur.group < PROGRESS_MAX_GROUPS)
         cell_left = fmax(0, progress_fit_predict(&p->fit[p->cur.group], p->cur.length) - el);
-    char eta[32], rate[32] = "";
+    char eta[32], rate[32] = "", at[32];
+    position(p, p->index, at, sizeof at);
     progress_duration(cell_left + progress_time_left(p), eta, sizeof eta);
     if (p->tokens > 0 && el > 0) snprintf(rate, sizeof rate, " %.0f tok/s", p->tokens / el);
     if (p->tty) {
@@ -108,11 +126,12 @@ static void draw(struct progress *p, double t) {
         int fill = (int)(p->frac * BAR_WIDTH + 0.5);
         for (int i = 0; i < BAR_WIDTH; i++) bar[i] = i < fill ? '#' : '.';
         bar[BAR_WIDTH] = 0;
-        fprintf(p->f, "\r\033[K[%d/%d] %-40.40s |%s| %3.0f%%%s ETA %s", p->index, p->n_cells, p->label, bar,
+        fprintf(p->f, "\r\033[K%s%-40.40s |%s| %3.0f%%%s ETA %s", at, p->label, bar,
                 100 * p->frac, rate, eta);
         p->drawn = true;
     } else {
-        fprintf(p->f, "[%d/%d] %s: %.0f%%%s, ETA %s\n", p->index, p->n_cells, p->label, 100 * p->frac, rate, eta);
+        fprintf(p->f, "%s%s: %.0f%%, %ld tokens%s%s, ETA %s\n", at, p->label, 100 * p->frac, p->tokens,
+                rate[0] ? "," : "", rate, eta);
     }
     fflush(p->f);
     p->t_last_draw = t;
@@ -128,13 +147,13 @@ void progress_begin(struct progress *p, int index, const char *label) {
     p->t_start = host_monotonic_s();
     if (p->tty) draw(p, p->t_start);
     else {
-        char eta[32] = "";
+        char eta[32] = "", at[32];
         double left = progress_time_left(p);
-        if (isfinite(left)) {
+        if (p->next < p->n_todo && isfinite(left)) {
             char d[24];
             snprintf(eta, sizeof eta, " (after it: ~%s)", progress_duration(left, d, sizeof d));
         }
-        fprintf(p->f, "[%d/%d] %s ...%s\n", index, p->n_cells, label, eta);
+        fprintf(p->f, "%s%s ...%s\n", position(p, index, at, sizeof at), label, eta);
         fflush(p->f);
         p->t_last_draw = p->t_start;
     }
@@ -145,14 +164,15 @@ void progress_update(struct progress *p, double frac, long tokens) {
     p->frac = frac > 1 ? 1 : frac;
     if (tokens > p->tokens) p->tokens = tokens;
     double t = host_monotonic_s();
-    if (t - p->t_last_draw >= (p->tty ? DRAW_EVERY_S : LOG_EVERY_S)) draw(p, t);
+    if (t - p->t_last_draw >= p->interval) draw(p, t);
 }
 
 void progress_end(struct progress *p, const char *outcome) {
     double el = host_monotonic_s() - p->t_start;
     clear_bar(p);
-    char d[32];
-    fprintf(p->f, "[%d/%d] %s: %s (%s", p->index, p->n_cells, p->label, outcome, progress_duration(el, d, sizeof d));
+    char d[32], at[32];
+    fprintf(p->f, "%s%s: %s (%s", position(p, p->index, at, sizeof at), p->label, outcome,
+            progress_duration(el, d, sizeof d));
     if (p->tokens > 0 && el > 0) fprintf(p->f, ", %.0f tok/s", p->tokens / el);
     fputs(")\n", p->f);
     fflush(p->f);

@@ -1,6 +1,10 @@
-/* Sweep progress on stderr. On a terminal: one bar redrawn in place (cell i/N, the
- * cell's share done, tokens/s, time left). Otherwise (a log file, CI): plain lines,
- * one when a cell starts, one at most every 30 s while it runs, one when it ends. */
+/* Progress on stderr, for a sweep's cells and for the standalone commands (ppl,
+ * generate). On a terminal: one bar redrawn in place (cell i/N, the cell's share done,
+ * tokens/s, time left). Otherwise (a log file, CI): plain lines, one when a cell starts,
+ * one every PROGRESS_LOG_EVERY_S while it runs, one when it ends. The environment
+ * variable CTXBENCH_PROGRESS_INTERVAL (seconds, >= 0) replaces both intervals (tests set
+ * 0 to see every report). Reports arrive from inside the forward passes (per chunk and
+ * decode step, see task_progress), so a long cell is never silent for long. */
 #ifndef CTX_PROGRESS_H
 #define CTX_PROGRESS_H
 
@@ -16,6 +20,8 @@ struct progress_cell {
 };
 
 #define PROGRESS_MAX_GROUPS 32
+#define PROGRESS_LOG_EVERY_S 5.0    /* plain lines (not a terminal) */
+#define PROGRESS_DRAW_EVERY_S 0.2   /* the bar on a terminal */
 
 struct progress_fit {
     int n;              /* cells */
@@ -34,7 +40,8 @@ double progress_fit_predict(const struct progress_fit *g, double length);
 struct progress {
     FILE *f;
     bool tty;
-    int n_cells;                      /* cells in the grid */
+    int n_cells;                      /* cells in the grid; 0 = one job, no "[i/N]" */
+    double interval;                  /* seconds between lines or redraws */
     const struct progress_cell *todo; /* the cells this run will compute, in order (caller's) */
     int n_todo, next;                 /* next: index in todo of the cell after the current one */
     struct progress_fit fit[PROGRESS_MAX_GROUPS];
@@ -47,8 +54,12 @@ struct progress {
     bool drawn;                       /* a bar is on screen (tty) and must be cleared first */
 };
 
-/* tty: draw a bar (pass isatty(fileno(f))). todo: the cells that will run, in order. */
+/* tty: draw a bar (pass isatty(fileno(f))). todo: the cells that will run, in order
+ * (NULL, 0 for a single job). */
 void progress_init(struct progress *p, FILE *f, bool tty, int n_cells, const struct progress_cell *todo, int n_todo);
+/* Seconds between reports: CTXBENCH_PROGRESS_INTERVAL when set to a number >= 0, else
+ * the default for a terminal (tty) or a log. */
+double progress_interval(bool tty);
 /* Starts the next cell of todo; index is its 1-based position in the whole grid. */
 void progress_begin(struct progress *p, int index, const char *label);
 /* frac in [0, 1] of the current cell, tokens evaluated in it so far. */

@@ -18,6 +18,7 @@
 #include "settings.h"
 #include "sha256.h"
 #include "store.h"
+#include "sweep_plan.h"
 
 /* The build writes the revision into $(BUILD)/gen/git_rev.h (see the Makefile). */
 #if defined(__has_include)
@@ -333,24 +334,19 @@ static int run_cell(struct runtime *rt, const struct sweep_config *cfg, const st
     gmtime_r(&secs, &tmv);
     strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", &tmv);
 
-    int tokens = t->task->session_tokens ? t->task->session_tokens(length, t->settings) : length;
-    size_t avail = cfg->mem_limit ? cfg->mem_limit : host_mem_available(), need = 0;
-    struct method_plan plan;
-    struct method_ctx mctx = {.cfg = &rt->model->cfg, .target_len = length, .seq_len = length};
-    if (tokens <= 0) {
-        snprintf(cell_err, sizeof cell_err, "task %s: session_tokens(%d) = %d", t->task->name, length, tokens);
-    } else if (method_plan(m, &mctx, &plan, cell_err, sizeof cell_err) != 0) {
-        /* e.g. a derived parameter out of range at this length: the task could not run either */
-    } else if (need = rt->be->session_bytes(rt->engine, tokens, &(struct forward_plan){.se_group = plan.se_group}),
-               need > avail) {
-        /* The plan decides the size: SelfExtend keeps a second, grouped-position key cache. */
-        status = CELL_SKIPPED;
-        snprintf(cell_err, sizeof cell_err, "needs %zu MiB for a %d-token session, %zu MiB available", need >> 20,
-                 tokens, avail >> 20);
+    /* A method plan that fails (e.g. a derived parameter out of range at this length)
+     * fails the cell: the task could not run either. */
+    struct cell_need cn;
+    sweep_cell_need(rt, t, m, length, cfg->mem_limit ? cfg->mem_limit : host_mem_available(), &cn);
+    int tokens = cn.tokens;
+    size_t need = cn.bytes;
+    if (cn.fit != CELL_FITS) {
+        if (cn.fit == CELL_TOO_BIG) status = CELL_SKIPPED;
+        snprintf(cell_err, sizeof cell_err, "%s", cn.reason);
     } else {
-        snprintf(note, sizeof note, "%s", plan.note);
+        snprintf(note, sizeof note, "%s", cn.plan.note);
         n_used = m->method->n_params;
-        memcpy(used, plan.used, sizeof used);
+        memcpy(used, cn.plan.used, sizeof used);
         host_reset_peak_rss();
         struct task_ctx tc = {.rt = rt,
                               .method = m,
@@ -423,6 +419,16 @@ static int run_cell(struct runtime *rt, const struct sweep_config *cfg, const st
     return w;
 }
 
+static int cmp_cell_id(const void *key, const void *cell) {
+    return strcmp(key, ((const struct store_cell *)cell)->id);
+}
+
+/* Whether cell `id` is done among cells read from the file (sorted by id). */
+static bool prior_done(const struct store_cell *cells, int n, const char *id) {
+    const struct store_cell *c = n > 0 ? bsearch(id, cells, (size_t)n, sizeof *cells, cmp_cell_id) : NULL;
+    return c && c->status == CELL_DONE;
+}
+
 int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_summary *sum, char *err,
               size_t errlen) {
     memset(sum, 0, sizeof *sum);
@@ -442,13 +448,26 @@ int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_s
     char (*ids)[STORE_ID_MAX + 1] = calloc((size_t)n, sizeof *ids);
     char (*keys)[2048] = calloc((size_t)n, sizeof *keys);
     struct progress_cell *todo = NULL;
+    bool *done = NULL;                 /* per cell: done in the file before this run */
+    struct store_cell *prior = NULL;   /* a dry run: the file's cells, sorted by id */
+    int n_prior = 0;
     memset(&fx, 0, sizeof fx);
     if (!ids || !keys) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
     if (prepare_facts(cfg, rt, &fx, err, errlen) != 0) goto out;
-    if (!(st = store_open(cfg->out_path, err, errlen))) goto out;
+    done = calloc((size_t)n, sizeof *done);
+    if (!done) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    /* A dry run only reads what is done (no lock, no file created); a run opens the file
+     * for writing. */
+    if (cfg->dry_run ? access(cfg->out_path, F_OK) == 0 &&
+                           store_read(cfg->out_path, false, &prior, &n_prior, err, errlen) != 0
+                     : !(st = store_open(cfg->out_path, err, errlen)))
+        goto out;
 
     /* The grid, in run order, and what is already done. */
     todo = malloc((size_t)n * sizeof *todo);
@@ -462,7 +481,8 @@ int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_s
             for (int mi = 0; mi < cfg->n_methods; mi++, c++) {
                 sweep_cell_key(fx.model_sha256, rt->be->name, &cfg->methods[mi], &cfg->tasks[ti], fx.data_sha256[ti],
                                cfg->lengths[li], cfg->seed, keys[c], sizeof keys[c], ids[c], sizeof ids[c]);
-                if (store_cell_status(st, ids[c]) == CELL_DONE) sum->cached++;
+                done[c] = st ? store_cell_status(st, ids[c]) == CELL_DONE : prior_done(prior, n_prior, ids[c]);
+                if (done[c]) sum->cached++;
                 else todo[n_todo++] = (struct progress_cell){.group = ti % PROGRESS_MAX_GROUPS, .length = cfg->lengths[li]};
             }
     sum->total = n;
@@ -477,12 +497,20 @@ int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_s
             fprintf(cfg->log, "  task %s: settings '%s', data '%s'\n", cfg->tasks[ti].task->name,
                     cfg->tasks[ti].settings[0] ? cfg->tasks[ti].settings : "(defaults)",
                     cfg->tasks[ti].data[0] ? cfg->tasks[ti].data : "(none)");
+    }
+    size_t avail = cfg->mem_limit ? cfg->mem_limit : host_mem_available();
+    if (cfg->dry_run) {
+        rc = sweep_dry_run(cfg->log ? cfg->log : stdout, rt, cfg, done, avail, sum);
+        goto out;
+    }
+    if (cfg->log) {
+        sweep_warn_skips(cfg->log, rt, cfg, done, avail);
         progress_init(&pg, cfg->log, isatty(fileno(cfg->log)), n, todo, n_todo);
     }
     for (int li = 0, c = 0; li < cfg->n_lengths; li++)
         for (int ti = 0; ti < cfg->n_tasks; ti++)
             for (int mi = 0; mi < cfg->n_methods; mi++, c++) {
-                if (store_cell_status(st, ids[c]) == CELL_DONE) continue;
+                if (done[c]) continue;
                 if (cfg->stop && *cfg->stop) {
                     sum->interrupted = 1;
                     rc = 0;
@@ -500,6 +528,8 @@ int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_s
     rc = 0;
 out:
     store_close(st);
+    store_cells_free(prior, n_prior);
+    free(done);
     free(fx.data_path);
     free(fx.data_sha256);
     free(ids);

@@ -43,12 +43,15 @@ struct sweep_config {
     const volatile sig_atomic_t *stop;
     volatile sig_atomic_t *writing;
     FILE *log;                           /* progress and notes (stderr); NULL = silent */
+    /* Print every cell with its memory and estimated time on log (sweep_plan.h) and
+     * stop: no cell runs and the results file is neither created nor changed. */
+    int dry_run;
 };
 
 struct sweep_summary {
     int total;        /* cells in the grid */
     int cached;       /* already done in the file before this run */
-    int done, skipped, failed;
+    int done, skipped, failed;   /* a dry run: skipped = cells that will not run */
     int interrupted;  /* stopped early by *stop */
 };
 

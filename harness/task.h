@@ -32,6 +32,16 @@ struct task_ctx {
     void *progress_arg;
 };
 
+/* The work of one cell, for time estimates before a sweep runs (sweep --dry-run): the
+ * sweep prices each kind from a short measured calibration. Counts, not seconds, so a
+ * task never needs to know the backend or the machine. */
+struct task_work {
+    double prefill_tokens;   /* tokens evaluated in batches (prompts, windows) */
+    double decode_steps;     /* single-token evals (greedy and teacher-forced steps) */
+    double attn_pairs;       /* (query, key) pairs all of them attend */
+    double tokenized;        /* tokens of text the task tokenizes while building prompts */
+};
+
 struct task {
     const char *name;
     const char *summary;             /* one line */
@@ -41,6 +51,9 @@ struct task {
     int (*check)(const char *settings, char *err, size_t errlen);
     /* Positions one session of this task needs at `length` (prompt + generated tokens). */
     int (*session_tokens)(int length, const char *settings);
+    /* Optional: adds the work of a cell at `length` to *w (settings already checked); data
+     * is assumed long enough for the whole cell. NULL: no time estimate for this task. */
+    void (*work)(int length, const char *settings, struct task_work *w);
     /* Runs the cell: 0 with results in *out, or -1 + one-line reason. */
     int (*run)(const struct task_ctx *ctx, struct result *out, char *err, size_t errlen);
 };

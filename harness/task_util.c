@@ -30,6 +30,48 @@ int cell_plan_decode(struct cell_plan *cp, const struct task_ctx *ctx, struct se
     return decode_greedy_scored(ctx->rt, s, &cp->fp, rq, dr, err, errlen);
 }
 
+static void report(const struct task_progress *tp) {
+    double share = tp->done >= tp->expect ? 1 : (double)tp->done / (double)tp->expect;
+    tp->ctx->progress(tp->ctx->progress_arg, tp->lo + (tp->hi - tp->lo) * share, tp->base + tp->done);
+}
+
+/* The session's hook: n more forward tokens of the current step are done. */
+static void on_tokens(void *arg, int n) {
+    struct task_progress *tp = arg;
+    tp->done += n;
+    report(tp);
+}
+
+struct session *task_session_new(const struct task_ctx *ctx, int max_tokens, struct task_progress *tp, char *err,
+                                 size_t errlen) {
+    const struct backend_ops *be = ctx->rt->be;
+    struct session *s = be->session_new(ctx->rt->engine, max_tokens, err, errlen);
+    if (s && tp && ctx->progress) {
+        *tp = (struct task_progress){.ctx = ctx, .lo = 0, .hi = 1, .expect = 1};
+        if (be->session_set_progress) be->session_set_progress(s, on_tokens, tp);
+    } else if (tp) {
+        *tp = (struct task_progress){0};
+    }
+    return s;
+}
+
+void task_progress_step(struct task_progress *tp, double lo, double hi, long tokens_before, long expect) {
+    if (!tp->ctx) return;   /* no progress callback */
+    tp->lo = lo;
+    tp->hi = hi;
+    tp->base = tokens_before;
+    tp->expect = expect > 0 ? expect : 1;
+    tp->done = 0;
+    report(tp);
+}
+
+void task_work_sequences(struct task_work *w, double times, double n_prefill, double n_decode) {
+    w->prefill_tokens += times * n_prefill;
+    w->decode_steps += times * n_decode;
+    /* sum over i < n_prefill of (i + 1), then each step attends everything before it and itself */
+    w->attn_pairs += times * (n_prefill * (n_prefill + 1) / 2 + n_decode * n_prefill + n_decode * (n_decode + 1) / 2);
+}
+
 long prompt_token_count(const struct tokenizer *tok, const struct textbuf *b) {
     if (b->oom) return -1;
     int32_t *ids;

@@ -35,6 +35,32 @@ int cell_plan_for(struct cell_plan *cp, const struct task_ctx *ctx, int seq_len,
 int cell_plan_decode(struct cell_plan *cp, const struct task_ctx *ctx, struct session *s,
                      const struct decode_request *rq, struct decode_result *dr, char *err, size_t errlen);
 
+/* Progress from inside a cell's forward passes. The task cuts the cell into steps (a
+ * window, a trial) and says which share of the cell each covers and how many forward
+ * tokens it should take; the session reports every chunk and decode step it runs
+ * (backend session_set_progress), which moves the cell's fraction through the step's
+ * share, so a 32k-token prefill shows progress while it runs, not after. */
+struct task_progress {
+    const struct task_ctx *ctx;
+    double lo, hi;   /* the share of the cell the current step covers */
+    long expect;     /* forward tokens the step should take (> 0) */
+    long base;       /* forward tokens of the cell before this step */
+    long done;       /* forward tokens run in this step so far */
+};
+/* A session of max_tokens positions for the cell (backend session_new) that reports
+ * into tp when the cell has a progress callback (tp may be NULL: no reports). NULL +
+ * reason when the session cannot be made. */
+struct session *task_session_new(const struct task_ctx *ctx, int max_tokens, struct task_progress *tp, char *err,
+                                 size_t errlen);
+/* Starts a step covering [lo, hi] of the cell, expected to run `expect` forward tokens,
+ * after `tokens_before` forward tokens of the cell; reports lo. */
+void task_progress_step(struct task_progress *tp, double lo, double hi, long tokens_before, long expect);
+
+/* Adds `times` sequences to w, each a prefill of n_prefill tokens from an empty session
+ * followed by n_decode single-token steps, with their attention pairs (causal: token i
+ * attends i + 1 keys). */
+void task_work_sequences(struct task_work *w, double times, double n_prefill, double n_decode);
+
 /* Tokens of the prompt text in b, with BOS as the model expects it; -1 when b ran out of
  * memory or the text does not tokenize. */
 long prompt_token_count(const struct tokenizer *tok, const struct textbuf *b);

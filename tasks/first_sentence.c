@@ -41,6 +41,17 @@ static int fs_check(const char *settings, char *err, size_t errlen) {
     return read_opts(settings, &o, err, errlen);
 }
 
+/* Each sample: a prompt of about L - max_new tokens, then at most max_new decode steps.
+ * Tokenizing: a 64 KB probe of the source once per cell (~16k tokens), then per sample a
+ * binary search over the text's length, about 18 prompts of up to L tokens. */
+static void fs_work(int length, const char *settings, struct task_work *w) {
+    struct fs_opts o;
+    char err[256];
+    if (read_opts(settings, &o, err, sizeof err) != 0) return;
+    task_work_sequences(w, (double)o.samples, length - (double)o.max_new, (double)o.max_new);
+    w->tokenized += 16384 + 18.0 * length * (double)o.samples;
+}
+
 /* The template: comment lines (#...) dropped, one final newline dropped, {text} once. */
 static char *load_prompt(char *path, size_t cap, size_t *text_at, char *err, size_t errlen) {
     if (dataset_repo_file("first_sentence/prompt.txt", path, cap, err, errlen) != 0) return NULL;
@@ -217,7 +228,8 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     size_t nsuf;
     const char *suffix = tpl + text_at + 6;
     if (tokenizer_encode(tok, suffix, strlen(suffix), false, &suffix_ids, &nsuf) != 0) goto tok_fail;
-    s = ctx->rt->be->session_new(ctx->rt->engine, L, err, errlen);
+    struct task_progress tp;
+    s = task_session_new(ctx, L, &tp, err, errlen);
     if (!s) goto out;
     struct cell_plan cp;
     cell_plan_init(&cp);
@@ -226,6 +238,8 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     double phase = fmod((double)(ctx->seed % 1000003) * 0.6180339887498949, 1.0);
     size_t span = src.n > (size_t)need_chars ? src.n - (size_t)need_chars : 1;
     for (int i = 0; i < S; i++) {
+        /* a sample runs about L forward tokens: the prompt fills the length but the answer */
+        task_progress_step(&tp, (double)i / S, (double)(i + 1) / S, forward, L);
         size_t pos = (size_t)(((double)i + phase) / S * (double)span);
         size_t start = sample_start(src.s, src.n, pos, span > 1 ? span : src.n);
         if (start == (size_t)-1) start = sample_start(src.s, src.n, 0, src.n);
@@ -401,5 +415,6 @@ const struct task task_first_sentence = {
     .default_data = "tinystories",
     .check = fs_check,
     .session_tokens = task_session_is_length,
+    .work = fs_work,
     .run = fs_run,
 };

@@ -43,6 +43,18 @@ static int pk_check(const char *settings, char *err, size_t errlen) {
     return read_opts(settings, &o, err, errlen);
 }
 
+/* Each trial: a prompt of about L - max_new tokens, then at most max_new decode steps.
+ * Tokenizing: the filler count is searched once per cell (about four prompts) and each
+ * trial places its key with about four more. */
+static void pk_work(int length, const char *settings, struct task_work *w) {
+    struct pk_opts o;
+    char err[256];
+    if (read_opts(settings, &o, err, sizeof err) != 0) return;
+    double trials = (double)o.depths * o.trials, max_new = (double)o.digits + EXTRA_NEW_TOKENS;
+    task_work_sequences(w, trials, length - max_new, max_new);
+    w->tokenized += 4.0 * length * (1 + trials);
+}
+
 /* ---- the prompt template ---- */
 
 struct pk_template {
@@ -285,7 +297,8 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     size_t nq;
     if (tokenizer_encode(tok, t->question, strlen(t->question), false, &q_ids, &nq) != 0) goto tok_fail;
     struct digit_stop stop = {tok};
-    s = ctx->rt->be->session_new(ctx->rt->engine, L, err, errlen);
+    struct task_progress tp;
+    s = task_session_new(ctx, L, &tp, err, errlen);
     if (!s) goto out;
     struct cell_plan cp;
     cell_plan_init(&cp);
@@ -296,6 +309,8 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
         double depth = D == 1 ? 0.5 : (double)di / (D - 1);
         dval[di] = depth;
         for (int tr = 0; tr < K; tr++) {
+            /* a trial runs about L forward tokens: the prompt fills the length but the answer */
+            task_progress_step(&tp, (double)(di * K + tr) / (D * K), (double)(di * K + tr + 1) / (D * K), forward, L);
             /* the key depends on (seed, depth index, trial) only: the same at every length and method */
             uint64_t st = ctx->seed * 0x9E3779B97F4A7C15ull + (uint64_t)di * 1000003u + (uint64_t)tr;
             long lo = 1;
@@ -466,5 +481,6 @@ const struct task task_passkey = {
     .default_data = NULL,
     .check = pk_check,
     .session_tokens = task_session_is_length,
+    .work = pk_work,
     .run = pk_run,
 };

@@ -59,6 +59,17 @@ static int ppl_check(const char *settings, char *err, size_t errlen) {
     return read_opts(settings, &o, err, errlen);
 }
 
+/* Windows of about L tokens each (every protocol), as many as max_tokens allows (at least
+ * one) up to max_windows: the data is assumed to hold them. */
+static void ppl_work(int length, const char *settings, struct task_work *w) {
+    struct ppl_opts o;
+    char err[256];
+    if (read_opts(settings, &o, err, sizeof err) != 0) return;
+    double n_win = floor((double)o.max_tokens / length);
+    n_win = n_win < 1 ? 1 : n_win > o.max_windows ? (double)o.max_windows : n_win;
+    task_work_sequences(w, n_win, length - 1, 0);
+}
+
 static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, size_t errlen) {
     struct ppl_opts o;
     if (read_opts(ctx->settings, &o, err, errlen) != 0) return -1;
@@ -127,7 +138,10 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
     }
     n_win = used;
 
-    s = ctx->rt->be->session_new(ctx->rt->engine, L, err, errlen);
+    long total_forward = 0;   /* the cell's forward tokens, for its progress */
+    for (int64_t w = 0; w < n_win; w++) total_forward += (long)win[w].bos + win[w].n_text - 1;
+    struct task_progress tp;
+    s = task_session_new(ctx, L, &tp, err, errlen);
     if (!s) goto out;
     struct cell_plan cp;
     cell_plan_init(&cp);
@@ -143,6 +157,8 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
         if (cell_plan_for(&cp, ctx, n, err, errlen) != 0) goto out;
         for (int j = 0; j < n - 1; j++) targets[j] = j >= pw->score_from ? seq[j + 1] : -1;
         ctx->rt->be->session_reset(s);
+        task_progress_step(&tp, (double)forward / total_forward, (double)(forward + n - 1) / total_forward, forward,
+                           n - 1);
         /* the last token predicts nothing scored, so it is not fed */
         if (ctx->rt->be->eval(s, seq, NULL, n - 1, &cp.fp, targets, logprob, NULL, err, errlen) != 0) goto out;
         double wsum = 0;
@@ -157,7 +173,7 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
         sum_nll += wsum;
         scored += wn;
         forward += n - 1;
-        if (ctx->progress) ctx->progress(ctx->progress_arg, (double)(w + 1) / (double)n_win, forward);
+        if (ctx->progress) ctx->progress(ctx->progress_arg, (double)forward / total_forward, forward);
     }
     if (scored == 0) {
         snprintf(err, errlen, "ppl: no prediction was scored (length %d, protocol %s)", L, protocols[o.protocol]);
@@ -240,5 +256,6 @@ const struct task task_ppl = {
     .default_data = "tinystories",
     .check = ppl_check,
     .session_tokens = task_session_is_length,
+    .work = ppl_work,
     .run = ppl_run,
 };

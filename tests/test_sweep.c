@@ -15,6 +15,8 @@
 #include "settings.h"
 #include "store.h"
 #include "sweep.h"
+#include "sweep_plan.h"
+#include "task_util.h"
 #include "testutil.h"
 #include "testutil_sys.h"
 
@@ -678,4 +680,199 @@ Test(sweep, shortest_length_runs, .timeout = 120) {
     cr_assert_eq(ctxbench_run(cmd, log, sizeof log), 0, "%s", log);
     cr_expect_eq(count_done(out), 1, "%s", log);
     test_rm_rf(dir);
+}
+
+/* The token counts of the plain progress lines "LABEL: P%, T tokens, ..." of one cell in
+ * text, in order; returns how many (at most cap). */
+static int progress_tokens(const char *text, const char *label, long *tokens, int cap) {
+    char pat[200];
+    snprintf(pat, sizeof pat, "%s: ", label);
+    int n = 0;
+    for (const char *p = strstr(text, pat); p && n < cap; p = strstr(p + 1, pat)) {
+        double pct;
+        long t;
+        if (sscanf(p + strlen(pat), "%lf%%, %ld tokens", &pct, &t) == 2) tokens[n++] = t;
+    }
+    return n;
+}
+
+Test(sweep, progress_comes_from_inside_prefill_and_decode) {
+    /* A real passkey cell at 2048 tokens: its prompt is one eval of four 512-token chunks,
+     * then single-token decode steps. The task itself reports only after the trial, so
+     * lines at 512, 1024, 1536 tokens can only come from inside the prefill, and lines
+     * one token apart from the decode steps. Interval 0: every report is printed. */
+    setenv("CTXBENCH_PROGRESS_INTERVAL", "0", 1);
+    char dir[64], out[128], model[512], err[512];
+    test_temp_dir(dir, sizeof dir, "sweep");
+    snprintf(out, sizeof out, "%s/p.h5", dir);
+    struct runtime rt;
+    open_model(&rt, model, sizeof model);
+    struct method_spec *methods;
+    int n_methods;
+    cr_assert_eq(method_spec_list_parse("baseline", &methods, &n_methods, err, sizeof err), 0, "%s", err);
+    struct sweep_task task = {.task = task_find("passkey")};
+    cr_assert_not_null(task.task);
+    snprintf(task.settings, sizeof task.settings, "depths=1");
+    int length = 2048;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *log = open_memstream(&buf, &len);
+    cr_assert_not_null(log);
+    struct sweep_config cfg = {.model_path = model, .methods = methods, .n_methods = n_methods, .tasks = &task,
+                               .n_tasks = 1, .lengths = &length, .n_lengths = 1, .out_path = out, .seed = 1,
+                               .log = log};
+    struct sweep_summary sum;
+    cr_assert_eq(sweep_run(&rt, &cfg, &sum, err, sizeof err), 0, "%s", err);
+    fclose(log);
+    cr_assert_eq(sum.done, 1, "%s", buf);
+    long tok[4096];
+    int n = progress_tokens(buf, "[1/1] passkey baseline L=2048", tok, 4096);
+    bool chunk[4] = {0};
+    int decode_steps = 0;
+    for (int i = 0; i < n; i++) {
+        if (i > 0) cr_expect_geq(tok[i], tok[i - 1], "tokens never go back");
+        for (int c = 1; c <= 3; c++) chunk[c] |= tok[i] == 512L * c;
+        decode_steps += i > 0 && tok[i] == tok[i - 1] + 1;
+    }
+    cr_expect(chunk[1] && chunk[2] && chunk[3], "a line after each prefill chunk:\n%s", buf);
+    cr_expect_geq(decode_steps, 3, "lines from the decode steps:\n%s", buf);
+    cr_expect_lt(strstr(buf, "tokens"), strstr(buf, ": done"), "the lines come before the cell ends");
+    free(buf);
+    free(methods);
+    runtime_close(&rt);
+    test_rm_rf(dir);
+}
+
+Test(sweep, progress_interval_from_the_environment) {
+    unsetenv("CTXBENCH_PROGRESS_INTERVAL");
+    cr_expect_eq(progress_interval(false), PROGRESS_LOG_EVERY_S);
+    cr_expect_eq(progress_interval(true), PROGRESS_DRAW_EVERY_S);
+    cr_expect_leq(PROGRESS_LOG_EVERY_S, 5, "a log hears from a running cell every few seconds");
+    setenv("CTXBENCH_PROGRESS_INTERVAL", "0.5", 1);
+    cr_expect_eq(progress_interval(false), 0.5);
+    setenv("CTXBENCH_PROGRESS_INTERVAL", "soon", 1);
+    cr_expect_eq(progress_interval(false), PROGRESS_LOG_EVERY_S, "a bad value keeps the default");
+    setenv("CTXBENCH_PROGRESS_INTERVAL", "-1", 1);
+    cr_expect_eq(progress_interval(true), PROGRESS_DRAW_EVERY_S);
+}
+
+Test(sweep, ppl_and_generate_commands_report_inside_the_forward_pass) {
+    setenv("CTXBENCH_PROGRESS_INTERVAL", "0", 1);
+    char model[512], text[512], args[4096];
+    static char out[65536];
+    shared_path(model, sizeof model, "models/stories260K.gguf");
+    shared_path(text, sizeof text, "datasets/children/alice_in_wonderland.txt");
+    /* one window of 2048: four chunks in one eval */
+    snprintf(args, sizeof args, "ppl -m '%s' -f '%s' -c 2048 --chunks 1 -t 1", model, text);
+    cr_assert_eq(ctxbench_run(args, out, sizeof out), 0, "%s", out);
+    long tok[256];
+    int n = progress_tokens(out, "ppl 1 windows of 2048", tok, 256);
+    bool mid = false;
+    for (int i = 0; i < n; i++) mid |= tok[i] == 1024;
+    cr_expect(mid, "a line halfway through the window's eval:\n%s", out);
+    cr_expect_not_null(strstr(out, "ppl 1 windows of 2048: done"), "%s", out);
+    /* a prompt of over 512 tokens: a line between its chunks, then the decode steps */
+    char prompt[2048] = "";
+    for (int i = 0; i < 150; i++) strcat(prompt, "The cat sat. ");
+    snprintf(args, sizeof args, "generate -m '%s' -p '%s' -n 5 -t 1", model, prompt);
+    cr_assert_eq(ctxbench_run(args, out, sizeof out), 0, "%s", out);
+    char label[64];
+    const char *pre = strstr(out, "prefill ");
+    cr_assert_not_null(pre, "%s", out);
+    cr_assert_eq(sscanf(pre, "prefill %63[0-9] prompt tokens", label), 1, "%s", out);
+    char full[96];
+    snprintf(full, sizeof full, "prefill %s prompt tokens", label);
+    n = progress_tokens(out, full, tok, 256);
+    mid = false;
+    for (int i = 0; i < n; i++) mid |= tok[i] == 512;
+    cr_expect(atol(label) > 512 && mid, "a line after the first chunk of the prompt:\n%s", out);
+    n = progress_tokens(out, "generate 5 tokens", tok, 256);
+    cr_expect_geq(n, 3, "lines from the decode steps (stdout is not a terminal):\n%s", out);
+}
+
+/* ------------------------------------------------------------------ dry run */
+
+static int count_lines_with(const char *text, const char *what) {
+    int n = 0;
+    for (const char *p = strstr(text, what); p; p = strstr(p + 1, what)) n++;
+    return n;
+}
+
+Test(sweep, dry_run_lists_every_cell_and_writes_nothing) {
+    char dir[64], out[128], model[512], args[2048];
+    static char text[1 << 16];
+    test_temp_dir(dir, sizeof dir, "sweep");
+    snprintf(out, sizeof out, "%s/d.h5", dir);
+    shared_path(model, sizeof model, "models/stories260K.gguf");
+    /* 2 methods x 2 tasks x 3 lengths; a 1M-token session is gigabytes, over 64 MiB */
+    snprintf(args, sizeof args,
+             "sweep -m '%s' --methods baseline,pi:factor=2 --tasks ppl,passkey --lengths 256,512,1048576 "
+             "--task-opt 'ppl:max_windows=2;passkey:depths=1' --mem-limit 64 -t 1 -o '%s' --dry-run",
+             model, out);
+    cr_assert_eq(ctxbench_run(args, text, sizeof text), 0, "%s", text);
+    cr_expect_eq(access(out, F_OK), -1, "no results file");
+    cr_expect_eq(count_lines_with(text, "/12] "), 12, "every cell listed:\n%s", text);
+    cr_expect_eq(count_lines_with(text, "L=1048576 ("), 4, "%s", text);
+    cr_expect_eq(count_lines_with(text, "will be skipped: needs "), 4, "the 1M cells named as too big:\n%s", text);
+    cr_expect_not_null(strstr(text, "[ 1/12] ppl baseline L=256 (max_windows=2): session 256 tokens, "), "%s", text);
+    cr_expect_not_null(strstr(text, "12 cells: 0 done before, 8 to run, estimated "), "%s", text);
+    cr_expect_not_null(strstr(text, "4 will not run: ppl baseline L=1048576, ppl pi:factor=2 L=1048576"), "%s", text);
+    cr_expect_not_null(strstr(text, "Nothing was run or written."), "%s", text);
+    cr_expect_null(strstr(text, "tokens, ETA"), "no cell ran:\n%s", text);
+
+    /* A real run of a part of the grid: the sweep warns about the cell that will not fit
+     * before it starts; the dry run then counts the done cells and leaves the file as it was. */
+    snprintf(args, sizeof args,
+             "sweep -m '%s' --methods baseline --tasks ppl --lengths 256,1048576 --task-opt 'ppl:max_windows=2' "
+             "--mem-limit 64 -t 1 -o '%s'", model, out);
+    cr_assert_eq(ctxbench_run(args, text, sizeof text), 0, "%s", text);
+    const char *warn = strstr(text, "sweep: warning: 1 cell will be skipped, its session needs more than the 64 MiB "
+                                    "available: ppl baseline L=1048576 (");
+    cr_expect_not_null(warn, "%s", text);
+    cr_expect(warn && warn < strstr(text, "[1/2] ppl baseline L=256 ..."), "the warning comes first:\n%s", text);
+    cr_expect_not_null(strstr(text, "1 done, 1 skipped"), "%s", text);
+    struct stat before, after;
+    cr_assert_eq(stat(out, &before), 0);
+    char *bytes_before = test_read_text(out);
+    snprintf(args, sizeof args,
+             "sweep -m '%s' --methods baseline,pi:factor=2 --tasks ppl,passkey --lengths 256,512,1048576 "
+             "--task-opt 'ppl:max_windows=2;passkey:depths=1' --mem-limit 64 -t 1 -o '%s' --dry-run",
+             model, out);
+    cr_assert_eq(ctxbench_run(args, text, sizeof text), 0, "%s", text);
+    cr_expect_not_null(strstr(text, "[ 1/12] ppl baseline L=256 (max_windows=2): done before"), "%s", text);
+    cr_expect_not_null(strstr(text, "12 cells: 1 done before, 7 to run"), "%s", text);
+    cr_assert_eq(stat(out, &after), 0);
+    cr_expect(before.st_mtime == after.st_mtime && before.st_size == after.st_size &&
+                  before.st_ino == after.st_ino, "the results file is untouched");
+    free(bytes_before);
+    test_rm_rf(dir);
+}
+
+Test(sweep, cell_time_estimate_prices_the_tasks_work) {
+    /* the causal pairs of task_work_sequences against a plain count */
+    struct task_work w = {0};
+    task_work_sequences(&w, 2, 100, 7);
+    double pairs = 0;
+    for (int i = 0; i < 107; i++) pairs += i + 1;
+    cr_expect_float_eq(w.attn_pairs, 2 * pairs, 1e-9);
+    cr_expect_float_eq(w.prefill_tokens, 200, 0);
+    cr_expect_float_eq(w.decode_steps, 14, 0);
+    /* ppl at 4096 with max_tokens=16384: four windows of 4095 forward tokens */
+    struct sweep_task t = {.task = task_find("ppl")};
+    snprintf(t.settings, sizeof t.settings, "max_tokens=16384");
+    struct sweep_rates r = {.token_s = 1e-4, .pair_s = 1e-8, .step_s = 1e-3, .tokenize_s = 1e-6};
+    double want = 4 * (4095 * 1e-4 + 4095.0 * 4096 / 2 * 1e-8);
+    cr_expect_float_eq(sweep_cell_seconds(&r, &t, 4096), want, 1e-9 * want);
+    /* the toy task gives no work: unknown */
+    struct sweep_task toy = {.task = &toy_task};
+    cr_expect(isnan(sweep_cell_seconds(&r, &toy, 4096)));
+    /* the calibration measures positive rates on a real model */
+    struct runtime rt;
+    char model[512], err[512];
+    open_model(&rt, model, sizeof model);
+    cr_assert_eq(sweep_calibrate(&rt, &r, err, sizeof err), 0, "%s", err);
+    cr_expect(r.token_s > 0 && r.pair_s > 0 && r.step_s > 0 && r.tokenize_s > 0 && r.chunk_s > 0, "%g %g %g %g",
+              r.token_s, r.pair_s, r.step_s, r.tokenize_s);
+    cr_expect_geq(r.context, 1024 + 8);
+    runtime_close(&rt);
 }
