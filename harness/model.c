@@ -163,7 +163,11 @@ static uint64_t tensor_elems(const struct gguf_tensor *t) {
 
 struct model *model_load(const char *path, char *err, size_t errlen) {
     struct gguf *g = gguf_open(path, err, errlen);
-    if (!g) return NULL;
+    return g ? model_from_gguf(g, err, errlen) : NULL;
+}
+
+struct model *model_from_gguf(struct gguf *g, char *err, size_t errlen) {
+    const char *path = g->path;
     struct model *m = calloc(1, sizeof *m);
     if (!m) {
         snprintf(err, errlen, "%s: out of memory", path);

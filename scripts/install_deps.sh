@@ -3,6 +3,9 @@
 # As root it uses apt-get; otherwise it names the missing packages and fails.
 set -eu
 PKGS="build-essential pkg-config libopenblas-dev libhdf5-dev hdf5-tools libcsv-dev libcriterion-dev nettle-dev gnuplot-nox"
+# `install_deps.sh fuzz` (make fuzz, make fuzz-ci) adds clang and its libFuzzer runtime
+# (libclang_rt.fuzzer-x86_64.a); the normal build does not need them.
+[ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
