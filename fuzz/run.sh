@@ -19,6 +19,7 @@ for bin in "$build"/fuzz/fuzz_*; do
     log="$build/logs/$name.log"
     # -close_fd_mask=2: the library's own messages (rejected inputs) stay out of the log;
     # sanitizer reports and failed checks (fuzz_util.h) still appear in it.
+    LSAN_OPTIONS="suppressions=$(pwd)/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
     "$bin" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 -close_fd_mask=2 \
         -artifact_prefix="$build/crashes/$name-" "$work" >"$log" 2>&1
     rc=$?

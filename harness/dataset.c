@@ -452,6 +452,9 @@ static void csv_on_field(void *data, size_t len, void *st_) {
     if (st->row == 0) {
         size_t u = strlen(st->headers);
         snprintf(st->headers + u, sizeof st->headers - u, "%s%.*s", st->col ? ", " : "", (int)(len > 64 ? 64 : len), s);
+        /* the names go into a one-line message: no newlines or other control bytes from the file */
+        for (char *c = st->headers + u; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
         if (strlen(st->ds->field) == len && memcmp(s, st->ds->field, len) == 0 && st->want < 0) st->want = st->col;
     } else if (st->col == st->want) {
         if (add_doc(st->ds, s, len, st->err, st->errlen) != 0) st->failed = true;

@@ -218,6 +218,19 @@ Test(dataset, csv_column_by_header, .init = make_tmp, .fini = rm_tmp) {
     cr_assert(strstr(err, "title") && strstr(err, "id, body, text"), "%s", err);
 }
 
+/* Found by fuzz/fuzz_dataset: a quoted header holding a newline or other control byte
+ * went into the "no column" message as it was, splitting the one-line error. */
+Test(dataset, csv_missing_column_error_is_one_line, .init = make_tmp, .fini = rm_tmp) {
+    const char *p = WRITE("h.csv", "id,\"multi\r\nline\tname\",x\x01y\n1,a,b\n");
+    struct dataset ds;
+    char err[512], spec[600];
+    snprintf(spec, sizeof spec, "%s#body", p);
+    cr_assert_eq(dataset_load(spec, &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "no column 'body'"), "%s", err);
+    cr_assert(strstr(err, "id, multi?line?name, x?y"), "%s", err);   /* CRLF was LF by then */
+    for (const char *c = err; *c; c++) cr_assert((unsigned char)*c >= 0x20, "control byte in: %s", err);
+}
+
 Test(dataset, empty_and_missing_are_errors, .init = make_tmp, .fini = rm_tmp) {
     struct dataset ds;
     char err[512];
