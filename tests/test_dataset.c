@@ -361,6 +361,31 @@ Test(corpus, cache_hit_reads_without_rewriting, .init = make_tmp, .fini = rm_tmp
     model_free(m);
 }
 
+/* Found by fuzz/fuzz_dataset: a first document with no tokens left the id array NULL and
+ * the next copy did pointer arithmetic on it (undefined behaviour; fails under
+ * `make check-asan`, where UBSan stops on it). */
+Test(corpus, document_without_tokens_first, .init = make_tmp, .fini = rm_tmp) {
+    struct model *m = load_model("models/stories260K.gguf");
+    char empty[] = "", story[] = "Once upon a time.";
+    char *docs[] = {empty, story};
+    size_t lens[] = {0, sizeof story - 1};
+    struct dataset ds = {.spec = "hand-made", .format = DATASET_TXT, .n_docs = 2, .docs_cap = 2, .docs = docs,
+                         .doc_len = lens};
+    struct corpus c;
+    char err[512];
+    cr_assert_eq(corpus_load(&ds, m, NULL, &c, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(c.n_docs, 2);
+    cr_assert_eq(corpus_doc_len(&c, 0), 0);
+    int32_t *ids;
+    size_t n;
+    cr_assert_eq(tokenizer_encode(m->tok, story, sizeof story - 1, false, &ids, &n), 0);
+    cr_assert_eq(corpus_doc_len(&c, 1), (int64_t)n);
+    cr_assert_arr_eq(c.ids, ids, n * sizeof *ids);
+    free(ids);
+    corpus_free(&c);
+    model_free(m);
+}
+
 Test(corpus, tokenizer_hash_tells_vocabularies_apart, .init = make_tmp, .fini = rm_tmp) {
     struct model *m1 = load_model("models/stories260K.gguf");
     struct model *m1b = load_model("models/stories260K.gguf");
