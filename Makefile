@@ -37,7 +37,7 @@ LIB_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/regi
 TEST_SRC    := $(wildcard tests/test_*.c)
 TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
-.PHONY: all test test-baseline check-cross bench check-asan clean sweep sweep-dry-run plots deps run
+.PHONY: all test test-baseline check-cross bench check-asan clean sweep sweep-dry-run plots deps run fuzz fuzz-ci fuzz-build fuzz-bins
 all: $(BUILD)/ctxbench
 
 # Installs missing Debian packages (apt-get as root; otherwise says what to install).
@@ -168,4 +168,27 @@ run:
 	$(BUILD)/ctxbench report $(OUT)
 
 clean:
-	rm -rf build build-asan build-baseline
+	rm -rf build build-asan build-baseline build-fuzz
+
+# ---- fuzzing (fuzz/README.md) ----------------------------------------------------------
+# libFuzzer harnesses fuzz/fuzz_*.c, built with clang into build-fuzz (the library with
+# ASan + UBSan and fuzzer coverage, each harness linked with libFuzzer). Only these targets
+# need clang (scripts/install_deps.sh fuzz). `make fuzz FUZZ_TIME=60` runs each harness for
+# FUZZ_TIME seconds over a copy of its seed corpus fuzz/corpus/NAME and prints executions;
+# `make fuzz-ci` runs each for 30 s and fails on any crash, sanitizer report or leak.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_TIME  ?= 60
+FUZZ_OPT   := -O1 -g $(ARCH) -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+              -fno-sanitize-recover=undefined
+FUZZ_SRC   := $(wildcard fuzz/fuzz_*.c)
+fuzz-build:
+	@sh scripts/install_deps.sh fuzz
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang OPT="$(FUZZ_OPT)" fuzz-bins
+fuzz-bins: $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+$(BUILD)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) $(BUILD)/libctxbench.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) -Ifuzz $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libctxbench.a $(ALL_LDLIBS)
+fuzz: fuzz-build
+	CTXBENCH_SHARED=$(abspath $(SHARED)) sh fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TIME)
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_TIME=30

@@ -189,8 +189,7 @@ static int tokenize_all(const struct dataset *ds, const struct tokenizer *tok, s
             c->ids = grown;
             cap = want;
         }
-        /* an empty document has no ids, and ids may still be NULL: nothing to copy */
-        if (n) memcpy(c->ids + c->n_ids, ids, n * sizeof *ids);
+        if (n) memcpy(c->ids + c->n_ids, ids, n * sizeof *ids);   /* c->ids is still NULL after empty documents */
         free(ids);
         c->n_ids += (int64_t)n;
         c->doc_start[d + 1] = c->n_ids;

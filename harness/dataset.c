@@ -551,6 +551,26 @@ out:
 
 /* ---- loading ------------------------------------------------------------- */
 
+int dataset_load_bytes(struct dataset *ds, char *raw, size_t n, char *err, size_t errlen) {
+    uint8_t dg[32];
+    struct sha256 h;
+    sha256_begin(&h);
+    sha256_add(&h, raw, n);
+    sha256_end(&h, dg);
+    sha256_hex(dg, ds->sha256);
+    ds->bytes = n;
+    n = normalise(raw, n);
+    switch (ds->format) {
+    case DATASET_STORIES: return split_stories(ds, raw, n, err, errlen);
+    case DATASET_JSONL: return load_jsonl(ds, raw, n, err, errlen);
+    case DATASET_CSV: return load_csv(ds, raw, n, err, errlen);
+    case DATASET_DIR:
+        snprintf(err, errlen, "dataset '%s': a folder is not one file's bytes", ds->spec);
+        return -1;
+    default: return add_doc(ds, raw, n, err, errlen);
+    }
+}
+
 int dataset_load(const char *spec, struct dataset *ds, char *err, size_t errlen) {
     memset(ds, 0, sizeof *ds);
     if (spec && strlen(spec) >= sizeof ds->spec) {
@@ -569,20 +589,7 @@ int dataset_load(const char *spec, struct dataset *ds, char *err, size_t errlen)
             dataset_free(ds);
             return -1;
         }
-        uint8_t dg[32];
-        struct sha256 h;
-        sha256_begin(&h);
-        sha256_add(&h, raw, n);
-        sha256_end(&h, dg);
-        sha256_hex(dg, ds->sha256);
-        ds->bytes = n;
-        n = normalise(raw, n);
-        switch (ds->format) {
-        case DATASET_STORIES: rc = split_stories(ds, raw, n, err, errlen); break;
-        case DATASET_JSONL: rc = load_jsonl(ds, raw, n, err, errlen); break;
-        case DATASET_CSV: rc = load_csv(ds, raw, n, err, errlen); break;
-        default: rc = add_doc(ds, raw, n, err, errlen); break;
-        }
+        rc = dataset_load_bytes(ds, raw, n, err, errlen);
         free(raw);
     }
     if (rc == 0 && ds->n_docs == 0) {

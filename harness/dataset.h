@@ -49,6 +49,13 @@ int dataset_resolve(const char *spec, char *path, size_t cap, enum dataset_forma
 int dataset_load(const char *spec, struct dataset *ds, char *err, size_t errlen);
 void dataset_free(struct dataset *ds);
 
+/* dataset_load's reader for one file whose bytes are already in memory (a fuzzer's
+ * input): the caller sets ds->spec, path, format (not DATASET_DIR) and field; raw holds
+ * n bytes plus room for a NUL and is normalised in place. Sets sha256 and bytes and
+ * appends the documents (possibly none). 0, or -1 + reason; dataset_free(ds) after
+ * either. */
+int dataset_load_bytes(struct dataset *ds, char *raw, size_t n, char *err, size_t errlen);
+
 /* Provenance line: "PATH sha256=HEX" into buf. */
 const char *dataset_provenance(const struct dataset *ds, char *buf, size_t cap);
 

@@ -268,34 +268,14 @@ static bool read_tensor_info(struct cursor *c, struct gguf_tensor *t, uint64_t i
     return true;
 }
 
-struct gguf *gguf_open(const char *path, char *err, size_t errlen) {
-    struct cursor c = { .path = path, .err = err, .errlen = errlen };
-    if (err && errlen) err[0] = '\0';
-
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { fail(&c, "cannot open: %s", strerror(errno)); return NULL; }
-    struct stat st;
-    if (fstat(fd, &st) != 0) { fail(&c, "cannot stat: %s", strerror(errno)); close(fd); return NULL; }
-    if (!S_ISREG(st.st_mode)) { fail(&c, "not a regular file"); close(fd); return NULL; }
-    if (st.st_size < 24) {
-        fail(&c, "file is %lld bytes, too small to be GGUF (the header alone is 24)", (long long)st.st_size);
-        close(fd);
-        return NULL;
-    }
-    size_t size = (size_t)st.st_size;
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) { fail(&c, "cannot mmap: %s", strerror(errno)); close(fd); return NULL; }
-
-    struct gguf *g = calloc(1, sizeof *g);
-    if (!g) { fail(&c, "out of memory"); munmap(map, size); close(fd); return NULL; }
-    snprintf(g->path, sizeof g->path, "%s", path);
-    g->fd = fd;
-    g->map = map;
-    g->size = size;
+/* Validates the whole image g->map[0, g->size) and fills g; the cursor carries the
+ * name used in error messages. Closes g and returns NULL on failure. */
+static struct gguf *parse(struct gguf *g, struct cursor *cur) {
+    struct cursor c = *cur;
+    size_t size = g->size;
     g->alignment = GGUF_DEFAULT_ALIGNMENT;
-    c.base = map;
+    c.base = g->map;
     c.size = size;
-
     const struct gguf_str **names = NULL;
     const void *magic = NULL;
     if (!take(&c, 4, "magic", &magic)) goto bad;
@@ -397,6 +377,50 @@ bad:
     return NULL;
 }
 
+struct gguf *gguf_open(const char *path, char *err, size_t errlen) {
+    struct cursor c = { .path = path, .err = err, .errlen = errlen };
+    if (err && errlen) err[0] = '\0';
+
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { fail(&c, "cannot open: %s", strerror(errno)); return NULL; }
+    struct stat st;
+    if (fstat(fd, &st) != 0) { fail(&c, "cannot stat: %s", strerror(errno)); close(fd); return NULL; }
+    if (!S_ISREG(st.st_mode)) { fail(&c, "not a regular file"); close(fd); return NULL; }
+    if (st.st_size < 24) {
+        fail(&c, "file is %lld bytes, too small to be GGUF (the header alone is 24)", (long long)st.st_size);
+        close(fd);
+        return NULL;
+    }
+    size_t size = (size_t)st.st_size;
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) { fail(&c, "cannot mmap: %s", strerror(errno)); close(fd); return NULL; }
+
+    struct gguf *g = calloc(1, sizeof *g);
+    if (!g) { fail(&c, "out of memory"); munmap(map, size); close(fd); return NULL; }
+    snprintf(g->path, sizeof g->path, "%s", path);
+    g->fd = fd;
+    g->map = map;
+    g->size = size;
+    g->owns_map = true;
+    return parse(g, &c);
+}
+
+struct gguf *gguf_open_memory(const void *data, size_t size, const char *name, char *err, size_t errlen) {
+    struct cursor c = { .path = name, .err = err, .errlen = errlen };
+    if (err && errlen) err[0] = '\0';
+    if (size < 24) {
+        fail(&c, "%zu bytes, too small to be GGUF (the header alone is 24)", size);
+        return NULL;
+    }
+    struct gguf *g = calloc(1, sizeof *g);
+    if (!g) { fail(&c, "out of memory"); return NULL; }
+    snprintf(g->path, sizeof g->path, "%s", name);
+    g->fd = -1;
+    g->map = data;
+    g->size = size;
+    return parse(g, &c);
+}
+
 void gguf_close(struct gguf *g) {
     if (!g) return;
     if (g->kv) {
@@ -405,7 +429,7 @@ void gguf_close(struct gguf *g) {
         free(g->kv);
     }
     free(g->tensors);
-    if (g->map) munmap((void *)g->map, g->size);
+    if (g->map && g->owns_map) munmap((void *)g->map, g->size);
     if (g->fd >= 0) close(g->fd);
     free(g);
 }

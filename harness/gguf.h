@@ -69,11 +69,16 @@ struct gguf {
     uint64_t n_tensors;
     struct gguf_tensor *tensors;
     size_t data_offset;
+    bool owns_map;               /* false for gguf_open_memory: the caller's bytes are not unmapped */
 };
 
 /* Opens and validates the whole file. On failure returns NULL and writes a
  * one-line reason (naming the file and the problem) into err. */
 struct gguf *gguf_open(const char *path, char *err, size_t errlen);
+/* The same over a GGUF image already in memory (a fuzzer's input, an embedded file):
+ * `name` stands for the path in messages, and data must stay valid and unchanged
+ * until gguf_close, which does not free it. */
+struct gguf *gguf_open_memory(const void *data, size_t size, const char *name, char *err, size_t errlen);
 void gguf_close(struct gguf *g);
 
 const struct gguf_kv *gguf_find_kv(const struct gguf *g, const char *key);

@@ -189,9 +189,24 @@ static uint64_t tensor_elems(const struct gguf_tensor *t) {
     return n;
 }
 
+/* False + reason when t is an F32 tensor whose data is not 4-byte aligned. */
+static bool f32_aligned(const struct gguf *g, const struct gguf_tensor *t, char *err, size_t errlen) {
+    if (!t || t->type != GGML_TYPE_F32 || (uintptr_t)t->data % sizeof(float) == 0) return true;
+    snprintf(err, errlen,
+             "%s: F32 tensor %.*s is not 4-byte aligned (file offset %llu, general.alignment %llu); "
+             "ctxbench reads F32 tensors in place",
+             g->path, (int)t->name.len, t->name.ptr, (unsigned long long)((const uint8_t *)t->data - g->map),
+             (unsigned long long)g->alignment);
+    return false;
+}
+
 struct model *model_load(const char *path, char *err, size_t errlen) {
     struct gguf *g = gguf_open(path, err, errlen);
-    if (!g) return NULL;
+    return g ? model_from_gguf(g, err, errlen) : NULL;
+}
+
+struct model *model_from_gguf(struct gguf *g, char *err, size_t errlen) {
+    const char *path = g->path;
     struct model *m = calloc(1, sizeof *m);
     if (!m) {
         snprintf(err, errlen, "%s: out of memory", path);
@@ -295,6 +310,19 @@ struct model *model_load(const char *path, char *err, size_t errlen) {
         snprintf(err, errlen, "%s: tensor output_norm.weight must be F32", path);
         goto fail;
     }
+
+    /* F32 tensors are read in place through float pointers, which needs 4-byte alignment;
+     * a file with general.alignment 1 or 2 may place them anywhere. */
+    bool aligned = f32_aligned(g, m->tok_embd, err, errlen) && f32_aligned(g, m->output_norm, err, errlen) &&
+                   f32_aligned(g, m->output, err, errlen);
+    for (int l = 0; l < c->n_layers && aligned; l++) {
+        const struct layer_weights *w = &m->layers[l];
+        const struct gguf_tensor *used[] = {w->attn_norm, w->wq, w->wk,       w->wv,     w->wo,   w->bq,
+                                            w->bk,        w->bv, w->ffn_norm, w->w_gate, w->w_up, w->w_down};
+        for (size_t i = 0; i < sizeof used / sizeof used[0] && aligned; i++)
+            aligned = f32_aligned(g, used[i], err, errlen);
+    }
+    if (!aligned) goto fail;
 
     /* Parameter count and the dominant matrix type, for reports. */
     uint64_t by_type[64] = {0};

@@ -70,6 +70,9 @@ struct model {
  * block_count): anything else is refused by name rather than silently ignored.
  * NULL + one-line reason on failure. */
 struct model *model_load(const char *path, char *err, size_t errlen);
+/* The same from an open GGUF (e.g. gguf_open_memory), which the model takes over:
+ * model_free closes it, and so does a failure here. */
+struct model *model_from_gguf(struct gguf *g, char *err, size_t errlen);
 void model_free(struct model *m);
 
 /* The model's own RoPE inverse frequencies, base^(-2i/n_rot) / rope_freqs[i] (no divisor

@@ -7,7 +7,10 @@ PKGS="build-essential pkg-config libopenblas-dev libhdf5-dev hdf5-tools libcsv-d
 for group in "$@"; do
     case "$group" in
         cross) PKGS="$PKGS gcc-aarch64-linux-gnu" ;;
-        *) echo "install_deps.sh: unknown package group '$group' (known: cross)" >&2; exit 2 ;;
+        # make fuzz, make fuzz-ci: clang and its libFuzzer runtime (libclang_rt.fuzzer-x86_64.a);
+        # the normal build does not need them.
+        fuzz) PKGS="$PKGS clang libclang-rt-14-dev" ;;
+        *) echo "install_deps.sh: unknown package group '$group' (known: cross, fuzz)" >&2; exit 2 ;;
     esac
 done
 missing=""

@@ -414,6 +414,20 @@ Test(dataset, messages_show_input_escaped, .init = make_tmp, .fini = rm_tmp) {
     cr_assert(strstr(err, "a=\\x7F"), "%s", err);
 }
 
+/* Found by fuzz/fuzz_dataset: a quoted header holding a newline or other control byte
+ * went into the "no column" message as it was, splitting the one-line error. The names
+ * are shown escaped. */
+Test(dataset, csv_missing_column_error_is_one_line, .init = make_tmp, .fini = rm_tmp) {
+    const char *p = WRITE("h.csv", "id,\"multi\r\nline\tname\",x\x01y\n1,a,b\n");
+    struct dataset ds;
+    char err[512], spec[600];
+    snprintf(spec, sizeof spec, "%s#body", p);
+    cr_assert_eq(dataset_load(spec, &ds, err, sizeof err), -1);
+    cr_assert(strstr(err, "no column 'body'"), "%s", err);
+    cr_assert(strstr(err, "id, multi\\nline\\tname, x\\x01y"), "%s", err);   /* CRLF was LF by then */
+    for (const char *c = err; *c; c++) cr_assert((unsigned char)*c >= 0x20, "control byte in: %s", err);
+}
+
 Test(dataset, empty_and_missing_are_errors, .init = make_tmp, .fini = rm_tmp) {
     struct dataset ds;
     char err[512];
@@ -580,6 +594,30 @@ Test(corpus, empty_documents_are_safe, .init = make_tmp, .fini = rm_tmp) {
     cr_assert_eq(corpus_require(&c, &ds, 1, "ppl", err, sizeof err), -1);
     corpus_free(&c);
     free(ids);
+}
+
+/* Found by fuzz/fuzz_dataset: a first document with no tokens left the id array NULL and
+ * the next copy did pointer arithmetic on it (undefined behaviour; fails under
+ * `make check-asan`, where UBSan stops on it). */
+Test(corpus, document_without_tokens_first, .init = make_tmp, .fini = rm_tmp) {
+    struct model *m = load_model("models/stories260K.gguf");
+    char empty[] = "", story[] = "Once upon a time.";
+    char *docs[] = {empty, story};
+    size_t lens[] = {0, sizeof story - 1};
+    struct dataset ds = {.spec = "hand-made", .format = DATASET_TXT, .n_docs = 2, .docs_cap = 2, .docs = docs,
+                         .doc_len = lens};
+    struct corpus c;
+    char err[512];
+    cr_assert_eq(corpus_load(&ds, m, NULL, &c, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(c.n_docs, 2);
+    cr_assert_eq(corpus_doc_len(&c, 0), 0);
+    int32_t *ids;
+    size_t n;
+    cr_assert_eq(tokenizer_encode(m->tok, story, sizeof story - 1, false, &ids, &n), 0);
+    cr_assert_eq(corpus_doc_len(&c, 1), (int64_t)n);
+    cr_assert_arr_eq(c.ids, ids, n * sizeof *ids);
+    free(ids);
+    corpus_free(&c);
     model_free(m);
 }
 

@@ -574,3 +574,43 @@ Test(runtime, thread_creation_failure_is_named, .timeout = 60) {
     cr_assert(strstr(got, want) != NULL, "expected '%s' in: %s", want, got);
     cr_assert(strstr(got, "out of memory") == NULL, "%s", got);
 }
+
+/* Found by fuzz/fuzz_gguf: GGUF allows general.alignment 1, so an F32 tensor may start
+ * at any byte, and the backend reads F32 norms and matrices in place through float
+ * pointers (undefined behaviour when misaligned). The same bytes one byte off in memory
+ * stand for such a file here: the loader must refuse them, and accept them aligned. */
+Test(model_load, misaligned_f32_tensors_are_rejected) {
+    char path[] = "/tmp/ctxbench-test-model-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    struct synth_spec sp;
+    cr_assert(synth_preset("tiny", &sp));
+    sp.dim = 8, sp.n_layers = 1, sp.n_heads = 2, sp.n_kv_heads = 1, sp.ffn_dim = 8, sp.n_vocab = 260;
+    sp.weight_type = GGML_TYPE_F32;
+    cr_assert_eq(synth_write(path, &sp, err, sizeof err), 0, "%s", err);
+    FILE *f = fopen(path, "rb");
+    cr_assert(f);
+    fseek(f, 0, SEEK_END);
+    size_t n = (size_t)ftell(f);
+    rewind(f);
+    uint8_t *buf = malloc(n + 1);   /* malloc's alignment: buf is aligned, buf + 1 is not */
+    cr_assert_eq(fread(buf + 1, 1, n, f), n);
+    fclose(f);
+    unlink(path);
+
+    struct gguf *g = gguf_open_memory(buf + 1, n, "off-by-one.gguf", err, sizeof err);
+    cr_assert(g, "%s", err);   /* a valid GGUF image: the reader does not care */
+    cr_assert_null(model_from_gguf(g, err, sizeof err));
+    cr_assert(strstr(err, "off-by-one.gguf: F32 tensor") && strstr(err, "not 4-byte aligned"), "%s", err);
+    cr_assert_null(strchr(err, '\n'));
+
+    memmove(buf, buf + 1, n);
+    g = gguf_open_memory(buf, n, "aligned.gguf", err, sizeof err);
+    cr_assert(g, "%s", err);
+    struct model *m = model_from_gguf(g, err, sizeof err);
+    cr_assert(m, "%s", err);
+    cr_assert_eq(m->cfg.dim, 8);
+    model_free(m);
+    free(buf);
+}
