@@ -65,10 +65,6 @@ $(BUILD)/obj/gen/registry_list.o: $(GEN_SRC) harness/registry.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
-# GCC prints an informational ABI note for attention.c's 64-byte vectors on targets
-# without AVX-512 even where the file silences -Wpsabi (see the comment there).
-$(BUILD)/obj/harness/attention.o: CTX_CFLAGS += -Wno-psabi
-
 $(BUILD)/libctxbench.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -95,9 +91,11 @@ check-asan:
 	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) UBSAN_OPTIONS=print_stacktrace=1 \
 	$(MAKE) BUILD=build-asan OPT="-O1 $(ARCH) -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
-# The same suite built for the baseline target instead of this machine's CPU.
-test-baseline:
+# The same suite built for the baseline target instead of this machine's CPU; then both
+# builds run the same cells and must agree to the last bit.
+test-baseline: $(BUILD)/ctxbench
 	$(MAKE) BUILD=build-baseline ARCH='$(BASELINE_ARCH)' test
+	CTXBENCH_SHARED=$(abspath $(SHARED)) sh scripts/check_same_results.sh $(BUILD)/ctxbench build-baseline/ctxbench
 
 # Every source compiles for aarch64 (a cross compiler from Debian, gcc-aarch64-linux-gnu;
 # objects only: the libraries it links with are this machine's). The generated sources

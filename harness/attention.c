@@ -39,26 +39,35 @@
 #define DEFAULT_TASK_ROWS 128   /* tile_q defaults to this / (query heads per kv head) */
 #define DEFAULT_TILE_K 128
 
-/* ---- 16-wide float vectors (GCC/Clang vector extensions). The width is fixed
- * at 16 lanes whatever the target: the compiler maps a vector onto one AVX-512
- * register, two AVX2 or four SSE registers, and every lane op and the fixed
- * reduction order in hsum16/hmax16 stay the same, so the kernel gives the same
- * bits on every x86-64 (and aarch64) target. The helpers below are static and
- * always inlined and no vector crosses this file's boundary, so the -Wpsabi
- * diagnostic ("AVX512F vector return without AVX512F enabled changes the ABI"),
- * which concerns calls between objects compiled for different targets, cannot
- * apply: it is silenced in this file only, on every compiler and target. ---- */
+/* ---- Vectors for the softmax rows (GCC/Clang vector extensions). ----
+ *
+ * A vector is as wide as the target's registers (16 floats with AVX-512, 8 with
+ * AVX2, 4 with SSE or NEON), so no target pays for vectors it cannot hold and no
+ * vector crosses an ABI the target lacks. The arithmetic does not depend on that
+ * width: every element goes through the same operations in the same order, and
+ * the one reduction that rounds (the row sum) keeps 16 partial sums, lane l
+ * summing elements l, l + 16, l + 32, ..., folded in one fixed tree. So the kernel
+ * gives the same bits on every x86-64 and aarch64 target. */
 
-typedef float f32x16 __attribute__((vector_size(64)));
-typedef int32_t i32x16 __attribute__((vector_size(64)));
+#if defined(__AVX512F__)
+#define VLANES 16
+#elif defined(__AVX2__)
+#define VLANES 8
+#else
+#define VLANES 4
+#endif
+#define SUM_LANES 16                     /* partial sums of a row sum, on every target */
+#define VPARTS (SUM_LANES / VLANES)      /* vectors per 16 elements */
 
-#pragma GCC diagnostic ignored "-Wpsabi"   /* GCC and Clang both read this */
+typedef float vf32 __attribute__((vector_size(VLANES * 4)));
+typedef int32_t vi32 __attribute__((vector_size(VLANES * 4)));
+
 #define VEC_INLINE static inline __attribute__((always_inline))
 
-VEC_INLINE f32x16 load16(const float *p) { f32x16 v; memcpy(&v, p, sizeof v); return v; }
-VEC_INLINE void store16(float *p, f32x16 v) { memcpy(p, &v, sizeof v); }
-VEC_INLINE f32x16 select16(i32x16 mask, f32x16 yes, f32x16 no) {
-    return (f32x16)((mask & (i32x16)yes) | (~mask & (i32x16)no));
+VEC_INLINE vf32 vload(const float *p) { vf32 v; memcpy(&v, p, sizeof v); return v; }
+VEC_INLINE void vstore(float *p, vf32 v) { memcpy(p, &v, sizeof v); }
+VEC_INLINE vf32 vselect(vi32 mask, vf32 yes, vf32 no) {
+    return (vf32)((mask & (vi32)yes) | (~mask & (vi32)no));
 }
 
 /* exp(x) for x <= 88 (the softmax only asks for x <= 0), to about 2 ulp;
@@ -66,86 +75,73 @@ VEC_INLINE f32x16 select16(i32x16 mask, f32x16 yes, f32x16 no) {
  * |r| <= ln2/2, exp(r) by a degree-7 polynomial, 2^n by building the float
  * exponent. libm's expf does not vectorise here, and the softmax needs one exp
  * per logit. */
-VEC_INLINE f32x16 exp16(f32x16 x) {
-    const f32x16 zero = { 0 };
-    i32x16 underflow = x < -87.0f;
-    x = select16(underflow, zero, x);                   /* keep the arithmetic finite */
+VEC_INLINE vf32 vexp(vf32 x) {
+    const vf32 zero = { 0 };
+    vi32 underflow = x < -87.0f;
+    x = vselect(underflow, zero, x);                    /* keep the arithmetic finite */
     const float round_magic = 12582912.0f;              /* 1.5 * 2^23: rounds to an integer */
-    f32x16 n = (x * 1.44269504088896341f + round_magic) - round_magic;
-    f32x16 r = x - n * 0.693359375f - n * -2.12194440e-4f;
-    f32x16 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    vf32 n = (x * 1.44269504088896341f + round_magic) - round_magic;
+    vf32 r = x - n * 0.693359375f - n * -2.12194440e-4f;
+    vf32 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    f32x16 e = p * r * r + r + 1.0f;
-    i32x16 two_n = (__builtin_convertvector(n, i32x16) + 127) << 23;
-    return (f32x16)((i32x16)(e * (f32x16)two_n) & ~underflow);
+    vf32 e = p * r * r + r + 1.0f;
+    vi32 two_n = (__builtin_convertvector(n, vi32) + 127) << 23;
+    return (vf32)((vi32)(e * (vf32)two_n) & ~underflow);
 }
 
-/* Horizontal max and sum: fold halves onto each other (4 steps, not 15). */
-#define SWAP8(v) __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)
-#define SWAP4(v) __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11)
-#define SWAP2(v) __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13)
-#define SWAP1(v) __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14)
+VEC_INLINE vf32 vmax(vf32 a, vf32 b) { return vselect(a > b, a, b); }
 
-VEC_INLINE f32x16 max16(f32x16 a, f32x16 b) { return select16(a > b, a, b); }
-
-VEC_INLINE float hmax16(f32x16 v) {
-    v = max16(v, SWAP8(v));
-    v = max16(v, SWAP4(v));
-    v = max16(v, SWAP2(v));
-    v = max16(v, SWAP1(v));
-    return v[0];
-}
-
-VEC_INLINE float hsum16(f32x16 v) {
-    v += SWAP8(v);
-    v += SWAP4(v);
-    v += SWAP2(v);
-    v += SWAP1(v);
-    return v[0];
+/* Elements [0, n) of p (n < VLANES: the tail of a row), padded with -inf (exp gives 0). */
+VEC_INLINE vf32 vload_tail(const float *p, int n) {
+    float buf[VLANES];
+    for (int i = 0; i < VLANES; i++) buf[i] = i < n ? p[i] : -INFINITY;
+    return vload(buf);
 }
 
 /* dst[i] = src[i] * factor (dst may be src). */
 static void scale_row(float *dst, const float *src, int n, float factor) {
     int i = 0;
-    for (; i + 16 <= n; i += 16) store16(dst + i, load16(src + i) * factor);
+    for (; i + VLANES <= n; i += VLANES) vstore(dst + i, vload(src + i) * factor);
     for (; i < n; i++) dst[i] = src[i] * factor;
 }
 
-/* The last n % 16 elements of a row, padded with -inf (exp gives 0). */
-VEC_INLINE f32x16 load_tail(const float *p, int n) {
-    float buf[16];
-    for (int i = 0; i < 16; i++) buf[i] = i < n ? p[i] : -INFINITY;
-    return load16(buf);
-}
-
+/* The largest of s[0..n) (a maximum is exact: any order gives the same value). */
 static float row_max(const float *s, int n) {
-    f32x16 m = load_tail(s, 0);                         /* all -inf */
+    vf32 m = vload_tail(s, 0);                          /* all -inf */
     int j = 0;
-    for (; j + 16 <= n; j += 16) {
-        m = max16(m, load16(s + j));
-    }
-    if (j < n) m = max16(m, load_tail(s + j, n - j));
-    return hmax16(m);
+    for (; j + VLANES <= n; j += VLANES) m = vmax(m, vload(s + j));
+    if (j < n) m = vmax(m, vload_tail(s + j, n - j));
+    float best = m[0];
+    for (int l = 1; l < VLANES; l++) best = m[l] > best ? m[l] : best;
+    return best;
 }
 
-/* s[j] = exp(s[j] - max); returns the sum. */
+/* s[j] = exp(s[j] - max); returns the sum: 16 partial sums (see above) folded
+ * halves onto halves, ((l + 8) onto l, then + 4, + 2, + 1). */
 static float exp_row(float *s, int n, float max) {
-    f32x16 sum = { 0 };
+    vf32 sum[VPARTS];
+    memset(sum, 0, sizeof sum);
     int j = 0;
-    for (; j + 16 <= n; j += 16) {
-        f32x16 e = exp16(load16(s + j) - max);
-        store16(s + j, e);
-        sum += e;
+    for (; j + SUM_LANES <= n; j += SUM_LANES)
+        for (int p = 0; p < VPARTS; p++) {
+            vf32 e = vexp(vload(s + j + p * VLANES) - max);
+            vstore(s + j + p * VLANES, e);
+            sum[p] += e;
+        }
+    for (int p = 0; p < VPARTS && j + p * VLANES < n; p++) {   /* the last n % 16 elements */
+        int k = j + p * VLANES, left = n - k;
+        vf32 e = vexp((left >= VLANES ? vload(s + k) : vload_tail(s + k, left)) - max);
+        memcpy(s + k, &e, (size_t)(left < VLANES ? left : VLANES) * sizeof(float));
+        sum[p] += e;
     }
-    if (j < n) {
-        f32x16 e = exp16(load_tail(s + j, n - j) - max);
-        memcpy(s + j, &e, (size_t)(n - j) * sizeof(float));
-        sum += e;
-    }
-    return hsum16(sum);
+    float lanes[SUM_LANES];
+    for (int p = 0; p < VPARTS; p++) vstore(lanes + p * VLANES, sum[p]);
+    for (int half = SUM_LANES / 2; half >= 1; half /= 2)
+        for (int l = 0; l < half; l++) lanes[l] += lanes[l + half];
+    return lanes[0];
 }
 
 /* ---- The plan of one call and the tasks ---- */
