@@ -594,6 +594,7 @@ Test(corpus, empty_documents_are_safe, .init = make_tmp, .fini = rm_tmp) {
     cr_assert_eq(corpus_require(&c, &ds, 1, "ppl", err, sizeof err), -1);
     corpus_free(&c);
     free(ids);
+    model_free(m);
 }
 
 /* Found by fuzz/fuzz_dataset: a first document with no tokens left the id array NULL and
