@@ -21,7 +21,7 @@ static const char *help =
     "  a skipped or failed cell has one row with empty metric and value and the reason in error.\n"
     "Wide form (--wide): one row per cell, the same leading columns (no metric/value), then\n"
     "  peak_rss_mib and one column per result scalar name (empty where a cell lacks it).\n"
-    "  -o, --out FILE   output file (default: stdout); written beside FILE and renamed into place,\n"
+    "  -o, --out FILE   output file (default, or -: stdout); written beside FILE and renamed into place,\n"
     "                   never the results file itself\n";
 
 static const char *const key_cols[] = {"cell", "model", "model_sha256", "method", "task", "task_settings",
@@ -141,7 +141,7 @@ int cmd_export(int argc, char **argv) {
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
-        if (opt == 'o') out = optarg;
+        if (opt == 'o') out = strcmp(optarg, "-") == 0 ? NULL : optarg;   /* -o - : standard output */
         else if (opt == 1001) wide = true;
         else if (opt == 'h') { fputs(help, stdout); return 0; }
         else { fputs(help, stderr); return 2; }

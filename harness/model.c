@@ -157,6 +157,17 @@ static const struct gguf_tensor *want(const struct gguf *g, bool *used, const ch
     return t;
 }
 
+/* False + reason when t is an F32 tensor whose data is not 4-byte aligned. */
+static bool f32_aligned(const struct gguf *g, const struct gguf_tensor *t, char *err, size_t errlen) {
+    if (!t || t->type != GGML_TYPE_F32 || (uintptr_t)t->data % sizeof(float) == 0) return true;
+    snprintf(err, errlen,
+             "%s: F32 tensor %.*s is not 4-byte aligned (file offset %llu, general.alignment %llu); "
+             "ctxbench reads F32 tensors in place",
+             g->path, (int)t->name.len, t->name.ptr, (unsigned long long)((const uint8_t *)t->data - g->map),
+             (unsigned long long)g->alignment);
+    return false;
+}
+
 /* rope_freqs.weight (llama.cpp LLM_TENSOR_ROPE_FREQS, written by convert_hf_to_gguf for
  * Llama 3.1's "llama3" rope scaling): n_rot/2 F32 divisors of the rotary frequencies,
  * theta_i = base^(-2i/n_rot) / rope_freqs[i]. NULL when absent; false + err when unusable. */
@@ -172,6 +183,7 @@ static bool read_rope_freqs(const struct gguf *g, bool *used, const struct model
                  ggml_type_name(t->type, tb, sizeof tb));
         return false;
     }
+    if (!f32_aligned(g, t, err, errlen)) return false;   /* read in place below and by every plan */
     const float *f = t->data;
     for (int i = 0; i < c->n_rot / 2; i++)
         if (!isfinite(f[i]) || !(f[i] > 0)) {
@@ -187,17 +199,6 @@ static uint64_t tensor_elems(const struct gguf_tensor *t) {
     uint64_t n = 1;
     for (uint32_t d = 0; d < t->n_dims; d++) n *= t->ne[d];
     return n;
-}
-
-/* False + reason when t is an F32 tensor whose data is not 4-byte aligned. */
-static bool f32_aligned(const struct gguf *g, const struct gguf_tensor *t, char *err, size_t errlen) {
-    if (!t || t->type != GGML_TYPE_F32 || (uintptr_t)t->data % sizeof(float) == 0) return true;
-    snprintf(err, errlen,
-             "%s: F32 tensor %.*s is not 4-byte aligned (file offset %llu, general.alignment %llu); "
-             "ctxbench reads F32 tensors in place",
-             g->path, (int)t->name.len, t->name.ptr, (unsigned long long)((const uint8_t *)t->data - g->map),
-             (unsigned long long)g->alignment);
-    return false;
 }
 
 struct model *model_load(const char *path, char *err, size_t errlen) {

@@ -66,6 +66,9 @@ void task_progress_step(struct task_progress *tp, double lo, double hi, long tok
 }
 
 void task_work_sequences(struct task_work *w, double times, double n_prefill, double n_decode) {
+    /* a length too short for the prompt does no work (the task refuses it) */
+    if (!(n_prefill > 0)) n_prefill = 0;
+    if (!(n_decode > 0)) n_decode = 0;
     w->prefill_tokens += times * n_prefill;
     w->decode_steps += times * n_decode;
     /* sum over i < n_prefill of (i + 1), then each step attends everything before it and itself */

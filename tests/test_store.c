@@ -856,3 +856,24 @@ Test(store, failed_export_keeps_the_previous_csv) {
     }
     test_rm_rf(dir);
 }
+
+/* `export -o -` writes to standard output, as `-` means for most tools: it used to create
+ * a file named "-" in the working directory. */
+Test(store, export_dash_is_standard_output) {
+    char dir[64], path[128], cmd[512];
+    test_temp_dir(dir, sizeof dir, "store");
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    write_three(path);
+    char *bin = realpath(ctxbench_bin(), NULL);
+    cr_assert_not_null(bin);
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' export r.h5 -o - > out.csv", dir, bin);
+    free(bin);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/-", dir);
+    cr_assert_neq(access(cmd, F_OK), 0, "a file named '-' was written");
+    snprintf(cmd, sizeof cmd, "%s/out.csv", dir);
+    char *text = test_read_text(cmd);
+    cr_assert(strncmp(text, "\"cell\",", 7) == 0 && strstr(text, "ppl.yarn:factor=4.L2048.aaaa"), "%s", text);
+    free(text);
+    test_rm_rf(dir);
+}
