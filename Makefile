@@ -145,7 +145,7 @@ TASKS     ?= ppl,passkey,first_sentence
 LENGTHS   ?= 1x:32x
 DATA      ?=
 OUT       ?= results/sweep.h5
-TASK_OPTS ?= ppl:max_tokens=16384;passkey:depths=2,trials=1;first_sentence:samples=2
+TASK_OPTS ?= ppl:max_tokens=8192;passkey:depths=2,trials=1;first_sentence:samples=1
 SEED      ?= 1
 # DRY_RUN=1 (or make sweep-dry-run): list every cell with its memory and estimated time
 # and the total, running nothing and writing nothing.
