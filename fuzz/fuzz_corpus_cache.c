@@ -26,9 +26,8 @@ static void cleanup(void) {
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    char path[1024], err[512];
-    model = model_load(fuzz_shared_path(path, sizeof path, "models/stories260K.gguf"), err, sizeof err);
-    if (!model) fuzz_setup_failed(path, err);
+    char err[512];
+    model = fuzz_load_stories260k();
     /* Two documents, as the stories reader makes them. */
     static const char text[] = "Once upon a time there was a cat.\n\nThe end.\n";
     char raw[sizeof text];

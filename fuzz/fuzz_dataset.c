@@ -19,9 +19,7 @@ static struct model *model;
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    char path[1024], err[512];
-    model = model_load(fuzz_shared_path(path, sizeof path, "models/stories260K.gguf"), err, sizeof err);
-    if (!model) fuzz_setup_failed(path, err);
+    model = fuzz_load_stories260k();
     return 0;
 }
 

@@ -23,6 +23,16 @@ static inline void fuzz_setup_failed(const char *what, const char *why) {
     exit(2);
 }
 
+#include "model.h"
+
+/* The model a harness tokenizes with (stories260K from ../shared), loaded once at start-up. */
+static inline struct model *fuzz_load_stories260k(void) {
+    char path[1024], err[512];
+    struct model *m = model_load(fuzz_shared_path(path, sizeof path, "models/stories260K.gguf"), err, sizeof err);
+    if (!m) fuzz_setup_failed(path, err);
+    return m;
+}
+
 /* A failed property: report it and abort, so libFuzzer saves the input. The message
  * goes where sanitizer reports go, which stays open when fuzz/run.sh has libFuzzer
  * close the harness's own stderr (-close_fd_mask=2, to keep the library's messages out

@@ -105,12 +105,7 @@ Test(cli, ppl_and_tokenize_run) {
 static int run_sh(char *out, size_t cap, const char *script) {
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "BIN='%s'; export BIN; { %s ; } 2>&1", ctxbench_bin(), script);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return test_shell_output(cmd, out, cap);
 }
 
 static bool one_line(const char *s) { return strchr(s, '\n') == s + strlen(s) - 1; }

@@ -47,17 +47,23 @@ static inline const char *ctxbench_bin(void) {
     return bin;
 }
 
-/* Runs `ctxbench ARGS` through the shell (ARGS is shell text), stdout and stderr into
- * out. Returns the exit status, or -1 when the program did not exit normally (a crash). */
-static inline int ctxbench_run(const char *args, char *out, size_t cap) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", ctxbench_bin(), args);
+/* Runs a shell command line, its stdout (and whatever it redirects there) into out.
+ * Returns the exit status, or -1 when the shell did not exit normally. */
+static inline int test_shell_output(const char *cmd, char *out, size_t cap) {
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p);
     size_t n = fread(out, 1, cap - 1, p);
     out[n] = 0;
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Runs `ctxbench ARGS` through the shell (ARGS is shell text), stdout and stderr into
+ * out. Returns the exit status, or -1 when the program did not exit normally (a crash). */
+static inline int ctxbench_run(const char *args, char *out, size_t cap) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", ctxbench_bin(), args);
+    return test_shell_output(cmd, out, cap);
 }
 
 /* Starts `ctxbench ARGS` ($CTXBENCH_BIN, set by make test; else build/ctxbench) with
