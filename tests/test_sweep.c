@@ -863,6 +863,15 @@ Test(sweep, cell_time_estimate_prices_the_tasks_work) {
     struct sweep_rates r = {.token_s = 1e-4, .pair_s = 1e-8, .step_s = 1e-3, .tokenize_s = 1e-6};
     double want = 4 * (4095 * 1e-4 + 4095.0 * 4096 / 2 * 1e-8);
     cr_expect_float_eq(sweep_cell_seconds(&r, &t, 4096), want, 1e-9 * want);
+    /* a length too short for a passkey prompt is no work, not negative work (it used to
+     * lower the dry run's total) */
+    struct sweep_task pk = {.task = task_find("passkey")};
+    snprintf(pk.settings, sizeof pk.settings, "depths=2,trials=1");
+    cr_expect_geq(sweep_cell_seconds(&r, &pk, TASK_MIN_LENGTH), 0);
+    struct task_work short_work = {0};
+    task_work_sequences(&short_work, 1, -9, 13);
+    cr_expect(short_work.prefill_tokens == 0 && short_work.attn_pairs >= 0, "%g %g", short_work.prefill_tokens,
+              short_work.attn_pairs);
     /* the toy task gives no work: unknown */
     struct sweep_task toy = {.task = &toy_task};
     cr_expect(isnan(sweep_cell_seconds(&r, &toy, 4096)));
