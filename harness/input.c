@@ -37,7 +37,11 @@ static ssize_t read_retry(int fd, char *buf, size_t n) {
 }
 
 char *input_read_file(const char *path, size_t *len, char *err, size_t errlen) {
-    const size_t limit = input_file_limit();
+    return input_read_file_max(path, input_file_limit(), len, err, errlen);
+}
+
+char *input_read_file_max(const char *path, size_t limit, size_t *len, char *err, size_t errlen) {
+    if (limit > INPUT_UNLIMITED) limit = INPUT_UNLIMITED;   /* limit + 1 below must not wrap */
     char lim[64];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {

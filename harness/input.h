@@ -7,6 +7,7 @@
 #define CTX_INPUT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 /* The most bytes a file read whole may have: 1 GiB. More than any text corpus this
@@ -23,6 +24,11 @@ size_t input_file_limit(void);
  * device) is read up to the limit and refused if there is more. A directory is refused.
  * NULL + one-line reason on failure. */
 char *input_read_file(const char *path, size_t *len, char *err, size_t errlen);
+
+/* The same with an explicit limit (at most INPUT_UNLIMITED), for files the harness
+ * itself wrote and sizes itself, such as a results file. */
+#define INPUT_UNLIMITED ((size_t)PTRDIFF_MAX - 1)
+char *input_read_file_max(const char *path, size_t limit, size_t *len, char *err, size_t errlen);
 
 /* Escaped form of user text for a message: \n \r \t and \\ as such, other control
  * characters, DEL, C1 controls, Unicode line separators and bidi overrides, and bytes

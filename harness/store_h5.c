@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "input.h"
 
 static const char *const status_names[] = {"absent", "done", "skipped", "failed"};
 
@@ -174,47 +175,6 @@ static char *str_cat(const char *a, const char *b) {
         memcpy(s + na, b, nb + 1);
     }
     return s;
-}
-
-/* Reads a whole file into a malloc'd buffer. 0, or -1 with errno. */
-static int read_whole(const char *path, void **buf_out, size_t *len_out) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    struct stat sb;
-    char *buf = NULL;
-    size_t len = 0;
-    if (fstat(fd, &sb) != 0) goto fail;
-    size_t cap = sb.st_size > 0 ? (size_t)sb.st_size : 1;
-    if ((off_t)cap != (sb.st_size > 0 ? sb.st_size : 1) || !(buf = malloc(cap))) {
-        errno = ENOMEM;
-        goto fail;
-    }
-    for (;;) {
-        if (len == cap) {   /* the file grew while we read it: keep going */
-            char *nb = cap <= ((size_t)-1) / 2 ? realloc(buf, 2 * cap) : NULL;
-            if (!nb) {
-                errno = ENOMEM;
-                goto fail;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) goto fail;
-        if (n == 0) break;
-        len += (size_t)n;
-    }
-    close(fd);
-    *buf_out = buf;
-    *len_out = len;
-    return 0;
-fail:;
-    int e = errno;
-    free(buf);
-    close(fd);
-    errno = e;
-    return -1;
 }
 
 /* File access: objects in the HDF5 1.8 format, readable by every HDF5 since 1.8
@@ -665,10 +625,7 @@ int store_put(struct store *st, const char *id, enum cell_status status, const s
     if (exists && check_writable(st->path, st->shown, err, errlen) != 0) return -1;
     void *image = NULL;
     size_t len = 0;
-    if (exists && read_whole(st->path, &image, &len) != 0) {
-        snprintf(err, errlen, "cannot read %s: %s", st->shown, strerror(errno));
-        return -1;
-    }
+    if (exists && !(image = input_read_file_max(st->path, INPUT_UNLIMITED, &len, err, errlen))) return -1;
     struct h5_quiet q;
     quiet_begin(&q);
     int rc = -1;
