@@ -191,9 +191,9 @@ fuzz-build:
 	@sh scripts/install_deps.sh fuzz
 	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang OPT="$(FUZZ_OPT)" fuzz-bins
 fuzz-bins: $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
-$(BUILD)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) $(BUILD)/libctxbench.a
+$(BUILD)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) tests/testutil.h $(BUILD)/libctxbench.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CPPFLAGS) -Ifuzz $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libctxbench.a $(ALL_LDLIBS)
+	$(CC) $(ALL_CPPFLAGS) -Ifuzz -Itests $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libctxbench.a $(ALL_LDLIBS)
 fuzz: fuzz-build
 	CTXBENCH_SHARED=$(abspath $(SHARED)) sh fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TIME)
 fuzz-ci:

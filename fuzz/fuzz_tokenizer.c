@@ -28,7 +28,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argv;
     for (size_t i = 0; i < N_VOCABS; i++) {
         char path[1024], err[512];
-        files[i] = gguf_open(fuzz_shared_path(path, sizeof path, vocab_files[i]), err, sizeof err);
+        files[i] = gguf_open(shared_path(path, sizeof path, vocab_files[i]), err, sizeof err);
         if (!files[i]) fuzz_setup_failed(path, err);
         toks[i] = tokenizer_load(files[i], err, sizeof err);
         if (!toks[i]) fuzz_setup_failed(path, err);

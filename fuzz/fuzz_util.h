@@ -1,4 +1,4 @@
-/* Shared by the libFuzzer harnesses (fuzz/README.md): finding ../shared, and the
+/* Shared by the libFuzzer harnesses (fuzz/README.md): loading the model, and the
  * checks every harness makes on the library's answers. A failed check calls abort(),
  * which libFuzzer reports as a crash with the input that caused it. */
 #ifndef CTX_FUZZ_UTIL_H
@@ -10,12 +10,7 @@
 
 #include <sanitizer/common_interface_defs.h>
 
-/* $CTXBENCH_SHARED/REL (default ../shared/REL, as the tests find it). */
-static inline const char *fuzz_shared_path(char *buf, size_t cap, const char *rel) {
-    const char *root = getenv("CTXBENCH_SHARED");
-    snprintf(buf, cap, "%s/%s", root && *root ? root : "../shared", rel);
-    return buf;
-}
+#include "testutil.h"   /* shared_path: ../shared as the tests find it */
 
 /* Start-up failures (a missing vocabulary file) are not findings: say so and stop. */
 static inline void fuzz_setup_failed(const char *what, const char *why) {
@@ -28,7 +23,7 @@ static inline void fuzz_setup_failed(const char *what, const char *why) {
 /* The model a harness tokenizes with (stories260K from ../shared), loaded once at start-up. */
 static inline struct model *fuzz_load_stories260k(void) {
     char path[1024], err[512];
-    struct model *m = model_load(fuzz_shared_path(path, sizeof path, "models/stories260K.gguf"), err, sizeof err);
+    struct model *m = model_load(shared_path(path, sizeof path, "models/stories260K.gguf"), err, sizeof err);
     if (!m) fuzz_setup_failed(path, err);
     return m;
 }
