@@ -17,18 +17,6 @@ static const char *help =
     "  -p, --prompt TEXT       the prompt (BOS added as the model's tokenizer says)\n"
     "  -n, --n-predict N       tokens to generate\n" CLI_RUN_HELP;
 
-/* Progress of the prompt's prefill from inside its forward pass (per chunk). */
-struct prefill_progress {
-    struct progress *p;
-    long done, total;
-};
-
-static void on_tokens(void *arg, int n) {
-    struct prefill_progress *pp = arg;
-    pp->done += n;
-    progress_update(pp->p, (double)pp->done / (double)pp->total, pp->done);
-}
-
 int cmd_generate(int argc, char **argv) {
     static const struct option longopts[] = {CLI_RUN_LONGOPTS,
                                              {"prompt", required_argument, 0, 'p'},
@@ -80,11 +68,11 @@ int cmd_generate(int argc, char **argv) {
     logits = malloc((size_t)c->n_vocab * sizeof(float));
     if (!s || !logits) { fprintf(stderr, "ctxbench: %s\n", s ? "out of memory" : err); goto out; }
     struct progress pg;
-    struct prefill_progress pp = {&pg, 0, (long)n};
+    struct progress_tokens pp = {&pg, 0, (long)n};
     char label[96];
     progress_init(&pg, stderr, isatty(fileno(stderr)), 0, NULL, 0);
     snprintf(label, sizeof label, "prefill %zu prompt tokens", n);
-    if (rt.be->session_set_progress) rt.be->session_set_progress(s, on_tokens, &pp);
+    if (rt.be->session_set_progress) rt.be->session_set_progress(s, progress_on_tokens, &pp);
     progress_begin(&pg, 0, label);
     int prefill = rt.be->eval(s, ids, NULL, (int)n, &fp, NULL, NULL, logits, err, sizeof err);
     progress_end(&pg, prefill == 0 ? "done" : "failed");

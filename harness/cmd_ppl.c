@@ -23,18 +23,6 @@ static const char *help =
     "  -c, --ctx-size N        window length in tokens (default: the model's trained context)\n"
     "      --chunks N          evaluate at most N windows (default: all)\n" CLI_RUN_HELP;
 
-/* Progress from inside each window's forward pass (backend session_set_progress). */
-struct ppl_progress {
-    struct progress *p;
-    long done, total;   /* forward tokens */
-};
-
-static void on_tokens(void *arg, int n) {
-    struct ppl_progress *pp = arg;
-    pp->done += n;
-    progress_update(pp->p, (double)pp->done / (double)pp->total, pp->done);
-}
-
 int cmd_ppl(int argc, char **argv) {
     static const struct option longopts[] = {CLI_RUN_LONGOPTS,
                                              {"file", required_argument, 0, 'f'},
@@ -109,11 +97,11 @@ int cmd_ppl(int argc, char **argv) {
     fprintf(stderr, "ppl: %s, %zu tokens, %ld windows of %ld, method %s%s%s\n", ECHO(file), n_ids, n_windows, ctx,
             spec.text, plan.note[0] ? " — " : "", plan.note);
     struct progress pg;
-    struct ppl_progress pp = {&pg, 0, n_windows * (ctx - 1)};
+    struct progress_tokens pp = {&pg, 0, n_windows * (ctx - 1)};
     char label[160];
     snprintf(label, sizeof label, "ppl %ld windows of %ld", n_windows, ctx);
     progress_init(&pg, stderr, isatty(fileno(stderr)), 0, NULL, 0);
-    if (rt.be->session_set_progress) rt.be->session_set_progress(s, on_tokens, &pp);
+    if (rt.be->session_set_progress) rt.be->session_set_progress(s, progress_on_tokens, &pp);
     progress_begin(&pg, 0, label);
     double nll = 0, t0 = host_monotonic_s();
     long scored = 0;

@@ -167,6 +167,12 @@ void progress_update(struct progress *p, double frac, long tokens) {
     if (t - p->t_last_draw >= p->interval) draw(p, t);
 }
 
+void progress_on_tokens(void *arg, int n_tokens) {
+    struct progress_tokens *pt = arg;
+    pt->done += n_tokens;
+    progress_update(pt->p, (double)pt->done / (double)pt->total, pt->done);
+}
+
 void progress_end(struct progress *p, const char *outcome) {
     double el = host_monotonic_s() - p->t_start;
     clear_bar(p);

@@ -64,6 +64,14 @@ double progress_interval(bool tty);
 void progress_begin(struct progress *p, int index, const char *label);
 /* frac in [0, 1] of the current cell, tokens evaluated in it so far. */
 void progress_update(struct progress *p, double frac, long tokens);
+
+/* A backend session's progress hook (session_set_progress) for one job of `total`
+ * forward tokens: pass progress_on_tokens with a struct progress_tokens as its arg. */
+struct progress_tokens {
+    struct progress *p;
+    long done, total;
+};
+void progress_on_tokens(void *arg, int n_tokens);
 /* Ends the current cell with a one-line outcome ("done, ppl = 3.21", "skipped: ..."). */
 void progress_end(struct progress *p, const char *outcome);
 /* A line of text that does not garble the bar. */
