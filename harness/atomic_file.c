@@ -197,6 +197,13 @@ static int open_temp(const char *path, char **tmp_out) {
     return -1;
 }
 
+int match_mode_owner(int fd, const struct stat *like) {
+    if ((like->st_uid != geteuid() || like->st_gid != getegid()) && fchown(fd, like->st_uid, like->st_gid) != 0) {
+        /* only root can give a file away: the file stays ours */
+    }
+    return fchmod(fd, like->st_mode & 07777);
+}
+
 int atomic_file_open(struct atomic_file *af, const char *path, const char *input, char *err, size_t errlen) {
     memset(af, 0, sizeof *af);
     if (check_not_input(path, "output", input, err, errlen) != 0) return -1;
@@ -231,15 +238,10 @@ int atomic_file_open(struct atomic_file *af, const char *path, const char *input
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         goto fail;
     }
-    if (exists) {   /* the replacement looks like the file it replaces */
-        if (sb.st_uid != geteuid() || sb.st_gid != getegid()) {
-            if (fchown(fd, sb.st_uid, sb.st_gid) != 0) { /* only root can give a file away: keep ours */ }
-        }
-        if (fchmod(fd, sb.st_mode & 07777) != 0) {
-            snprintf(err, errlen, "cannot write %s: setting its mode: %s", path, strerror(errno));
-            close(fd);
-            goto fail;
-        }
+    if (exists && match_mode_owner(fd, &sb) != 0) {   /* the replacement looks like the file it replaces */
+        snprintf(err, errlen, "cannot write %s: setting its mode: %s", path, strerror(errno));
+        close(fd);
+        goto fail;
     }
     af->f = fdopen(fd, "w");
     if (!af->f) {

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 /* The file a write to `path` really lands on, as an absolute path without symbolic
  * links: realpath() of an existing file; for a symbolic link whose target does not
@@ -40,6 +41,10 @@ int atomic_replace(const char *tmp, const char *path, char *err, size_t errlen);
 
 /* Writes the whole buffer to fd (retrying short writes and EINTR). 0, or -1 with errno. */
 int write_all(int fd, const void *buf, size_t n);
+
+/* Gives the file open on fd the mode bits of `like` (the file it will replace) and, where
+ * we may (root), its owner. 0, or -1 with errno when the mode cannot be set. */
+int match_mode_owner(int fd, const struct stat *like);
 
 struct atomic_file {
     char *path;       /* the resolved destination */

@@ -585,12 +585,7 @@ static int write_image(struct store *st, const void *image, size_t len, const st
         return -1;
     }
     int rc = 0;
-    if (old) {   /* the new file replaces the old one: same mode bits, same owner where we may */
-        if ((old->st_uid != geteuid() || old->st_gid != getegid()) && fchown(fd, old->st_uid, old->st_gid) != 0) {
-            /* only root can give a file away; the file stays ours */
-        }
-        if (fchmod(fd, old->st_mode & 07777) != 0) rc = -1;
-    }
+    if (old && match_mode_owner(fd, old) != 0) rc = -1;   /* looks like the file it replaces */
     if (rc == 0 && write_all(fd, image, len) != 0) rc = -1;
     if (rc != 0) snprintf(err, errlen, "cannot write cell %s to %s: %s", id, st->shown, strerror(errno));
     if (close(fd) != 0 && rc == 0) {
