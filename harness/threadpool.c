@@ -20,8 +20,11 @@
  * fields of the run its swap names.
  *
  * Waiting (a worker for the next run, the caller for the last tasks) polls for a
- * short time, yielding the CPU after a while, then sleeps on a condition
- * variable. The poll budget is wall time, not a count, so a poller that was
+ * short time, yielding the CPU after a while, then sleeps on a semaphore of its
+ * own, posted by whoever finds its "asleep" flag set. No lock is shared: a thread
+ * that is not running (even one parked inside its wait) never holds up another,
+ * which a condition variable cannot promise (glibc's broadcast waits for every
+ * waiter of the old group to leave the wait). The poll budget is wall time, not a count, so a poller that was
  * descheduled (the machine is busy) goes to sleep instead of polling on. */
 #include "threadpool.h"
 
@@ -31,6 +34,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -51,11 +55,8 @@ struct threadpool {
     int n_threads;            /* including the caller */
     pthread_t *workers;       /* n_threads - 1 of them */
     int n_started;            /* workers actually running (to join) */
-    int has_sync;             /* lock and condition variables initialised */
-
-    pthread_mutex_t lock;
-    pthread_cond_t wake;      /* a new run (or shutdown) was announced */
-    pthread_cond_t done;      /* a worker finished the last task of the run */
+    struct sleeper *sleep;    /* n_threads - 1 workers' wake-ups, then the caller's */
+    int n_sleep_init;         /* semaphores initialised (to destroy) */
 
     /* The current run: written by the caller before it publishes the run's
      * generation in `ticket`, and not again until the run is done. */
@@ -66,9 +67,31 @@ struct threadpool {
     uint32_t generation;      /* the caller's count of runs (only the caller touches it) */
     _Atomic uint64_t ticket;  /* generation << 32 | index of the next task to hand out */
     atomic_int done_tasks;    /* tasks of the current run that have returned */
-    atomic_int sleepers;      /* workers asleep on `wake` */
     atomic_int stop;
 };
+
+/* A thread's way to sleep: set `asleep`, check once more, wait on `wake`. Whoever
+ * has something for it takes the flag back (exchange) and, if it was set, posts. */
+struct sleeper {
+    sem_t wake;
+    atomic_int asleep;
+};
+
+static void sleeper_wait(struct sleeper *z) {
+    while (sem_wait(&z->wake) != 0) { /* EINTR: a signal handler ran; wait on */ }
+}
+
+/* Called after the store that the sleeper's check reads (seq_cst both sides: either it
+ * sees that store, or we see its flag and post). */
+static void sleeper_wake(struct sleeper *z) {
+    if (atomic_exchange(&z->asleep, 0)) sem_post(&z->wake);
+}
+
+/* The sleeper gives up sleeping after its check found work: if the flag was already
+ * taken, a post is on its way and is consumed here so it cannot wake a later wait. */
+static void sleeper_cancel(struct sleeper *z) {
+    if (!atomic_exchange(&z->asleep, 0)) sleeper_wait(z);
+}
 
 struct worker_arg {
     struct threadpool *tp;
@@ -113,12 +136,7 @@ static void run_tasks(struct threadpool *tp, uint32_t gen, int thread) {
         fn(ctx, (int)(uint32_t)ticket, thread);
         int done = atomic_fetch_add_explicit(&tp->done_tasks, 1, memory_order_acq_rel) + 1;
         if (done == n) {
-            if (thread != 0) {
-                /* The caller may be asleep waiting for this last task. */
-                pthread_mutex_lock(&tp->lock);
-                pthread_cond_signal(&tp->done);
-                pthread_mutex_unlock(&tp->lock);
-            }
+            if (thread != 0) sleeper_wake(&tp->sleep[tp->n_threads - 1]);   /* the caller may sleep */
             return;
         }
         ticket = atomic_load_explicit(&tp->ticket, memory_order_acquire);
@@ -140,14 +158,14 @@ static void *worker_main(void *p) {
             if (!poll_step(&budget, i)) break;
             gen = ticket_generation(atomic_load_explicit(&tp->ticket, memory_order_acquire));
         }
-        if (gen == seen) {
-            pthread_mutex_lock(&tp->lock);
-            atomic_fetch_add(&tp->sleepers, 1);
-            /* seq_cst: either the caller sees us counted and broadcasts, or we see its ticket. */
-            while ((gen = ticket_generation(atomic_load(&tp->ticket))) == seen && !atomic_load(&tp->stop))
-                pthread_cond_wait(&tp->wake, &tp->lock);
-            atomic_fetch_sub(&tp->sleepers, 1);
-            pthread_mutex_unlock(&tp->lock);
+        if (gen == seen && !atomic_load(&tp->stop)) {
+            struct sleeper *z = &tp->sleep[thread - 1];
+            atomic_store(&z->asleep, 1);
+            if ((gen = ticket_generation(atomic_load(&tp->ticket))) == seen && !atomic_load(&tp->stop))
+                sleeper_wait(z);
+            else
+                sleeper_cancel(z);
+            continue;   /* look again */
         }
         if (atomic_load(&tp->stop)) break;
         seen = gen;
@@ -172,14 +190,23 @@ struct threadpool *threadpool_create(int n_threads, char *err, size_t errlen) {
     atomic_init(&tp->n_tasks, 0);
     atomic_init(&tp->ticket, 0);
     atomic_init(&tp->done_tasks, 0);
-    atomic_init(&tp->sleepers, 0);
     atomic_init(&tp->stop, 0);
     if (n_threads == 1) return tp;   /* everything runs inline */
 
-    pthread_mutex_init(&tp->lock, NULL);
-    pthread_cond_init(&tp->wake, NULL);
-    pthread_cond_init(&tp->done, NULL);
-    tp->has_sync = 1;
+    tp->sleep = calloc((size_t)n_threads, sizeof *tp->sleep);
+    if (!tp->sleep) {
+        snprintf(err, errlen, "out of memory for a pool of %d threads", n_threads);
+        threadpool_free(tp);
+        return NULL;
+    }
+    for (; tp->n_sleep_init < n_threads; tp->n_sleep_init++) {
+        atomic_init(&tp->sleep[tp->n_sleep_init].asleep, 0);
+        if (sem_init(&tp->sleep[tp->n_sleep_init].wake, 0, 0) != 0) {
+            snprintf(err, errlen, "cannot create the pool's semaphores: %s", strerror(errno));
+            threadpool_free(tp);
+            return NULL;
+        }
+    }
     tp->workers = calloc((size_t)(n_threads - 1), sizeof *tp->workers);
     if (!tp->workers) {
         snprintf(err, errlen, "out of memory for a pool of %d threads", n_threads);
@@ -210,17 +237,12 @@ struct threadpool *threadpool_create(int n_threads, char *err, size_t errlen) {
 
 void threadpool_free(struct threadpool *tp) {
     if (!tp) return;
-    if (tp->has_sync) {
-        pthread_mutex_lock(&tp->lock);
-        atomic_store(&tp->stop, 1);
-        pthread_cond_broadcast(&tp->wake);
-        pthread_mutex_unlock(&tp->lock);
-        for (int i = 0; i < tp->n_started; i++) pthread_join(tp->workers[i], NULL);
-        free(tp->workers);
-        pthread_cond_destroy(&tp->done);
-        pthread_cond_destroy(&tp->wake);
-        pthread_mutex_destroy(&tp->lock);
-    }
+    atomic_store(&tp->stop, 1);
+    for (int i = 0; i < tp->n_started; i++) sleeper_wake(&tp->sleep[i]);
+    for (int i = 0; i < tp->n_started; i++) pthread_join(tp->workers[i], NULL);
+    free(tp->workers);
+    for (int i = 0; i < tp->n_sleep_init; i++) sem_destroy(&tp->sleep[i].wake);
+    free(tp->sleep);
     free(tp);
 }
 
@@ -245,24 +267,19 @@ void threadpool_run(struct threadpool *tp, int n_tasks, threadpool_fn fn, void *
     uint32_t gen = ++tp->generation;
     if (gen == 0) gen = ++tp->generation;        /* 0 is what a new worker has seen */
     atomic_store(&tp->ticket, (uint64_t)gen << 32);   /* seq_cst: publishes the run */
-    if (atomic_load(&tp->sleepers) > 0) {
-        pthread_mutex_lock(&tp->lock);
-        pthread_cond_broadcast(&tp->wake);
-        pthread_mutex_unlock(&tp->lock);
-    }
+    for (int i = 0; i < tp->n_threads - 1; i++) sleeper_wake(&tp->sleep[i]);
 
     run_tasks(tp, gen, 0);
 
     /* Tasks other threads took must return before we do (the caller's data is
-     * theirs until then). */
+     * theirs until then): poll, then sleep until the thread of the last task posts. */
     struct poll_budget budget = { 0 };
     for (int i = 0; atomic_load_explicit(&tp->done_tasks, memory_order_acquire) != n_tasks; i++) {
         if (poll_step(&budget, i)) continue;
-        pthread_mutex_lock(&tp->lock);
-        while (atomic_load_explicit(&tp->done_tasks, memory_order_acquire) != n_tasks)
-            pthread_cond_wait(&tp->done, &tp->lock);
-        pthread_mutex_unlock(&tp->lock);
-        break;
+        struct sleeper *z = &tp->sleep[tp->n_threads - 1];
+        atomic_store(&z->asleep, 1);
+        if (atomic_load(&tp->done_tasks) != n_tasks) sleeper_wait(z);
+        else sleeper_cancel(z);
     }
     /* Done: close the ticket before anything of the next run is written. */
     atomic_store(&tp->ticket, ((uint64_t)gen << 32) | TICKET_CLOSED);
