@@ -6,6 +6,9 @@
 CC      ?= cc
 SHARED  ?= ../shared
 BUILD   ?= build
+# Debian's Python, which has python3-torch (scripts/train_model.py and its exporter test);
+# a python3 earlier in PATH (a virtualenv, pyenv) may not.
+PYTHON  ?= /usr/bin/python3
 # The target CPU. The default tunes for this machine; every source also builds, with the
 # same results, for any x86-64 (`make test-baseline` builds and tests with BASELINE_ARCH,
 # as CI does) and for aarch64 (`make check-cross`). OPT is the optimisation level plus
@@ -76,6 +79,13 @@ $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libctxbench.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) -Itests $(ALL_CFLAGS) -o $@ $< $(BUILD)/libctxbench.a $(ALL_LDLIBS) -lcriterion
 
+# The tokenizer (with the GGUF reader it needs) as a shared library, so that
+# scripts/train_model.py tokenizes its training data with ctxbench's own tokenizer (ctypes).
+TOKLIB_SRC := harness/tokenizer.c harness/unicode.c harness/gguf.c harness/input.c harness/quant.c
+$(BUILD)/libctxbench_tok.so: $(TOKLIB_SRC) $(wildcard harness/*.h) | $(BUILD)/deps.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -fPIC -shared -Wl,--no-undefined -o $@ $(TOKLIB_SRC) -lm
+
 # Tests find ../shared through CTXBENCH_SHARED and the built binary through CTXBENCH_BIN;
 # tests that build a copy of the tree build it as this build is built (CTXBENCH_CC,
 # CTXBENCH_ARCH, CTXBENCH_CFLAGS).
@@ -83,7 +93,7 @@ test: $(BUILD)/ctxbench $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; \
 	  CTXBENCH_SHARED=$(abspath $(SHARED)) CTXBENCH_BIN=$(abspath $(BUILD)/ctxbench) \
-	  CTXBENCH_CC='$(CC)' CTXBENCH_ARCH='$(ARCH)' CTXBENCH_CFLAGS='$(CFLAGS)' \
+	  CTXBENCH_CC='$(CC)' CTXBENCH_ARCH='$(ARCH)' CTXBENCH_CFLAGS='$(CFLAGS)' CTXBENCH_PYTHON='$(PYTHON)' \
 	    OPENBLAS_NUM_THREADS=1 $$t --jobs=2 || fail=1; \
 	done; exit $$fail
 
