@@ -1,10 +1,12 @@
 /* ctxbench info MODEL */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "gguf.h"
+#include "input.h"
 #include "quant.h"
 #include "tokenizer.h"
 
@@ -80,9 +82,14 @@ int cmd_info(int argc, char **argv) {
         const struct gguf_kv *kv = &g->kv[i];
         if (kv->key.len < 8 || (strncmp(kv->key.ptr, "general.", 8) != 0 && strncmp(kv->key.ptr, "ctxbench.", 9) != 0))
             continue;
-        if (kv->type == GGUF_TYPE_STRING)
-            printf("%-16.*s %.*s\n", (int)kv->key.len, kv->key.ptr, (int)(kv->v.str.len > 200 ? 200 : kv->v.str.len),
-                   kv->v.str.ptr);
+        if (kv->type == GGUF_TYPE_STRING) {
+            /* a file's text, escaped; ctxbench.* provenance (a training recipe, data hashes) in full */
+            static const size_t general_cap = 204, provenance_cap = 8192;
+            char shown[8192];
+            bool provenance = kv->key.ptr[0] == 'c';
+            printf("%-16.*s %s\n", (int)kv->key.len, kv->key.ptr,
+                   echo_text(shown, provenance ? provenance_cap : general_cap, kv->v.str.ptr, kv->v.str.len));
+        }
         else if (kv->type == GGUF_TYPE_FLOAT32 || kv->type == GGUF_TYPE_FLOAT64)
             printf("%-16.*s %g\n", (int)kv->key.len, kv->key.ptr, kv->v.f64);
         else if (kv->type == GGUF_TYPE_INT8 || kv->type == GGUF_TYPE_INT16 || kv->type == GGUF_TYPE_INT32 ||

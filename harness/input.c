@@ -149,7 +149,7 @@ const char *echo_text(char *buf, size_t cap, const char *text, size_t n) {
         snprintf(buf, cap, "(null)");
         return buf;
     }
-    size_t room = cap - 4 < ECHO_MAX ? cap - 4 : ECHO_MAX;   /* output before "..." and the NUL */
+    size_t room = cap - 4;   /* output before "..." and the NUL */
     const unsigned char *s = (const unsigned char *)text;
     size_t o = 0, i = 0;
     while (i < n) {

@@ -32,9 +32,9 @@ char *input_read_file_max(const char *path, size_t limit, size_t *len, char *err
 
 /* Escaped form of user text for a message: \n \r \t and \\ as such, other control
  * characters, DEL, C1 controls, Unicode line separators and bidi overrides, and bytes
- * that are not valid UTF-8 as \xNN; printable UTF-8 kept. Cut to at most ECHO_MAX
- * characters of output at a character boundary, with "..." after a cut. Writes into buf
- * (cap >= 4) and returns it; NULL text shows as "(null)". */
+ * that are not valid UTF-8 as \xNN; printable UTF-8 kept. Cut to at most cap - 4 bytes
+ * of output (ECHO_MAX through the macros below) at a character boundary, with "..." after
+ * a cut. Writes into buf (cap >= 4) and returns it; NULL text shows as "(null)". */
 #define ECHO_MAX 160
 #define ECHO_CAP (ECHO_MAX + 4)
 const char *echo_text(char *buf, size_t cap, const char *s, size_t n);
