@@ -40,7 +40,7 @@ LIB_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/regi
 TEST_SRC    := $(wildcard tests/test_*.c)
 TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
-.PHONY: all test test-baseline check-cross bench check-asan clean sweep sweep-dry-run plots deps run fuzz fuzz-ci fuzz-build fuzz-bins
+.PHONY: all test test-baseline check-cross bench check-asan clean sweep sweep-dry-run plots deps run fuzz fuzz-ci fuzz-build fuzz-bins train-model
 all: $(BUILD)/ctxbench
 
 # Installs missing Debian packages (apt-get as root; otherwise says what to install).
@@ -182,6 +182,15 @@ run:
 	$(MAKE) sweep
 	$(MAKE) plots
 	$(BUILD)/ctxbench report $(OUT)
+
+# make train-model: trains the default retrieval model again from ../shared/models/stories3M.gguf
+# (scripts/train_model.py, PyTorch on the CPU; models/README.md has the recipe, its time and its
+# learning curve) and exports it to TRAINED_MODEL. Resumable: run it again after an interruption
+# and it goes on from build/train/checkpoint.pt.
+TRAINED_MODEL ?= models/ctxbench-retrieval-3M.gguf
+TRAIN_OPTS    ?=
+train-model: $(BUILD)/libctxbench_tok.so
+	$(PYTHON) scripts/train_model.py train --out-dir $(BUILD)/train --resume --export $(TRAINED_MODEL) $(TRAIN_OPTS)
 
 clean:
 	rm -rf build build-asan build-baseline build-fuzz

@@ -305,6 +305,10 @@ class Corpus:
         self.files, texts = [], []
         for p in paths:
             raw = read_text(p)
+            # a Project Gutenberg book: only the book, not the licence around it
+            m = re.search(r"\*\*\* ?START OF [^\n]*\n(.*?)\*\*\* ?END OF ", raw, re.S)
+            if m:
+                raw = m.group(1)
             if p.endswith("stories_sampled.txt"):
                 # its stories are separated by blank lines and their paragraphs by single newlines;
                 # the evaluation text (TinyStories valid) has every paragraph on its own, blank-line separated
@@ -353,6 +357,7 @@ class Mix:
         self.sentences = sents
         self.names = sorted(set(re.findall(r"\bnamed ([A-Z][a-z]+)", " ".join(corpus.train)[:2000000]))) or ["Tom"]
         self.max_passkey_depth_bias = args.full_length_share
+        self.first_text_share = args.first_text_share
 
     # --- pass key
     def key(self, rng, held):
@@ -403,7 +408,8 @@ class Mix:
     # --- first sentence
     def first_sentence(self, rng, held=False, length=None):
         texts, starts = (self.corpus.held, self.held_starts) if held else (self.corpus.train, self.train_starts)
-        fi = rng.randrange(len(texts))
+        # the first text (TinyStories-like, as the evaluation text) half the time, else another
+        fi = 0 if rng.random() < self.first_text_share or len(texts) == 1 else rng.randrange(1, len(texts))
         while not starts[fi]:
             fi = rng.randrange(len(texts))
         text = texts[fi]
@@ -532,10 +538,12 @@ def make_eval_sets(mix, tok, cfg, seed):
     yarn = mix.templates.get("yarn") or next(iter(mix.templates.values()))
     pk = [mix.passkey(rng, held=True, length=cfg["ctx"], depth=d / 9, template=yarn) for d in range(10) for _ in range(2)]
     fs = []
+    share, mix.first_text_share = mix.first_text_share, 1.0   # the story text's held-out slice
     while len(fs) < 16:
         e = mix.first_sentence(rng, held=True, length=cfg["ctx"])
         if e:
             fs.append(e)
+    mix.first_text_share = share
     # the curve's perplexity text: TinyStories valid, which is evaluated and never trained on
     valid = tok.encode(read_text(os.path.join(SHARED, "datasets", "tinystories", "TinyStories-valid-first1000.txt"))[:60000])
     L = cfg["ctx"]
@@ -547,7 +555,7 @@ def make_eval_sets(mix, tok, cfg, seed):
 
 def recipe(args):
     keys = ["seed", "lr", "min_lr", "warmup", "steps", "batch_lm", "batch_passkey", "batch_first_sentence",
-            "batch_kv", "distill_weight", "weight_decay", "full_length_share", "holdout"]
+            "batch_kv", "distill_weight", "weight_decay", "full_length_share", "first_text_share", "holdout"]
     return {k: getattr(args, k) for k in keys}
 
 
@@ -569,7 +577,7 @@ def cmd_train(args):
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=args.weight_decay)
     state = {"step": 0, "tokens": 0, "seconds": 0.0, "curve": []}
     if args.resume and os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path)
+        ck = load_checkpoint(ckpt_path)
         if ck["recipe"] != recipe(args):
             die(f"{ckpt_path} was made with another recipe: {ck['recipe']}")
         model.load_state_dict(ck["model"])
@@ -645,6 +653,14 @@ def cmd_train(args):
         export(ckpt_path, args.export, args.name)
 
 
+def load_checkpoint(path):
+    # our own file: PyTorch 2.6+ loads only tensors by default, 1.13 has no such limit
+    try:
+        return torch.load(path, weights_only=False)
+    except TypeError:
+        return torch.load(path)
+
+
 def lr_at(args, step):
     if step < args.warmup:
         return args.lr * (step + 1) / args.warmup
@@ -654,11 +670,19 @@ def lr_at(args, step):
 
 # ---------------------------------------------------------------- export
 
-def export(ckpt_path, out, name):
-    ck = torch.load(ckpt_path)
+def blended_state(ck, base_tensors, blend):
+    """WiSE-FT (Wortsman et al. 2022): base + blend x (trained - base), weight by weight."""
+    if blend == 1.0:
+        return ck["model"]
+    return {k: torch.from_numpy(np.array(base_tensors[k.replace("__", ".")], dtype=np.float32)) * (1 - blend) +
+            v * blend for k, v in ck["model"].items()}
+
+
+def export(ckpt_path, out, name, blend=1.0):
+    ck = load_checkpoint(ckpt_path)
     base = gguf_io.read(ck["base"])
     model = Llama(ck["cfg"], base.tensors)
-    model.load_state_dict(ck["model"])
+    model.load_state_dict(blended_state(ck, base.tensors, blend))
     kv = dict(base.kv)
     S = gguf_io.STRING
     kv["general.name"] = (S, name)
@@ -679,6 +703,7 @@ def export(ckpt_path, out, name):
     kv["ctxbench.training.steps"] = (gguf_io.U64, ck["state"]["step"])
     kv["ctxbench.training.tokens"] = (gguf_io.U64, ck["state"]["tokens"])
     kv["ctxbench.training.seed"] = (gguf_io.U64, ck["recipe"]["seed"])
+    kv["ctxbench.training.blend"] = (gguf_io.F32, float(blend))
     kv.pop("general.alignment", None)
     order = [n for n in base.tensors if n in model.names] + [n for n in model.names if n not in base.tensors]
     tensors = dict(model.tensors())
@@ -689,7 +714,28 @@ def export(ckpt_path, out, name):
 
 
 def cmd_export(args):
-    export(args.checkpoint, args.out, args.name)
+    export(args.checkpoint, args.out, args.name, args.blend)
+
+
+def cmd_blends(args):
+    """The learning curve's held-out measures for several blends of a checkpoint with its base."""
+    torch.set_num_threads(args.threads or os.cpu_count())
+    ck = load_checkpoint(args.checkpoint)
+    base = gguf_io.read(ck["base"])
+    cfg = ck["cfg"]
+    tok = Tokenizer(ck["base"])
+    r = ck["recipe"]
+    texts = [os.path.join(SHARED, d["path"]) for d in ck["data"]]
+    mix = Mix(tok, Corpus(tok, texts, r["holdout"]), cfg, argparse.Namespace(**r))
+    pk, fs, windows = make_eval_sets(mix, tok, cfg, r["seed"])
+    model = Llama(cfg, base.tensors)
+    model.eval()
+    print("blend,valid_nll,passkey_exact,passkey_token_acc,first_sentence_exact,first_sentence_token_acc")
+    for b in args.blend:
+        model.load_state_dict(blended_state(ck, base.tensors, b))
+        pa, pt = answer_match(model, pk)
+        fa, ft = answer_match(model, fs)
+        print(f"{b},{lm_loss(model, windows):.4f},{pa:.3f},{pt:.3f},{fa:.3f},{ft:.3f}", flush=True)
 
 
 # ---------------------------------------------------------------- round trip (for the C test)
@@ -740,29 +786,38 @@ def main():
                                                  "children/wonderful_wizard_of_oz.txt"],
                    help="training text under ../shared/datasets (never TinyStories valid: it is evaluated)")
     t.add_argument("--seed", type=int, default=1)
-    t.add_argument("--steps", type=int, default=1200)
+    t.add_argument("--steps", type=int, default=500)
     t.add_argument("--minutes", type=float, default=0, help="stop (with a checkpoint) after this long; --resume goes on")
     t.add_argument("--resume", action="store_true")
     t.add_argument("--threads", type=int, default=0)
-    t.add_argument("--lr", type=float, default=6e-4)
-    t.add_argument("--min-lr", type=float, default=6e-5)
+    t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--min-lr", type=float, default=3e-5)
     t.add_argument("--warmup", type=int, default=30)
     t.add_argument("--weight-decay", type=float, default=0.0)
-    t.add_argument("--batch-lm", type=int, default=3, help="distillation windows of story text per step")
-    t.add_argument("--batch-passkey", type=int, default=2)
-    t.add_argument("--batch-first-sentence", type=int, default=2)
+    t.add_argument("--batch-lm", type=int, default=2, help="distillation windows of story text per step")
+    t.add_argument("--batch-passkey", type=int, default=1)
+    t.add_argument("--batch-first-sentence", type=int, default=4)
     t.add_argument("--batch-kv", type=int, default=1)
-    t.add_argument("--distill-weight", type=float, default=1.0, help="KL to the base model on story text")
+    t.add_argument("--distill-weight", type=float, default=2.0, help="KL to the base model on story text")
     t.add_argument("--full-length-share", type=float, default=0.5,
                    help="share of retrieval examples that fill the trained length")
+    t.add_argument("--first-text-share", type=float, default=0.6,
+                   help="share of first-sentence examples drawn from the first --text (story text)")
     t.add_argument("--holdout", type=float, default=0.05)
-    t.add_argument("--eval-every", type=int, default=25)
+    t.add_argument("--eval-every", type=int, default=50)
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("export", help="write a checkpoint as GGUF with its provenance")
     e.add_argument("checkpoint")
     e.add_argument("out")
     e.add_argument("--name", default="ctxbench-retrieval-3M")
+    e.add_argument("--blend", type=float, default=1.0,
+                   help="write base + BLEND x (trained - base) (WiSE-FT weight-space ensembling); 1 = as trained")
     e.set_defaults(func=cmd_export)
+    b = sub.add_parser("blends", help="held-out measures of base + b x (trained - base) for several b")
+    b.add_argument("checkpoint")
+    b.add_argument("blend", type=float, nargs="+")
+    b.add_argument("--threads", type=int, default=0)
+    b.set_defaults(func=cmd_blends)
     r = sub.add_parser("roundtrip", help="tiny random model + PyTorch log-probs, for the exporter test")
     r.add_argument("--vocab", default=os.path.join(SHARED, "models", "stories260K.gguf"))
     r.add_argument("--out-dir", required=True)
