@@ -45,6 +45,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("CTXBENCH_SHARED", os.path.join(ROOT, "..", "shared"))
 
 
+# Bumped whenever the examples a (seed, step) gives change, so a checkpoint is never resumed
+# on other data. 2: answers end with the full stop after the key or number.
+DATA_FORMAT = 2
+
+
 def die(msg):
     print(f"train_model: {msg}", file=sys.stderr)
     sys.exit(1)
@@ -387,7 +392,9 @@ class Mix:
         P = L - (len(key) + 4)
         q_ids = self.tok.encode(t["question"])
         sep = "" if t["question"].endswith(" ") else " "
-        qa = self.tok.encode(t["question"] + sep + key)
+        # the key and the full stop after it: the task's greedy answer ends when its run of digits
+        # does, so the model must learn to stop after the key as well as to say it
+        qa = self.tok.encode(t["question"] + sep + key + ".")
         answer = qa[len(q_ids):]
         # the most filler sentences that fit, as the task sizes them
         n0 = len(self.tok.encode(build_passkey(t, 0, 0, key), True))
@@ -447,7 +454,7 @@ class Mix:
         body = "\n".join(f"{nm}'s number is {vals[nm]}." for nm in names)
         prompt = f"Here are some names and their numbers.\n{body}\nWhat is {target}'s number? {target}'s number is"
         ids = self.tok.encode(prompt, True)
-        qa = self.tok.encode(prompt + " " + vals[target], True)
+        qa = self.tok.encode(prompt + " " + vals[target] + ".", True)
         if len(qa) > self.L or qa[:len(ids)] != ids:
             return None
         return {"ids": qa, "spans": [(len(ids), len(qa))], "kind": "kv"}
@@ -556,7 +563,9 @@ def make_eval_sets(mix, tok, cfg, seed):
 def recipe(args):
     keys = ["seed", "lr", "min_lr", "warmup", "steps", "batch_lm", "batch_passkey", "batch_first_sentence",
             "batch_kv", "distill_weight", "weight_decay", "full_length_share", "first_text_share", "holdout"]
-    return {k: getattr(args, k) for k in keys}
+    r = {k: getattr(args, k) for k in keys}
+    r["data_format"] = DATA_FORMAT
+    return r
 
 
 def cmd_train(args):
