@@ -46,8 +46,9 @@ SHARED = os.environ.get("CTXBENCH_SHARED", os.path.join(ROOT, "..", "shared"))
 
 
 # Bumped whenever the examples a (seed, step) gives change, so a checkpoint is never resumed
-# on other data. 2: answers end with the full stop after the key or number.
-DATA_FORMAT = 2
+# on other data. 2: answers end with the full stop after the key or number. 3: distillation at
+# every position that is not an answer, in every sequence.
+DATA_FORMAT = 3
 
 
 def die(msg):
@@ -488,17 +489,22 @@ def pad(batch, L):
 
 
 def batch_loss(model, teacher, batch, args):
+    """Cross-entropy of the answer tokens, plus the KL divergence to the frozen base model at
+    every other position of every sequence: the model should stay the base model everywhere
+    except where it answers."""
     x = pad(batch, model.cfg["ctx"])
-    logits = model(x)
-    logp = logits.float().log_softmax(-1)
+    logp = model(x).float().log_softmax(-1)
     losses = {}
-    lm_rows = [i for i, e in enumerate(batch) if e["kind"] == "lm"]
     total = torch.zeros(())
-    if lm_rows and teacher is not None:
+    if teacher is not None and args.distill_weight > 0:
+        keep = torch.zeros(x.shape, dtype=torch.bool)   # positions whose next-token prediction is distilled
+        for i, e in enumerate(batch):
+            keep[i, :len(e["ids"]) - 1] = True
+            for a, b in e["spans"]:
+                keep[i, a - 1:b - 1] = False
         with torch.no_grad():
-            t_logp = teacher(x[lm_rows]).float().log_softmax(-1)
-        kl = (t_logp.exp() * (t_logp - logp[lm_rows])).sum(-1)   # (b, T)
-        kl = kl.mean()
+            t_logp = teacher(x).float().log_softmax(-1)
+        kl = (t_logp.exp() * (t_logp - logp)).sum(-1)[keep].mean()
         losses["kl"] = kl.item()
         total = total + args.distill_weight * kl
     ce_terms = []
@@ -795,7 +801,7 @@ def main():
                                                  "children/wonderful_wizard_of_oz.txt"],
                    help="training text under ../shared/datasets (never TinyStories valid: it is evaluated)")
     t.add_argument("--seed", type=int, default=1)
-    t.add_argument("--steps", type=int, default=500)
+    t.add_argument("--steps", type=int, default=400)
     t.add_argument("--minutes", type=float, default=0, help="stop (with a checkpoint) after this long; --resume goes on")
     t.add_argument("--resume", action="store_true")
     t.add_argument("--threads", type=int, default=0)
@@ -803,11 +809,12 @@ def main():
     t.add_argument("--min-lr", type=float, default=3e-5)
     t.add_argument("--warmup", type=int, default=30)
     t.add_argument("--weight-decay", type=float, default=0.0)
-    t.add_argument("--batch-lm", type=int, default=2, help="distillation windows of story text per step")
-    t.add_argument("--batch-passkey", type=int, default=1)
+    t.add_argument("--batch-lm", type=int, default=1, help="windows of story text per step (distillation only)")
+    t.add_argument("--batch-passkey", type=int, default=2)
     t.add_argument("--batch-first-sentence", type=int, default=4)
     t.add_argument("--batch-kv", type=int, default=1)
-    t.add_argument("--distill-weight", type=float, default=2.0, help="KL to the base model on story text")
+    t.add_argument("--distill-weight", type=float, default=1.0,
+                   help="weight of the KL divergence to the base model (every position but the answers)")
     t.add_argument("--full-length-share", type=float, default=0.5,
                    help="share of retrieval examples that fill the trained length")
     t.add_argument("--first-text-share", type=float, default=0.6,
