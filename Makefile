@@ -148,7 +148,7 @@ $(BUILD)/obj/harness/sweep.o: $(BUILD)/gen/git_rev.h
 # make sweep: methods x tasks x lengths on one model into an HDF5 file. Resumable: run it
 # again after an interruption and only the missing cells are computed. TASK_OPTS caps the
 # work per cell (ctxbench prints each task's settings): `make run` (the default 162 cells,
-# build included) took 6 min 18 s in a fresh clone on the idle 2-core machine.
+# build included) took 6 min 48 s in a fresh clone on the idle 2-core machine.
 # The embedded default: stories3M trained further to retrieve (models/README.md).
 MODEL     ?= models/ctxbench-retrieval-3M.gguf
 METHODS   ?= all
