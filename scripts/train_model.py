@@ -426,7 +426,9 @@ class Mix:
         ref = " ".join(first_sentence(doc).split())
         tgt = self.tok.encode(self.fs_suffix + " " + ref)
         ns = len(self.fs_suffix_ids)
-        answer = tgt[ns:] if tgt[:ns] == self.fs_suffix_ids else tgt[ns:]
+        if tgt[:ns] != self.fs_suffix_ids:   # the suffix's last token merged with the answer: no clean split
+            return None
+        answer = tgt[ns:]
         L = length or (self.L if rng.random() < self.max_passkey_depth_bias else rng.randint(96, self.L))
         limit = L - max(48, len(answer))
         build = lambda n: self.fs_tpl.replace("{text}", doc[:n].rstrip())
