@@ -327,7 +327,6 @@ class Corpus:
             cut = t.rfind("\n\n", 0, int(len(t) * (1 - holdout)))
             self.train.append(t[:cut])
             self.held.append(t[cut + 2:])
-        self.tok = tok
         self.stream = []   # token stream of the training text, for distillation windows
         for t in self.train:
             for i in range(0, len(t), 20000):
@@ -362,7 +361,7 @@ class Mix:
             sents += [s for s in re.split(r"(?<=[.!?])\s+", t[:200000]) if 3 <= len(s.split()) <= 14 and "\n" not in s]
         self.sentences = sents
         self.names = sorted(set(re.findall(r"\bnamed ([A-Z][a-z]+)", " ".join(corpus.train)[:2000000]))) or ["Tom"]
-        self.max_passkey_depth_bias = args.full_length_share
+        self.full_length_share = args.full_length_share
         self.first_text_share = args.first_text_share
 
     # --- pass key
@@ -389,7 +388,7 @@ class Mix:
     def passkey(self, rng, held=False, length=None, depth=None, template=None):
         t = template or self.passkey_template(rng)
         key = self.key(rng, held)
-        L = length or (self.L if rng.random() < self.max_passkey_depth_bias else rng.randint(64, self.L))
+        L = length or (self.L if rng.random() < self.full_length_share else rng.randint(64, self.L))
         P = L - (len(key) + 4)
         q_ids = self.tok.encode(t["question"])
         sep = "" if t["question"].endswith(" ") else " "
@@ -414,10 +413,11 @@ class Mix:
         return {"ids": ids + answer, "spans": [(len(ids), len(ids) + len(answer))], "kind": "passkey", "key": key}
 
     # --- first sentence
-    def first_sentence(self, rng, held=False, length=None):
+    def first_sentence(self, rng, held=False, length=None, story_only=False):
         texts, starts = (self.corpus.held, self.held_starts) if held else (self.corpus.train, self.train_starts)
         # the first text (TinyStories-like, as the evaluation text) half the time, else another
-        fi = 0 if rng.random() < self.first_text_share or len(texts) == 1 else rng.randrange(1, len(texts))
+        share = 1.0 if story_only else self.first_text_share
+        fi = 0 if rng.random() < share or len(texts) == 1 else rng.randrange(1, len(texts))
         while not starts[fi]:
             fi = rng.randrange(len(texts))
         text = texts[fi]
@@ -429,7 +429,7 @@ class Mix:
         if tgt[:ns] != self.fs_suffix_ids:   # the suffix's last token merged with the answer: no clean split
             return None
         answer = tgt[ns:]
-        L = length or (self.L if rng.random() < self.max_passkey_depth_bias else rng.randint(96, self.L))
+        L = length or (self.L if rng.random() < self.full_length_share else rng.randint(96, self.L))
         limit = L - max(48, len(answer))
         build = lambda n: self.fs_tpl.replace("{text}", doc[:n].rstrip())
         lo, hi = len(ref), len(doc)
@@ -481,7 +481,7 @@ class Mix:
         return out
 
 
-def pad(batch, L):
+def pad(batch):
     B = len(batch)
     T = max(len(e["ids"]) for e in batch)
     x = torch.zeros((B, T), dtype=torch.long)
@@ -494,7 +494,7 @@ def batch_loss(model, teacher, batch, args):
     """Cross-entropy of the answer tokens, plus the KL divergence to the frozen base model at
     every other position of every sequence: the model should stay the base model everywhere
     except where it answers."""
-    x = pad(batch, model.cfg["ctx"])
+    x = pad(batch)
     logp = model(x).float().log_softmax(-1)
     losses = {}
     total = torch.zeros(())
@@ -530,7 +530,7 @@ def answer_match(model, examples):
     ok, tok_ok, tok_n = 0, 0, 0
     for i in range(0, len(examples), 8):
         chunk = examples[i:i + 8]
-        x = pad(chunk, model.cfg["ctx"])
+        x = pad(chunk)
         pred = model(x).argmax(-1)
         for j, e in enumerate(chunk):
             a, b = e["spans"][0]
@@ -553,12 +553,10 @@ def make_eval_sets(mix, tok, cfg, seed):
     yarn = mix.templates.get("yarn") or next(iter(mix.templates.values()))
     pk = [mix.passkey(rng, held=True, length=cfg["ctx"], depth=d / 9, template=yarn) for d in range(10) for _ in range(2)]
     fs = []
-    share, mix.first_text_share = mix.first_text_share, 1.0   # the story text's held-out slice
-    while len(fs) < 16:
-        e = mix.first_sentence(rng, held=True, length=cfg["ctx"])
+    while len(fs) < 16:   # from the story text's held-out slice
+        e = mix.first_sentence(rng, held=True, length=cfg["ctx"], story_only=True)
         if e:
             fs.append(e)
-    mix.first_text_share = share
     # the curve's perplexity text: TinyStories valid, which is evaluated and never trained on
     valid = tok.encode(read_text(os.path.join(SHARED, "datasets", "tinystories", "TinyStories-valid-first1000.txt"))[:60000])
     L = cfg["ctx"]
@@ -613,7 +611,7 @@ def cmd_train(args):
 
     def save():
         meta = {"recipe": recipe(args), "model": model.state_dict(), "opt": opt.state_dict(), "state": state,
-                "cfg": cfg, "base": args.base, "base_sha256": sha256_file(args.base), "data": corpus.files,
+                "cfg": cfg, "base": args.base, "base_sha256": tok.sha256, "data": corpus.files,
                 "tokenizer_sha256": tok.sha256, "torch": torch.__version__}
         torch.save(meta, ckpt_path + ".tmp")
         os.replace(ckpt_path + ".tmp", ckpt_path)
