@@ -1,82 +1,128 @@
-/* The seam between what is computed and where. Methods and tasks talk to a
- * `struct engine` and a `struct forward_plan`; they never learn which backend runs. */
+/* A backend: a device, the model's weights on it, and the kernels of the forward pass
+ * on buffers it owns (as ggml's backends carry their own operations). The layer walk
+ * that calls these kernels is written once, in engine.c, for every backend; methods,
+ * tasks and commands never see this interface.
+ *
+ * Conventions:
+ * - A struct dbuf is device memory of the backend that made it. Offsets and lengths
+ *   count 4-byte elements (float, or int32 for token positions).
+ * - Activations are row-major [n tokens][width]: dim for the residual stream,
+ *   n_heads x head_dim for queries, n_kv_heads x head_dim for keys and values.
+ * - Kernels may run asynchronously and report errors late: the first error since the
+ *   last sync is kept, and sync() returns it (and clears it) once the queued work is
+ *   done. After an error the kernels that follow may do nothing.
+ * - Every kernel has its CPU reference in kernels.c (the CPU backend calls it), and
+ *   tests/test_backends.c checks every backend present against it, op by op. */
 #ifndef CTX_BACKEND_H
 #define CTX_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdbool.h>
+
+#include "forward_plan.h"
 
 struct model;
+struct backend;
+struct dbuf;
 
-/* What an extension method decides for one forward pass. The kernels know nothing
- * else about methods. */
-struct forward_plan {
-    const float *inv_freq;   /* n_rot/2 inverse frequencies */
-    float mscale;            /* multiplies cos and sin (logits get mscale^2) */
-    int swa_window;          /* >0: query sees keys with 0 <= q_pos - k_pos < window */
-    int se_group;            /* SelfExtend group size G, 0 = off */
-    int se_window;           /* SelfExtend neighbour window W */
+/* What a device is and has (ggml's device properties). */
+struct device_info {
+    char name[128];          /* e.g. "CPU (2 threads)", or the OpenCL device name */
+    char params[160];        /* the parameters in effect, e.g. "threads=2" */
+    size_t mem_total;        /* bytes of device memory (host RAM for the CPU) */
+    size_t mem_free;         /* bytes available now; SIZE_MAX when unknown */
+    int n_threads;           /* host threads the backend computes with (0: not host threads) */
 };
 
-struct engine_opts {
-    int n_threads;
-    int tile_q, tile_k;      /* attention tiles, 0 = defaults */
-    size_t f32_budget;       /* bytes of dequantized F32 weights to keep; 0 = automatic */
+/* The weight matrices of a layer, and the model's output projection (layer ignored). */
+enum weight_id { W_Q, W_K, W_V, W_O, W_GATE, W_UP, W_DOWN, W_OUTPUT };
+/* The weight vectors: norms and biases of a layer, the final norm (layer ignored). */
+enum vec_id { V_ATTN_NORM, V_FFN_NORM, V_BQ, V_BK, V_BV, V_OUTPUT_NORM };
+
+/* One attention call (see attn_args in kernels.h for the meaning): queries of n_q new
+ * tokens against the n_kv cached keys of one layer. Strides are the row widths. */
+struct attn_call {
+    int n_q, n_kv;
+    const struct dbuf *q;        /* [n_q][n_heads*head_dim] from element 0 */
+    const struct dbuf *k, *v;    /* [n_kv][n_kv_heads*head_dim] from element kv_off */
+    size_t kv_off;
+    const struct dbuf *q_group;  /* SelfExtend grouped-position copies, or NULL */
+    const struct dbuf *k_group;  /* from element kv_off, or NULL */
+    int group_window;            /* SelfExtend neighbour window W */
+    const struct dbuf *q_pos;    /* n_q int32 positions */
+    const struct dbuf *k_pos;    /* n_kv int32 positions */
+    float scale;                 /* 1/sqrt(head_dim) */
+    int window;                  /* SWA: keys with q_pos - k_pos < window; 0 = all */
+    struct dbuf *out;            /* [n_q][n_heads*head_dim] */
 };
 
-struct engine;
-struct session;
-
-/* Where a session's time went, accumulated over its eval calls (reset with the session). */
-struct eval_stats {
-    double t_total, t_attn, t_matmul;  /* seconds */
-    long tokens;
-};
-
-/* Errors: every operation that can fail returns NULL or -1 with a one-line reason in
- * err, and says below what state it leaves behind. No failure leaves a session or an
- * engine half changed: each is either unchanged or was never created. */
 struct backend_ops {
-    const char *name;
-    /* An engine for the model (weights prepared, worker threads started). On error:
-     * NULL, nothing to free (the reason names the cause: memory, a thread that could
-     * not be created, ...). */
-    struct engine *(*create)(const struct model *m, const struct engine_opts *o, char *err, size_t errlen);
-    void (*destroy)(struct engine *e);
-    /* A KV cache for up to max_tokens positions. On error: NULL, nothing to free, the
-     * engine unchanged. */
-    struct session *(*session_new)(struct engine *e, int max_tokens, char *err, size_t errlen);
-    void (*session_free)(struct session *s);
-    void (*session_reset)(struct session *s);      /* forget all tokens; cannot fail */
-    /* Forget every token after the first n (n <= n_past): decoding can branch from a
-     * shared prefix without re-running it. n outside [0, n_past) changes nothing. */
-    void (*session_truncate)(struct session *s, int n);
-    int (*session_n_past)(const struct session *s);
-    /* Appends n tokens at positions pos[i] (NULL: n_past + i) and runs them through
-     * the model under `plan`.
-     * targets (may be NULL): for each i, the id whose log-probability after token i
-     *   is written to logprob[i] (target < 0: logprob[i] = 0, not scored).
-     * last_logits (may be NULL): n_vocab logits after the last token.
-     * Returns 0, or -1 with a reason in err. Every input (token and target ids, positions
-     * >= 0, room in the session, the plan) is checked before anything is computed. After
-     * an error the session is unchanged (the same n_past, cached tokens, SelfExtend state
-     * and stats) and may be used as if the call had not been made; only the contents of
-     * logprob and last_logits are unspecified. */
-    int (*eval)(struct session *s, const int32_t *tokens, const int32_t *pos, int n,
-                const struct forward_plan *plan, const int32_t *targets, float *logprob,
-                float *last_logits, char *err, size_t errlen);
-    /* Bytes a session of n tokens needs beyond the weights under `plan` (NULL: a plain
-     * plan), for "does it fit" checks before any work. */
-    size_t (*session_bytes)(const struct engine *e, int n_tokens, const struct forward_plan *plan);
-    void (*session_stats)(const struct session *s, struct eval_stats *out);
-    /* Optional (NULL: the backend reports nothing). From now on each eval calls
-     * fn(arg, n) after every piece of its work (a chunk of a long prompt, a decode step),
-     * n = the tokens that piece ran, so a long eval shows progress while it runs; fn =
-     * NULL stops it. fn must not call back into the session. */
-    void (*session_set_progress)(struct session *s, void (*fn)(void *arg, int n_tokens), void *arg);
+    const char *name;                 /* --backend NAME */
+    const char *params_help;          /* the parameters create() understands */
+    /* NULL when this machine can run the backend (a device exists); otherwise why not,
+     * in one line. Cheap; creates nothing. */
+    const char *(*unavailable)(void);
+    /* The model's weights on the device. params: "key=value,key=value" (NULL or ""
+     * = defaults); an unknown key or bad value is an error. NULL + reason on error. */
+    struct backend *(*create)(const struct model *m, const char *params, char *err, size_t errlen);
+    void (*destroy)(struct backend *b);
+    void (*device)(const struct backend *b, struct device_info *out);
+    /* NULL if the backend can run this plan; otherwise why not (a cell it cannot run is
+     * recorded as skipped with this reason). */
+    const char *(*cannot_run)(const struct backend *b, const struct forward_plan *plan);
+    /* Bytes of device memory the backend keeps for scoring, beyond the weights. */
+    size_t (*workspace_bytes)(const struct backend *b);
+
+    /* ---- buffers ---- */
+    struct dbuf *(*alloc)(struct backend *b, size_t n_elems, char *err, size_t errlen);
+    void (*release)(struct backend *b, struct dbuf *d);
+    void (*write)(struct backend *b, struct dbuf *d, size_t off, const void *src, size_t n_elems);
+    void (*copy)(struct backend *b, struct dbuf *dst, size_t dst_off, const struct dbuf *src, size_t src_off,
+                 size_t n_elems);
+    int (*sync)(struct backend *b, char *err, size_t errlen);
+
+    /* ---- kernels ---- */
+    /* x[t] = the embedding row of tokens[t] (host ids, already checked < n_vocab). */
+    void (*embed)(struct backend *b, struct dbuf *x, const int32_t *tokens, int n);
+    /* y = rmsnorm(x) * weight w of `layer`, n rows of dim; y may be x. */
+    void (*rmsnorm)(struct backend *b, struct dbuf *y, const struct dbuf *x, int layer, enum vec_id w, int n);
+    /* y[n][rows of W] (from element y_off) = x[n][cols of W] . W^T */
+    void (*matmul)(struct backend *b, struct dbuf *y, size_t y_off, const struct dbuf *x, int layer, enum weight_id w,
+                   int n);
+    /* y[t] += bias w of `layer` for n rows (the bias's width), from element y_off */
+    void (*add_bias)(struct backend *b, struct dbuf *y, size_t y_off, int layer, enum vec_id w, int n);
+    /* Rotates n rows of n_heads heads (from element off) at positions pos[t] with the
+     * plan's table inv_freq (n_rot/2 floats on the device) and mscale. */
+    void (*rope)(struct backend *b, struct dbuf *x, size_t off, int n, int n_heads, const struct dbuf *pos,
+                 const struct dbuf *inv_freq, float mscale);
+    void (*attention)(struct backend *b, const struct attn_call *a);
+    void (*add)(struct backend *b, struct dbuf *x, const struct dbuf *y, size_t n_elems);   /* x += y */
+    /* gate = silu(gate) * up */
+    void (*swiglu)(struct backend *b, struct dbuf *gate, const struct dbuf *up, size_t n_elems);
+    /* For the n final (normed) rows of x: logprob[t] = log-softmax of the vocabulary
+     * projection at targets[t] (targets NULL or < 0: 0, and the row need not be
+     * projected), and the n_vocab logits of the last row into last_logits (may be
+     * NULL). Host arrays; the projection runs in blocks, never n x vocab. Synchronous:
+     * returns 0 or -1 + reason (also for any earlier kernel's error). */
+    int (*score)(struct backend *b, const struct dbuf *x, int n, const int32_t *targets, float *logprob,
+                 float *last_logits, char *err, size_t errlen);
 };
 
-extern const struct backend_ops cpu_backend;
+/* Backends compiled into this binary (the registry, generated from the folders under
+ * backends/), NULL-terminated, in order of preference for "auto". */
+extern const struct backend_ops *const backend_list[];
+/* "auto" = the first listed that is available here; NULL + reason if the name is
+ * unknown or the backend cannot run on this machine. */
+const struct backend_ops *backend_find(const char *name, char *err, size_t errlen);
+
+/* Parameter strings "key=value,...": the value of key as a string (false if absent),
+ * and a check that every key is one of `known` (NULL-terminated). */
+bool backend_param(const char *params, const char *key, char *val, size_t vlen);
+int backend_params_check(const char *backend, const char *params, const char *const *known, char *err,
+                         size_t errlen);
+/* An integer parameter in [lo, hi] (def when absent); -1 + reason when malformed. */
+int backend_param_long(const char *backend, const char *params, const char *key, long lo, long hi, long def,
+                       long *out, char *err, size_t errlen);
 
 #endif

@@ -109,8 +109,15 @@ int cli_open(const struct run_opts *o, struct runtime *rt, char *err, size_t err
         snprintf(err, errlen, "no model given (-m FILE)");
         return -1;
     }
-    struct engine_opts eo = {.n_threads = o->threads, .tile_q = o->tile_q, .tile_k = o->tile_k};
-    return runtime_open(rt, o->model, o->backend, &eo, err, errlen);
+    /* -t and --tile-q/-k are the CPU backend's parameters; the rest keep their defaults */
+    char params[96] = "";
+    size_t n = 0;
+    const char *key[] = {"threads", "tile_q", "tile_k"};
+    const int val[] = {o->threads, o->tile_q, o->tile_k};
+    for (int i = 0; i < 3; i++)
+        if (val[i] > 0 && n < sizeof params)
+            n += (size_t)snprintf(params + n, sizeof params - n, "%s%s=%d", n ? "," : "", key[i], val[i]);
+    return runtime_open(rt, o->model, o->backend, params, err, errlen);
 }
 
 char *read_file(const char *path, size_t *len, char *err, size_t errlen) {

@@ -105,7 +105,7 @@ int cmd_bench(int argc, char **argv) {
         struct method_plan plan;
         if (method_plan(&spec, &mctx, &plan, err, sizeof err) != 0) { fprintf(stderr, "ctxbench: %s\n", err); rc = 1; break; }
         struct forward_plan fp = method_forward_plan(&plan);
-        struct session *s = rt.be->session_new(rt.engine, n, err, sizeof err);
+        struct session *s = session_new(rt.engine, n, err, sizeof err);
         int32_t *ids = malloc(sizeof(int32_t) * n);
         int32_t *tg = malloc(sizeof(int32_t) * n);
         float *lp = malloc(sizeof(float) * n);
@@ -121,14 +121,14 @@ int cmd_bench(int argc, char **argv) {
             for (int t = 0; t < n; t++) tg[t] = t + 1 < n ? ids[t + 1] : -1;
             struct eval_stats best = {.t_total = 1e30};
             for (long r = 0; r < repeat && rc == 0; r++) {
-                rt.be->session_reset(s);
-                if (rt.be->eval(s, ids, NULL, n, &fp, tg, lp, NULL, err, sizeof err) != 0) {
+                session_reset(s);
+                if (session_eval(s, ids, NULL, n, &fp, tg, lp, NULL, err, sizeof err) != 0) {
                     fprintf(stderr, "ctxbench: %s\n", err);
                     rc = 1;
                     break;
                 }
                 struct eval_stats es;
-                rt.be->session_stats(s, &es);
+                session_stats(s, &es);
                 if (es.t_total < best.t_total) best = es;
             }
             if (rc == 0) {
@@ -141,7 +141,7 @@ int cmd_bench(int argc, char **argv) {
                 fflush(stdout);
             }
         }
-        if (s) rt.be->session_free(s);
+        if (s) session_free(s);
         free(ids); free(tg); free(lp);
     }
     runtime_close(&rt);

@@ -64,7 +64,7 @@ int cmd_generate(int argc, char **argv) {
     struct method_plan plan;
     if (method_plan(&spec, &mctx, &plan, err, sizeof err) != 0) { fprintf(stderr, "ctxbench: %s\n", err); goto out; }
     struct forward_plan fp = method_forward_plan(&plan);
-    s = rt.be->session_new(rt.engine, total, err, sizeof err);
+    s = session_new(rt.engine, total, err, sizeof err);
     logits = malloc((size_t)c->n_vocab * sizeof(float));
     if (!s || !logits) { fprintf(stderr, "ctxbench: %s\n", s ? "out of memory" : err); goto out; }
     struct progress pg;
@@ -72,11 +72,11 @@ int cmd_generate(int argc, char **argv) {
     char label[96];
     progress_init(&pg, stderr, isatty(fileno(stderr)), 0, NULL, 0);
     snprintf(label, sizeof label, "prefill %zu prompt tokens", n);
-    if (rt.be->session_set_progress) rt.be->session_set_progress(s, progress_on_tokens, &pp);
+    session_set_progress(s, progress_on_tokens, &pp);
     progress_begin(&pg, 0, label);
-    int prefill = rt.be->eval(s, ids, NULL, (int)n, &fp, NULL, NULL, logits, err, sizeof err);
+    int prefill = session_eval(s, ids, NULL, (int)n, &fp, NULL, NULL, logits, err, sizeof err);
     progress_end(&pg, prefill == 0 ? "done" : "failed");
-    if (rt.be->session_set_progress) rt.be->session_set_progress(s, NULL, NULL);
+    session_set_progress(s, NULL, NULL);
     if (prefill != 0) {
         fprintf(stderr, "ctxbench: %s\n", err);
         goto out;
@@ -96,7 +96,7 @@ int cmd_generate(int argc, char **argv) {
         size_t pl = tokenizer_decode_token(tok, best, piece, sizeof piece);
         fwrite(piece, 1, pl < sizeof piece ? pl : sizeof piece, stdout);
         fflush(stdout);
-        if (rt.be->eval(s, &best, NULL, 1, &fp, NULL, NULL, logits, err, sizeof err) != 0) {
+        if (session_eval(s, &best, NULL, 1, &fp, NULL, NULL, logits, err, sizeof err) != 0) {
             if (decode_progress) progress_end(&pg, "failed");
             fprintf(stderr, "\nctxbench: %s\n", err);
             goto out;
@@ -107,7 +107,7 @@ int cmd_generate(int argc, char **argv) {
     printf("\n");
     rc = 0;
 out:
-    if (s) rt.be->session_free(s);
+    if (s) session_free(s);
     free(logits);
     free(ids);
     runtime_close(&rt);

@@ -90,7 +90,7 @@ int cmd_ppl(int argc, char **argv) {
     struct method_plan plan;
     if (method_plan(&spec, &mctx, &plan, err, sizeof err) != 0) { fprintf(stderr, "ctxbench: %s\n", err); goto out; }
     struct forward_plan fp = method_forward_plan(&plan);
-    s = rt.be->session_new(rt.engine, (int)ctx, err, sizeof err);
+    s = session_new(rt.engine, (int)ctx, err, sizeof err);
     window = malloc((size_t)ctx * sizeof *window);
     logprob = malloc((size_t)ctx * sizeof *logprob);
     if (!s || !window || !logprob) { fprintf(stderr, "ctxbench: %s\n", s ? "out of memory" : err); goto out; }
@@ -101,17 +101,17 @@ int cmd_ppl(int argc, char **argv) {
     char label[160];
     snprintf(label, sizeof label, "ppl %ld windows of %ld", n_windows, ctx);
     progress_init(&pg, stderr, isatty(fileno(stderr)), 0, NULL, 0);
-    if (rt.be->session_set_progress) rt.be->session_set_progress(s, progress_on_tokens, &pp);
+    session_set_progress(s, progress_on_tokens, &pp);
     progress_begin(&pg, 0, label);
     double nll = 0, t0 = host_monotonic_s();
     long scored = 0;
     for (long w = 0; w < n_windows; w++) {
         window[0] = tokenizer_bos(tok);
         memcpy(window + 1, ids + (size_t)w * (ctx - 1), (size_t)(ctx - 1) * sizeof *window);
-        rt.be->session_reset(s);
+        session_reset(s);
         /* targets = the window shifted by one; the last position predicts nothing */
         int32_t *targets = window + 1;
-        if (rt.be->eval(s, window, NULL, (int)ctx - 1, &fp, targets, logprob, NULL, err, sizeof err) != 0) {
+        if (session_eval(s, window, NULL, (int)ctx - 1, &fp, targets, logprob, NULL, err, sizeof err) != 0) {
             char line[600];
             snprintf(line, sizeof line, "ctxbench: %s", err);
             progress_note(&pg, line);   /* clears the bar first */
@@ -133,7 +133,7 @@ int cmd_ppl(int argc, char **argv) {
            scored, exp(nll / scored), nll / scored, scored / el);
     rc = 0;
 out:
-    if (s) rt.be->session_free(s);
+    if (s) session_free(s);
     free(window);
     free(logprob);
     free(ids);

@@ -1,11 +1,16 @@
-/* CPU backend: the llama forward pass over a chunk of tokens at a time.
- * Matrix products go through OpenBLAS sgemm (single-threaded inside our own
- * pthread pool, which splits each product by output rows); attention is the
- * tiled online-softmax kernel in kernels.c. Memory for a session of n tokens is
- * the KV cache (n x layers x kv_dim x 2 floats, twice the keys for SelfExtend)
- * plus activations for one chunk, never n x n or n x vocab. */
+/* CPU backend: the kernels of backend.h on host memory. Matrix products go through
+ * OpenBLAS sgemm (single-threaded inside our own pthread pool, which splits each
+ * product by output rows); attention is the tiled online-softmax kernel of
+ * attention.c; the rest are the reference kernels of kernels.c. Quantized weights are
+ * dequantized to F32 once at load when that fits the budget, otherwise block by block
+ * inside each product.
+ * Parameters: threads=N (default: all cores), tile_q=N, tile_k=N (attention tiles,
+ * default: the kernel's choice), f32_budget=BYTES (dequantized weights kept; default
+ * half the available memory). */
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +47,10 @@ struct cpu_layer {
     struct linear wq, wk, wv, wo, w_gate, w_up, w_down;
 };
 
-struct engine {
+struct backend {
     const struct model *m;
-    struct engine_opts opts;
+    int n_threads, tile_q, tile_k;
+    size_t f32_budget;        /* 0 = automatic */
     struct threadpool *tp;
     struct cpu_layer *layers;
     struct linear output;
@@ -52,23 +58,17 @@ struct engine {
     size_t f32_bytes;
     float *scratch_w;     /* per-thread dequantization buffers: n_threads x ROW_BLOCK x max_cols */
     size_t scratch_w_per_thread;
+    float *logits;        /* [logits_rows][n_vocab]: the vocabulary projection of one block of rows */
+    int logits_rows;
+    char error[256];      /* the first kernel error since the last sync, "" if none */
 };
 
-struct session {
-    struct engine *e;
-    int max_tokens, n_past;
-    float *k_cache, *v_cache;  /* [layer][max_tokens][kv_dim] */
-    float *kg_cache;           /* SelfExtend grouped-position keys, allocated on first use */
-    int32_t *pos;              /* positions of cached tokens */
-    int se_group, se_window;   /* the SelfExtend setting kg_cache was built with */
-    /* chunk activations */
-    float *x, *xb, *q, *qg, *k, *v, *att, *hb, *hb2, *logits;
-    int32_t *qpos, *gpos, *gkpos;  /* chunk positions; SelfExtend's grouped query and key positions */
-    int logits_rows;
-    struct eval_stats stats;
-    void (*progress)(void *arg, int n_tokens);   /* called after each chunk (session_set_progress) */
-    void *progress_arg;
+/* Device memory on the CPU: host memory. */
+struct dbuf {
+    float *p;
+    size_t n;             /* elements */
 };
+
 
 
 /* ---- weights ---------------------------------------------------------- */
@@ -90,7 +90,7 @@ static void dequant_task(void *ctx, int task, int thread) {
                        L->owned + (size_t)r * L->cols, (size_t)L->cols);
 }
 
-static int linear_init(struct engine *e, struct linear *L, const struct gguf_tensor *t, bool keep_f32,
+static int linear_init(struct backend *e, struct linear *L, const struct gguf_tensor *t, bool keep_f32,
                        char *err, size_t errlen) {
     L->t = t;
     L->cols = (int)t->ne[0];
@@ -120,7 +120,7 @@ static uint64_t quantized_elems(const struct gguf_tensor *t) {
 }
 
 /* Frees an engine, also one that cpu_create left half built. */
-static void cpu_destroy(struct engine *e) {
+static void cpu_destroy(struct backend *e) {
     if (!e) return;
     if (e->layers)
         for (int l = 0; l < e->m->cfg.n_layers; l++) {
@@ -131,20 +131,40 @@ static void cpu_destroy(struct engine *e) {
     free(e->output.owned);
     free(e->layers);
     free(e->scratch_w);
+    free(e->logits);
     if (e->tp) threadpool_free(e->tp);
     free(e);
 }
 
-static struct engine *cpu_create(const struct model *m, const struct engine_opts *o, char *err, size_t errlen) {
+static const char *const cpu_params[] = {"threads", "tile_q", "tile_k", "f32_budget", NULL};
+
+static size_t logits_rows_for(const struct model_config *c) {
+    size_t rows = ((size_t)16 << 20) / ((size_t)c->n_vocab * sizeof(float));
+    if (rows < 1) rows = 1;
+    if (rows > 512) rows = 512;
+    return rows;
+}
+
+static struct backend *cpu_create(const struct model *m, const char *params, char *err, size_t errlen) {
     const struct model_config *c = &m->cfg;
-    struct engine *e = calloc(1, sizeof *e);
+    long threads, tile_q, tile_k, budget;
+    if (backend_params_check("cpu", params, cpu_params, err, errlen) ||
+        backend_param_long("cpu", params, "threads", 1, 1024, 0, &threads, err, errlen) ||
+        backend_param_long("cpu", params, "tile_q", 1, 1 << 16, 0, &tile_q, err, errlen) ||
+        backend_param_long("cpu", params, "tile_k", 1, 1 << 16, 0, &tile_k, err, errlen) ||
+        backend_param_long("cpu", params, "f32_budget", 1, LONG_MAX, 0, &budget, err, errlen))
+        return NULL;
+    struct backend *e = calloc(1, sizeof *e);
     if (!e) goto oom;
     e->m = m;
-    e->opts = *o;
-    if (e->opts.n_threads <= 0) e->opts.n_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (e->opts.n_threads <= 0) e->opts.n_threads = 1;
+    e->n_threads = (int)threads;
+    e->tile_q = (int)tile_q;
+    e->tile_k = (int)tile_k;
+    e->f32_budget = (size_t)budget;
+    if (e->n_threads <= 0) e->n_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (e->n_threads <= 0) e->n_threads = 1;
     openblas_set_num_threads(1);
-    e->tp = threadpool_create(e->opts.n_threads, err, errlen);
+    e->tp = threadpool_create(e->n_threads, err, errlen);
     if (!e->tp) goto fail;   /* err says why: a thread limit is not "out of memory" */
     e->layers = calloc((size_t)c->n_layers, sizeof *e->layers);
     if (!e->layers) goto oom;
@@ -157,8 +177,8 @@ static struct engine *cpu_create(const struct model *m, const struct engine_opts
         const struct gguf_tensor *ts[] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
         for (int i = 0; i < 7; i++) q_elems += quantized_elems(ts[i]);
     }
-    size_t budget = o->f32_budget ? o->f32_budget : host_mem_available() / 2;
-    bool keep_f32 = q_elems * sizeof(float) <= budget;
+    size_t f32_budget = e->f32_budget ? e->f32_budget : host_mem_available() / 2;
+    bool keep_f32 = q_elems * sizeof(float) <= f32_budget;
 
     for (int l = 0; l < c->n_layers; l++) {
         const struct layer_weights *w = &m->layers[l];
@@ -181,8 +201,10 @@ static struct engine *cpu_create(const struct model *m, const struct engine_opts
     int max_cols = c->dim > c->ffn_dim ? c->dim : c->ffn_dim;
     if (c->n_heads * c->head_dim > max_cols) max_cols = c->n_heads * c->head_dim;
     e->scratch_w_per_thread = (size_t)ROW_BLOCK * max_cols;
-    e->scratch_w = malloc(e->scratch_w_per_thread * e->opts.n_threads * sizeof(float));
-    if (!e->scratch_w) goto oom;
+    e->scratch_w = malloc(e->scratch_w_per_thread * e->n_threads * sizeof(float));
+    e->logits_rows = (int)logits_rows_for(c);
+    e->logits = malloc((size_t)e->logits_rows * c->n_vocab * sizeof(float));
+    if (!e->scratch_w || !e->logits) goto oom;
     return e;
 oom:
     snprintf(err, errlen, "out of memory creating the CPU engine");
@@ -194,7 +216,7 @@ fail:
 /* ---- y[n][rows] = x[n][cols] . W^T, split over threads by blocks of W rows ---- */
 
 struct matmul_job {
-    struct engine *e;
+    struct backend *e;
     const struct linear *L;
     const float *x;
     float *y;
@@ -224,9 +246,7 @@ static void matmul_task(void *ctx, int task, int thread) {
                     j->y + r0, j->ldy);
 }
 
-static void matmul(struct session *s, const struct linear *L, const float *x, int n, float *y) {
-    struct engine *e = s->e;
-    double t0 = host_monotonic_s();
+static void matmul(struct backend *e, const struct linear *L, const float *x, int n, float *y) {
     int nt = threadpool_size(e->tp);
     /* F32 weights: a few large blocks per thread; quantized: ROW_BLOCK (the scratch size). */
     int block = ROW_BLOCK;
@@ -237,186 +257,155 @@ static void matmul(struct session *s, const struct linear *L, const float *x, in
     }
     struct matmul_job j = {e, L, x, y, n, L->rows, block};
     threadpool_run(e->tp, (L->rows + block - 1) / block, matmul_task, &j);
-    s->stats.t_matmul += host_monotonic_s() - t0;
 }
 
-/* ---- sessions --------------------------------------------------------- */
 
-static size_t kv_floats(const struct model_config *c, int n) {
-    return (size_t)c->n_layers * (size_t)n * (size_t)c->n_kv_heads * c->head_dim;
+/* ---- device, buffers -------------------------------------------------- */
+
+static const char *cpu_unavailable(void) { return NULL; }
+
+static void cpu_device(const struct backend *e, struct device_info *out) {
+    snprintf(out->name, sizeof out->name, "CPU (%d threads)", e->n_threads);
+    int n = snprintf(out->params, sizeof out->params, "threads=%d", e->n_threads);
+    if (e->tile_q && n > 0 && (size_t)n < sizeof out->params)
+        n += snprintf(out->params + n, sizeof out->params - n, ",tile_q=%d", e->tile_q);
+    if (e->tile_k && n > 0 && (size_t)n < sizeof out->params)
+        n += snprintf(out->params + n, sizeof out->params - n, ",tile_k=%d", e->tile_k);
+    if (e->f32_budget && n > 0 && (size_t)n < sizeof out->params)
+        snprintf(out->params + n, sizeof out->params - n, ",f32_budget=%zu", e->f32_budget);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    out->mem_total = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : SIZE_MAX;
+    out->mem_free = host_mem_available();
+    out->n_threads = e->n_threads;
 }
 
-static size_t chunk_floats(const struct model_config *c) {
-    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
-    return (size_t)CHUNK_TOKENS * (2 * c->dim + 3 * qd + 3 * kvd + 2 * c->ffn_dim);
+static const char *cpu_cannot_run(const struct backend *e, const struct forward_plan *plan) {
+    (void)e; (void)plan;
+    return NULL;   /* every plan */
 }
 
-static size_t logits_rows_for(const struct model_config *c) {
-    size_t rows = ((size_t)16 << 20) / ((size_t)c->n_vocab * sizeof(float));
-    if (rows < 1) rows = 1;
-    if (rows > CHUNK_TOKENS) rows = CHUNK_TOKENS;
-    return rows;
+static size_t cpu_workspace_bytes(const struct backend *e) {
+    return (size_t)e->logits_rows * e->m->cfg.n_vocab * sizeof(float);
 }
 
-static size_t cpu_session_bytes(const struct engine *e, int n, const struct forward_plan *plan) {
-    const struct model_config *c = &e->m->cfg;
-    size_t kv_copies = plan && plan->se_group > 0 ? 3 : 2;   /* K, V, and SelfExtend's grouped K */
-    return (kv_copies * kv_floats(c, n) + chunk_floats(c) + logits_rows_for(c) * c->n_vocab) * sizeof(float) +
-           (size_t)n * sizeof(int32_t);
+static void set_error(struct backend *e, const char *msg) {
+    if (!e->error[0]) snprintf(e->error, sizeof e->error, "%s", msg);
 }
 
-static void cpu_session_free(struct session *s) {
-    if (!s) return;
-    free(s->k_cache); free(s->v_cache); free(s->kg_cache); free(s->pos);
-    free(s->x); free(s->xb); free(s->q); free(s->qg); free(s->k); free(s->v); free(s->att);
-    free(s->hb); free(s->hb2); free(s->logits); free(s->qpos); free(s->gpos); free(s->gkpos);
-    free(s);
-}
-
-static struct session *cpu_session_new(struct engine *e, int max_tokens, char *err, size_t errlen) {
-    const struct model_config *c = &e->m->cfg;
-    if (max_tokens <= 0) {
-        snprintf(err, errlen, "session length %d must be positive", max_tokens);
+static struct dbuf *cpu_alloc(struct backend *e, size_t n, char *err, size_t errlen) {
+    (void)e;
+    struct dbuf *d = malloc(sizeof *d);
+    if (d) d->p = malloc((n ? n : 1) * sizeof(float));
+    if (!d || !d->p) {
+        snprintf(err, errlen, "out of memory for a buffer of %zu MB", n * sizeof(float) >> 20);
+        free(d);
         return NULL;
     }
-    /* Linux overcommits: a session that does not fit would be killed mid-run, not
-     * refused by malloc, so say so up front. */
-    size_t need = cpu_session_bytes(e, max_tokens, NULL), avail = host_mem_available();
-    if (need > avail) {
-        snprintf(err, errlen, "a %d-token session needs %zu MB (KV cache and activations) but only %zu MB are available",
-                 max_tokens, need >> 20, avail >> 20);
-        return NULL;
-    }
-    struct session *s = calloc(1, sizeof *s);
-    if (!s) goto oom;
-    s->e = e;
-    s->max_tokens = max_tokens;
-    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
-    size_t B = CHUNK_TOKENS;
-    s->logits_rows = (int)logits_rows_for(c);
-    s->k_cache = malloc(kv_floats(c, max_tokens) * sizeof(float));
-    s->v_cache = malloc(kv_floats(c, max_tokens) * sizeof(float));
-    s->pos = malloc((size_t)max_tokens * sizeof(int32_t));
-    s->x = malloc(B * c->dim * sizeof(float));
-    s->xb = malloc(B * c->dim * sizeof(float));
-    s->q = malloc(B * qd * sizeof(float));
-    s->qg = malloc(B * qd * sizeof(float));
-    s->k = malloc(B * kvd * sizeof(float));
-    s->v = malloc(B * kvd * sizeof(float));
-    s->att = malloc(B * qd * sizeof(float));
-    s->hb = malloc(B * c->ffn_dim * sizeof(float));
-    s->hb2 = malloc(B * c->ffn_dim * sizeof(float));
-    s->logits = malloc((size_t)s->logits_rows * c->n_vocab * sizeof(float));
-    s->qpos = malloc(B * sizeof(int32_t));
-    s->gpos = malloc(B * sizeof(int32_t));
-    s->gkpos = malloc(B * sizeof(int32_t));
-    if (!s->k_cache || !s->v_cache || !s->pos || !s->x || !s->xb || !s->q || !s->qg || !s->k || !s->v || !s->att ||
-        !s->hb || !s->hb2 || !s->logits || !s->qpos || !s->gpos || !s->gkpos)
-        goto oom;
-    return s;
-oom:
-    snprintf(err, errlen, "out of memory for a %d-token session (needs about %zu MB)", max_tokens,
-             cpu_session_bytes(e, max_tokens, NULL) >> 20);
-    cpu_session_free(s);
-    return NULL;
+    d->n = n;
+    return d;
 }
 
-static void cpu_session_reset(struct session *s) {
-    s->n_past = 0;
-    memset(&s->stats, 0, sizeof s->stats);
+static void cpu_release(struct backend *e, struct dbuf *d) {
+    (void)e;
+    free(d->p);
+    free(d);
 }
-static void cpu_session_truncate(struct session *s, int n) {
-    if (n >= 0 && n < s->n_past) s->n_past = n;
+
+static void cpu_write(struct backend *e, struct dbuf *d, size_t off, const void *src, size_t n) {
+    (void)e;
+    memcpy(d->p + off, src, n * sizeof(float));
 }
-static void cpu_session_stats(const struct session *s, struct eval_stats *out) { *out = s->stats; }
-static int cpu_session_n_past(const struct session *s) { return s->n_past; }
 
-/* SelfExtend grouped positions: keys at floor(p/G); queries shifted by W - W/G
- * (integer division) so the grouped region starts where the neighbour window ends. */
-static int32_t se_key_pos(int32_t p, int G) { return p / G; }
-static int32_t se_query_pos(int32_t p, int G, int W) { return p / G + W - W / G; }
+static void cpu_copy(struct backend *e, struct dbuf *dst, size_t dst_off, const struct dbuf *src, size_t src_off,
+                     size_t n) {
+    (void)e;
+    memcpy(dst->p + dst_off, src->p + src_off, n * sizeof(float));
+}
 
-/* Runs tokens [0, n) of this chunk (all at positions already in s->qpos) through the model. */
-static int forward_chunk(struct session *s, const int32_t *tokens, int n, const struct forward_plan *plan,
-                         char *err, size_t errlen) {
-    struct engine *e = s->e;
-    const struct model *m = e->m;
-    const struct model_config *c = &m->cfg;
-    const int dim = c->dim, hd = c->head_dim;
-    const int qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
-    const bool se = plan->se_group > 0;
-    const int start = s->n_past;
-    float *x = s->x;
+static int cpu_sync(struct backend *e, char *err, size_t errlen) {
+    if (!e->error[0]) return 0;
+    snprintf(err, errlen, "%s", e->error);
+    e->error[0] = 0;
+    return -1;
+}
 
-    for (int t = 0; t < n; t++) {   /* ids were checked by eval_check */
-        size_t rb = ggml_row_bytes(m->tok_embd->type, (uint64_t)dim);
-        dequantize_row(m->tok_embd->type, (const uint8_t *)m->tok_embd->data + (size_t)tokens[t] * rb,
-                       x + (size_t)t * dim, (size_t)dim);
-    }
-    for (int t = 0; t < n; t++) s->pos[start + t] = s->qpos[t];
-    if (se)
-        for (int t = 0; t < n; t++) {
-            s->gpos[t] = se_query_pos(s->qpos[t], plan->se_group, plan->se_window);
-            s->gkpos[t] = se_key_pos(s->qpos[t], plan->se_group);
-        }
+/* ---- kernels ---------------------------------------------------------- */
 
-    for (int l = 0; l < c->n_layers; l++) {
-        const struct cpu_layer *L = &e->layers[l];
-        float *kc = s->k_cache + ((size_t)l * s->max_tokens + start) * kvd;
-        float *vc = s->v_cache + ((size_t)l * s->max_tokens + start) * kvd;
+static const struct linear *weight(const struct backend *e, int layer, enum weight_id w) {
+    if (w == W_OUTPUT) return &e->output;
+    const struct cpu_layer *L = &e->layers[layer];
+    const struct linear *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    return ws[w];
+}
 
-        rmsnorm(s->xb, x, L->attn_norm, dim, n, (float)c->rms_eps);
-        matmul(s, &L->wq, s->xb, n, s->q);
-        matmul(s, &L->wk, s->xb, n, kc);
-        matmul(s, &L->wv, s->xb, n, vc);
-        if (L->bq)
-            for (int t = 0; t < n; t++) {
-                for (int i = 0; i < qd; i++) s->q[(size_t)t * qd + i] += L->bq[i];
-                for (int i = 0; i < kvd; i++) kc[(size_t)t * kvd + i] += L->bk[i];
-                for (int i = 0; i < kvd; i++) vc[(size_t)t * kvd + i] += L->bv[i];
-            }
-        if (se) {
-            /* Grouped copies are rotated from the same unrotated q and k. */
-            float *kg = s->kg_cache + ((size_t)l * s->max_tokens + start) * kvd;
-            memcpy(s->qg, s->q, (size_t)n * qd * sizeof(float));
-            memcpy(kg, kc, (size_t)n * kvd * sizeof(float));
-            rope_apply(s->qg, n, qd, c->n_heads, hd, c->n_rot, s->gpos, plan->inv_freq, plan->mscale, c->rope_style);
-            rope_apply(kg, n, kvd, c->n_kv_heads, hd, c->n_rot, s->gkpos, plan->inv_freq, plan->mscale, c->rope_style);
-        }
-        rope_apply(s->q, n, qd, c->n_heads, hd, c->n_rot, s->qpos, plan->inv_freq, plan->mscale, c->rope_style);
-        rope_apply(kc, n, kvd, c->n_kv_heads, hd, c->n_rot, s->qpos, plan->inv_freq, plan->mscale, c->rope_style);
+static const float *vec(const struct backend *e, int layer, enum vec_id v) {
+    if (v == V_OUTPUT_NORM) return e->output_norm;
+    const struct cpu_layer *L = &e->layers[layer];
+    const float *vs[] = {L->attn_norm, L->ffn_norm, L->bq, L->bk, L->bv};
+    return vs[v];
+}
 
-        struct attn_args a = {
-            .n_q = n, .n_kv = start + n,
-            .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = hd,
-            .q = s->q, .q_stride = (size_t)qd,
-            .k = s->k_cache + (size_t)l * s->max_tokens * kvd,
-            .v = s->v_cache + (size_t)l * s->max_tokens * kvd,
-            .kv_stride = (size_t)kvd,
-            .q_group = se ? s->qg : NULL,
-            .k_group = se ? s->kg_cache + (size_t)l * s->max_tokens * kvd : NULL,
-            .group_window = plan->se_window,
-            .q_pos = s->qpos, .k_pos = s->pos,
-            .scale = 1.0f / sqrtf((float)hd),
-            .window = plan->swa_window,
-            .tile_q = e->opts.tile_q, .tile_k = e->opts.tile_k,
-            .out = s->att, .out_stride = (size_t)qd,
-        };
-        double t0 = host_monotonic_s();
-        if (attn_forward(&a, e->tp, err, errlen) != 0) return -1;
-        s->stats.t_attn += host_monotonic_s() - t0;
-        matmul(s, &L->wo, s->att, n, s->xb);
-        for (size_t i = 0; i < (size_t)n * dim; i++) x[i] += s->xb[i];
+static void cpu_embed(struct backend *e, struct dbuf *x, const int32_t *tokens, int n) {
+    const struct gguf_tensor *t = e->m->tok_embd;
+    const int dim = e->m->cfg.dim;
+    size_t rb = ggml_row_bytes(t->type, (uint64_t)dim);
+    for (int i = 0; i < n; i++)
+        dequantize_row(t->type, (const uint8_t *)t->data + (size_t)tokens[i] * rb, x->p + (size_t)i * dim,
+                       (size_t)dim);
+}
 
-        rmsnorm(s->xb, x, L->ffn_norm, dim, n, (float)c->rms_eps);
-        matmul(s, &L->w_gate, s->xb, n, s->hb);
-        matmul(s, &L->w_up, s->xb, n, s->hb2);
-        swiglu(s->hb, s->hb, s->hb2, (size_t)n * c->ffn_dim);
-        matmul(s, &L->w_down, s->hb, n, s->xb);
-        for (size_t i = 0; i < (size_t)n * dim; i++) x[i] += s->xb[i];
-    }
-    rmsnorm(x, x, e->output_norm, dim, n, (float)c->rms_eps);
-    return 0;
+static void cpu_rmsnorm(struct backend *e, struct dbuf *y, const struct dbuf *x, int layer, enum vec_id w, int n) {
+    rmsnorm(y->p, x->p, vec(e, layer, w), e->m->cfg.dim, n, (float)e->m->cfg.rms_eps);
+}
+
+static void cpu_matmul(struct backend *e, struct dbuf *y, size_t y_off, const struct dbuf *x, int layer,
+                       enum weight_id w, int n) {
+    matmul(e, weight(e, layer, w), x->p, n, y->p + y_off);
+}
+
+static void cpu_add_bias(struct backend *e, struct dbuf *y, size_t y_off, int layer, enum vec_id w, int n) {
+    const struct model_config *c = &e->m->cfg;
+    const int width = (w == V_BQ ? c->n_heads : c->n_kv_heads) * c->head_dim;
+    const float *bias = vec(e, layer, w);
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < width; i++) y->p[y_off + (size_t)t * width + i] += bias[i];
+}
+
+static void cpu_rope(struct backend *e, struct dbuf *x, size_t off, int n, int n_heads, const struct dbuf *pos,
+                     const struct dbuf *inv_freq, float mscale) {
+    const struct model_config *c = &e->m->cfg;
+    rope_apply(x->p + off, n, (size_t)n_heads * c->head_dim, n_heads, c->head_dim, c->n_rot, (const int32_t *)pos->p,
+               inv_freq->p, mscale, c->rope_style);
+}
+
+static void cpu_attention(struct backend *e, const struct attn_call *a) {
+    const struct model_config *c = &e->m->cfg;
+    const size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    struct attn_args args = {
+        .n_q = a->n_q, .n_kv = a->n_kv,
+        .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
+        .q = a->q->p, .q_stride = qd,
+        .k = a->k->p + a->kv_off, .v = a->v->p + a->kv_off, .kv_stride = kvd,
+        .q_group = a->q_group ? a->q_group->p : NULL,
+        .k_group = a->k_group ? a->k_group->p + a->kv_off : NULL,
+        .group_window = a->group_window,
+        .q_pos = (const int32_t *)a->q_pos->p, .k_pos = (const int32_t *)a->k_pos->p,
+        .scale = a->scale, .window = a->window,
+        .tile_q = e->tile_q, .tile_k = e->tile_k,
+        .out = a->out->p, .out_stride = qd,
+    };
+    char msg[256];
+    if (!e->error[0] && attn_forward(&args, e->tp, msg, sizeof msg) != 0) set_error(e, msg);
+}
+
+static void cpu_add(struct backend *e, struct dbuf *x, const struct dbuf *y, size_t n) {
+    (void)e;
+    for (size_t i = 0; i < n; i++) x->p[i] += y->p[i];
+}
+
+static void cpu_swiglu(struct backend *e, struct dbuf *gate, const struct dbuf *up, size_t n) {
+    (void)e;
+    swiglu(gate->p, gate->p, up->p, n);
 }
 
 /* Per-row log-probabilities of the targets, the vocabulary projection done in
@@ -435,11 +424,12 @@ static void lsm_task(void *ctx, int row, int thread) {
     j->logprob[row] = t < 0 ? 0.0f : (float)log_softmax_at(j->logits + (size_t)row * j->n_vocab, j->n_vocab, t);
 }
 
-static void score_chunk(struct session *s, int n, const int32_t *targets, float *logprob, float *last_logits) {
-    struct engine *e = s->e;
+static int cpu_score(struct backend *e, const struct dbuf *x, int n, const int32_t *targets, float *logprob,
+                     float *last_logits, char *err, size_t errlen) {
+    if (cpu_sync(e, err, errlen) != 0) return -1;
     const struct model_config *c = &e->m->cfg;
-    for (int r0 = 0; r0 < n; r0 += s->logits_rows) {
-        int nr = n - r0 < s->logits_rows ? n - r0 : s->logits_rows;
+    for (int r0 = 0; r0 < n; r0 += e->logits_rows) {
+        int nr = n - r0 < e->logits_rows ? n - r0 : e->logits_rows;
         bool need_last = last_logits && r0 + nr == n;
         bool need_scores = false;
         if (targets)
@@ -449,137 +439,37 @@ static void score_chunk(struct session *s, int n, const int32_t *targets, float 
                 for (int r = 0; r < nr; r++) logprob[r0 + r] = 0.0f;
             continue;
         }
-        matmul(s, &e->output, s->x + (size_t)r0 * c->dim, nr, s->logits);
-        if (targets) {   /* ids were checked by eval_check */
-            struct lsm_job j = {s->logits, c->n_vocab, targets + r0, logprob + r0};
+        matmul(e, &e->output, x->p + (size_t)r0 * c->dim, nr, e->logits);
+        if (targets) {   /* ids were checked by the engine */
+            struct lsm_job j = {e->logits, c->n_vocab, targets + r0, logprob + r0};
             threadpool_run(e->tp, nr, lsm_task, &j);
         }
-        if (need_last) memcpy(last_logits, s->logits + (size_t)(nr - 1) * c->n_vocab, (size_t)c->n_vocab * sizeof(float));
-    }
-}
-
-/* Checks everything eval is given before anything is computed or changed, so that bad
- * input leaves the session exactly as it was. */
-static int eval_check(const struct session *s, const int32_t *tokens, const int32_t *pos, int n,
-                      const struct forward_plan *plan, const int32_t *targets, const float *logprob, char *err,
-                      size_t errlen) {
-    const struct model_config *c = &s->e->m->cfg;
-    if (n <= 0) {
-        snprintf(err, errlen, "nothing to evaluate (%d tokens)", n);
-        return -1;
-    }
-    if (!tokens || !plan || !plan->inv_freq) {
-        snprintf(err, errlen, "eval: no %s given", !tokens ? "tokens" : "plan or frequency table");
-        return -1;
-    }
-    if (n > s->max_tokens - s->n_past) {
-        snprintf(err, errlen, "%d tokens do not fit in the session (%d of %d positions used)", n, s->n_past,
-                 s->max_tokens);
-        return -1;
-    }
-    if (targets && !logprob) {
-        snprintf(err, errlen, "targets given without a logprob buffer");
-        return -1;
-    }
-    for (int i = 0; i < n; i++) {
-        if (tokens[i] < 0 || tokens[i] >= c->n_vocab) {
-            snprintf(err, errlen, "token id %d at batch index %d is outside the vocabulary (0..%d)", tokens[i], i,
-                     c->n_vocab - 1);
-            return -1;
-        }
-        if (targets && targets[i] >= c->n_vocab) {
-            snprintf(err, errlen, "target id %d at batch index %d is outside the vocabulary (0..%d, or < 0 for "
-                     "not scored)", targets[i], i, c->n_vocab - 1);
-            return -1;
-        }
-        if (pos && pos[i] < 0) {
-            snprintf(err, errlen, "position %d at batch index %d is negative", pos[i], i);
-            return -1;
-        }
-    }
-    if (!isfinite(plan->mscale) || !(plan->mscale > 0) || plan->swa_window < 0 || plan->se_group < 0) {
-        snprintf(err, errlen, "invalid forward plan (mscale %g, window %d, SelfExtend group %d)", (double)plan->mscale,
-                 plan->swa_window, plan->se_group);
-        return -1;
-    }
-    if (plan->se_group > 0) {
-        if (plan->se_window <= 0) {
-            snprintf(err, errlen, "SelfExtend needs a positive neighbour window");
-            return -1;
-        }
-        if (s->n_past > 0 && (s->se_group != plan->se_group || s->se_window != plan->se_window)) {
-            /* The grouped keys of the tokens already cached were made with other settings, or never. */
-            snprintf(err, errlen, "SelfExtend cannot start or change in the middle of a session (%d tokens cached)",
-                     s->n_past);
-            return -1;
-        }
+        if (need_last) memcpy(last_logits, e->logits + (size_t)(nr - 1) * c->n_vocab, (size_t)c->n_vocab * sizeof(float));
     }
     return 0;
-}
-
-static int cpu_eval(struct session *s, const int32_t *tokens, const int32_t *pos, int n,
-                    const struct forward_plan *plan, const int32_t *targets, float *logprob, float *last_logits,
-                    char *err, size_t errlen) {
-    const struct model_config *c = &s->e->m->cfg;
-    if (eval_check(s, tokens, pos, n, plan, targets, logprob, err, errlen) != 0) return -1;
-    if (plan->se_group > 0 && !s->kg_cache) {
-        size_t bytes = kv_floats(c, s->max_tokens) * sizeof(float), avail = host_mem_available();
-        if (bytes > avail) {
-            snprintf(err, errlen, "SelfExtend's grouped key cache needs %zu MB but only %zu MB are available",
-                     bytes >> 20, avail >> 20);
-            return -1;
-        }
-        s->kg_cache = malloc(bytes);
-        if (!s->kg_cache) {
-            snprintf(err, errlen, "out of memory for SelfExtend's grouped key cache (%zu MB)", bytes >> 20);
-            return -1;
-        }
-    }
-    /* A failure past this point (attention scratch) rolls back to here: tokens are only
-     * ever written at positions >= n_past, so restoring these leaves the session as it was. */
-    const int n_past0 = s->n_past, se_group0 = s->se_group, se_window0 = s->se_window;
-    const struct eval_stats stats0 = s->stats;
-    /* Without SelfExtend the grouped keys are not kept up to date from here on. */
-    s->se_group = plan->se_group;
-    s->se_window = plan->se_group > 0 ? plan->se_window : 0;
-    double t0 = host_monotonic_s();
-    for (int done = 0; done < n;) {
-        int nc = n - done < CHUNK_TOKENS ? n - done : CHUNK_TOKENS;
-        for (int t = 0; t < nc; t++) s->qpos[t] = pos ? pos[done + t] : s->n_past + t;
-        if (forward_chunk(s, tokens + done, nc, plan, err, errlen) != 0) {
-            s->n_past = n_past0;
-            s->se_group = se_group0;
-            s->se_window = se_window0;
-            s->stats = stats0;
-            return -1;
-        }
-        score_chunk(s, nc, targets ? targets + done : NULL, logprob ? logprob + done : NULL,
-                    done + nc == n ? last_logits : NULL);
-        s->n_past += nc;
-        done += nc;
-        if (s->progress) s->progress(s->progress_arg, nc);
-    }
-    s->stats.t_total += host_monotonic_s() - t0;
-    s->stats.tokens += n;
-    return 0;
-}
-
-static void cpu_session_set_progress(struct session *s, void (*fn)(void *arg, int n_tokens), void *arg) {
-    s->progress = fn;
-    s->progress_arg = fn ? arg : NULL;
 }
 
 const struct backend_ops cpu_backend = {
     .name = "cpu",
+    .params_help = "threads=N, tile_q=N, tile_k=N, f32_budget=BYTES",
+    .unavailable = cpu_unavailable,
     .create = cpu_create,
     .destroy = cpu_destroy,
-    .session_new = cpu_session_new,
-    .session_free = cpu_session_free,
-    .session_reset = cpu_session_reset,
-    .session_truncate = cpu_session_truncate,
-    .session_n_past = cpu_session_n_past,
-    .eval = cpu_eval,
-    .session_bytes = cpu_session_bytes,
-    .session_stats = cpu_session_stats,
-    .session_set_progress = cpu_session_set_progress,
+    .device = cpu_device,
+    .cannot_run = cpu_cannot_run,
+    .workspace_bytes = cpu_workspace_bytes,
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .write = cpu_write,
+    .copy = cpu_copy,
+    .sync = cpu_sync,
+    .embed = cpu_embed,
+    .rmsnorm = cpu_rmsnorm,
+    .matmul = cpu_matmul,
+    .add_bias = cpu_add_bias,
+    .rope = cpu_rope,
+    .attention = cpu_attention,
+    .add = cpu_add,
+    .swiglu = cpu_swiglu,
+    .score = cpu_score,
 };

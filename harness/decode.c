@@ -24,7 +24,6 @@ int32_t decode_argmax(const float *logits, int n_vocab) {
 
 int decode_greedy_scored(struct runtime *rt, struct session *s, const struct forward_plan *fp,
                          const struct decode_request *rq, struct decode_result *out, char *err, size_t errlen) {
-    const struct backend_ops *be = rt->be;
     const int n_vocab = rt->model->cfg.n_vocab;
     out->n_gen = 0;
     out->target_nll = 0;
@@ -45,8 +44,8 @@ int decode_greedy_scored(struct runtime *rt, struct session *s, const struct for
         snprintf(err, errlen, "decode: out of memory");
         goto out;
     }
-    be->session_reset(s);
-    if (be->eval(s, rq->prompt, NULL, rq->n_prompt, fp, NULL, NULL, logits, err, errlen) != 0) goto out;
+    session_reset(s);
+    if (session_eval(s, rq->prompt, NULL, rq->n_prompt, fp, NULL, NULL, logits, err, errlen) != 0) goto out;
     out->forward_tokens += rq->n_prompt;
     bool stopped = rq->max_new == 0;
     /* Shared path: the context is prompt + target[0..i) = prompt + gen[0..i). */
@@ -65,16 +64,16 @@ int decode_greedy_scored(struct runtime *rt, struct session *s, const struct for
                 /* They part here. Finish the target in this session: feed target[i..n-1)
                  * with targets target[i+1..n). */
                 int n = rq->n_target - 1 - i;
-                if (be->eval(s, rq->target + i, NULL, n, fp, rq->target + i + 1, logprob, NULL, err, errlen) != 0)
+                if (session_eval(s, rq->target + i, NULL, n, fp, rq->target + i + 1, logprob, NULL, err, errlen) != 0)
                     goto out;
                 out->forward_tokens += n;
                 for (int k = 0; k < n; k++) out->target_nll -= logprob[k];
                 /* Then the greedy continuation: rewind to the shared prefix prompt + gen[0..i)
                  * and go on from gen[i]. */
-                be->session_truncate(s, rq->n_prompt + i);
+                session_truncate(s, rq->n_prompt + i);
                 while (!stopped) {
                     int32_t last = out->gen[out->n_gen - 1];
-                    if (be->eval(s, &last, NULL, 1, fp, NULL, NULL, logits, err, errlen) != 0) goto out;
+                    if (session_eval(s, &last, NULL, 1, fp, NULL, NULL, logits, err, errlen) != 0) goto out;
                     out->forward_tokens++;
                     int32_t g = decode_argmax(logits, n_vocab);
                     out->gen[out->n_gen++] = g;
@@ -87,7 +86,7 @@ int decode_greedy_scored(struct runtime *rt, struct session *s, const struct for
         } else if (need_teacher) next = rq->target[i];
         else if (need_gen) next = out->gen[out->n_gen - 1];
         else break;
-        if (be->eval(s, &next, NULL, 1, fp, NULL, NULL, logits, err, errlen) != 0) goto out;
+        if (session_eval(s, &next, NULL, 1, fp, NULL, NULL, logits, err, errlen) != 0) goto out;
         out->forward_tokens++;
     }
     rc = 0;

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "backend.h"
+#include "forward_plan.h"
 #include "model.h"
 
 #define METHOD_MAX_PARAMS 8

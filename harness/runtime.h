@@ -1,26 +1,23 @@
 /* A loaded model bound to a backend: what commands and tasks hold while they run.
- * Backend choice ("cpu", "cuda", "auto") happens here and nowhere else. */
+ * Backend choice ("cpu", "auto", ...) happens here and nowhere else. */
 #ifndef CTX_RUNTIME_H
 #define CTX_RUNTIME_H
 
 #include <stddef.h>
 
-#include "backend.h"
+#include "engine.h"
 #include "model.h"
 
 struct runtime {
     struct model *model;
-    const struct backend_ops *be;
+    const struct backend_ops *be;   /* the backend that runs (auto resolved) */
     struct engine *engine;
-    struct engine_opts opts;
+    struct device_info device;      /* its device, as it was when opened */
 };
 
-/* Backends compiled into this binary, NULL-terminated. */
-extern const struct backend_ops *const backend_list[];
-const struct backend_ops *backend_find(const char *name);   /* "auto" = the first listed */
-
-int runtime_open(struct runtime *rt, const char *model_path, const char *backend, const struct engine_opts *o,
-                 char *err, size_t errlen);
+/* backend: a name or "auto" (NULL = auto); params: the backend's parameter string. */
+int runtime_open(struct runtime *rt, const char *model_path, const char *backend, const char *params, char *err,
+                 size_t errlen);
 void runtime_close(struct runtime *rt);
 
 #endif

@@ -293,8 +293,7 @@ static int prepare_facts(const struct sweep_config *cfg, const struct runtime *r
     const char *slash = strrchr(cfg->model_path, '/');
     fx->model_file = slash ? slash + 1 : cfg->model_path;
     if (gethostname(fx->host, sizeof fx->host - 1) != 0) snprintf(fx->host, sizeof fx->host, "unknown");
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    fx->threads = rt->opts.n_threads > 0 ? rt->opts.n_threads : (int)(ncpu > 0 ? ncpu : 1);
+    fx->threads = rt->device.n_threads;
     fx->data_path = calloc((size_t)cfg->n_tasks, sizeof *fx->data_path);
     fx->data_sha256 = calloc((size_t)cfg->n_tasks, sizeof *fx->data_sha256);
     if (!fx->data_path || !fx->data_sha256) {
@@ -337,11 +336,11 @@ static int run_cell(struct runtime *rt, const struct sweep_config *cfg, const st
     /* A method plan that fails (e.g. a derived parameter out of range at this length)
      * fails the cell: the task could not run either. */
     struct cell_need cn;
-    sweep_cell_need(rt, t, m, length, cfg->mem_limit ? cfg->mem_limit : host_mem_available(), &cn);
+    sweep_cell_need(rt, t, m, length, cfg->mem_limit ? cfg->mem_limit : rt->device.mem_free, &cn);
     int tokens = cn.tokens;
     size_t need = cn.bytes;
     if (cn.fit != CELL_FITS) {
-        if (cn.fit == CELL_TOO_BIG) status = CELL_SKIPPED;
+        if (cn.fit != CELL_NO_PLAN) status = CELL_SKIPPED;
         snprintf(cell_err, sizeof cell_err, "%s", cn.reason);
     } else {
         snprintf(note, sizeof note, "%s", cn.plan.note);
@@ -498,7 +497,7 @@ int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_s
                     cfg->tasks[ti].settings[0] ? cfg->tasks[ti].settings : "(defaults)",
                     cfg->tasks[ti].data[0] ? cfg->tasks[ti].data : "(none)");
     }
-    size_t avail = cfg->mem_limit ? cfg->mem_limit : host_mem_available();
+    size_t avail = cfg->mem_limit ? cfg->mem_limit : rt->device.mem_free;
     if (cfg->dry_run) {
         rc = sweep_dry_run(cfg->log ? cfg->log : stdout, rt, cfg, done, avail, sum);
         goto out;

@@ -27,8 +27,15 @@ void sweep_cell_need(const struct runtime *rt, const struct sweep_task *t, const
         return;
     }
     if (method_plan(m, &mctx, &out->plan, out->reason, sizeof out->reason) != 0) return;
+    struct forward_plan fp = method_forward_plan(&out->plan);
+    const char *why = engine_cannot_run(rt->engine, &fp);
+    if (why) {
+        out->fit = CELL_UNSUPPORTED;
+        snprintf(out->reason, sizeof out->reason, "backend %s cannot run it: %s", rt->be->name, why);
+        return;
+    }
     /* The plan decides the size: SelfExtend keeps a second, grouped-position key cache. */
-    out->bytes = rt->be->session_bytes(rt->engine, out->tokens, &(struct forward_plan){.se_group = out->plan.se_group});
+    out->bytes = engine_session_bytes(rt->engine, out->tokens, &(struct forward_plan){.se_group = out->plan.se_group});
     if (out->bytes > avail) {
         out->fit = CELL_TOO_BIG;
         snprintf(out->reason, sizeof out->reason, "needs %zu MiB for a %d-token session, %zu MiB available",
@@ -40,11 +47,11 @@ void sweep_cell_need(const struct runtime *rt, const struct sweep_task *t, const
 
 /* ------------------------------------------------------------------ calibration */
 
-static int timed_eval(struct runtime *rt, struct session *s, const int32_t *ids, int n, const struct forward_plan *fp,
+static int timed_eval(struct session *s, const int32_t *ids, int n, const struct forward_plan *fp,
                       const int32_t *targets, float *logprob, float *logits, double *seconds, char *err,
                       size_t errlen) {
     double t0 = host_monotonic_s();
-    int rc = rt->be->eval(s, ids, NULL, n, fp, targets, logprob, logits, err, errlen);
+    int rc = session_eval(s, ids, NULL, n, fp, targets, logprob, logits, err, errlen);
     *seconds = host_monotonic_s() - t0;
     return rc;
 }
@@ -81,7 +88,6 @@ static void calibrate_tokenizer(const struct runtime *rt, struct sweep_rates *r)
 
 int sweep_calibrate(struct runtime *rt, struct sweep_rates *r, char *err, size_t errlen) {
     memset(r, 0, sizeof *r);
-    const struct backend_ops *be = rt->be;
     const struct model_config *c = &rt->model->cfg;
     const int cap = CAL_CHUNK * CAL_MAX_CHUNKS + CAL_STEPS;
     struct method_spec spec;
@@ -100,15 +106,15 @@ int sweep_calibrate(struct runtime *rt, struct sweep_rates *r, char *err, size_t
     }
     /* any valid ids: the cost of a forward pass does not depend on them */
     for (int i = 0; i < cap; i++) ids[i] = (int32_t)(((int64_t)i * 7919 + 13) % c->n_vocab);
-    s = be->session_new(rt->engine, cap, err, errlen);
+    s = session_new(rt->engine, cap, err, errlen);
     if (!s) goto out;
     /* Every prediction scored, as ppl does: the output layer's cost is in token_s. The
      * first pass warms caches and dequantized weights up and is not counted. */
     const int32_t *targets = ids + 1;
     double t1 = INFINITY, t;
     for (int rep = 0; rep < 3; rep++) {
-        be->session_reset(s);
-        if (timed_eval(rt, s, ids, CAL_CHUNK, &fp, targets, logprob, logits, &t, err, errlen) != 0) goto out;
+        session_reset(s);
+        if (timed_eval(s, ids, CAL_CHUNK, &fp, targets, logprob, logits, &t, err, errlen) != 0) goto out;
         if (rep > 0 && t < t1) t1 = t;
     }
     /* then more chunks on top, as many as the time allows: attention grows with context.
@@ -118,15 +124,15 @@ int sweep_calibrate(struct runtime *rt, struct sweep_rates *r, char *err, size_t
     int n2 = more * CAL_CHUNK, ctx = CAL_CHUNK + n2;
     double t2 = INFINITY;
     for (int rep = 0; rep < 2; rep++) {
-        be->session_reset(s);
-        if (be->eval(s, ids, NULL, CAL_CHUNK, &fp, targets, logprob, logits, err, errlen) != 0 ||
-            timed_eval(rt, s, ids + CAL_CHUNK, n2, &fp, targets + CAL_CHUNK, logprob, logits, &t, err, errlen) != 0)
+        session_reset(s);
+        if (session_eval(s, ids, NULL, CAL_CHUNK, &fp, targets, logprob, logits, err, errlen) != 0 ||
+            timed_eval(s, ids + CAL_CHUNK, n2, &fp, targets + CAL_CHUNK, logprob, logits, &t, err, errlen) != 0)
             goto out;
         if (t < t2) t2 = t;
     }
     double step[CAL_STEPS];
     for (int i = 0; i < CAL_STEPS; i++)
-        if (timed_eval(rt, s, ids + ctx + i, 1, &fp, NULL, NULL, logits, &step[i], err, errlen) != 0) goto out;
+        if (timed_eval(s, ids + ctx + i, 1, &fp, NULL, NULL, logits, &step[i], err, errlen) != 0) goto out;
     qsort(step, CAL_STEPS, sizeof step[0], cmp_double);
     double t3 = (step[CAL_STEPS / 2 - 1] + step[CAL_STEPS / 2]) / 2;   /* the median */
     /* t1 = a 512 + b P1, t2 = a n2 + b P2 with P the causal pairs of each pass */
@@ -151,7 +157,7 @@ int sweep_calibrate(struct runtime *rt, struct sweep_rates *r, char *err, size_t
     calibrate_tokenizer(rt, r);
     rc = 0;
 out:
-    if (s) be->session_free(s);
+    if (s) session_free(s);
     free(ids);
     free(logprob);
     free(logits);
@@ -214,7 +220,7 @@ void sweep_warn_skips(FILE *f, const struct runtime *rt, const struct sweep_conf
                 if (done[c]) continue;
                 struct cell_need need;
                 sweep_cell_need(rt, &cfg->tasks[ti], &cfg->methods[mi], cfg->lengths[li], avail, &need);
-                if (need.fit != CELL_TOO_BIG) continue;
+                if (need.fit != CELL_TOO_BIG) continue;   /* the memory warning; unsupported cells say why in their results */
                 char label[200], item[300], m[32];
                 cell_label(cfg, ti, mi, li, label, sizeof label);
                 snprintf(item, sizeof item, "%s (%s)", label, mib(need.bytes, m, sizeof m));
@@ -240,9 +246,7 @@ int sweep_dry_run(FILE *f, struct runtime *rt, const struct sweep_config *cfg, c
         fprintf(f, "calibration failed, no time estimates: %s\n", why);
         r = (struct sweep_rates){NAN, NAN, NAN, NAN, NAN, 0, false};
     }
-    char threads[32] = "all cores";
-    if (rt->opts.n_threads > 0)
-        snprintf(threads, sizeof threads, "%d thread%s", rt->opts.n_threads, rt->opts.n_threads == 1 ? "" : "s");
+    const char *threads = rt->device.name;
     if (calibrated)
         fprintf(f,
             "calibration (%s): 512-token chunk %s (%.0f tok/s), attention %.3g ns per (query, key) pair%s, "
@@ -267,7 +271,7 @@ int sweep_dry_run(FILE *f, struct runtime *rt, const struct sweep_config *cfg, c
                 struct cell_need need;
                 sweep_cell_need(rt, t, &cfg->methods[mi], cfg->lengths[li], avail, &need);
                 if (need.fit != CELL_FITS) {
-                    fprintf(f, "%s: %s\n", need.fit == CELL_TOO_BIG ? "will be skipped" : "will fail", need.reason);
+                    fprintf(f, "%s: %s\n", need.fit == CELL_NO_PLAN ? "will fail" : "will be skipped", need.reason);
                     list_add(&skipped, label);
                     sum->skipped++;
                     continue;

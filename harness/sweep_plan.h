@@ -10,14 +10,16 @@
 
 #include "sweep.h"
 
-enum cell_fit { CELL_FITS, CELL_TOO_BIG, CELL_NO_PLAN };
+/* CELL_TOO_BIG and CELL_UNSUPPORTED cells are skipped (recorded with the reason);
+ * CELL_NO_PLAN cells fail (the method cannot plan this length). */
+enum cell_fit { CELL_FITS, CELL_TOO_BIG, CELL_UNSUPPORTED, CELL_NO_PLAN };
 
 struct cell_need {
     enum cell_fit fit;
     int tokens;                /* session positions (the task's session_tokens) */
     size_t bytes;              /* session memory under the plan (backend session_bytes) */
     struct method_plan plan;   /* valid unless CELL_NO_PLAN */
-    char reason[1024];         /* why the cell will not run (CELL_TOO_BIG, CELL_NO_PLAN) */
+    char reason[1024];         /* why the cell will not run */
 };
 
 /* What cell (method m, task t, length) needs and whether it fits in `avail` bytes. */

@@ -44,11 +44,10 @@ static void on_tokens(void *arg, int n) {
 
 struct session *task_session_new(const struct task_ctx *ctx, int max_tokens, struct task_progress *tp, char *err,
                                  size_t errlen) {
-    const struct backend_ops *be = ctx->rt->be;
-    struct session *s = be->session_new(ctx->rt->engine, max_tokens, err, errlen);
+    struct session *s = session_new(ctx->rt->engine, max_tokens, err, errlen);
     if (s && tp && ctx->progress) {
         *tp = (struct task_progress){.ctx = ctx, .lo = 0, .hi = 1, .expect = 1};
-        if (be->session_set_progress) be->session_set_progress(s, on_tokens, tp);
+        session_set_progress(s, on_tokens, tp);
     } else if (tp) {
         *tp = (struct task_progress){0};
     }

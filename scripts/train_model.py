@@ -568,7 +568,7 @@ def make_eval_sets(mix, tok, cfg, seed):
 
 def recipe(args):
     keys = ["seed", "lr", "min_lr", "warmup", "steps", "batch_lm", "batch_passkey", "batch_first_sentence",
-            "batch_kv", "distill_weight", "weight_decay", "full_length_share", "first_text_share", "holdout"]
+            "batch_kv", "distill_weight", "train_only", "weight_decay", "full_length_share", "first_text_share", "holdout"]
     r = {k: getattr(args, k) for k in keys}
     r["data_format"] = DATA_FORMAT
     return r
@@ -589,7 +589,14 @@ def cmd_train(args):
     teacher = Llama(cfg, base.tensors) if args.distill_weight > 0 else None
     if teacher is not None:
         teacher.requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=args.weight_decay)
+    kinds = None if args.train_only == "all" else args.train_only.split(",")
+    for name in model.names:   # e.g. attention only: the language model's FFN and embeddings stay the base's
+        if kinds is not None and name.split(".")[-2] not in kinds:
+            model.w(name).requires_grad_(False)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    if not trained:
+        die(f"--train-only {args.train_only}: no tensor of the model is of these kinds")
+    opt = torch.optim.AdamW(trained, lr=args.lr, betas=(0.9, 0.95), weight_decay=args.weight_decay)
     state = {"step": 0, "tokens": 0, "seconds": 0.0, "curve": []}
     if args.resume and os.path.exists(ckpt_path):
         ck = load_checkpoint(ckpt_path)
@@ -650,7 +657,7 @@ def cmd_train(args):
         loss, parts = batch_loss(model, teacher, batch, args)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         state["step"] += 1
         state["tokens"] += sum(len(e["ids"]) for e in batch)
@@ -808,6 +815,8 @@ def main():
     t.add_argument("--lr", type=float, default=1.5e-4)
     t.add_argument("--min-lr", type=float, default=1.5e-5)
     t.add_argument("--warmup", type=int, default=20)
+    t.add_argument("--train-only", default="all",
+                   help="comma-separated tensor kinds to train (attn_q,attn_k,attn_v,attn_output,...); the rest stay frozen")
     t.add_argument("--weight-decay", type=float, default=0.0)
     t.add_argument("--batch-lm", type=int, default=1, help="windows of story text per step (distillation only)")
     t.add_argument("--batch-passkey", type=int, default=2)

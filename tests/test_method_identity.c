@@ -21,8 +21,8 @@ static int32_t targets[N_TOK];   /* tokens shifted by one; the last is not score
 
 static void open_260k(void) {
     char p[1024];
-    struct engine_opts o = {.n_threads = 2};
-    cr_assert_eq(runtime_open(&rt, shared_path(p, sizeof p, "models/stories260K.gguf"), "cpu", &o, err, sizeof err),
+    const char *o = "threads=2";
+    cr_assert_eq(runtime_open(&rt, shared_path(p, sizeof p, "models/stories260K.gguf"), "cpu", o, err, sizeof err),
                  0, "%s", err);
     cr_assert_gt(rt.model->cfg.ctx_train, N_TOK, "the test assumes N_TOK < context_length");
     unsigned long long rng = 0x9e3779b97f4a7c15ULL;
@@ -49,13 +49,13 @@ static void run_spec(const char *spec, int target_len, int n, struct result *r) 
     struct method_ctx ctx = {.cfg = &rt.model->cfg, .target_len = target_len, .seq_len = n};
     cr_assert_eq(method_plan(&s, &ctx, &plan, err, sizeof err), 0, "%s: %s", spec, err);
     struct forward_plan fp = method_forward_plan(&plan);
-    struct session *ss = rt.be->session_new(rt.engine, n, err, sizeof err);
+    struct session *ss = session_new(rt.engine, n, err, sizeof err);
     cr_assert_not_null(ss, "%s", err);
     r->last_logits = malloc(sizeof(float) * (size_t)rt.model->cfg.n_vocab);
     cr_assert_not_null(r->last_logits);
-    cr_assert_eq(rt.be->eval(ss, tokens, NULL, n, &fp, targets, r->logprob, r->last_logits, err, sizeof err),
+    cr_assert_eq(session_eval(ss, tokens, NULL, n, &fp, targets, r->logprob, r->last_logits, err, sizeof err),
                  0, "%s: %s", spec, err);
-    rt.be->session_free(ss);
+    session_free(ss);
 }
 
 static bool same_result(const struct result *a, const struct result *b, int n) {

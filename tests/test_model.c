@@ -149,8 +149,8 @@ static char err[512];
 
 static void open_260k(void) {
     char p[1024];
-    struct engine_opts o = {.n_threads = 2};
-    cr_assert_eq(runtime_open(&rt, shared_path(p, sizeof p, "models/stories260K.gguf"), "cpu", &o, err, sizeof err), 0,
+    const char *o = "threads=2";
+    cr_assert_eq(runtime_open(&rt, shared_path(p, sizeof p, "models/stories260K.gguf"), "cpu", o, err, sizeof err), 0,
                  "%s", err);
 }
 
@@ -185,11 +185,11 @@ Test(model, forward_matches_double_reference) {
     int32_t *ids = story_tokens(n);
     float inv[64];
     struct forward_plan fp = baseline_plan(inv);
-    struct session *s = rt.be->session_new(rt.engine, n, err, sizeof err);
+    struct session *s = session_new(rt.engine, n, err, sizeof err);
     cr_assert(s, "%s", err);
     float *lp = malloc(sizeof(float) * n);
     double *ref = malloc(sizeof(double) * n);
-    cr_assert_eq(rt.be->eval(s, ids, NULL, n - 1, &fp, ids + 1, lp, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(session_eval(s, ids, NULL, n - 1, &fp, ids + 1, lp, NULL, err, sizeof err), 0, "%s", err);
     ref_forward(rt.model, ids, n, ref);
     double worst = 0, sum = 0, sum_ref = 0;
     for (int t = 0; t < n - 1; t++) {
@@ -204,7 +204,7 @@ Test(model, forward_matches_double_reference) {
     cr_assert_lt(fabs(sum - sum_ref) / fabs(sum_ref), 1e-4, "mean nll %g vs %g", -sum / (n - 1), -sum_ref / (n - 1));
     printf("forward vs double reference: max |dlogp| = %.2e, mean NLL %.5f vs %.5f\n", worst, -sum / (n - 1),
            -sum_ref / (n - 1));
-    rt.be->session_free(s);
+    session_free(s);
     free(lp); free(ref); free(ids);
 }
 
@@ -213,21 +213,21 @@ Test(model, chunked_and_cached_eval_match_one_shot) {
     int32_t *ids = story_tokens(n);
     float inv[64];
     struct forward_plan fp = baseline_plan(inv);
-    struct session *s = rt.be->session_new(rt.engine, n, err, sizeof err);
+    struct session *s = session_new(rt.engine, n, err, sizeof err);
     cr_assert(s, "%s", err);
     float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
-    cr_assert_eq(rt.be->eval(s, ids, NULL, n - 1, &fp, ids + 1, a, NULL, err, sizeof err), 0, "%s", err);
-    rt.be->session_reset(s);
+    cr_assert_eq(session_eval(s, ids, NULL, n - 1, &fp, ids + 1, a, NULL, err, sizeof err), 0, "%s", err);
+    session_reset(s);
     int pieces[] = {1, 37, 200, 300, 161};
     int done = 0;
     for (int i = 0; i < 5; i++) {
-        cr_assert_eq(rt.be->eval(s, ids + done, NULL, pieces[i], &fp, ids + done + 1, b + done, NULL, err, sizeof err), 0,
+        cr_assert_eq(session_eval(s, ids + done, NULL, pieces[i], &fp, ids + done + 1, b + done, NULL, err, sizeof err), 0,
                      "%s", err);
         done += pieces[i];
     }
     cr_assert_eq(done, n - 1);
     for (int t = 0; t < n - 1; t++) cr_assert_float_eq(a[t], b[t], 2e-4, "position %d: %g vs %g", t, a[t], b[t]);
-    rt.be->session_free(s);
+    session_free(s);
     free(a); free(b); free(ids);
 }
 
@@ -240,11 +240,11 @@ Test(model, greedy_generation_matches_documented_text) {
     cr_assert_eq(tokenizer_encode(rt.model->tok, prompt, strlen(prompt), true, &ids, &n), 0);
     float inv[64];
     struct forward_plan fp = baseline_plan(inv);
-    struct session *s = rt.be->session_new(rt.engine, 256, err, sizeof err);
+    struct session *s = session_new(rt.engine, 256, err, sizeof err);
     cr_assert(s);
     int V = rt.model->cfg.n_vocab;
     float *logits = malloc(sizeof(float) * V);
-    cr_assert_eq(rt.be->eval(s, ids, NULL, (int)n, &fp, NULL, NULL, logits, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(session_eval(s, ids, NULL, (int)n, &fp, NULL, NULL, logits, err, sizeof err), 0, "%s", err);
     char out[2048];
     size_t ol = strlen(prompt);
     memcpy(out, prompt, ol);
@@ -253,11 +253,11 @@ Test(model, greedy_generation_matches_documented_text) {
         for (int v = 1; v < V; v++)
             if (logits[v] > logits[best]) best = v;
         ol += tokenizer_decode_token(rt.model->tok, best, out + ol, sizeof out - ol - 1);
-        cr_assert_eq(rt.be->eval(s, &best, NULL, 1, &fp, NULL, NULL, logits, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(session_eval(s, &best, NULL, 1, &fp, NULL, NULL, logits, err, sizeof err), 0, "%s", err);
     }
     out[ol] = 0;
     cr_assert_eq(strncmp(out, expect, strlen(expect)), 0, "generated: %s", out);
-    rt.be->session_free(s);
+    session_free(s);
     free(logits); free(ids);
 }
 
@@ -298,23 +298,25 @@ static void synthetic_extra_vs_reference(const char *arch, uint32_t type, bool t
     char path[64];
     write_tiny(path, arch, type, tied, extra, n_extra);
     struct runtime r;
-    struct engine_opts o = {.n_threads = 2, .f32_budget = f32_budget};
-    cr_assert_eq(runtime_open(&r, path, "cpu", &o, err, sizeof err), 0, "%s", err);
+    char o[64];
+    if (f32_budget) snprintf(o, sizeof o, "threads=2,f32_budget=%zu", f32_budget);
+    else snprintf(o, sizeof o, "threads=2");
+    cr_assert_eq(runtime_open(&r, path, "cpu", o, err, sizeof err), 0, "%s", err);
     const int n = 40, n_vocab = r.model->cfg.n_vocab;
     int32_t ids[40];
     for (int i = 0; i < n; i++) ids[i] = (i * 37 + 11) % n_vocab;
     float lp[40];
     struct method_plan plan = baseline_method_plan(r.model);
     struct forward_plan fp = method_forward_plan(&plan);
-    struct session *s = r.be->session_new(r.engine, n, err, sizeof err);
+    struct session *s = session_new(r.engine, n, err, sizeof err);
     cr_assert(s, "%s", err);
-    cr_assert_eq(r.be->eval(s, ids, NULL, n - 1, &fp, ids + 1, lp, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(session_eval(s, ids, NULL, n - 1, &fp, ids + 1, lp, NULL, err, sizeof err), 0, "%s", err);
     double ref[40];
     ref_forward(r.model, ids, n, ref);
     for (int t = 0; t < n - 1; t++)
         cr_assert_float_eq(lp[t], ref[t], 1e-3 + 1e-4 * fabs(ref[t]), "%s type %u position %d: %g vs %g", arch, type,
                            t, lp[t], ref[t]);
-    r.be->session_free(s);
+    session_free(s);
     runtime_close(&r);
     unlink(path);
 }
@@ -353,19 +355,19 @@ Test(model, selfextend_needs_its_grouped_keys_from_the_start) {
     struct forward_plan plain = baseline_plan(inv), se = plain;
     se.se_group = 4;
     se.se_window = 16;
-    cr_assert_gt(rt.be->session_bytes(rt.engine, 1024, &se), rt.be->session_bytes(rt.engine, 1024, NULL),
+    cr_assert_gt(engine_session_bytes(rt.engine, 1024, &se), engine_session_bytes(rt.engine, 1024, NULL),
                  "SelfExtend's grouped key cache must be counted");
-    struct session *s = rt.be->session_new(rt.engine, 64, err, sizeof err);
+    struct session *s = session_new(rt.engine, 64, err, sizeof err);
     cr_assert(s, "%s", err);
     int32_t ids[8] = {1, 403, 407, 261, 378, 30, 31, 32};
-    cr_assert_eq(rt.be->eval(s, ids, NULL, 4, &plain, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(session_eval(s, ids, NULL, 4, &plain, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
     err[0] = 0;
-    cr_assert_eq(rt.be->eval(s, ids + 4, NULL, 4, &se, NULL, NULL, NULL, err, sizeof err), -1);
+    cr_assert_eq(session_eval(s, ids + 4, NULL, 4, &se, NULL, NULL, NULL, err, sizeof err), -1);
     cr_assert(strstr(err, "SelfExtend cannot start") != NULL, "%s", err);
-    rt.be->session_reset(s);   /* from the start it is fine, and so is going on with it */
-    cr_assert_eq(rt.be->eval(s, ids, NULL, 4, &se, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(rt.be->eval(s, ids + 4, NULL, 4, &se, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
-    rt.be->session_free(s);
+    session_reset(s);   /* from the start it is fine, and so is going on with it */
+    cr_assert_eq(session_eval(s, ids, NULL, 4, &se, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(session_eval(s, ids + 4, NULL, 4, &se, NULL, NULL, NULL, err, sizeof err), 0, "%s", err);
+    session_free(s);
 }
 
 /* ---- what the file says is what is computed (issue 10) ---- */
@@ -486,52 +488,52 @@ Test(model, failed_eval_leaves_the_session_unchanged) {
     int32_t *bad = malloc(sizeof(int32_t) * n), *pos = malloc(sizeof(int32_t) * n);
     cr_assert(want && got && bad && pos);
 
-    struct session *fresh = rt.be->session_new(rt.engine, n_prefix + n, err, sizeof err);
+    struct session *fresh = session_new(rt.engine, n_prefix + n, err, sizeof err);
     cr_assert(fresh, "%s", err);
-    cr_assert_eq(rt.be->eval(fresh, ids, NULL, n_prefix, &fp, ids + 1, want, NULL, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(rt.be->eval(fresh, ids + n_prefix, NULL, n, &fp, ids + n_prefix + 1, want + n_prefix, NULL, err,
+    cr_assert_eq(session_eval(fresh, ids, NULL, n_prefix, &fp, ids + 1, want, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(session_eval(fresh, ids + n_prefix, NULL, n, &fp, ids + n_prefix + 1, want + n_prefix, NULL, err,
                              sizeof err), 0, "%s", err);
-    rt.be->session_free(fresh);
+    session_free(fresh);
 
-    struct session *s = rt.be->session_new(rt.engine, n_prefix + n, err, sizeof err);
+    struct session *s = session_new(rt.engine, n_prefix + n, err, sizeof err);
     cr_assert(s, "%s", err);
-    cr_assert_eq(rt.be->eval(s, ids, NULL, n_prefix, &fp, ids + 1, got, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(session_eval(s, ids, NULL, n_prefix, &fp, ids + 1, got, NULL, err, sizeof err), 0, "%s", err);
     struct eval_stats before;
-    rt.be->session_stats(s, &before);
+    session_stats(s, &before);
     const int32_t bad_ids[] = {-1, rt.model->cfg.n_vocab, 1 << 30};
     for (int b = 0; b < 3; b++) {
         memcpy(bad, ids + n_prefix, sizeof(int32_t) * n);
         bad[bad_at] = bad_ids[b];
         err[0] = 0;
-        cr_assert_eq(rt.be->eval(s, bad, NULL, n, &fp, ids + n_prefix + 1, got + n_prefix, NULL, err, sizeof err), -1);
+        cr_assert_eq(session_eval(s, bad, NULL, n, &fp, ids + n_prefix + 1, got + n_prefix, NULL, err, sizeof err), -1);
         cr_assert(strstr(err, "token id") != NULL, "%s", err);
-        cr_assert_eq(rt.be->session_n_past(s), n_prefix, "a failed eval advanced the session to %d",
-                     rt.be->session_n_past(s));
+        cr_assert_eq(session_n_past(s), n_prefix, "a failed eval advanced the session to %d",
+                     session_n_past(s));
     }
     /* a target outside the vocabulary (negative ones mean "not scored") */
     memcpy(bad, ids + n_prefix + 1, sizeof(int32_t) * n);
     bad[bad_at] = rt.model->cfg.n_vocab;
     err[0] = 0;
-    cr_assert_eq(rt.be->eval(s, ids + n_prefix, NULL, n, &fp, bad, got + n_prefix, NULL, err, sizeof err), -1);
+    cr_assert_eq(session_eval(s, ids + n_prefix, NULL, n, &fp, bad, got + n_prefix, NULL, err, sizeof err), -1);
     cr_assert(strstr(err, "target id") != NULL, "%s", err);
-    cr_assert_eq(rt.be->session_n_past(s), n_prefix);
+    cr_assert_eq(session_n_past(s), n_prefix);
     /* a negative position */
     for (int i = 0; i < n; i++) pos[i] = n_prefix + i;
     pos[bad_at] = -5;
     err[0] = 0;
-    cr_assert_eq(rt.be->eval(s, ids + n_prefix, pos, n, &fp, ids + n_prefix + 1, got + n_prefix, NULL, err,
+    cr_assert_eq(session_eval(s, ids + n_prefix, pos, n, &fp, ids + n_prefix + 1, got + n_prefix, NULL, err,
                              sizeof err), -1);
     cr_assert(strstr(err, "position") != NULL, "%s", err);
-    cr_assert_eq(rt.be->session_n_past(s), n_prefix);
+    cr_assert_eq(session_n_past(s), n_prefix);
     struct eval_stats after;
-    rt.be->session_stats(s, &after);
+    session_stats(s, &after);
     cr_assert_eq(after.tokens, before.tokens, "failed evals were counted");
 
     /* the same session goes on as if nothing had happened, bit for bit */
-    cr_assert_eq(rt.be->eval(s, ids + n_prefix, NULL, n, &fp, ids + n_prefix + 1, got + n_prefix, NULL, err,
+    cr_assert_eq(session_eval(s, ids + n_prefix, NULL, n, &fp, ids + n_prefix + 1, got + n_prefix, NULL, err,
                              sizeof err), 0, "%s", err);
     cr_assert_eq(memcmp(got, want, sizeof(float) * (n_prefix + n)), 0, "log-probs differ from a fresh session");
-    rt.be->session_free(s);
+    session_free(s);
     free(want); free(got); free(bad); free(pos); free(ids);
 }
 
@@ -552,9 +554,9 @@ Test(runtime, thread_creation_failure_is_named, .timeout = 60) {
         struct rlimit one = {1, 1};
         if (setrlimit(RLIMIT_NPROC, &one) != 0) _exit(4);
         struct runtime r;
-        struct engine_opts o = {.n_threads = 4};
+        const char *o = "threads=4";
         char msg[512] = "";
-        int rc = runtime_open(&r, model, "cpu", &o, msg, sizeof msg);
+        int rc = runtime_open(&r, model, "cpu", o, msg, sizeof msg);
         if (rc == 0) runtime_close(&r);
         if (write(fds[1], msg, strlen(msg)) < 0) _exit(5);
         _exit(rc == 0 ? 6 : 0);   /* _exit: no leak check, which would need a thread of its own */

@@ -105,8 +105,8 @@ static struct sweep_config config(const struct grid *g, const char *model, const
 static void open_model(struct runtime *rt, char *model, size_t cap) {
     char err[512];
     shared_path(model, cap, "models/stories260K.gguf");
-    struct engine_opts eo = {.n_threads = 1};
-    cr_assert_eq(runtime_open(rt, model, "cpu", &eo, err, sizeof err), 0, "%s", err);
+    const char *eo = "threads=1";
+    cr_assert_eq(runtime_open(rt, model, "cpu", eo, err, sizeof err), 0, "%s", err);
 }
 
 static double cell_num(const struct store_cell *c, const char *name) {
@@ -287,7 +287,7 @@ Test(sweep, skipped_and_failed_cells_are_recorded_and_retried) {
     open_model(&rt, model, sizeof model);
     struct sweep_config cfg = config(&g, model, out);
     /* a memory limit between the 128- and 256-token sessions' needs */
-    size_t b128 = rt.be->session_bytes(rt.engine, 128, NULL), b256 = rt.be->session_bytes(rt.engine, 256, NULL);
+    size_t b128 = engine_session_bytes(rt.engine, 128, NULL), b256 = engine_session_bytes(rt.engine, 256, NULL);
     cr_assert_lt(b128, b256);
     cfg.mem_limit = (b128 + b256) / 2;
     struct sweep_summary sum;

@@ -319,8 +319,8 @@ static bool rt_open;
 
 static void open_model(void) {
     char path[512], err[512];
-    struct engine_opts o = {.n_threads = 2};
-    cr_assert_eq(runtime_open(&rt, shared_path(path, sizeof path, "models/stories260K.gguf"), "auto", &o, err,
+    const char *o = "threads=2";
+    cr_assert_eq(runtime_open(&rt, shared_path(path, sizeof path, "models/stories260K.gguf"), "auto", o, err,
                               sizeof err),
                  0, "%s", err);
     rt_open = true;
@@ -348,7 +348,7 @@ static void check_decode(const int32_t *prompt, int np, const int32_t *target, i
     cr_assert_eq(method_plan(&spec, &mc, &plan, err, sizeof err), 0);
     struct forward_plan fp = method_forward_plan(&plan);
     int cap = np + (nt > max_new ? nt : max_new);
-    struct session *s = rt.be->session_new(rt.engine, cap, err, sizeof err);
+    struct session *s = session_new(rt.engine, cap, err, sizeof err);
     cr_assert_not_null(s, "%s", err);
     int32_t gen[64];
     struct decode_request rq = {prompt, np, target, nt, max_new, -1, NULL, NULL};
@@ -356,13 +356,13 @@ static void check_decode(const int32_t *prompt, int np, const int32_t *target, i
     cr_assert_eq(decode_greedy_scored(&rt, s, &fp, &rq, &dr, err, sizeof err), 0, "%s", err);
     /* naive greedy */
     float *logits = malloc((size_t)nv * sizeof *logits);
-    rt.be->session_reset(s);
-    cr_assert_eq(rt.be->eval(s, prompt, NULL, np, &fp, NULL, NULL, logits, err, sizeof err), 0);
+    session_reset(s);
+    cr_assert_eq(session_eval(s, prompt, NULL, np, &fp, NULL, NULL, logits, err, sizeof err), 0);
     cr_assert_eq(dr.n_gen, max_new);
     for (int i = 0; i < max_new; i++) {
         int32_t g = argmax(logits, nv);
         cr_assert_eq(dr.gen[i], g, "token %d: %d vs %d", i, dr.gen[i], g);
-        if (i + 1 < max_new) cr_assert_eq(rt.be->eval(s, &g, NULL, 1, &fp, NULL, NULL, logits, err, sizeof err), 0);
+        if (i + 1 < max_new) cr_assert_eq(session_eval(s, &g, NULL, 1, &fp, NULL, NULL, logits, err, sizeof err), 0);
     }
     /* naive teacher forcing: prompt + target[0..nt-1) with targets shifted; double log-softmax */
     int32_t seq[600], tg[600];
@@ -370,13 +370,13 @@ static void check_decode(const int32_t *prompt, int np, const int32_t *target, i
     memcpy(seq, prompt, (size_t)np * sizeof *seq);
     memcpy(seq + np, target, (size_t)nt * sizeof *seq);
     for (int i = 0; i < np + nt - 1; i++) tg[i] = i >= np - 1 ? seq[i + 1] : -1;
-    rt.be->session_reset(s);
-    cr_assert_eq(rt.be->eval(s, seq, NULL, np + nt - 1, &fp, tg, lp, NULL, err, sizeof err), 0);
+    session_reset(s);
+    cr_assert_eq(session_eval(s, seq, NULL, np + nt - 1, &fp, tg, lp, NULL, err, sizeof err), 0);
     double want = 0;
     for (int i = np - 1; i < np + nt - 1; i++) want -= lp[i];
     cr_assert(fabs(dr.target_nll - want) <= 1e-3 * (1 + fabs(want)), "nll %.6f vs %.6f", dr.target_nll, want);
     free(logits);
-    rt.be->session_free(s);
+    session_free(s);
 }
 
 Test(decode, greedy_and_teacher_forced_match_naive_loops, .init = open_model, .fini = close_model) {
@@ -394,15 +394,15 @@ Test(decode, greedy_and_teacher_forced_match_naive_loops, .init = open_model, .f
         struct method_plan plan;
         cr_assert_eq(method_plan(&spec, &mc, &plan, err, sizeof err), 0);
         struct forward_plan fp = method_forward_plan(&plan);
-        struct session *s = rt.be->session_new(rt.engine, (int)n + 8, err, sizeof err);
+        struct session *s = session_new(rt.engine, (int)n + 8, err, sizeof err);
         float *logits = malloc((size_t)rt.model->cfg.n_vocab * sizeof *logits);
-        cr_assert_eq(rt.be->eval(s, ids, NULL, (int)n, &fp, NULL, NULL, logits, err, sizeof err), 0);
+        cr_assert_eq(session_eval(s, ids, NULL, (int)n, &fp, NULL, NULL, logits, err, sizeof err), 0);
         for (int i = 0; i < 8; i++) {
             greedy[i] = argmax(logits, rt.model->cfg.n_vocab);
-            cr_assert_eq(rt.be->eval(s, &greedy[i], NULL, 1, &fp, NULL, NULL, logits, err, sizeof err), 0);
+            cr_assert_eq(session_eval(s, &greedy[i], NULL, 1, &fp, NULL, NULL, logits, err, sizeof err), 0);
         }
         free(logits);
-        rt.be->session_free(s);
+        session_free(s);
     }
     check_decode(ids, (int)n, greedy, 6, 6);          /* target = greedy: one shared path */
     int32_t parted[6];
@@ -506,7 +506,7 @@ Test(tasks, ppl_windows_end_to_end, .init = open_model, .fini = close_model) {
     struct method_plan plan;
     method_plan(&spec, &mc, &plan, err, sizeof err);
     struct forward_plan fp = method_forward_plan(&plan);
-    struct session *s = rt.be->session_new(rt.engine, L, err, sizeof err);
+    struct session *s = session_new(rt.engine, L, err, sizeof err);
     double sum = 0, by_bin[8] = {0};
     int count[8] = {0};
     for (int w = 0; w < 3; w++) {
@@ -514,15 +514,15 @@ Test(tasks, ppl_windows_end_to_end, .init = open_model, .fini = close_model) {
         float lp[256];
         seq[0] = tokenizer_bos(rt.model->tok);
         memcpy(seq + 1, stream + w * (L - 1), (size_t)(L - 1) * sizeof *seq);
-        rt.be->session_reset(s);
-        cr_assert_eq(rt.be->eval(s, seq, NULL, L - 1, &fp, seq + 1, lp, NULL, err, sizeof err), 0);
+        session_reset(s);
+        cr_assert_eq(session_eval(s, seq, NULL, L - 1, &fp, seq + 1, lp, NULL, err, sizeof err), 0);
         for (int j = 0; j < L - 1; j++) {
             sum -= lp[j];
             by_bin[(j + 1) * 8 / L] -= lp[j];
             count[(j + 1) * 8 / L]++;
         }
     }
-    rt.be->session_free(s);
+    session_free(s);
     cr_assert_float_eq(nll, sum / (3 * (L - 1)), 1e-9);
     for (int b = 0; b < 8; b++) cr_assert_float_eq(bins->data[b], by_bin[b] / count[b], 1e-9);
     cr_assert(nll > 0.3 && nll < 3, "stories260K on its own samples: nll %.3f", nll);

@@ -62,8 +62,8 @@ Test(train_export, pytorch_and_ctxbench_agree_on_every_log_probability, .timeout
 
     snprintf(path, sizeof path, "%s/roundtrip.gguf", dir);
     struct runtime rt;
-    struct engine_opts o = {.n_threads = 1};
-    cr_assert_eq(runtime_open(&rt, path, "cpu", &o, err, sizeof err), 0, "%s", err);
+    const char *o = "threads=1";
+    cr_assert_eq(runtime_open(&rt, path, "cpu", o, err, sizeof err), 0, "%s", err);
     const int V = rt.model->cfg.n_vocab;
     double *want = malloc(sizeof(double) * (size_t)n * V);
     cr_assert(want);
@@ -79,13 +79,13 @@ Test(train_export, pytorch_and_ctxbench_agree_on_every_log_probability, .timeout
     struct method_ctx mctx = {.cfg = &rt.model->cfg, .target_len = rt.model->cfg.ctx_train, .seq_len = n};
     cr_assert_eq(method_plan(&spec, &mctx, &plan, err, sizeof err), 0, "%s", err);
     struct forward_plan fp = method_forward_plan(&plan);
-    struct session *s = rt.be->session_new(rt.engine, n, err, sizeof err);
+    struct session *s = session_new(rt.engine, n, err, sizeof err);
     cr_assert(s, "%s", err);
     float *logits = malloc(sizeof(float) * V);
     cr_assert(logits);
     double worst = 0, spread = 0;
     for (int t = 0; t < n; t++) {
-        cr_assert_eq(rt.be->eval(s, ids + t, NULL, 1, &fp, NULL, NULL, logits, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(session_eval(s, ids + t, NULL, 1, &fp, NULL, NULL, logits, err, sizeof err), 0, "%s", err);
         double mx = -INFINITY, sum = 0;
         for (int v = 0; v < V; v++) mx = logits[v] > mx ? logits[v] : mx;
         for (int v = 0; v < V; v++) sum += exp((double)logits[v] - mx);
@@ -106,7 +106,7 @@ Test(train_export, pytorch_and_ctxbench_agree_on_every_log_probability, .timeout
     cr_log_info("largest |difference| %.2e over %d positions x %d tokens", worst, n, V);
     free(logits);
     free(want);
-    rt.be->session_free(s);
+    session_free(s);
     runtime_close(&rt);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) cr_log_warn("could not remove %s", dir);

@@ -1,0 +1,105 @@
+/* The backend registry and the parameter strings backends are created with (backend.h). */
+#include "backend.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "input.h"
+
+const struct backend_ops *backend_find(const char *name, char *err, size_t errlen) {
+    if (!name || strcmp(name, "auto") == 0) {
+        for (int i = 0; backend_list[i]; i++)
+            if (!backend_list[i]->unavailable()) return backend_list[i];
+        snprintf(err, errlen, "no backend of this build can run on this machine");
+        return NULL;
+    }
+    for (int i = 0; backend_list[i]; i++)
+        if (strcmp(backend_list[i]->name, name) == 0) {
+            const char *why = backend_list[i]->unavailable();
+            if (why) {
+                snprintf(err, errlen, "backend %s cannot run here: %s", name, why);
+                return NULL;
+            }
+            return backend_list[i];
+        }
+    char names[128] = "";
+    for (int i = 0; backend_list[i]; i++) {
+        strncat(names, " ", sizeof names - strlen(names) - 1);
+        strncat(names, backend_list[i]->name, sizeof names - strlen(names) - 1);
+    }
+    snprintf(err, errlen, "unknown backend '%s' (this build has:%s, auto)", ECHO(name), names);
+    return NULL;
+}
+
+/* The next "key=value" item of params at *p: key and value spans; false at the end. */
+static bool next_item(const char **p, const char **key, size_t *klen, const char **val, size_t *vlen) {
+    const char *s = *p;
+    if (!s || !*s) return false;
+    const char *end = strchr(s, ',');
+    if (!end) end = s + strlen(s);
+    const char *eq = memchr(s, '=', (size_t)(end - s));
+    *key = s;
+    *klen = eq ? (size_t)(eq - s) : (size_t)(end - s);
+    *val = eq ? eq + 1 : end;
+    *vlen = eq ? (size_t)(end - eq - 1) : 0;
+    *p = *end ? end + 1 : end;
+    return true;
+}
+
+bool backend_param(const char *params, const char *key, char *val, size_t vlen) {
+    const char *p = params, *k, *v;
+    size_t kl, vl;
+    bool found = false;
+    while (next_item(&p, &k, &kl, &v, &vl))
+        if (kl == strlen(key) && memcmp(k, key, kl) == 0) {   /* the last one wins */
+            snprintf(val, vlen, "%.*s", (int)vl, v);
+            found = true;
+        }
+    return found;
+}
+
+int backend_params_check(const char *backend, const char *params, const char *const *known, char *err,
+                         size_t errlen) {
+    const char *p = params, *k, *v;
+    size_t kl, vl;
+    while (next_item(&p, &k, &kl, &v, &vl)) {
+        bool ok = false;
+        for (int i = 0; known[i] && !ok; i++) ok = kl == strlen(known[i]) && memcmp(k, known[i], kl) == 0;
+        if (!ok || vl == 0) {
+            char names[160] = "";
+            for (int i = 0; known[i]; i++) {
+                strncat(names, i ? ", " : "", sizeof names - strlen(names) - 1);
+                strncat(names, known[i], sizeof names - strlen(names) - 1);
+            }
+            size_t item = vl ? (size_t)(v + vl - k) : kl;
+            snprintf(err, errlen, "backend %s: '%s' is not KEY=VALUE with KEY one of %s", backend, ECHO_N(k, item),
+                     names);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int backend_param_long(const char *backend, const char *params, const char *key, long lo, long hi, long def,
+                       long *out, char *err, size_t errlen) {
+    char val[64];
+    *out = def;
+    if (!backend_param(params, key, val, sizeof val)) return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (errno || end == val || *end || val[0] == ' ' || v < lo || v > hi) {
+        snprintf(err, errlen, "backend %s: %s=%s is not a whole number in %ld..%ld", backend, key, ECHO(val), lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+extern const struct backend_ops cpu_backend;
+const struct backend_ops *const backend_list[] = {
+    &cpu_backend,
+    NULL,
+};

@@ -1,0 +1,381 @@
+/* The forward pass, once for every backend (engine.h): sessions own a KV cache and
+ * one chunk's activations in device buffers, and each layer is a flat list of backend
+ * kernel calls, as llm.c's gpt2_forward. Position maps (the tokens' positions, and
+ * SelfExtend's grouped query and key positions) are computed here, on the host, from
+ * the plan; the backends only receive them.
+ *
+ * Memory for a session of n tokens is the KV cache (n x layers x kv_dim x 2 floats,
+ * a third copy of the keys for SelfExtend) plus activations for one chunk, never
+ * n x n or n x vocab. */
+#include "engine.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+#include "model.h"
+
+/* Tokens pushed through all layers at once: large enough for the matrix products to
+ * reach their peak, small enough that activations stay a few MB. */
+#define CHUNK_TOKENS 512
+
+struct engine {
+    const struct backend_ops *ops;
+    struct backend *b;
+    const struct model *m;
+};
+
+/* One session: its device buffers (each field: shape, in elements) and host state. */
+struct session {
+    struct engine *e;
+    int max_tokens, n_past;
+    struct dbuf *k_cache, *v_cache; /* [n_layers][max_tokens][kv_dim] rotated keys, values */
+    struct dbuf *kg_cache;          /* SelfExtend grouped-position keys, same shape; made on first use */
+    struct dbuf *pos;               /* [max_tokens] int32 positions of the cached tokens */
+    struct dbuf *x, *xb;            /* [CHUNK][dim] residual stream, normed / projected scratch */
+    struct dbuf *q, *qg;            /* [CHUNK][n_heads*head_dim] queries, SelfExtend grouped queries */
+    struct dbuf *att;               /* [CHUNK][n_heads*head_dim] attention output */
+    struct dbuf *hb, *hb2;          /* [CHUNK][ffn_dim] gate, up */
+    struct dbuf *qpos, *gpos, *gkpos; /* [CHUNK] int32 chunk positions; SelfExtend query, key positions */
+    struct dbuf *inv_freq;          /* [n_rot/2] the plan's table */
+    int32_t *h_qpos, *h_gpos, *h_gkpos; /* host copies of the three position maps */
+    int se_group, se_window;        /* the SelfExtend setting kg_cache was built with */
+    struct eval_stats stats;
+    void (*progress)(void *arg, int n_tokens);
+    void *progress_arg;
+};
+
+/* ------------------------------------------------------------------ engine */
+
+struct engine *engine_create(const struct backend_ops *be, const struct model *m, const char *params, char *err,
+                             size_t errlen) {
+    struct engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(err, errlen, "out of memory creating the engine");
+        return NULL;
+    }
+    e->ops = be;
+    e->m = m;
+    e->b = be->create(m, params, err, errlen);
+    if (!e->b) {
+        free(e);
+        return NULL;
+    }
+    return e;
+}
+
+void engine_destroy(struct engine *e) {
+    if (!e) return;
+    e->ops->destroy(e->b);
+    free(e);
+}
+
+const struct backend_ops *engine_backend(const struct engine *e) { return e->ops; }
+
+void engine_device(const struct engine *e, struct device_info *out) {
+    memset(out, 0, sizeof *out);
+    e->ops->device(e->b, out);
+}
+
+const char *engine_cannot_run(const struct engine *e, const struct forward_plan *plan) {
+    return e->ops->cannot_run ? e->ops->cannot_run(e->b, plan) : NULL;
+}
+
+static size_t kv_floats(const struct model_config *c, int n) {
+    return (size_t)c->n_layers * (size_t)n * (size_t)c->n_kv_heads * c->head_dim;
+}
+
+static size_t chunk_floats(const struct model_config *c) {
+    size_t qd = (size_t)c->n_heads * c->head_dim;
+    return (size_t)CHUNK_TOKENS * (2 * c->dim + 3 * qd + 2 * c->ffn_dim + 3) + (size_t)c->n_rot / 2;
+}
+
+size_t engine_session_bytes(const struct engine *e, int n, const struct forward_plan *plan) {
+    const struct model_config *c = &e->m->cfg;
+    size_t kv_copies = plan && plan->se_group > 0 ? 3 : 2;   /* K, V, and SelfExtend's grouped K */
+    return (kv_copies * kv_floats(c, n) + chunk_floats(c)) * sizeof(float) + e->ops->workspace_bytes(e->b) +
+           (size_t)n * sizeof(int32_t);
+}
+
+static size_t device_free(const struct engine *e) {
+    struct device_info d;
+    engine_device(e, &d);
+    return d.mem_free;
+}
+
+/* ------------------------------------------------------------------ sessions */
+
+void session_free(struct session *s) {
+    if (!s) return;
+    struct engine *e = s->e;
+    struct dbuf *bufs[] = {s->k_cache, s->v_cache, s->kg_cache, s->pos, s->x, s->xb, s->q, s->qg, s->att,
+                           s->hb, s->hb2, s->qpos, s->gpos, s->gkpos, s->inv_freq};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) e->ops->release(e->b, bufs[i]);
+    free(s->h_qpos); free(s->h_gpos); free(s->h_gkpos);
+    free(s);
+}
+
+struct session *session_new(struct engine *e, int max_tokens, char *err, size_t errlen) {
+    const struct model_config *c = &e->m->cfg;
+    if (max_tokens <= 0) {
+        snprintf(err, errlen, "session length %d must be positive", max_tokens);
+        return NULL;
+    }
+    /* Linux overcommits: a session that does not fit would be killed mid-run, not
+     * refused by malloc, so say so up front. */
+    size_t need = engine_session_bytes(e, max_tokens, NULL), avail = device_free(e);
+    if (need > avail) {
+        snprintf(err, errlen, "a %d-token session needs %zu MB (KV cache and activations) but only %zu MB are available",
+                 max_tokens, need >> 20, avail >> 20);
+        return NULL;
+    }
+    struct session *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory for a %d-token session", max_tokens);
+        return NULL;
+    }
+    s->e = e;
+    s->max_tokens = max_tokens;
+    const size_t qd = (size_t)c->n_heads * c->head_dim, B = CHUNK_TOKENS;
+    struct { struct dbuf **d; size_t n; } want[] = {
+        {&s->k_cache, kv_floats(c, max_tokens)}, {&s->v_cache, kv_floats(c, max_tokens)},
+        {&s->pos, (size_t)max_tokens}, {&s->x, B * c->dim}, {&s->xb, B * c->dim}, {&s->q, B * qd},
+        {&s->qg, B * qd}, {&s->att, B * qd}, {&s->hb, B * c->ffn_dim}, {&s->hb2, B * c->ffn_dim},
+        {&s->qpos, B}, {&s->gpos, B}, {&s->gkpos, B}, {&s->inv_freq, (size_t)c->n_rot / 2},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        *want[i].d = e->ops->alloc(e->b, want[i].n, err, errlen);
+        if (!*want[i].d) goto fail;
+    }
+    s->h_qpos = malloc(B * sizeof(int32_t));
+    s->h_gpos = malloc(B * sizeof(int32_t));
+    s->h_gkpos = malloc(B * sizeof(int32_t));
+    if (!s->h_qpos || !s->h_gpos || !s->h_gkpos) {
+        snprintf(err, errlen, "out of memory for a %d-token session", max_tokens);
+        goto fail;
+    }
+    return s;
+fail:
+    session_free(s);
+    return NULL;
+}
+
+void session_reset(struct session *s) {
+    s->n_past = 0;
+    memset(&s->stats, 0, sizeof s->stats);
+}
+void session_truncate(struct session *s, int n) {
+    if (n >= 0 && n < s->n_past) s->n_past = n;
+}
+void session_stats(const struct session *s, struct eval_stats *out) { *out = s->stats; }
+int session_n_past(const struct session *s) { return s->n_past; }
+void session_set_progress(struct session *s, void (*fn)(void *arg, int n_tokens), void *arg) {
+    s->progress = fn;
+    s->progress_arg = fn ? arg : NULL;
+}
+
+/* ------------------------------------------------------------------ the forward pass */
+
+/* SelfExtend grouped positions: keys at floor(p/G); queries shifted by W - W/G
+ * (integer division) so the grouped region starts where the neighbour window ends. */
+static int32_t se_key_pos(int32_t p, int G) { return p / G; }
+static int32_t se_query_pos(int32_t p, int G, int W) { return p / G + W - W / G; }
+
+/* The positions of a chunk of n tokens (h_qpos already filled) into the device:
+ * the cache's position list and, under SelfExtend, the grouped maps. */
+static void upload_positions(struct session *s, int n, const struct forward_plan *plan) {
+    const struct backend_ops *ops = s->e->ops;
+    struct backend *b = s->e->b;
+    ops->write(b, s->qpos, 0, s->h_qpos, (size_t)n);
+    ops->write(b, s->pos, (size_t)s->n_past, s->h_qpos, (size_t)n);
+    if (plan->se_group > 0) {
+        for (int t = 0; t < n; t++) {
+            s->h_gpos[t] = se_query_pos(s->h_qpos[t], plan->se_group, plan->se_window);
+            s->h_gkpos[t] = se_key_pos(s->h_qpos[t], plan->se_group);
+        }
+        ops->write(b, s->gpos, 0, s->h_gpos, (size_t)n);
+        ops->write(b, s->gkpos, 0, s->h_gkpos, (size_t)n);
+    }
+}
+
+/* Runs the n tokens of this chunk (positions uploaded) through every layer; the final
+ * normed rows end in s->x. */
+static void forward_chunk(struct session *s, const int32_t *tokens, int n, const struct forward_plan *plan) {
+    const struct backend_ops *ops = s->e->ops;
+    struct backend *b = s->e->b;
+    const struct model_config *c = &s->e->m->cfg;
+    const size_t kvd = (size_t)c->n_kv_heads * c->head_dim;
+    const size_t dim_n = (size_t)n * c->dim, ffn_n = (size_t)n * c->ffn_dim;
+    const bool se = plan->se_group > 0;
+
+    ops->embed(b, s->x, tokens, n);
+    for (int l = 0; l < c->n_layers; l++) {
+        const size_t layer_off = (size_t)l * s->max_tokens * kvd;   /* this layer's cache */
+        const size_t new_off = layer_off + (size_t)s->n_past * kvd; /* the chunk's rows in it */
+
+        ops->rmsnorm(b, s->xb, s->x, l, V_ATTN_NORM, n);
+        double t0 = host_monotonic_s();
+        ops->matmul(b, s->q, 0, s->xb, l, W_Q, n);
+        ops->matmul(b, s->k_cache, new_off, s->xb, l, W_K, n);
+        ops->matmul(b, s->v_cache, new_off, s->xb, l, W_V, n);
+        s->stats.t_matmul += host_monotonic_s() - t0;
+        if (s->e->m->layers[l].bq) {   /* qwen2: all three biases, or none */
+            ops->add_bias(b, s->q, 0, l, V_BQ, n);
+            ops->add_bias(b, s->k_cache, new_off, l, V_BK, n);
+            ops->add_bias(b, s->v_cache, new_off, l, V_BV, n);
+        }
+        if (se) {   /* the grouped copies are rotated from the same unrotated q and k */
+            ops->copy(b, s->qg, 0, s->q, 0, (size_t)n * c->n_heads * c->head_dim);
+            ops->copy(b, s->kg_cache, new_off, s->k_cache, new_off, (size_t)n * kvd);
+            ops->rope(b, s->qg, 0, n, c->n_heads, s->gpos, s->inv_freq, plan->mscale);
+            ops->rope(b, s->kg_cache, new_off, n, c->n_kv_heads, s->gkpos, s->inv_freq, plan->mscale);
+        }
+        ops->rope(b, s->q, 0, n, c->n_heads, s->qpos, s->inv_freq, plan->mscale);
+        ops->rope(b, s->k_cache, new_off, n, c->n_kv_heads, s->qpos, s->inv_freq, plan->mscale);
+
+        t0 = host_monotonic_s();
+        ops->attention(b, &(struct attn_call){
+            .n_q = n, .n_kv = s->n_past + n,
+            .q = s->q, .k = s->k_cache, .v = s->v_cache, .kv_off = layer_off,
+            .q_group = se ? s->qg : NULL, .k_group = se ? s->kg_cache : NULL, .group_window = plan->se_window,
+            .q_pos = s->qpos, .k_pos = s->pos,
+            .scale = 1.0f / sqrtf((float)c->head_dim), .window = plan->swa_window,
+            .out = s->att,
+        });
+        s->stats.t_attn += host_monotonic_s() - t0;
+        t0 = host_monotonic_s();
+        ops->matmul(b, s->xb, 0, s->att, l, W_O, n);
+        s->stats.t_matmul += host_monotonic_s() - t0;
+        ops->add(b, s->x, s->xb, dim_n);
+
+        ops->rmsnorm(b, s->xb, s->x, l, V_FFN_NORM, n);
+        t0 = host_monotonic_s();
+        ops->matmul(b, s->hb, 0, s->xb, l, W_GATE, n);
+        ops->matmul(b, s->hb2, 0, s->xb, l, W_UP, n);
+        s->stats.t_matmul += host_monotonic_s() - t0;
+        ops->swiglu(b, s->hb, s->hb2, ffn_n);
+        t0 = host_monotonic_s();
+        ops->matmul(b, s->xb, 0, s->hb, l, W_DOWN, n);
+        s->stats.t_matmul += host_monotonic_s() - t0;
+        ops->add(b, s->x, s->xb, dim_n);
+    }
+    ops->rmsnorm(b, s->x, s->x, -1, V_OUTPUT_NORM, n);
+}
+
+/* Checks everything eval is given before anything is computed or changed, so that bad
+ * input leaves the session exactly as it was. */
+static int eval_check(const struct session *s, const int32_t *tokens, const int32_t *pos, int n,
+                      const struct forward_plan *plan, const int32_t *targets, const float *logprob, char *err,
+                      size_t errlen) {
+    const struct model_config *c = &s->e->m->cfg;
+    if (n <= 0) {
+        snprintf(err, errlen, "nothing to evaluate (%d tokens)", n);
+        return -1;
+    }
+    if (!tokens || !plan || !plan->inv_freq) {
+        snprintf(err, errlen, "eval: no %s given", !tokens ? "tokens" : "plan or frequency table");
+        return -1;
+    }
+    if (n > s->max_tokens - s->n_past) {
+        snprintf(err, errlen, "%d tokens do not fit in the session (%d of %d positions used)", n, s->n_past,
+                 s->max_tokens);
+        return -1;
+    }
+    if (targets && !logprob) {
+        snprintf(err, errlen, "targets given without a logprob buffer");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= c->n_vocab) {
+            snprintf(err, errlen, "token id %d at batch index %d is outside the vocabulary (0..%d)", tokens[i], i,
+                     c->n_vocab - 1);
+            return -1;
+        }
+        if (targets && targets[i] >= c->n_vocab) {
+            snprintf(err, errlen, "target id %d at batch index %d is outside the vocabulary (0..%d, or < 0 for "
+                     "not scored)", targets[i], i, c->n_vocab - 1);
+            return -1;
+        }
+        if (pos && pos[i] < 0) {
+            snprintf(err, errlen, "position %d at batch index %d is negative", pos[i], i);
+            return -1;
+        }
+    }
+    if (!isfinite(plan->mscale) || !(plan->mscale > 0) || plan->swa_window < 0 || plan->se_group < 0) {
+        snprintf(err, errlen, "invalid forward plan (mscale %g, window %d, SelfExtend group %d)", (double)plan->mscale,
+                 plan->swa_window, plan->se_group);
+        return -1;
+    }
+    if (plan->se_group > 0) {
+        if (plan->se_window <= 0) {
+            snprintf(err, errlen, "SelfExtend needs a positive neighbour window");
+            return -1;
+        }
+        if (s->n_past > 0 && (s->se_group != plan->se_group || s->se_window != plan->se_window)) {
+            /* The grouped keys of the tokens already cached were made with other settings, or never. */
+            snprintf(err, errlen, "SelfExtend cannot start or change in the middle of a session (%d tokens cached)",
+                     s->n_past);
+            return -1;
+        }
+    }
+    const char *why = engine_cannot_run(s->e, plan);
+    if (why) {
+        snprintf(err, errlen, "backend %s cannot run this plan: %s", s->e->ops->name, why);
+        return -1;
+    }
+    return 0;
+}
+
+int session_eval(struct session *s, const int32_t *tokens, const int32_t *pos, int n,
+                 const struct forward_plan *plan, const int32_t *targets, float *logprob, float *last_logits,
+                 char *err, size_t errlen) {
+    struct engine *e = s->e;
+    const struct model_config *c = &e->m->cfg;
+    if (eval_check(s, tokens, pos, n, plan, targets, logprob, err, errlen) != 0) return -1;
+    if (plan->se_group > 0 && !s->kg_cache) {
+        size_t bytes = kv_floats(c, s->max_tokens) * sizeof(float), avail = device_free(e);
+        if (bytes > avail) {
+            snprintf(err, errlen, "SelfExtend's grouped key cache needs %zu MB but only %zu MB are available",
+                     bytes >> 20, avail >> 20);
+            return -1;
+        }
+        s->kg_cache = e->ops->alloc(e->b, kv_floats(c, s->max_tokens), err, errlen);
+        if (!s->kg_cache) return -1;
+    }
+    /* A failure past this point (a kernel's scratch, a device error) rolls back to here:
+     * tokens are only ever written at positions >= n_past, so restoring these leaves the
+     * session as it was. */
+    const int n_past0 = s->n_past, se_group0 = s->se_group, se_window0 = s->se_window;
+    const struct eval_stats stats0 = s->stats;
+    /* Without SelfExtend the grouped keys are not kept up to date from here on. */
+    s->se_group = plan->se_group;
+    s->se_window = plan->se_group > 0 ? plan->se_window : 0;
+    double t0 = host_monotonic_s();
+    e->ops->write(e->b, s->inv_freq, 0, plan->inv_freq, (size_t)c->n_rot / 2);
+    for (int done = 0; done < n;) {
+        int nc = n - done < CHUNK_TOKENS ? n - done : CHUNK_TOKENS;
+        for (int t = 0; t < nc; t++) s->h_qpos[t] = pos ? pos[done + t] : s->n_past + t;
+        upload_positions(s, nc, plan);
+        forward_chunk(s, tokens + done, nc, plan);
+        double t1 = host_monotonic_s();
+        int rc = e->ops->score(e->b, s->x, nc, targets ? targets + done : NULL, logprob ? logprob + done : NULL,
+                               done + nc == n ? last_logits : NULL, err, errlen);
+        s->stats.t_matmul += host_monotonic_s() - t1;
+        if (rc != 0) {
+            s->n_past = n_past0;
+            s->se_group = se_group0;
+            s->se_window = se_window0;
+            s->stats = stats0;
+            return -1;
+        }
+        s->n_past += nc;
+        done += nc;
+        if (s->progress) s->progress(s->progress_arg, nc);
+    }
+    s->stats.t_total += host_monotonic_s() - t0;
+    s->stats.tokens += n;
+    return 0;
+}
