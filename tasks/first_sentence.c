@@ -367,7 +367,7 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
 tok_fail:
     snprintf(err, errlen, "first_sentence: could not tokenize the prompt");
 out:
-    if (s) ctx->rt->be->session_free(s);
+    if (s) session_free(s);
     textbuf_free(&src);
     textbuf_free(&b);
     textbuf_free(&ref);

@@ -436,7 +436,7 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
 tok_fail:
     snprintf(err, errlen, "passkey: could not tokenize the prompt");
 out:
-    if (s) ctx->rt->be->session_free(s);
+    if (s) session_free(s);
     textbuf_free(&b);
     textbuf_free(&answers);
     free(prompt);

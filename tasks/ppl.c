@@ -156,11 +156,11 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
         /* the plan sees the whole window, BOS included, as HF's forward pass does */
         if (cell_plan_for(&cp, ctx, n, err, errlen) != 0) goto out;
         for (int j = 0; j < n - 1; j++) targets[j] = j >= pw->score_from ? seq[j + 1] : -1;
-        ctx->rt->be->session_reset(s);
+        session_reset(s);
         task_progress_step(&tp, (double)forward / total_forward, (double)(forward + n - 1) / total_forward, forward,
                            n - 1);
         /* the last token predicts nothing scored, so it is not fed */
-        if (ctx->rt->be->eval(s, seq, NULL, n - 1, &cp.fp, targets, logprob, NULL, err, errlen) != 0) goto out;
+        if (session_eval(s, seq, NULL, n - 1, &cp.fp, targets, logprob, NULL, err, errlen) != 0) goto out;
         double wsum = 0;
         int wn = 0;
         for (int j = pw->score_from; j < n - 1; j++) {
@@ -213,7 +213,7 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
     if (sink_finish(&k, "ppl", err, errlen) != 0) goto out;
     rc = 0;
 out:
-    if (s) ctx->rt->be->session_free(s);
+    if (s) session_free(s);
     pos_bins_free(&bins);
     free(tmp);
     free(win);
