@@ -1,7 +1,9 @@
 # ctxbench build. `make` builds build/ctxbench; `make test` runs the Criterion tests;
 # `make bench` prints speed and memory figures; `make check-asan` runs the tests under
-# AddressSanitizer + UBSan. Every .c in harness/, methods/ and tasks/ is compiled; the
-# method and task registries are generated from the files present (see methods/README.md).
+# AddressSanitizer + UBSan. Every .c in harness/*/, backends/*/, methods/ and tasks/ is
+# compiled; the method, task and backend registries are generated from the files and
+# folders present (see methods/README.md). harness/ has one folder per layer, and
+# scripts/check_layers.sh (run by make test) keeps each layer to the layers below it.
 
 CC      ?= cc
 SHARED  ?= ../shared
@@ -20,7 +22,8 @@ WARN    := -Wall -Wextra -Werror
 PKGS    := hdf5 openblas
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 # The project's flags; CPPFLAGS, CFLAGS and LDLIBS given by the user come on top.
-CTX_CPPFLAGS := -D_GNU_SOURCE -Iharness -I$(BUILD) \
+LAYER_DIRS  := $(sort $(patsubst %/,%,$(dir $(wildcard harness/*/*.[ch] backends/*/*.[ch]))))
+CTX_CPPFLAGS := -D_GNU_SOURCE $(addprefix -I,$(LAYER_DIRS)) -I$(BUILD) \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null || \
                     echo -I/usr/include/hdf5/serial -I/usr/include/$(MULTIARCH)/openblas-pthread)
 CTX_CFLAGS   := -std=c11 $(OPT) $(WARN) -g -pthread
@@ -31,11 +34,14 @@ ALL_CPPFLAGS = $(CTX_CPPFLAGS) $(CPPFLAGS)
 ALL_CFLAGS   = $(CTX_CFLAGS) $(CFLAGS)
 ALL_LDLIBS   = $(CTX_LDLIBS) $(LDLIBS)
 
-HARNESS_SRC := $(filter-out harness/main.c,$(wildcard harness/*.c))
+HARNESS_SRC := $(filter-out harness/cli/main.c,$(wildcard harness/*/*.c))
+BACKEND_DIRS := $(patsubst %/,%,$(sort $(dir $(wildcard backends/*/*.c))))
+BACKEND_SRC := $(foreach d,$(BACKEND_DIRS),$(wildcard $(d)/*.c))
 METHOD_SRC  := $(wildcard methods/*.c)
 TASK_SRC    := $(wildcard tasks/*.c)
 GEN_SRC     := $(BUILD)/gen/registry_list.c
-LIB_SRC     := $(HARNESS_SRC) $(METHOD_SRC) $(TASK_SRC)
+LIB_SRC     := $(HARNESS_SRC) $(BACKEND_SRC) $(METHOD_SRC) $(TASK_SRC)
+ALL_HDR     := $(wildcard harness/*/*.h backends/*/*.h methods/*.h tasks/*.h)
 LIB_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/registry_list.o
 TEST_SRC    := $(wildcard tests/test_*.c)
 TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
@@ -51,20 +57,20 @@ $(BUILD)/deps.stamp: scripts/install_deps.sh
 	@sh scripts/install_deps.sh
 	@mkdir -p $(dir $@) && touch $@
 
-$(BUILD)/obj/%.o: %.c $(wildcard harness/*.h methods/*.h tasks/*.h) | $(GEN_SRC) $(BUILD)/deps.stamp
+$(BUILD)/obj/%.o: %.c $(ALL_HDR) | $(GEN_SRC) $(BUILD)/deps.stamp
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
-# The registry list: one entry per methods/*.c and tasks/*.c file. Regenerated
+# The registry list: one entry per methods/*.c and tasks/*.c file and backends/* folder. Regenerated
 # whenever the set of files changes (the list of names is its prerequisite).
 $(BUILD)/gen/registry_names: FORCE
 	@mkdir -p $(dir $@)
-	@echo "$(notdir $(basename $(METHOD_SRC))) | $(notdir $(basename $(TASK_SRC)))" > $@.tmp
+	@echo "$(notdir $(basename $(METHOD_SRC))) | $(notdir $(basename $(TASK_SRC))) | $(notdir $(BACKEND_DIRS))" > $@.tmp
 	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
 $(GEN_SRC): $(BUILD)/gen/registry_names scripts/gen_registry.sh
-	sh scripts/gen_registry.sh "$(METHOD_SRC)" "$(TASK_SRC)" > $@
+	sh scripts/gen_registry.sh "$(METHOD_SRC)" "$(TASK_SRC)" "$(BACKEND_DIRS)" > $@
 FORCE:
-$(BUILD)/obj/gen/registry_list.o: $(GEN_SRC) harness/registry.h
+$(BUILD)/obj/gen/registry_list.o: $(GEN_SRC) harness/backend/backend.h harness/method/method.h harness/task/task.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
@@ -72,7 +78,7 @@ $(BUILD)/libctxbench.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/ctxbench: $(BUILD)/obj/harness/main.o $(BUILD)/libctxbench.a
+$(BUILD)/ctxbench: $(BUILD)/obj/harness/cli/main.o $(BUILD)/libctxbench.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libctxbench.a
@@ -81,8 +87,9 @@ $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(BUILD)/libctxbench.a
 
 # The tokenizer (with the GGUF reader it needs) as a shared library, so that
 # scripts/train_model.py tokenizes its training data with ctxbench's own tokenizer (ctypes).
-TOKLIB_SRC := harness/tokenizer.c harness/unicode.c harness/gguf.c harness/input.c harness/quant.c
-$(BUILD)/libctxbench_tok.so: $(TOKLIB_SRC) $(wildcard harness/*.h) | $(BUILD)/deps.stamp
+TOKLIB_SRC := harness/model/tokenizer.c harness/base/unicode.c harness/gguf/gguf.c harness/base/input.c \
+              harness/gguf/quant.c
+$(BUILD)/libctxbench_tok.so: $(TOKLIB_SRC) $(ALL_HDR) | $(BUILD)/deps.stamp
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -fPIC -shared -Wl,--no-undefined -o $@ $(TOKLIB_SRC) -lm
 
@@ -90,6 +97,7 @@ $(BUILD)/libctxbench_tok.so: $(TOKLIB_SRC) $(wildcard harness/*.h) | $(BUILD)/de
 # tests that build a copy of the tree build it as this build is built (CTXBENCH_CC,
 # CTXBENCH_ARCH, CTXBENCH_CFLAGS).
 test: $(BUILD)/ctxbench $(TEST_BIN)
+	@sh scripts/check_layers.sh
 	@fail=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; \
 	  CTXBENCH_SHARED=$(abspath $(SHARED)) CTXBENCH_BIN=$(abspath $(BUILD)/ctxbench) \
@@ -123,11 +131,11 @@ check-cross: $(GEN_SRC) $(BUILD)/gen/git_rev.h
 	@command -v $(CROSS_CC) >/dev/null || sh scripts/install_deps.sh cross
 	@command -v $(CROSS_CC) >/dev/null || { echo "check-cross: $(CROSS_CC) not found (Debian package gcc-aarch64-linux-gnu)" >&2; exit 1; }
 	@mkdir -p $(BUILD)/cross
-	@for f in $(LIB_SRC) harness/main.c $(GEN_SRC); do \
-	  $(CROSS_CC) -D_GNU_SOURCE -Iharness -I$(BUILD) -std=c11 -O2 -march=armv8-a $(WARN) -pthread \
+	@for f in $(LIB_SRC) harness/cli/main.c $(GEN_SRC); do \
+	  $(CROSS_CC) -D_GNU_SOURCE $(addprefix -I,$(LAYER_DIRS)) -I$(BUILD) -std=c11 -O2 -march=armv8-a $(WARN) -pthread \
 	    -I/usr/include/hdf5/serial -I/usr/include/$(MULTIARCH)/openblas-pthread -idirafter /usr/include \
 	    -c $$f -o $(BUILD)/cross/$$(echo $$f | tr / _).o || exit 1; \
-	done; echo "check-cross: $(words $(LIB_SRC) harness/main.c $(GEN_SRC)) sources compile for aarch64 with $(CROSS_CC)"
+	done; echo "check-cross: $(words $(LIB_SRC) harness/cli/main.c $(GEN_SRC)) sources compile for aarch64 with $(CROSS_CC)"
 
 $(BUILD)/bench_attn: scripts/bench_attn.c $(BUILD)/libctxbench.a
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libctxbench.a $(ALL_LDLIBS)
@@ -135,7 +143,7 @@ $(BUILD)/bench_attn: scripts/bench_attn.c $(BUILD)/libctxbench.a
 bench: $(BUILD)/ctxbench $(BUILD)/bench_attn
 	CTXBENCH_SHARED=$(abspath $(SHARED)) sh scripts/bench.sh $(BUILD)/ctxbench $(BUILD)/bench_attn
 
-# The git revision recorded in every result (harness/sweep.c), rewritten only when it
+# The git revision recorded in every result (harness/sweep/sweep.c), rewritten only when it
 # changes. Plumbing commands only: they never take .git/index.lock.
 $(BUILD)/gen/git_rev.h: FORCE
 	@mkdir -p $(dir $@)
@@ -143,7 +151,7 @@ $(BUILD)/gen/git_rev.h: FORCE
 	 git diff-index --quiet HEAD -- 2>/dev/null || rev="$$rev-dirty"; \
 	 echo "#define CTXBENCH_GIT_REV \"$$rev\"" > $@.tmp
 	@cmp -s $@.tmp $@ || mv $@.tmp $@; rm -f $@.tmp
-$(BUILD)/obj/harness/sweep.o: $(BUILD)/gen/git_rev.h
+$(BUILD)/obj/harness/sweep/sweep.o: $(BUILD)/gen/git_rev.h
 
 # make sweep: methods x tasks x lengths on one model into an HDF5 file. Resumable: run it
 # again after an interruption and only the missing cells are computed. TASK_OPTS caps the

@@ -1,4 +1,4 @@
-/* Fuzzes the reader of the tokenized-corpus cache (harness/corpus.c): a sweep trusts a
+/* Fuzzes the reader of the tokenized-corpus cache (harness/data/corpus.c): a sweep trusts a
  * cache file it finds in --cache-dir, so a truncated, stale or hostile one must be
  * rejected (and the corpus tokenized again), never read out of bounds. The input is the
  * cache file after its 72-byte header (magic and key, which the harness writes so the

@@ -1,7 +1,7 @@
-/* Fuzzes the dataset readers (harness/dataset.c: whole text, blank-line-separated
+/* Fuzzes the dataset readers (harness/data/dataset.c: whole text, blank-line-separated
  * stories, JSONL with a field, CSV with a column via libcsv) on bytes in memory
  * (dataset_load_bytes), then tokenizes what they produce with stories260K's vocabulary
- * as a sweep does (corpus_load in harness/corpus.c). Input: byte 0 picks the format,
+ * as a sweep does (corpus_load in harness/data/corpus.c). Input: byte 0 picks the format,
  * then for JSONL and CSV the field name up to the first newline, then the file's bytes.
  * Checks: errors are one line; documents are NUL-terminated at their length and not
  * empty; the corpus's document offsets rise to its id count and every id is in the

@@ -1,5 +1,5 @@
 /* Fuzzes the GGUF reader, the model loader and the tokenizer built from the file's
- * metadata (harness/gguf.c, model.c, tokenizer.c), and every method's planner on the
+ * metadata (harness/gguf/gguf.c, model.c, tokenizer.c), and every method's planner on the
  * hyperparameters the file declares: the input is a whole GGUF image, read in memory
  * through gguf_open_memory. Checks: a rejected file gets a one-line reason; an accepted
  * one has every metadata value, string, tensor and tokenizer piece inside the image,
@@ -13,7 +13,7 @@
 #include "gguf.h"
 #include "method.h"
 #include "model.h"
-#include "registry.h"
+#include "method.h"
 #include "tokenizer.h"
 
 /* Touches every byte of [p, p+n) so ASan sees a range outside the input. */

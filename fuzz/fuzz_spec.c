@@ -1,9 +1,9 @@
 /* Fuzzes the text parsers of the command line and the sweep: method specs and lists
- * (harness/method.c), task settings (harness/settings.c, each task's check hook), the
- * llama.cpp-style --rope-* flags and strict numbers (harness/cli.c), --lengths and the
- * canonical settings text (harness/sweep.c), and `ctxbench sweep`'s own --methods /
+ * (harness/method/method.c), task settings (harness/task/settings.c, each task's check hook), the
+ * llama.cpp-style --rope-* flags and strict numbers (harness/cli/cli.c), --lengths and the
+ * canonical settings text (harness/sweep/sweep.c), and `ctxbench sweep`'s own --methods /
  * --tasks / --task-opt / --lengths / --data handling up to the point where it would
- * open the output file (harness/cmd_sweep.c). The first byte picks the parser, the rest
+ * open the output file (harness/cli/cmd_sweep.c). The first byte picks the parser, the rest
  * is its text; for the sweep, lines are the option values. Checks beyond "no crash":
  * errors are one line, canonical texts parse back to themselves, lengths come sorted,
  * distinct and in range, and plans have finite, positive frequencies. */
@@ -15,7 +15,7 @@
 #include "cli.h"
 #include "fuzz_util.h"
 #include "method.h"
-#include "registry.h"
+#include "task.h"
 #include "settings.h"
 #include "sweep.h"
 

@@ -1,4 +1,4 @@
-/* Fuzzes the tokenizers (harness/tokenizer.c, unicode.c) with real vocabularies: the
+/* Fuzzes the tokenizers (harness/model/tokenizer.c, unicode.c) with real vocabularies: the
  * SentencePiece one of stories260K.gguf, the 32000-token Llama SPM vocabulary and the
  * GPT-2 byte-level BPE one (../shared/models, see ../shared/SOURCES.md). The first byte
  * picks the vocabulary and whether BOS is added; the rest is the text, any bytes.

@@ -1,9 +1,9 @@
 /* Attention micro-benchmark: GFLOP/s of attn_forward against the sgemm peak
  * measured in the same process with the same threads.
  *
- *   cc -std=c11 -O2 -march=native -D_GNU_SOURCE -Iharness \
+ *   cc -std=c11 -O2 -march=native -D_GNU_SOURCE -Ibackends/cpu -Iharness/base -Iharness/model \
  *      -I/usr/include/x86_64-linux-gnu/openblas-pthread scripts/bench_attn.c \
- *      harness/attention.c harness/threadpool.c -lopenblas -lm -pthread -o bench_attn
+ *      backends/cpu/attention.c harness/base/threadpool.c -lopenblas -lm -pthread -o bench_attn
  *   ./bench_attn [threads] [sweep]
  *
  * Shape (default): head_dim 64, 32 query heads over 4 kv heads, n = 2048 causal.

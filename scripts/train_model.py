@@ -59,7 +59,7 @@ def die(msg):
 # ---------------------------------------------------------------- tokenizer (ctxbench's, via ctypes)
 
 class Tokenizer:
-    """ctxbench's tokenizer (harness/tokenizer.c) loaded from a GGUF's vocabulary."""
+    """ctxbench's tokenizer (harness/model/tokenizer.c) loaded from a GGUF's vocabulary."""
 
     def __init__(self, gguf_path, lib_path=None):
         lib_path = lib_path or os.path.join(ROOT, "build", "libctxbench_tok.so")

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "method.h"
-#include "registry.h"
 #include "testutil.h"
 
 static const int head_dims[] = {64, 128};

@@ -32,7 +32,6 @@ static const char zz_check[] =
     "#include <stdio.h>\n"
     "#include <string.h>\n"
     "#include \"method.h\"\n"
-    "#include \"registry.h\"\n"
     "#define CHECK(c) do { if (!(c)) { fprintf(stderr, \"failed: %s\\n\", #c); return 1; } } while (0)\n"
     "int main(void) {\n"
     "    const struct method *m = method_find(\"zz_test\");\n"
@@ -92,7 +91,7 @@ Test(plugin, drop_in_method_is_registered, .timeout = 300, .fini = remove_plugin
 
     /* The sources the build reads, as they are in this checkout. */
     snprintf(cmd, sizeof cmd,
-             "cp -r harness methods scripts Makefile %s/ && mkdir -p %s/tasks %s/tests && "
+             "cp -r harness backends methods scripts Makefile %s/ && mkdir -p %s/tasks %s/tests && "
              "if [ -d tasks ]; then cp -r tasks/. %s/tasks/; fi && cp tests/testutil.h %s/tests/",
              dir, dir, dir, dir, dir);
     cr_assert_eq(run(cmd), 0, "copying the tree failed");

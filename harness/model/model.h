@@ -8,7 +8,11 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-#include "kernels.h"
+/* How the rotated dimensions are paired (as llama.cpp's rope modes):
+ * NORM (llama): pairs (2i, 2i+1); NEOX (qwen2, HF rotate_half): pairs (i, i + n_rot/2). */
+enum rope_style { ROPE_NORM = 0, ROPE_NEOX = 2 };
+
+#define ROPE_MAX_FREQ 512       /* n_rot/2 upper bound; model_load rejects larger */
 
 struct gguf;
 struct gguf_tensor;

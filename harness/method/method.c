@@ -10,7 +10,6 @@
 
 #include "method.h"
 #include "input.h"
-#include "registry.h"
 
 #define SPEC_TEXT_MAX 256   /* sizeof(struct method_spec.text) */
 

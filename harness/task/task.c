@@ -1,7 +1,6 @@
 /* The task registry: tasks/NAME.c files listed at build time (scripts/gen_registry.sh). */
 #include <string.h>
 
-#include "registry.h"
 #include "task.h"
 
 const struct task *task_find(const char *name) {

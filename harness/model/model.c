@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "gguf.h"
-#include "method.h"
 #include "tokenizer.h"
 
 /* "<arch>.<suffix>" */

@@ -8,14 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model.h"   /* enum rope_style */
+
 struct threadpool;
 
 /* y[i] = x[i] / sqrt(mean(x^2) + eps) * w[i], for n_rows rows of n. y may alias x. */
 void rmsnorm(float *y, const float *x, const float *w, int n, int n_rows, float eps);
-
-/* How the rotated dimensions are paired (as llama.cpp's rope modes):
- * NORM (llama): pairs (2i, 2i+1); NEOX (qwen2, HF rotate_half): pairs (i, i + n_rot/2). */
-enum rope_style { ROPE_NORM = 0, ROPE_NEOX = 2 };
 
 /* Rotates the first n_rot dims of every head of n_tokens rows.
  * x: row t, head h at x + t*row_stride + h*head_dim.

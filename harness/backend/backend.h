@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "forward_plan.h"
 
@@ -63,6 +64,12 @@ struct backend_ops {
     /* NULL when this machine can run the backend (a device exists); otherwise why not,
      * in one line. Cheap; creates nothing. */
     const char *(*unavailable)(void);
+    /* How much "auto" wants this backend here: the available backend with the highest
+     * rank runs; < 0: never chosen by auto (e.g. OpenCL on a CPU-only platform). */
+    int (*auto_rank)(void);
+    /* Prints this machine's devices for the backend, with their memory (ctxbench info
+     * --backend NAME); the index is what the backend's device=N parameter takes. */
+    void (*list_devices)(FILE *f);
     /* The model's weights on the device. params: "key=value,key=value" (NULL or ""
      * = defaults); an unknown key or bad value is an error. NULL + reason on error. */
     struct backend *(*create)(const struct model *m, const char *params, char *err, size_t errlen);
@@ -110,9 +117,9 @@ struct backend_ops {
 };
 
 /* Backends compiled into this binary (the registry, generated from the folders under
- * backends/), NULL-terminated, in order of preference for "auto". */
+ * backends/), NULL-terminated. */
 extern const struct backend_ops *const backend_list[];
-/* "auto" = the first listed that is available here; NULL + reason if the name is
+/* "auto" = the available backend of the highest auto_rank; NULL + reason if the name is
  * unknown or the backend cannot run on this machine. */
 const struct backend_ops *backend_find(const char *name, char *err, size_t errlen);
 

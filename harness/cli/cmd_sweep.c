@@ -9,7 +9,8 @@
 
 #include "cli.h"
 #include "input.h"
-#include "registry.h"
+#include "method.h"
+#include "task.h"
 #include "store.h"
 #include "sweep.h"
 

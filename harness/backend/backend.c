@@ -10,10 +10,14 @@
 
 const struct backend_ops *backend_find(const char *name, char *err, size_t errlen) {
     if (!name || strcmp(name, "auto") == 0) {
-        for (int i = 0; backend_list[i]; i++)
-            if (!backend_list[i]->unavailable()) return backend_list[i];
-        snprintf(err, errlen, "no backend of this build can run on this machine");
-        return NULL;
+        const struct backend_ops *best = NULL;
+        int best_rank = -1;
+        for (int i = 0; backend_list[i]; i++) {
+            int rank = backend_list[i]->unavailable() ? -1 : backend_list[i]->auto_rank();
+            if (rank > best_rank) best = backend_list[i], best_rank = rank;
+        }
+        if (!best) snprintf(err, errlen, "no backend of this build can run on this machine");
+        return best;
     }
     for (int i = 0; backend_list[i]; i++)
         if (strcmp(backend_list[i]->name, name) == 0) {
@@ -98,8 +102,3 @@ int backend_param_long(const char *backend, const char *params, const char *key,
     return 0;
 }
 
-extern const struct backend_ops cpu_backend;
-const struct backend_ops *const backend_list[] = {
-    &cpu_backend,
-    NULL,
-};

@@ -58,6 +58,8 @@ struct task {
     int (*run)(const struct task_ctx *ctx, struct result *out, char *err, size_t errlen);
 };
 
+/* Every task of this build, one per file in tasks/, NULL-terminated (generated). */
+extern const struct task *const registry_tasks[];
 const struct task *task_find(const char *name);
 
 #endif

@@ -263,6 +263,16 @@ static void matmul(struct backend *e, const struct linear *L, const float *x, in
 /* ---- device, buffers -------------------------------------------------- */
 
 static const char *cpu_unavailable(void) { return NULL; }
+static int cpu_auto_rank(void) { return 0; }   /* any device backend that can run is preferred */
+
+static void cpu_list_devices(FILE *f) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN), pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    size_t avail = host_mem_available();
+    fprintf(f, "cpu: device 0: %ld cores, %lld MiB memory", cores,
+            pages > 0 && page > 0 ? (long long)((size_t)pages * (size_t)page >> 20) : -1LL);
+    if (avail != SIZE_MAX) fprintf(f, " (%zu MiB available)", avail >> 20);
+    fprintf(f, "\n");
+}
 
 static void cpu_device(const struct backend *e, struct device_info *out) {
     snprintf(out->name, sizeof out->name, "CPU (%d threads)", e->n_threads);
@@ -449,10 +459,12 @@ static int cpu_score(struct backend *e, const struct dbuf *x, int n, const int32
     return 0;
 }
 
-const struct backend_ops cpu_backend = {
+const struct backend_ops backend_cpu = {
     .name = "cpu",
     .params_help = "threads=N, tile_q=N, tile_k=N, f32_budget=BYTES",
     .unavailable = cpu_unavailable,
+    .auto_rank = cpu_auto_rank,
+    .list_devices = cpu_list_devices,
     .create = cpu_create,
     .destroy = cpu_destroy,
     .device = cpu_device,
