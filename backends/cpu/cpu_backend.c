@@ -381,11 +381,10 @@ static void cpu_add_bias(struct backend *e, struct dbuf *y, size_t y_off, int la
         for (int i = 0; i < width; i++) y->p[y_off + (size_t)t * width + i] += bias[i];
 }
 
-static void cpu_rope(struct backend *e, struct dbuf *x, size_t off, int n, int n_heads, const struct dbuf *pos,
-                     const struct dbuf *inv_freq, float mscale) {
+static void cpu_rope(struct backend *e, struct dbuf *x, size_t off, int n, int n_heads, const struct dbuf *cos_sin) {
     const struct model_config *c = &e->m->cfg;
-    rope_apply(x->p + off, n, (size_t)n_heads * c->head_dim, n_heads, c->head_dim, c->n_rot, (const int32_t *)pos->p,
-               inv_freq->p, mscale, c->rope_style);
+    rope_apply_table(x->p + off, n, (size_t)n_heads * c->head_dim, n_heads, c->head_dim, c->n_rot, cos_sin->p,
+                     c->rope_style);
 }
 
 static void cpu_attention(struct backend *e, const struct attn_call *a) {

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 void rmsnorm(float *y, const float *x, const float *w, int n, int n_rows, float eps) {
     for (int r = 0; r < n_rows; r++) {
@@ -17,8 +18,8 @@ void rmsnorm(float *y, const float *x, const float *w, int n, int n_rows, float 
     }
 }
 
-void rope_apply(float *x, int n_tokens, size_t row_stride, int n_heads, int head_dim, int n_rot,
-                const int32_t *pos, const float *inv_freq, float mscale, enum rope_style style) {
+void rope_apply_table(float *x, int n_tokens, size_t row_stride, int n_heads, int head_dim, int n_rot,
+                      const float *cs, enum rope_style style) {
     int half = n_rot / 2;
     /* NORM pairs neighbours (2i, 2i+1); NEOX pairs the two halves (i, i + n_rot/2). */
     int first_step = style == ROPE_NEOX ? 1 : 2;
@@ -26,11 +27,7 @@ void rope_apply(float *x, int n_tokens, size_t row_stride, int n_heads, int head
     for (int t = 0; t < n_tokens; t++) {
         float *row = x + (size_t)t * row_stride;
         for (int i = 0; i < half; i++) {
-            /* Positions reach 10^5 and beyond: a float angle would lose the
-             * low-frequency pairs' precision, so compute it in double. */
-            double angle = (double)pos[t] * (double)inv_freq[i];
-            float c = (float)(cos(angle) * mscale);
-            float s = (float)(sin(angle) * mscale);
+            float c = cs[((size_t)t * half + i) * 2], s = cs[((size_t)t * half + i) * 2 + 1];
             int a = i * first_step, b = a + partner_offset;
             for (int h = 0; h < n_heads; h++) {
                 float *hx = row + (size_t)h * head_dim;
@@ -40,6 +37,16 @@ void rope_apply(float *x, int n_tokens, size_t row_stride, int n_heads, int head
             }
         }
     }
+}
+
+int rope_apply(float *x, int n_tokens, size_t row_stride, int n_heads, int head_dim, int n_rot,
+               const int32_t *pos, const float *inv_freq, float mscale, enum rope_style style) {
+    float *cs = malloc((size_t)n_tokens * (size_t)(n_rot / 2) * 2 * sizeof(float) + 1);
+    if (!cs) return -1;
+    rope_cos_sin(cs, pos, n_tokens, inv_freq, n_rot / 2, mscale);
+    rope_apply_table(x, n_tokens, row_stride, n_heads, head_dim, n_rot, cs, style);
+    free(cs);
+    return 0;
 }
 
 void swiglu(float *out, const float *gate, const float *up, size_t n) {

@@ -9,19 +9,23 @@
 #include <stdint.h>
 
 #include "model.h"   /* enum rope_style */
+#include "rope_table.h"
 
 struct threadpool;
 
 /* y[i] = x[i] / sqrt(mean(x^2) + eps) * w[i], for n_rows rows of n. y may alias x. */
 void rmsnorm(float *y, const float *x, const float *w, int n, int n_rows, float eps);
 
-/* Rotates the first n_rot dims of every head of n_tokens rows.
- * x: row t, head h at x + t*row_stride + h*head_dim.
- * Pair i (0 <= i < n_rot/2) of token t turns by angle pos[t]*inv_freq[i];
- * cos and sin are both multiplied by mscale (HF attention_scaling, so logits
- * get mscale^2). Angles computed in double, applied in float. */
-void rope_apply(float *x, int n_tokens, size_t row_stride, int n_heads, int head_dim, int n_rot,
-                const int32_t *pos, const float *inv_freq, float mscale, enum rope_style style);
+/* Rotates the first n_rot dims of every head of n_tokens rows by the table cs of
+ * rope_cos_sin (rope_table.h): pair i of token t by (cs[(t*half+i)*2], cs[...+1]).
+ * x: row t, head h at x + t*row_stride + h*head_dim. */
+void rope_apply_table(float *x, int n_tokens, size_t row_stride, int n_heads, int head_dim, int n_rot,
+                      const float *cs, enum rope_style style);
+/* The same from positions: pair i (0 <= i < n_rot/2) of token t turns by angle
+ * pos[t]*inv_freq[i], cos and sin both multiplied by mscale. Angles computed in
+ * double, applied in float. -1 if out of memory for the table (x unchanged). */
+int rope_apply(float *x, int n_tokens, size_t row_stride, int n_heads, int head_dim, int n_rot,
+               const int32_t *pos, const float *inv_freq, float mscale, enum rope_style style);
 
 /* Causal attention with an online softmax over key tiles: no n_q x n_kv buffer.
  * Query i (position q_pos[i]) sees key j (position k_pos[j]) iff k_pos[j] <= q_pos[i]

@@ -84,6 +84,7 @@ struct backend_ops {
     /* ---- buffers ---- */
     struct dbuf *(*alloc)(struct backend *b, size_t n_elems, char *err, size_t errlen);
     void (*release)(struct backend *b, struct dbuf *d);
+    /* Copies n_elems from host src into d at off; src may be reused as soon as it returns. */
     void (*write)(struct backend *b, struct dbuf *d, size_t off, const void *src, size_t n_elems);
     void (*copy)(struct backend *b, struct dbuf *dst, size_t dst_off, const struct dbuf *src, size_t src_off,
                  size_t n_elems);
@@ -99,10 +100,9 @@ struct backend_ops {
                    int n);
     /* y[t] += bias w of `layer` for n rows (the bias's width), from element y_off */
     void (*add_bias)(struct backend *b, struct dbuf *y, size_t y_off, int layer, enum vec_id w, int n);
-    /* Rotates n rows of n_heads heads (from element off) at positions pos[t] with the
-     * plan's table inv_freq (n_rot/2 floats on the device) and mscale. */
-    void (*rope)(struct backend *b, struct dbuf *x, size_t off, int n, int n_heads, const struct dbuf *pos,
-                 const struct dbuf *inv_freq, float mscale);
+    /* Rotates the first n_rot dims of n rows of n_heads heads (from element off) by the
+     * table cos_sin ([n][n_rot/2][cos, sin], rope_table.h), pairs as the model's rope_style. */
+    void (*rope)(struct backend *b, struct dbuf *x, size_t off, int n, int n_heads, const struct dbuf *cos_sin);
     void (*attention)(struct backend *b, const struct attn_call *a);
     void (*add)(struct backend *b, struct dbuf *x, const struct dbuf *y, size_t n_elems);   /* x += y */
     /* gate = silu(gate) * up */

@@ -16,6 +16,7 @@
 
 #include "host.h"
 #include "model.h"
+#include "rope_table.h"
 
 /* Tokens pushed through all layers at once: large enough for the matrix products to
  * reach their peak, small enough that activations stay a few MB. */
@@ -38,9 +39,11 @@ struct session {
     struct dbuf *q, *qg;            /* [CHUNK][n_heads*head_dim] queries, SelfExtend grouped queries */
     struct dbuf *att;               /* [CHUNK][n_heads*head_dim] attention output */
     struct dbuf *hb, *hb2;          /* [CHUNK][ffn_dim] gate, up */
-    struct dbuf *qpos, *gpos, *gkpos; /* [CHUNK] int32 chunk positions; SelfExtend query, key positions */
-    struct dbuf *inv_freq;          /* [n_rot/2] the plan's table */
-    int32_t *h_qpos, *h_gpos, *h_gkpos; /* host copies of the three position maps */
+    struct dbuf *qpos;              /* [CHUNK] int32 the chunk's positions (attention's mask) */
+    struct dbuf *cs, *cs_q, *cs_k;  /* [CHUNK][n_rot/2][2] rotations at the chunk's positions; SelfExtend's
+                                       grouped query and key positions */
+    int32_t *h_qpos, *h_gpos, *h_gkpos; /* host: the three position maps */
+    float *h_cs;                    /* host: one rotation table being made */
     int se_group, se_window;        /* the SelfExtend setting kg_cache was built with */
     struct eval_stats stats;
     void (*progress)(void *arg, int n_tokens);
@@ -89,7 +92,7 @@ static size_t kv_floats(const struct model_config *c, int n) {
 
 static size_t chunk_floats(const struct model_config *c) {
     size_t qd = (size_t)c->n_heads * c->head_dim;
-    return (size_t)CHUNK_TOKENS * (2 * c->dim + 3 * qd + 2 * c->ffn_dim + 3) + (size_t)c->n_rot / 2;
+    return (size_t)CHUNK_TOKENS * (2 * c->dim + 3 * qd + 2 * c->ffn_dim + 1 + 3 * (size_t)c->n_rot);
 }
 
 size_t engine_session_bytes(const struct engine *e, int n, const struct forward_plan *plan) {
@@ -111,10 +114,10 @@ void session_free(struct session *s) {
     if (!s) return;
     struct engine *e = s->e;
     struct dbuf *bufs[] = {s->k_cache, s->v_cache, s->kg_cache, s->pos, s->x, s->xb, s->q, s->qg, s->att,
-                           s->hb, s->hb2, s->qpos, s->gpos, s->gkpos, s->inv_freq};
+                           s->hb, s->hb2, s->qpos, s->cs, s->cs_q, s->cs_k};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) e->ops->release(e->b, bufs[i]);
-    free(s->h_qpos); free(s->h_gpos); free(s->h_gkpos);
+    free(s->h_qpos); free(s->h_gpos); free(s->h_gkpos); free(s->h_cs);
     free(s);
 }
 
@@ -144,7 +147,7 @@ struct session *session_new(struct engine *e, int max_tokens, char *err, size_t 
         {&s->k_cache, kv_floats(c, max_tokens)}, {&s->v_cache, kv_floats(c, max_tokens)},
         {&s->pos, (size_t)max_tokens}, {&s->x, B * c->dim}, {&s->xb, B * c->dim}, {&s->q, B * qd},
         {&s->qg, B * qd}, {&s->att, B * qd}, {&s->hb, B * c->ffn_dim}, {&s->hb2, B * c->ffn_dim},
-        {&s->qpos, B}, {&s->gpos, B}, {&s->gkpos, B}, {&s->inv_freq, (size_t)c->n_rot / 2},
+        {&s->qpos, B}, {&s->cs, B * c->n_rot}, {&s->cs_q, B * c->n_rot}, {&s->cs_k, B * c->n_rot},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         *want[i].d = e->ops->alloc(e->b, want[i].n, err, errlen);
@@ -153,7 +156,8 @@ struct session *session_new(struct engine *e, int max_tokens, char *err, size_t 
     s->h_qpos = malloc(B * sizeof(int32_t));
     s->h_gpos = malloc(B * sizeof(int32_t));
     s->h_gkpos = malloc(B * sizeof(int32_t));
-    if (!s->h_qpos || !s->h_gpos || !s->h_gkpos) {
+    s->h_cs = malloc(B * c->n_rot * sizeof(float));
+    if (!s->h_qpos || !s->h_gpos || !s->h_gkpos || !s->h_cs) {
         snprintf(err, errlen, "out of memory for a %d-token session", max_tokens);
         goto fail;
     }
@@ -184,20 +188,30 @@ void session_set_progress(struct session *s, void (*fn)(void *arg, int n_tokens)
 static int32_t se_key_pos(int32_t p, int G) { return p / G; }
 static int32_t se_query_pos(int32_t p, int G, int W) { return p / G + W - W / G; }
 
-/* The positions of a chunk of n tokens (h_qpos already filled) into the device:
- * the cache's position list and, under SelfExtend, the grouped maps. */
+/* The rotation table of n positions under the plan into dst. */
+static void upload_rotations(struct session *s, struct dbuf *dst, const int32_t *pos, int n,
+                             const struct forward_plan *plan) {
+    const int half = s->e->m->cfg.n_rot / 2;
+    rope_cos_sin(s->h_cs, pos, n, plan->inv_freq, half, plan->mscale);
+    s->e->ops->write(s->e->b, dst, 0, s->h_cs, (size_t)n * half * 2);
+}
+
+/* The positions of a chunk of n tokens (h_qpos already filled) into the device: the
+ * cache's position list, the chunk's, and the rotations at them; under SelfExtend also
+ * the rotations at the grouped query and key positions. */
 static void upload_positions(struct session *s, int n, const struct forward_plan *plan) {
     const struct backend_ops *ops = s->e->ops;
     struct backend *b = s->e->b;
     ops->write(b, s->qpos, 0, s->h_qpos, (size_t)n);
     ops->write(b, s->pos, (size_t)s->n_past, s->h_qpos, (size_t)n);
+    upload_rotations(s, s->cs, s->h_qpos, n, plan);
     if (plan->se_group > 0) {
         for (int t = 0; t < n; t++) {
             s->h_gpos[t] = se_query_pos(s->h_qpos[t], plan->se_group, plan->se_window);
             s->h_gkpos[t] = se_key_pos(s->h_qpos[t], plan->se_group);
         }
-        ops->write(b, s->gpos, 0, s->h_gpos, (size_t)n);
-        ops->write(b, s->gkpos, 0, s->h_gkpos, (size_t)n);
+        upload_rotations(s, s->cs_q, s->h_gpos, n, plan);
+        upload_rotations(s, s->cs_k, s->h_gkpos, n, plan);
     }
 }
 
@@ -230,11 +244,11 @@ static void forward_chunk(struct session *s, const int32_t *tokens, int n, const
         if (se) {   /* the grouped copies are rotated from the same unrotated q and k */
             ops->copy(b, s->qg, 0, s->q, 0, (size_t)n * c->n_heads * c->head_dim);
             ops->copy(b, s->kg_cache, new_off, s->k_cache, new_off, (size_t)n * kvd);
-            ops->rope(b, s->qg, 0, n, c->n_heads, s->gpos, s->inv_freq, plan->mscale);
-            ops->rope(b, s->kg_cache, new_off, n, c->n_kv_heads, s->gkpos, s->inv_freq, plan->mscale);
+            ops->rope(b, s->qg, 0, n, c->n_heads, s->cs_q);
+            ops->rope(b, s->kg_cache, new_off, n, c->n_kv_heads, s->cs_k);
         }
-        ops->rope(b, s->q, 0, n, c->n_heads, s->qpos, s->inv_freq, plan->mscale);
-        ops->rope(b, s->k_cache, new_off, n, c->n_kv_heads, s->qpos, s->inv_freq, plan->mscale);
+        ops->rope(b, s->q, 0, n, c->n_heads, s->cs);
+        ops->rope(b, s->k_cache, new_off, n, c->n_kv_heads, s->cs);
 
         t0 = host_monotonic_s();
         ops->attention(b, &(struct attn_call){
@@ -354,7 +368,6 @@ int session_eval(struct session *s, const int32_t *tokens, const int32_t *pos, i
     s->se_group = plan->se_group;
     s->se_window = plan->se_group > 0 ? plan->se_window : 0;
     double t0 = host_monotonic_s();
-    e->ops->write(e->b, s->inv_freq, 0, plan->inv_freq, (size_t)c->n_rot / 2);
     for (int done = 0; done < n;) {
         int nc = n - done < CHUNK_TOKENS ? n - done : CHUNK_TOKENS;
         for (int t = 0; t < nc; t++) s->h_qpos[t] = pos ? pos[done + t] : s->n_past + t;
