@@ -22,6 +22,17 @@ WARN    := -Wall -Wextra -Werror
 PKGS    := hdf5 openblas
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 # The project's flags; CPPFLAGS, CFLAGS and LDLIBS given by the user come on top.
+# A fresh machine installs the Debian packages first (scripts/install_deps.sh; again when the
+# script changes), before anything below looks for what is installed. Not for `make clean`.
+ifeq ($(filter clean deps,$(MAKECMDGOALS)),)
+ifneq ($(shell [ -f $(BUILD)/deps.stamp ] && [ ! scripts/install_deps.sh -nt $(BUILD)/deps.stamp ] && echo ok),ok)
+DEPS_RC := $(shell sh scripts/install_deps.sh >&2 && mkdir -p $(BUILD) && touch $(BUILD)/deps.stamp && echo ok)
+$(if $(DEPS_RC),,$(error scripts/install_deps.sh failed (see above)))
+endif
+endif
+# The OpenCL backend (backends/opencl) is built where the OpenCL headers and CLBlast are
+# installed (install_deps.sh installs them, and PoCL); OPENCL=0 leaves it out.
+OPENCL ?= $(if $(wildcard /usr/include/CL/cl.h),$(if $(wildcard /usr/include/clblast_c.h),1,0),0)
 LAYER_DIRS  := $(sort $(patsubst %/,%,$(dir $(wildcard harness/*/*.[ch] backends/*/*.[ch]))))
 CTX_CPPFLAGS := -D_GNU_SOURCE $(addprefix -I,$(LAYER_DIRS)) -I$(BUILD) \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null || \
@@ -29,13 +40,13 @@ CTX_CPPFLAGS := -D_GNU_SOURCE $(addprefix -I,$(LAYER_DIRS)) -I$(BUILD) \
 CTX_CFLAGS   := -std=c11 $(OPT) $(WARN) -g -pthread
 CTX_LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || \
                     echo -L/usr/lib/$(MULTIARCH)/hdf5/serial -lhdf5 -lopenblas) \
-            -lcsv -lnettle -lm -pthread
+            $(if $(filter 1,$(OPENCL)),-lclblast -lOpenCL) -lcsv -lnettle -lm -pthread
 ALL_CPPFLAGS = $(CTX_CPPFLAGS) $(CPPFLAGS)
 ALL_CFLAGS   = $(CTX_CFLAGS) $(CFLAGS)
 ALL_LDLIBS   = $(CTX_LDLIBS) $(LDLIBS)
 
 HARNESS_SRC := $(filter-out harness/cli/main.c,$(wildcard harness/*/*.c))
-BACKEND_DIRS := $(patsubst %/,%,$(sort $(dir $(wildcard backends/*/*.c))))
+BACKEND_DIRS := $(filter-out $(if $(filter 1,$(OPENCL)),,backends/opencl),$(patsubst %/,%,$(sort $(dir $(wildcard backends/*/*.c)))))
 BACKEND_SRC := $(foreach d,$(BACKEND_DIRS),$(wildcard $(d)/*.c))
 METHOD_SRC  := $(wildcard methods/*.c)
 TASK_SRC    := $(wildcard tasks/*.c)
@@ -73,6 +84,12 @@ FORCE:
 $(BUILD)/obj/gen/registry_list.o: $(GEN_SRC) harness/backend/backend.h harness/method/method.h harness/task/task.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+# The OpenCL kernels' source as a C string, compiled into the backend.
+$(BUILD)/gen/opencl_kernels.h: backends/opencl/kernels.cl
+	@mkdir -p $(dir $@)
+	sed 's/\\/\\\\/g; s/"/\\"/g; s/^/"/; s/$$/\\n"/' $< > $@
+$(BUILD)/obj/backends/opencl/opencl_backend.o: $(BUILD)/gen/opencl_kernels.h
 
 $(BUILD)/libctxbench.a: $(LIB_OBJ)
 	@rm -f $@

@@ -13,6 +13,7 @@
 void run_opts_init(struct run_opts *o) {
     memset(o, 0, sizeof *o);
     o->backend = "auto";
+    o->device = -1;
 }
 
 bool parse_int(const char *s, long lo, long hi, long *out) {
@@ -67,6 +68,13 @@ int cli_run_opt(struct run_opts *o, int opt, const char *arg) {
         }
         if (opt == 1006) o->tile_q = (int)v; else o->tile_k = (int)v;
         return 1;
+    case 1008:
+        if (!parse_int(arg, 0, 1023, &v)) {
+            fprintf(stderr, "ctxbench: --device expects a device index in 0..1023, got '%s'\n", ECHO(arg));
+            return -1;
+        }
+        o->device = (int)v;
+        return 1;
     default: return 0;
     }
 }
@@ -109,15 +117,23 @@ int cli_open(const struct run_opts *o, struct runtime *rt, char *err, size_t err
         snprintf(err, errlen, "no model given (-m FILE)");
         return -1;
     }
-    /* -t and --tile-q/-k are the CPU backend's parameters; the rest keep their defaults */
+    const struct backend_ops *be = backend_find(o->backend, err, errlen);
+    if (!be) return -1;
+    /* -t and --tile-q/-k are the CPU backend's parameters (another backend does not
+     * compute with host threads: they do not apply), --device the others' */
     char params[96] = "";
     size_t n = 0;
-    const char *key[] = {"threads", "tile_q", "tile_k"};
-    const int val[] = {o->threads, o->tile_q, o->tile_k};
-    for (int i = 0; i < 3; i++)
-        if (val[i] > 0 && n < sizeof params)
+    bool cpu = strcmp(be->name, "cpu") == 0;
+    if (cpu && o->device > 0) {
+        snprintf(err, errlen, "--device %d: the cpu backend has one device, 0", o->device);
+        return -1;
+    }
+    const char *key[] = {"threads", "tile_q", "tile_k", "device"};
+    const int val[] = {cpu ? o->threads : 0, cpu ? o->tile_q : 0, cpu ? o->tile_k : 0, cpu ? -1 : o->device};
+    for (int i = 0; i < 4; i++)
+        if (val[i] > (i == 3 ? -1 : 0) && n < sizeof params)
             n += (size_t)snprintf(params + n, sizeof params - n, "%s%s=%d", n ? "," : "", key[i], val[i]);
-    return runtime_open(rt, o->model, o->backend, params, err, errlen);
+    return runtime_open(rt, o->model, be->name, params, err, errlen);
 }
 
 char *read_file(const char *path, size_t *len, char *err, size_t errlen) {

@@ -13,7 +13,8 @@
 struct run_opts {
     const char *model;        /* -m */
     int threads;              /* -t */
-    const char *backend;      /* --backend cpu|cuda|auto */
+    const char *backend;      /* --backend cpu|opencl|auto */
+    int device;               /* --device N, -1 = the backend's default */
     const char *method;       /* --method SPEC */
     const char *rope_scaling; /* --rope-scaling none|linear|yarn */
     double rope_scale;        /* --rope-scale F */
@@ -27,17 +28,19 @@ struct run_opts {
     {"backend", required_argument, 0, 1001}, {"method", required_argument, 0, 1002},              \
     {"rope-scaling", required_argument, 0, 1003}, {"rope-scale", required_argument, 0, 1004},     \
     {"rope-freq-base", required_argument, 0, 1005}, {"tile-q", required_argument, 0, 1006},       \
-    {"tile-k", required_argument, 0, 1007}
+    {"tile-k", required_argument, 0, 1007}, {"device", required_argument, 0, 1008}
 
 #define CLI_RUN_HELP                                                                               \
     "  -m, --model FILE        GGUF model\n"                                                       \
-    "  -t, --threads N         worker threads (default: all cores)\n"                              \
-    "      --backend NAME      cpu | auto (default auto)\n"                                        \
+    "  -t, --threads N         worker threads of the CPU backend (default: all cores)\n"           \
+    "      --backend NAME      cpu | opencl | auto (default auto: a GPU through OpenCL if there\n" \
+    "                          is one, else the CPU)\n"                                             \
+    "      --device N          the backend's device N (ctxbench info --backend NAME lists them)\n" \
     "      --method SPEC       extension method, e.g. yarn:factor=8 (see `ctxbench methods`)\n"    \
     "      --rope-scaling T    llama.cpp style: none | linear | yarn (sets the method)\n"          \
     "      --rope-scale F      llama.cpp style: context scale factor for --rope-scaling\n"         \
     "      --rope-freq-base B  llama.cpp style: RoPE base (alone: method abf:rope_theta=B)\n"      \
-    "      --tile-q N, --tile-k N  attention tile sizes (default: kernel's choice)\n"
+    "      --tile-q N, --tile-k N  the CPU backend's attention tiles (default: kernel's choice)\n"
 
 void run_opts_init(struct run_opts *o);
 /* Handles one getopt result if it is a run option: returns 1 if handled, 0 if not

@@ -30,10 +30,13 @@ static const char *help =
     "      --task-opt T:K=V,.. settings for task T (repeatable; several separated by ';').\n"
     "                          A key given twice: the later value wins\n"
     "      --seed N            seed handed to every cell (default 1)\n"
-    "  -t, --threads N         worker threads (default: all cores)\n"
-    "      --backend NAME      cpu | auto (default auto)\n"
+    "  -t, --threads N         worker threads of the CPU backend (default: all cores)\n"
+    "      --backend NAME      cpu | opencl | auto (default auto: a GPU through OpenCL if there\n"
+    "                          is one, else the CPU)\n"
+    "      --device N          the backend's device N (ctxbench info --backend NAME lists them)\n"
     "      --cache-dir DIR     where tasks may cache tokenized texts (default: none)\n"
-    "      --mem-limit MIB     memory a cell's session may take (default: MemAvailable)\n"
+    "      --mem-limit MIB     memory a cell's session may take (default: the device's free\n"
+    "                          memory: MemAvailable for the CPU)\n"
     "      --dry-run           print every cell with its session memory and estimated time\n"
     "                          (from a ~2 s calibration of this model and threads) and the\n"
     "                          total on stdout; run nothing, write nothing\n"
@@ -179,7 +182,7 @@ static int all_methods(struct method_spec **out, int *n, char *err, size_t errle
 int cmd_sweep(int argc, char **argv) {
     static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
                                              {"threads", required_argument, 0, 't'},
-                                             {"backend", required_argument, 0, 1001},
+                                             {"backend", required_argument, 0, 1001}, {"device", required_argument, 0, 1008},
                                              {"out", required_argument, 0, 'o'},
                                              {"methods", required_argument, 0, 2001},
                                              {"tasks", required_argument, 0, 2002},
@@ -203,7 +206,7 @@ int cmd_sweep(int argc, char **argv) {
     if (!task_opts) return 1;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "m:t:o:h", longopts, NULL)) != -1) {
-        int r = (opt == 'm' || opt == 't' || opt == 1001) ? cli_run_opt(&ro, opt, optarg) : 0;
+        int r = (opt == 'm' || opt == 't' || opt == 1001 || opt == 1008) ? cli_run_opt(&ro, opt, optarg) : 0;
         if (r < 0) { free(task_opts); return 2; }
         if (r > 0) continue;
         switch (opt) {
