@@ -326,6 +326,15 @@ static void cpu_write(struct backend *e, struct dbuf *d, size_t off, const void 
     memcpy(d->p + off, src, n * sizeof(float));
 }
 
+static int cpu_sync(struct backend *e, char *err, size_t errlen);
+
+static int cpu_read(struct backend *e, const struct dbuf *d, size_t off, void *dst, size_t n, char *err,
+                    size_t errlen) {
+    if (cpu_sync(e, err, errlen) != 0) return -1;
+    memcpy(dst, d->p + off, n * sizeof(float));
+    return 0;
+}
+
 static void cpu_copy(struct backend *e, struct dbuf *dst, size_t dst_off, const struct dbuf *src, size_t src_off,
                      size_t n) {
     (void)e;
@@ -472,6 +481,7 @@ const struct backend_ops backend_cpu = {
     .alloc = cpu_alloc,
     .release = cpu_release,
     .write = cpu_write,
+    .read = cpu_read,
     .copy = cpu_copy,
     .sync = cpu_sync,
     .embed = cpu_embed,

@@ -234,6 +234,14 @@ static int ocl_sync(struct backend *b, char *err, size_t errlen) {
     return -1;
 }
 
+static int ocl_read(struct backend *b, const struct dbuf *d, size_t off, void *dst, size_t n, char *err,
+                    size_t errlen) {
+    if (n && !b->error[0])
+        cl_ok(b, clEnqueueReadBuffer(b->queue, d->mem, CL_TRUE, off * sizeof(float), n * sizeof(float), dst, 0, NULL,
+                                     NULL), "read");
+    return ocl_sync(b, err, errlen);
+}
+
 /* ------------------------------------------------------------------ create */
 
 /* A weight tensor dequantized to F32 on the device, SLAB_BYTES of rows at a time. */
@@ -637,6 +645,7 @@ const struct backend_ops backend_opencl = {
     .alloc = ocl_alloc,
     .release = ocl_release,
     .write = ocl_write,
+    .read = ocl_read,
     .copy = ocl_copy,
     .sync = ocl_sync,
     .embed = ocl_embed,

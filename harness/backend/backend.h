@@ -86,6 +86,10 @@ struct backend_ops {
     void (*release)(struct backend *b, struct dbuf *d);
     /* Copies n_elems from host src into d at off; src may be reused as soon as it returns. */
     void (*write)(struct backend *b, struct dbuf *d, size_t off, const void *src, size_t n_elems);
+    /* Copies n_elems of d from off into host dst once every queued kernel is done
+     * (synchronous): 0, or -1 + reason (also for any earlier kernel's error). */
+    int (*read)(struct backend *b, const struct dbuf *d, size_t off, void *dst, size_t n_elems, char *err,
+                size_t errlen);
     void (*copy)(struct backend *b, struct dbuf *dst, size_t dst_off, const struct dbuf *src, size_t src_off,
                  size_t n_elems);
     int (*sync)(struct backend *b, char *err, size_t errlen);
