@@ -590,6 +590,47 @@ Test(plan, every_method_plans_with_defaults) {
     }
 }
 
+/* A parameter's declared default is written once, in its method's table. For every method
+ * and every parameter with a declared (non-NAN) default, leaving the parameter out and
+ * giving the table's default explicitly must give bit-identical plans, and the plan must
+ * report the table's value as used: a planner that falls back on a constant of its own
+ * that differs from its table fails here. */
+Test(plan, declared_defaults_are_the_tables) {
+    struct { int d; double base; int L, target_len, seq_len; } cells[] = {
+        {64, 10000, 512, 2048, 2048},     /* extended 4x */
+        {128, 500000, 4096, 8192, 1000},  /* seq_len < L: dynamic_ntk at its base */
+        {128, 10000, 4096, 4096, 4096},   /* no extension */
+    };
+    int n_checked = 0;
+    for (size_t k = 0; k < sizeof cells / sizeof cells[0]; k++) {
+        struct model_config c = make_cfg(cells[k].d, cells[k].base, cells[k].L);
+        for (const struct method *const *mp = registry_methods; *mp; mp++) {
+            const struct method *m = *mp;
+            struct method_plan implicit = plan_of(m->name, &c, cells[k].target_len, cells[k].seq_len);
+            for (int i = 0; i < m->n_params; i++) {
+                const struct method_param *par = &m->params[i];
+                if (isnan(par->def)) continue;
+                char spec[160];
+                snprintf(spec, sizeof spec, "%s:%s=%.17g", m->name, par->name, par->def);
+                struct method_plan explicit = plan_of(spec, &c, cells[k].target_len, cells[k].seq_len);
+                cr_assert_eq(implicit.used[i], par->def, "%s: %s used %.17g when not given, table default %.17g",
+                             m->name, par->name, implicit.used[i], par->def);
+                cr_assert(memcmp(implicit.inv_freq, explicit.inv_freq, sizeof implicit.inv_freq) == 0,
+                          "%s: inv_freq differs between the default and %s", m->name, spec);
+                cr_assert(memcmp(&implicit.mscale, &explicit.mscale, sizeof implicit.mscale) == 0,
+                          "%s: mscale %.9g by default, %.9g with %s", m->name, (double)implicit.mscale,
+                          (double)explicit.mscale, spec);
+                cr_assert(implicit.swa_window == explicit.swa_window && implicit.se_group == explicit.se_group &&
+                          implicit.se_window == explicit.se_window, "%s: windows differ with %s", m->name, spec);
+                cr_assert(memcmp(implicit.used, explicit.used, sizeof implicit.used) == 0,
+                          "%s: used values differ between the default and %s", m->name, spec);
+                n_checked++;
+            }
+        }
+    }
+    cr_assert(n_checked > 0, "no method declares a default: the test checked nothing");
+}
+
 Test(listing, print_all_names_everything) {
     char *buf = NULL;
     size_t len = 0;
