@@ -9,7 +9,7 @@ enum { P_THETA };
 static int plan_abf(const struct method_ctx *ctx, const double *values, struct method_plan *out,
                     char *err, size_t errlen) {
     (void)err; (void)errlen;
-    double theta = isnan(values[P_THETA]) ? 500000 : values[P_THETA];
+    double theta = values[P_THETA];
     rope_plain(theta, ctx->cfg->n_rot, out->inv_freq);
     out->used[P_THETA] = theta;
     snprintf(out->note, sizeof out->note, "base %.9g -> %.9g, no continual pretraining", ctx->cfg->rope_base,

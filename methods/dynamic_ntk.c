@@ -16,7 +16,7 @@ static int plan_dynamic_ntk(const struct method_ctx *ctx, const double *values, 
         return -1;
     }
     double orig = rope_orig_len(ctx, values[P_ORIG]);
-    double factor = isnan(values[P_FACTOR]) ? 1.0 : values[P_FACTOR];
+    double factor = values[P_FACTOR];
     int seq_len = ctx->seq_len > 0 ? ctx->seq_len : ctx->target_len;
     double len = seq_len > orig ? (double)seq_len : orig;          /* HF: max(seq_len, L) */
     /* len/orig is exactly 1 while l <= L, and then so is alpha: the plan is bitwise baseline */

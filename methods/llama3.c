@@ -9,8 +9,7 @@ enum { P_FACTOR, P_LOW, P_HIGH, P_ORIG };
 
 static int plan_llama3(const struct method_ctx *ctx, const double *values, struct method_plan *out,
                        char *err, size_t errlen) {
-    double low = isnan(values[P_LOW]) ? 1 : values[P_LOW];
-    double high = isnan(values[P_HIGH]) ? 4 : values[P_HIGH];
+    double low = values[P_LOW], high = values[P_HIGH];
     if (!(high > low)) {
         snprintf(err, errlen, "llama3: high_freq_factor=%g must be greater than low_freq_factor=%g", high, low);
         return -1;

@@ -42,6 +42,12 @@ static inline double rope_factor(const struct method_ctx *ctx, double given, dou
     return f;
 }
 
+/* HF's YaRN defaults: method yarn declares them as its parameters' defaults, and baseline
+ * applies them to a file's yarn rope.scaling metadata, which has no such keys. */
+#define YARN_BETA_FAST 32
+#define YARN_BETA_SLOW 1
+#define YARN_TRUNCATE 1
+
 /* YaRN (HF _compute_yarn_parameters, identical to jquesnelle/yarn
  * LlamaYaRNScaledRotaryEmbedding). The correction dimensions are computed in double
  * (HF: Python math), the ramp over the index i in float32 (HF: torch.arange float32). */
@@ -93,7 +99,7 @@ static inline void rope_from_metadata(const struct model_config *c, struct metho
          * llama.cpp does; for a YaRN fine-tune that is the extended length (METHODS.md 5.2). */
         double orig = rs->original_ctx > 0 ? (double)rs->original_ctx : (double)c->ctx_train;
         double mscale = rs->attn_factor > 0 ? rs->attn_factor : yarn_default_mscale(rs->factor);
-        rope_yarn(c->rope_base, d, rs->factor, orig, 32, 1, 1, out->inv_freq);
+        rope_yarn(c->rope_base, d, rs->factor, orig, YARN_BETA_FAST, YARN_BETA_SLOW, YARN_TRUNCATE, out->inv_freq);
         out->mscale = (float)mscale;
         snprintf(out->note, sizeof out->note, "metadata rope.scaling yarn: factor %.9g, original %.0f%s, "
                  "mscale %.9g%s", rs->factor, orig, rs->original_ctx > 0 ? "" : " (context_length fallback)",

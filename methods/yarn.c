@@ -8,8 +8,7 @@ enum { P_FACTOR, P_ORIG, P_BETA_FAST, P_BETA_SLOW, P_ATTN, P_TRUNCATE };
 
 static int plan_yarn(const struct method_ctx *ctx, const double *values, struct method_plan *out,
                      char *err, size_t errlen) {
-    double beta_fast = isnan(values[P_BETA_FAST]) ? 32 : values[P_BETA_FAST];
-    double beta_slow = isnan(values[P_BETA_SLOW]) ? 1 : values[P_BETA_SLOW];
+    double beta_fast = values[P_BETA_FAST], beta_slow = values[P_BETA_SLOW];
     if (!(beta_fast > beta_slow)) {
         snprintf(err, errlen, "yarn: beta_fast=%g must be greater than beta_slow=%g", beta_fast, beta_slow);
         return -1;
@@ -17,7 +16,7 @@ static int plan_yarn(const struct method_ctx *ctx, const double *values, struct 
     double orig = rope_orig_len(ctx, values[P_ORIG]);
     double factor = rope_factor(ctx, values[P_FACTOR], orig, out->note, sizeof out->note);
     double mscale = isnan(values[P_ATTN]) ? yarn_default_mscale(factor) : values[P_ATTN];
-    int truncate = isnan(values[P_TRUNCATE]) ? 1 : (int)values[P_TRUNCATE];
+    int truncate = (int)values[P_TRUNCATE];
     int d = ctx->cfg->n_rot;
     rope_yarn(ctx->cfg->rope_base, d, factor, orig, beta_fast, beta_slow, truncate, out->inv_freq);
     out->mscale = (float)mscale;
@@ -60,10 +59,12 @@ const struct method method_yarn = {
         {"factor", MPARAM_FLOAT, NAN, 1, 65536, "scale s; default max(1, target_len / L)"},
         {"original_max_position_embeddings", MPARAM_INT, NAN, 1, 16777216,
          "L, the trained context; default the model's context_length"},
-        {"beta_fast", MPARAM_FLOAT, 32, 0.001, 100000, "rotations over L where the ramp starts (extrapolation)"},
-        {"beta_slow", MPARAM_FLOAT, 1, 0.001, 100000, "rotations over L where the ramp ends (interpolation)"},
+        {"beta_fast", MPARAM_FLOAT, YARN_BETA_FAST, 0.001, 100000,
+         "rotations over L where the ramp starts (extrapolation)"},
+        {"beta_slow", MPARAM_FLOAT, YARN_BETA_SLOW, 0.001, 100000,
+         "rotations over L where the ramp ends (interpolation)"},
         {"attention_factor", MPARAM_FLOAT, NAN, 0.01, 100, "mscale on cos and sin; default 0.1 ln s + 1"},
-        {"truncate", MPARAM_INT, 1, 0, 1, "1: floor/ceil the correction dims (HF default)"},
+        {"truncate", MPARAM_INT, YARN_TRUNCATE, 0, 1, "1: floor/ceil the correction dims (HF default)"},
     },
     .plan = plan_yarn,
 };

@@ -590,6 +590,110 @@ Test(plan, every_method_plans_with_defaults) {
     }
 }
 
+/* A parameter's declared default is written once, in its method's table. For every method
+ * and every parameter with a declared (non-NAN) default, leaving the parameter out and
+ * giving the table's default explicitly must give bit-identical plans, and the plan must
+ * report the table's value as used: a planner that falls back on a constant of its own
+ * that differs from its table fails here. */
+Test(plan, declared_defaults_are_the_tables) {
+    struct { int d; double base; int L, target_len, seq_len; } cells[] = {
+        {64, 10000, 512, 2048, 2048},     /* extended 4x */
+        {128, 500000, 4096, 8192, 1000},  /* seq_len < L: dynamic_ntk at its base */
+        {128, 10000, 4096, 4096, 4096},   /* no extension */
+    };
+    int n_checked = 0;
+    for (size_t k = 0; k < sizeof cells / sizeof cells[0]; k++) {
+        struct model_config c = make_cfg(cells[k].d, cells[k].base, cells[k].L);
+        for (const struct method *const *mp = registry_methods; *mp; mp++) {
+            const struct method *m = *mp;
+            struct method_plan implicit = plan_of(m->name, &c, cells[k].target_len, cells[k].seq_len);
+            for (int i = 0; i < m->n_params; i++) {
+                const struct method_param *par = &m->params[i];
+                if (isnan(par->def)) continue;
+                char spec[160];
+                snprintf(spec, sizeof spec, "%s:%s=%.17g", m->name, par->name, par->def);
+                struct method_plan explicit = plan_of(spec, &c, cells[k].target_len, cells[k].seq_len);
+                cr_assert_eq(implicit.used[i], par->def, "%s: %s used %.17g when not given, table default %.17g",
+                             m->name, par->name, implicit.used[i], par->def);
+                cr_assert(memcmp(implicit.inv_freq, explicit.inv_freq, sizeof implicit.inv_freq) == 0,
+                          "%s: inv_freq differs between the default and %s", m->name, spec);
+                cr_assert(memcmp(&implicit.mscale, &explicit.mscale, sizeof implicit.mscale) == 0,
+                          "%s: mscale %.9g by default, %.9g with %s", m->name, (double)implicit.mscale,
+                          (double)explicit.mscale, spec);
+                cr_assert(implicit.swa_window == explicit.swa_window && implicit.se_group == explicit.se_group &&
+                          implicit.se_window == explicit.se_window, "%s: windows differ with %s", m->name, spec);
+                cr_assert(memcmp(implicit.used, explicit.used, sizeof implicit.used) == 0,
+                          "%s: used values differ between the default and %s", m->name, spec);
+                n_checked++;
+            }
+        }
+    }
+    cr_assert(n_checked > 0, "no method declares a default: the test checked nothing");
+}
+
+/* A method of this test only (not in the registry): its planner writes the values it was
+ * handed into the note, so the test sees what method_plan passes to a plan hook. */
+static int plan_show_values(const struct method_ctx *ctx, const double *values, struct method_plan *out,
+                            char *err, size_t errlen) {
+    (void)err; (void)errlen;
+    for (int i = 0; i < ctx->cfg->n_rot / 2; i++) out->inv_freq[i] = 1.0f;
+    snprintf(out->note, sizeof out->note, "%g %g %g", values[0], values[1], values[2]);
+    for (int i = 0; i < 3; i++) out->used[i] = isnan(values[i]) ? 5 : values[i];   /* 5: "derived" */
+    return 0;
+}
+
+static struct method show_values_method(double def_a) {
+    struct method m = {
+        .name = "show_values",
+        .summary = "test method",
+        .help = "writes the values its planner receives into the note",
+        .n_params = 3,
+        .params = {
+            {"a", MPARAM_FLOAT, def_a, 1, 10, "declared default"},
+            {"b", MPARAM_INT, NAN, 1, 10, "derived default"},
+            {"c", MPARAM_INT, 3, 1, 10, "declared default"},
+        },
+        .plan = plan_show_values,
+    };
+    return m;
+}
+
+/* method_plan applies declared defaults before the hook runs: the hook gets the user's
+ * value, else the table's default, and NAN only where the default is derived. A declared
+ * default is checked against its range like a given value. */
+Test(plan, hook_receives_declared_defaults) {
+    struct model_config c = make_cfg(64, 10000, 512);
+    struct method_ctx ctx = {.cfg = &c, .target_len = 512, .seq_len = 512};
+    struct method m = show_values_method(2);
+    struct method_spec s;
+    memset(&s, 0, sizeof s);
+    s.method = &m;
+    for (int i = 0; i < METHOD_MAX_PARAMS; i++) s.values[i] = NAN;
+    s.values[2] = 7;
+    struct method_plan p;
+    char err[512] = "";
+    cr_assert_eq(method_plan(&s, &ctx, &p, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(p.note, "2 nan 7");
+    cr_assert(p.used[0] == 2 && p.used[1] == 5 && p.used[2] == 7);
+    cr_assert(isnan(s.values[0]) && isnan(s.values[1]), "the caller's spec was changed");
+
+    s.values[0] = 4;
+    s.values[2] = NAN;
+    cr_assert_eq(method_plan(&s, &ctx, &p, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(p.note, "4 nan 3");
+
+    /* a table default outside its own range is refused, in one line naming it */
+    m = show_values_method(20);
+    s.values[0] = NAN;
+    cr_assert_neq(method_plan(&s, &ctx, &p, err, sizeof err), 0);
+    cr_assert(strstr(err, "show_values: default a=20 is out of range") != NULL, "%s", err);
+    cr_assert(strchr(err, '\n') == NULL, "%s", err);
+    m = show_values_method(NAN);
+    m.params[2].def = 2.5;   /* not an integer, for an INT parameter */
+    cr_assert_neq(method_plan(&s, &ctx, &p, err, sizeof err), 0);
+    cr_assert(strstr(err, "default c=2.5 is not an integer") != NULL, "%s", err);
+}
+
 Test(listing, print_all_names_everything) {
     char *buf = NULL;
     size_t len = 0;

@@ -322,11 +322,26 @@ int method_plan(const struct method_spec *spec, const struct method_ctx *ctx, st
         return -1;
     }
 
+    /* Declared defaults are applied here, once, from the table; a planner never repeats
+     * them. What stays NAN is a parameter the user did not give whose default is derived
+     * (def = NAN): that one the planner computes from the model or the lengths. */
+    double values[METHOD_MAX_PARAMS];
+    for (int i = 0; i < METHOD_MAX_PARAMS; i++) values[i] = NAN;
+    for (int i = 0; i < m->n_params; i++) {
+        const struct method_param *p = &m->params[i];
+        if (!isnan(spec->values[i])) {
+            values[i] = spec->values[i];
+        } else if (!isnan(p->def)) {
+            if (param_check(m, p, p->def, "default ", err, errlen) != 0) return -1;
+            values[i] = p->def;
+        }
+    }
+
     memset(out, 0, sizeof *out);
     out->mscale = 1.0f;
     for (int i = 0; i < METHOD_MAX_PARAMS; i++) out->used[i] = NAN;
     out->n_freq = c->n_rot / 2;
-    if (m->plan(ctx, spec->values, out, err, errlen) != 0) return -1;
+    if (m->plan(ctx, values, out, err, errlen) != 0) return -1;
     out->n_freq = c->n_rot / 2;
     /* The file's rope_freqs are part of the model's own frequencies, theta_i / ff_i
      * (llama.cpp divides by them under every scaling). Every method here is linear in

@@ -20,7 +20,8 @@ enum method_param_type { MPARAM_FLOAT, MPARAM_INT };
 struct method_param {
     const char *name;            /* Hugging Face rope_scaling name where one exists */
     enum method_param_type type;
-    double def;                  /* default; NAN = derived (from the model or the length), see help */
+    double def;                  /* default, applied by method_plan; NAN = derived by the planner
+                                    (from the model or the lengths), see help */
     double min, max;             /* valid range, inclusive */
     const char *help;
 };
@@ -56,7 +57,9 @@ struct method {
      * frequencies; such a method is refused on a file that carries them instead, since
      * it would scale the frequencies twice (see methods/README.md). */
     bool own_freq_factors;
-    /* values[i] is the user's value or NAN when not given. Returns 0, or -1 + reason. */
+    /* values[i] is the user's value, else params[i].def (method_plan applies declared
+     * defaults); it is NAN only for a parameter not given whose default is derived
+     * (def = NAN), which the planner computes. Returns 0, or -1 + reason. */
     int (*plan)(const struct method_ctx *ctx, const double *values, struct method_plan *out,
                 char *err, size_t errlen);
 };
@@ -76,7 +79,8 @@ const struct method *method_find(const char *name);
 int method_spec_parse(const char *text, struct method_spec *out, char *err, size_t errlen);
 /* Parses a list; see methods/README.md for the separator rule. *out is malloc'd. */
 int method_spec_list_parse(const char *text, struct method_spec **out, int *n, char *err, size_t errlen);
-/* Runs the method's planner and fills the plan. */
+/* Fills in the declared defaults of the parameters not given (range-checked like given
+ * values), runs the method's planner and checks the plan it fills. */
 int method_plan(const struct method_spec *spec, const struct method_ctx *ctx, struct method_plan *out,
                 char *err, size_t errlen);
 /* The forward_plan view of a method_plan (pointers into it). */
