@@ -183,6 +183,10 @@ DATA      ?=
 OUT       ?= results/sweep.h5
 TASK_OPTS ?= ppl:max_tokens=8192;passkey:depths=2,trials=1;first_sentence:samples=1
 SEED      ?= 1
+# BACKEND=cpu|opencl|auto (default auto: a GPU through OpenCL if there is one, else the CPU),
+# DEVICE=N its device (ctxbench info --backend all lists them), THREADS=N the CPU's threads.
+BACKEND   ?=
+DEVICE    ?=
 # DRY_RUN=1 (or make sweep-dry-run): list every cell with its memory and estimated time
 # and the total, running nothing and writing nothing.
 DRY_RUN   ?=
@@ -190,6 +194,7 @@ sweep: $(BUILD)/ctxbench
 	CTXBENCH_SHARED=$(abspath $(SHARED)) $(BUILD)/ctxbench sweep -m $(MODEL) --methods '$(METHODS)' \
 	  --tasks '$(TASKS)' --lengths '$(LENGTHS)' -o $(OUT) --seed $(SEED) --cache-dir $(BUILD)/cache \
 	  $(if $(DATA),--data '$(DATA)') $(if $(TASK_OPTS),--task-opt '$(TASK_OPTS)') $(if $(THREADS),-t $(THREADS)) \
+	  $(if $(BACKEND),--backend $(BACKEND)) $(if $(DEVICE),--device $(DEVICE)) \
 	  $(if $(DRY_RUN),--dry-run)
 sweep-dry-run:
 	$(MAKE) sweep DRY_RUN=1

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backend.h"
 #include "cli.h"
 #include "gguf.h"
 #include "input.h"
@@ -12,18 +13,48 @@
 
 static const char *help =
     "usage: ctxbench info [-m] MODEL\n"
+    "       ctxbench info --backend NAME|all\n"
     "Prints the architecture, hyperparameters, tensor types, RoPE settings (with any\n"
-    "rope.scaling metadata and rope_freqs tensor), the tokenizer and the general.* provenance keys.\n";
+    "rope.scaling metadata and rope_freqs tensor), the tokenizer and the general.* provenance keys.\n"
+    "With --backend: the backend's devices on this machine with their memory (the N of\n"
+    "--device N), or why the backend cannot run here; `all`: every backend of this build.\n";
+
+/* The devices of one backend (or of all): what --backend/--device can choose here. */
+static int backend_info(const char *name) {
+    bool all = strcmp(name, "all") == 0, found = false;
+    for (int i = 0; backend_list[i]; i++) {
+        const struct backend_ops *be = backend_list[i];
+        if (!all && strcmp(be->name, name) != 0) continue;
+        found = true;
+        const char *why = be->unavailable();
+        if (why) printf("%s: cannot run here: %s\n", be->name, why);
+        else be->list_devices(stdout);
+        printf("%s: parameters %s\n", be->name, be->params_help);
+    }
+    if (!found) {
+        char names[128] = "";
+        for (int i = 0; backend_list[i]; i++) {
+            strncat(names, " ", sizeof names - strlen(names) - 1);
+            strncat(names, backend_list[i]->name, sizeof names - strlen(names) - 1);
+        }
+        fprintf(stderr, "ctxbench: unknown backend '%s' (this build has:%s; or all)\n", ECHO(name), names);
+        return 1;
+    }
+    return 0;
+}
 
 int cmd_info(int argc, char **argv) {
-    static const struct option longopts[] = {{"model", required_argument, 0, 'm'}, {"help", no_argument, 0, 'h'}, {0}};
-    const char *path = NULL;
+    static const struct option longopts[] = {{"model", required_argument, 0, 'm'}, {"help", no_argument, 0, 'h'},
+                                             {"backend", required_argument, 0, 'b'}, {0}};
+    const char *path = NULL, *backend = NULL;
     int opt;
     while ((opt = getopt_long(argc, argv, "m:h", longopts, NULL)) != -1) {
         if (opt == 'm') path = optarg;
+        else if (opt == 'b') backend = optarg;
         else if (opt == 'h') { fputs(help, stdout); return 0; }
         else { fputs(help, stderr); return 2; }
     }
+    if (backend) return backend_info(backend);
     if (!path && optind < argc) path = argv[optind++];
     if (!path) { fputs(help, stderr); return 2; }
     char err[512];

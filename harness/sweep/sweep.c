@@ -268,6 +268,8 @@ static void add_common(struct attr_list *l, const struct sweep_config *cfg, cons
     add_i(l, "rope_scaling_original_ctx", c->rope_scaling.original_ctx);
     add_i(l, "sliding_window", c->sliding_window);
     add_s(l, "backend", rt->be->name);
+    add_s(l, "device", rt->device.name);
+    add_s(l, "backend_params", rt->device.params);
     add_i(l, "threads", fx->threads);
     add_s(l, "host", fx->host);
     add_i(l, "seed", (int64_t)cfg->seed);
