@@ -23,6 +23,13 @@ echo "== ceiling: OpenBLAS sgemm"
 echo "== attention kernel alone (head_dim 64, 32 heads / 4 KV heads, n = 2048 causal)"
 "$ATTN" "$T"
 
+# Every backend's own kernels on the same shape, each against its own matrix-product
+# rate. OpenCL on PoCL runs on this CPU: its figures show that the kernels run, not speed.
+echo "== backends: matrix product and attention kernels, shape (a) F16"
+for be in $("$BIN" info --backend all | sed -n 's/^\([a-z0-9_]*\): device 0:.*/\1/p'); do
+    "$BIN" bench --kernels --backend "$be" -t "$T" -m "$(synth small F16)" || true
+done
+
 for type in F16 Q8_0; do
     echo "== shape (a) dim 512 / 8 layers / 8 heads / 4 KV heads / ffn 1536, $type"
     "$BIN" bench -t "$T" -m "$(synth small "$type")" -c 512,2048,8192

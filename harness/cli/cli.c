@@ -112,27 +112,34 @@ int cli_method_spec(const struct run_opts *o, struct method_spec *spec, char *er
     return method_spec_parse(text, spec, err, errlen);
 }
 
+const struct backend_ops *cli_backend(const struct run_opts *o, char *params, size_t cap, char *err, size_t errlen) {
+    const struct backend_ops *be = backend_find(o->backend, err, errlen);
+    if (!be) return NULL;
+    /* -t and --tile-q/-k are the CPU backend's parameters (another backend does not
+     * compute with host threads: they do not apply), --device the others' */
+    size_t n = 0;
+    bool cpu = strcmp(be->name, "cpu") == 0;
+    if (cpu && o->device > 0) {
+        snprintf(err, errlen, "--device %d: the cpu backend has one device, 0", o->device);
+        return NULL;
+    }
+    const char *key[] = {"threads", "tile_q", "tile_k", "device"};
+    const int val[] = {cpu ? o->threads : 0, cpu ? o->tile_q : 0, cpu ? o->tile_k : 0, cpu ? -1 : o->device};
+    params[0] = 0;
+    for (int i = 0; i < 4; i++)
+        if (val[i] > (i == 3 ? -1 : 0) && n < cap)
+            n += (size_t)snprintf(params + n, cap - n, "%s%s=%d", n ? "," : "", key[i], val[i]);
+    return be;
+}
+
 int cli_open(const struct run_opts *o, struct runtime *rt, char *err, size_t errlen) {
     if (!o->model) {
         snprintf(err, errlen, "no model given (-m FILE)");
         return -1;
     }
-    const struct backend_ops *be = backend_find(o->backend, err, errlen);
+    char params[96];
+    const struct backend_ops *be = cli_backend(o, params, sizeof params, err, errlen);
     if (!be) return -1;
-    /* -t and --tile-q/-k are the CPU backend's parameters (another backend does not
-     * compute with host threads: they do not apply), --device the others' */
-    char params[96] = "";
-    size_t n = 0;
-    bool cpu = strcmp(be->name, "cpu") == 0;
-    if (cpu && o->device > 0) {
-        snprintf(err, errlen, "--device %d: the cpu backend has one device, 0", o->device);
-        return -1;
-    }
-    const char *key[] = {"threads", "tile_q", "tile_k", "device"};
-    const int val[] = {cpu ? o->threads : 0, cpu ? o->tile_q : 0, cpu ? o->tile_k : 0, cpu ? -1 : o->device};
-    for (int i = 0; i < 4; i++)
-        if (val[i] > (i == 3 ? -1 : 0) && n < sizeof params)
-            n += (size_t)snprintf(params + n, sizeof params - n, "%s%s=%d", n ? "," : "", key[i], val[i]);
     return runtime_open(rt, o->model, be->name, params, err, errlen);
 }
 

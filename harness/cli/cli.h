@@ -49,6 +49,9 @@ int cli_run_opt(struct run_opts *o, int opt, const char *arg);
 /* Resolves --method / --rope-* into a method spec (default: baseline). */
 int cli_method_spec(const struct run_opts *o, struct method_spec *spec, char *err, size_t errlen);
 int cli_open(const struct run_opts *o, struct runtime *rt, char *err, size_t errlen);
+/* The backend --backend names (auto resolved) and its parameter string from the run
+ * options; NULL + reason when it cannot run here or an option does not apply. */
+const struct backend_ops *cli_backend(const struct run_opts *o, char *params, size_t cap, char *err, size_t errlen);
 
 /* Strict number parsing: the whole string must be a number in range. */
 bool parse_int(const char *s, long lo, long hi, long *out);

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+
+#include "backend.h"
 #include "cli.h"
 #include "host.h"
 #include "input.h"
@@ -19,7 +22,11 @@ static const char *help =
     "are reported separately), the attention share of the time and the process's peak RSS.\n"
     "  -c, --ctx LIST          comma-separated lengths (default 512)\n"
     "      --sgemm             also measure OpenBLAS sgemm GFLOP/s with -t threads (the ceiling)\n"
-    "      --repeat N          best of N prefills per length (default 1)\n" CLI_RUN_HELP;
+    "      --repeat N          best of N prefills per length (default 1)\n"
+    "      --kernels           instead: the backend's matrix product (the model's largest layer\n"
+    "                          matrix times 2048 rows) and its attention kernel (2048 causal\n"
+    "                          queries, the model's heads) in GFLOP/s, each call timed to its\n"
+    "                          end, attention as a share of the device's own product rate\n" CLI_RUN_HELP;
 
 
 
@@ -42,17 +49,126 @@ static double sgemm_gflops(int threads) {
     return 2.0 * n * n * n / best / 1e9;
 }
 
+/* Seconds of the best of `reps` runs of fn, each timed to its end (sync). */
+struct kernel_timing {
+    const struct backend_ops *ops;
+    struct backend *b;
+};
+
+static double best_time(struct kernel_timing *kt, void (*fn)(void *), void *arg, int reps, char *err, size_t errlen) {
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = host_monotonic_s();
+        fn(arg);
+        if (kt->ops->sync(kt->b, err, errlen) != 0) return -1;
+        double t = host_monotonic_s() - t0;
+        if (t < best) best = t;
+    }
+    return best;
+}
+
+struct gemm_job {
+    struct kernel_timing *kt;
+    struct dbuf *x, *y;
+    enum weight_id w;
+    int n;
+};
+static void gemm_run(void *arg) {
+    struct gemm_job *j = arg;
+    j->kt->ops->matmul(j->kt->b, j->y, 0, j->x, 0, j->w, j->n);
+}
+
+struct attn_job {
+    struct kernel_timing *kt;
+    struct attn_call call;
+};
+static void attn_run(void *arg) {
+    struct attn_job *j = arg;
+    j->kt->ops->attention(j->kt->b, &j->call);
+}
+
+/* The backend's own kernels, timed on the model's shapes (bench --kernels). */
+static int bench_kernels(const struct run_opts *ro) {
+    char err[512], params[96];
+    const struct backend_ops *be = cli_backend(ro, params, sizeof params, err, sizeof err);
+    struct model *m = be ? model_load(ro->model, err, sizeof err) : NULL;
+    struct backend *b = m ? be->create(m, params, err, sizeof err) : NULL;
+    if (!b) {
+        fprintf(stderr, "ctxbench: %s\n", err);
+        model_free(m);
+        return 1;
+    }
+    const struct model_config *c = &m->cfg;
+    struct device_info dev = {0};
+    be->device(b, &dev);
+    struct kernel_timing kt = {be, b};
+    const int n = 2048, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    /* the largest layer matrix: up (ffn x dim) or, for a wide model, the query projection */
+    const enum weight_id w = (size_t)c->ffn_dim * c->dim >= (size_t)qd * c->dim ? W_UP : W_Q;
+    const int rows = w == W_UP ? c->ffn_dim : qd, cols = c->dim;
+    int rc = 1;
+    struct dbuf *x = be->alloc(b, (size_t)n * (cols > qd ? cols : qd), err, sizeof err);
+    struct dbuf *y = x ? be->alloc(b, (size_t)n * (rows > qd ? rows : qd), err, sizeof err) : NULL;
+    struct dbuf *k = y ? be->alloc(b, (size_t)n * kvd, err, sizeof err) : NULL;
+    struct dbuf *v = k ? be->alloc(b, (size_t)n * kvd, err, sizeof err) : NULL;
+    struct dbuf *pos = v ? be->alloc(b, (size_t)n, err, sizeof err) : NULL;
+    float *host = pos ? malloc((size_t)n * (rows > qd ? rows : qd) * sizeof(float)) : NULL;
+    if (!host) {
+        fprintf(stderr, "ctxbench: %s\n", pos ? "out of memory" : err);
+        goto out;
+    }
+    /* inputs of a realistic scale: small uniform values, positions 0..n-1 */
+    unsigned long long s = 88172645463325252ULL;
+    for (size_t i = 0; i < (size_t)n * (rows > qd ? rows : qd); i++) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        host[i] = (float)((s >> 11) * (1.0 / 9007199254740992.0) - 0.5);
+    }
+    be->write(b, x, 0, host, (size_t)n * (cols > qd ? cols : qd));
+    be->write(b, k, 0, host, (size_t)n * kvd);
+    be->write(b, v, 0, host + 7, (size_t)n * kvd);
+    int32_t *ip = (int32_t *)host;
+    for (int i = 0; i < n; i++) ip[i] = i;
+    be->write(b, pos, 0, ip, (size_t)n);
+    struct gemm_job gj = {&kt, x, y, w, n};
+    gemm_run(&gj);   /* the first call may compile kernels (OpenCL): not timed */
+    double t_gemm = best_time(&kt, gemm_run, &gj, 3, err, sizeof err);
+    struct attn_job aj = {&kt, {.n_q = n, .n_kv = n, .q = x, .k = k, .v = v, .q_pos = pos, .k_pos = pos,
+                                .scale = 1.0f / sqrtf((float)c->head_dim), .out = y}};
+    attn_run(&aj);
+    double t_attn = t_gemm < 0 ? -1 : best_time(&kt, attn_run, &aj, 3, err, sizeof err);
+    if (t_gemm < 0 || t_attn < 0) {
+        fprintf(stderr, "ctxbench: %s\n", err);
+        goto out;
+    }
+    double gemm = 2.0 * n * rows * cols / t_gemm / 1e9;
+    double attn = 4.0 * c->n_heads * c->head_dim * ((double)n * (n + 1) / 2) / t_attn / 1e9;
+    printf("kernels on %s (%s, %s): matrix product %d x %d x %d %.1f GFLOP/s; attention %d causal queries, "
+           "%d heads / %d kv heads, head_dim %d: %.1f GFLOP/s = %.2f x the product rate\n",
+           be->name, dev.name, dev.params, n, rows, cols, gemm, n, c->n_heads, c->n_kv_heads, c->head_dim, attn,
+           attn / gemm);
+    rc = 0;
+out:
+    free(host);
+    struct dbuf *bufs[] = {x, y, k, v, pos};
+    for (int i = 0; i < 5; i++)
+        if (bufs[i]) be->release(b, bufs[i]);
+    be->destroy(b);
+    model_free(m);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv) {
     static const struct option longopts[] = {CLI_RUN_LONGOPTS,
                                              {"ctx", required_argument, 0, 'c'},
                                              {"sgemm", no_argument, 0, 2001},
                                              {"repeat", required_argument, 0, 2002},
+                                             {"kernels", no_argument, 0, 2003},
                                              {"help", no_argument, 0, 'h'},
                                              {0}};
     struct run_opts ro;
     run_opts_init(&ro);
     const char *lens = "512";
-    int do_sgemm = 0, opt;
+    int do_sgemm = 0, do_kernels = 0, opt;
     long repeat = 1;
     while ((opt = getopt_long(argc, argv, "m:t:c:h", longopts, NULL)) != -1) {
         int r = cli_run_opt(&ro, opt, optarg);
@@ -60,6 +176,7 @@ int cmd_bench(int argc, char **argv) {
         if (r > 0) continue;
         if (opt == 'c') lens = optarg;
         else if (opt == 2001) do_sgemm = 1;
+        else if (opt == 2003) do_kernels = 1;
         else if (opt == 2002) {
             if (!parse_int(optarg, 1, 100, &repeat)) { fprintf(stderr, "ctxbench: --repeat expects 1..100\n"); return 2; }
         } else if (opt == 'h') { fputs(help, stdout); return 0; }
@@ -71,6 +188,7 @@ int cmd_bench(int argc, char **argv) {
         fflush(stdout);
     }
     if (!ro.model) return do_sgemm ? 0 : (fputs(help, stderr), 2);
+    if (do_kernels) return bench_kernels(&ro);
 
     char err[512];
     struct method_spec spec;
