@@ -128,16 +128,6 @@ static void build(struct textbuf *b, const char *tpl, size_t text_at, const char
     textbuf_puts(b, tpl + text_at + 6);
 }
 
-/* Decoded text of generated ids into a textbuf. */
-static void decode_text(const struct tokenizer *tok, const int32_t *ids, int n, struct textbuf *b) {
-    textbuf_clear(b);
-    char piece[256];
-    for (int i = 0; i < n; i++) {
-        size_t l = tokenizer_decode_token(tok, ids[i], piece, sizeof piece);
-        textbuf_append(b, piece, l < sizeof piece ? l : sizeof piece);
-    }
-}
-
 /* Early stop: the answer holds a whole sentence (an end followed by more text). */
 struct sentence_stop {
     const struct tokenizer *tok;
@@ -145,7 +135,7 @@ struct sentence_stop {
 };
 static bool sentence_complete(void *arg, const int32_t *gen, int n) {
     struct sentence_stop *st = arg;
-    decode_text(st->tok, gen, n, &st->text);
+    tokens_to_text(st->tok, gen, n, &st->text);
     if (st->text.oom) return true;
     size_t len = st->text.n;
     while (len && is_ws(st->text.s[len - 1])) len--;
@@ -320,7 +310,7 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
         forward += dr.forward_tokens;
         prompt_total += (long)np;
         gen_total += dr.n_gen;
-        decode_text(tok, gen, dr.n_gen, &b);
+        tokens_to_text(tok, gen, dr.n_gen, &b);
         if (b.oom) {
             snprintf(err, errlen, "first_sentence: out of memory");
             goto out;

@@ -205,17 +205,13 @@ static void build_prompt(struct textbuf *b, const struct pk_template *t, long a,
 /* Early stop: a run of digits has ended (a non-digit after it) in the decoded answer. */
 struct digit_stop {
     const struct tokenizer *tok;
+    struct textbuf text;
 };
 static bool answer_complete(void *arg, const int32_t *gen, int n) {
-    const struct digit_stop *d = arg;
-    char text[512];
-    size_t k = 0;
-    for (int i = 0; i < n && k < sizeof text - 1; i++) {
-        size_t l = tokenizer_decode_token(d->tok, gen[i], text + k, sizeof text - 1 - k);
-        k += l < sizeof text - 1 - k ? l : sizeof text - 1 - k;
-    }
-    text[k] = 0;
-    const char *p = text;
+    struct digit_stop *d = arg;
+    tokens_to_text(d->tok, gen, n, &d->text);
+    if (d->text.oom) return true;   /* cannot be read: stop, the scoring reports it */
+    const char *p = d->text.s;
     while (*p && !(*p >= '0' && *p <= '9')) p++;
     if (!*p) return false;
     while (*p >= '0' && *p <= '9') p++;
@@ -247,6 +243,7 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     const int max_new = (int)o.digits + EXTRA_NEW_TOKENS;
     const long P = (long)L - max_new;   /* prompt tokens at most */
     struct textbuf b = {0};
+    struct digit_stop stop = {tok, {0}};
     struct session *s = NULL;
     int32_t *prompt = NULL, *answer = NULL, *q_ids = NULL, *gen = NULL;
     double *acc = calloc((size_t)D, sizeof *acc), *dacc = calloc((size_t)D, sizeof *dacc);
@@ -296,7 +293,6 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     /* The question's tokens, to find the answer's tokens after it. */
     size_t nq;
     if (tokenizer_encode(tok, t->question, strlen(t->question), false, &q_ids, &nq) != 0) goto tok_fail;
-    struct digit_stop stop = {tok};
     struct task_progress tp;
     s = task_session_new(ctx, L, &tp, err, errlen);
     if (!s) goto out;
@@ -382,14 +378,13 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
             forward += dr.forward_tokens;
             prompt_tokens += (long)n;
             /* score */
-            char text[512], digits[64];
-            size_t k = 0;
-            for (int i = 0; i < dr.n_gen && k < sizeof text - 1; i++) {
-                size_t l = tokenizer_decode_token(tok, gen[i], text + k, sizeof text - 1 - k);
-                k += l < sizeof text - 1 - k ? l : sizeof text - 1 - k;
+            char digits[64];
+            tokens_to_text(tok, gen, dr.n_gen, &b);
+            if (b.oom) {
+                snprintf(err, errlen, "passkey: out of memory");
+                goto out;
             }
-            text[k] = 0;
-            first_digits(text, digits, sizeof digits);
+            first_digits(b.s, digits, sizeof digits);
             bool exact = strcmp(digits, key) == 0;
             double da = digit_accuracy(digits, key);
             bool tok_match = dr.n_gen >= n_ans && memcmp(gen, answer + nq, (size_t)n_ans * sizeof *gen) == 0;
@@ -439,6 +434,7 @@ out:
     if (s) session_free(s);
     textbuf_free(&b);
     textbuf_free(&answers);
+    textbuf_free(&stop.text);
     free(prompt);
     free(answer);
     free(q_ids);

@@ -17,6 +17,7 @@
 #include "runtime.h"
 #include "scoring.h"
 #include "task.h"
+#include "task_util.h"
 #include "testutil.h"
 #include "tokenizer.h"
 
@@ -412,6 +413,31 @@ Test(decode, greedy_and_teacher_forced_match_naive_loops, .init = open_model, .f
     parted[0] = (greedy[0] + 3) % rt.model->cfg.n_vocab;   /* they part at once */
     check_decode(ids, (int)n, parted, 6, 8);
     check_decode(ids, (int)n, greedy, 8, 3);          /* a target longer than the generation */
+    free(ids);
+}
+
+/* The one token-to-text helper: the pieces in order give back the text that was encoded
+ * (SPM adds one leading space), bytes spelled by <0xXX> tokens included. */
+Test(tasks, tokens_to_text_gives_back_the_encoded_text, .init = open_model, .fini = close_model) {
+    const char text[] = "Once upon a time, 123 ducks said \"Hello!\"\n\nThe end. \xC3\xBC\xE4\xBD\xA0";
+    int32_t *ids;
+    size_t n;
+    cr_assert_eq(tokenizer_encode(rt.model->tok, text, sizeof text - 1, false, &ids, &n), 0);
+    struct textbuf b = {0};
+    tokens_to_text(rt.model->tok, ids, (int)n, &b);
+    cr_assert(!b.oom);
+    cr_assert_eq(b.n, sizeof text);
+    cr_assert_eq(b.s[0], ' ');
+    cr_assert_str_eq(b.s + 1, text);
+    /* a control token (BOS) reads as nothing; no tokens give an empty string, not NULL */
+    int32_t bos_then[2] = {tokenizer_bos(rt.model->tok), ids[0]};
+    tokens_to_text(rt.model->tok, bos_then, 2, &b);
+    cr_assert_str_eq(b.s, " Once");
+    textbuf_free(&b);
+    tokens_to_text(rt.model->tok, ids, 0, &b);
+    cr_assert_not_null(b.s);
+    cr_assert_str_eq(b.s, "");
+    textbuf_free(&b);
     free(ids);
 }
 

@@ -83,6 +83,28 @@ long prompt_token_count(const struct tokenizer *tok, const struct textbuf *b) {
     return (long)n;
 }
 
+void tokens_to_text(const struct tokenizer *tok, const int32_t *ids, int n, struct textbuf *b) {
+    textbuf_clear(b);
+    char piece[64];
+    for (int i = 0; i < n && !b->oom; i++) {
+        size_t l = tokenizer_decode_token(tok, ids[i], piece, sizeof piece);
+        if (l <= sizeof piece) {
+            textbuf_append(b, piece, l);
+            continue;
+        }
+        /* a piece longer than the buffer (a user-defined token): decode it again whole */
+        char *big = malloc(l);
+        if (big) {
+            tokenizer_decode_token(tok, ids[i], big, l);
+            textbuf_append(b, big, l);
+        } else {
+            b->oom = true;
+        }
+        free(big);
+    }
+    if (!b->s && !b->oom) textbuf_puts(b, "");   /* no tokens: an empty string, not NULL */
+}
+
 void sink_scalar(struct result_sink *k, const char *name, double v) { k->failed |= result_scalar(k->r, name, v) != 0; }
 void sink_array(struct result_sink *k, const char *name, const double *v, int n) {
     k->failed |= result_array(k->r, name, v, n, 1) != 0;

@@ -65,6 +65,11 @@ void task_work_sequences(struct task_work *w, double times, double n_prefill, do
  * memory or the text does not tokenize. */
 long prompt_token_count(const struct tokenizer *tok, const struct textbuf *b);
 
+/* The text of n token ids, each decoded in turn (tokenizer_decode_token), into b in place
+ * of what it held: how a task reads a generated answer, whole however long its pieces.
+ * b->oom is set when memory ran out (the text is then incomplete). */
+void tokens_to_text(const struct tokenizer *tok, const int32_t *ids, int n, struct textbuf *b);
+
 /* Writes items into a result and remembers whether any failed (table full, out of memory,
  * name taken), so a task writes everything and checks once. */
 struct result_sink {
