@@ -634,6 +634,24 @@ Test(tasks, ppl_too_short_data_is_a_clear_error, .init = open_model, .fini = clo
     cr_assert(strstr(err, "no document"), "%s", err);
     cr_assert_eq(run_task("ppl", 256, "/nonexistent.txt", "", &r, err, sizeof err), -1);
     cr_assert(strstr(err, "/nonexistent.txt"), "%s", err);
+    /* the tokens a stream protocol says it needs are the fewest that lay out a window */
+    const struct {
+        const char *settings;
+        enum ppl_protocol p;
+        int stride;
+    } need[] = {{"", PPL_WINDOWS, 0}, {"protocol=llamacpp", PPL_LLAMACPP, 0},
+                {"protocol=longlora,stride=100", PPL_LONGLORA, 100}};
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
+        cr_assert_eq(run_task("ppl", 256, path, need[i].settings, &r, err, sizeof err), -1);
+        const char *at = strstr(err, "needs at least ");
+        long long n = 0;
+        cr_assert(at && sscanf(at, "needs at least %lld", &n) == 1, "%s", err);
+        int64_t enough[] = {0, n}, short_by_one[] = {0, n - 1};
+        struct ppl_layout_opts o = {need[i].p, 256, need[i].stride, false, 0};
+        cr_expect_gt(ppl_layout(&o, enough, 1, NULL, 0), 0, "%s: %lld tokens lay out no window", need[i].settings, n);
+        cr_expect_eq(ppl_layout(&o, short_by_one, 1, NULL, 0), 0, "%s: %lld tokens are enough", need[i].settings,
+                     n - 1);
+    }
     unlink(path);
 }
 

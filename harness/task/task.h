@@ -19,6 +19,8 @@
 #define TASK_MIN_LENGTH 4
 #define TASK_MAX_LENGTH (1 << 24)
 
+struct dataset;
+
 struct task_ctx {
     struct runtime *rt;
     const struct method_spec *method;
@@ -30,6 +32,14 @@ struct task_ctx {
     /* Optional progress report: fraction of this cell done and tokens evaluated so far. */
     void (*progress)(void *arg, double frac, long tokens);
     void *progress_arg;
+    /* Optional: the dataset `data` names, already read by the caller, used instead of
+     * reading it again (ctxbench ppl reads its text before it opens the model, so a bad
+     * file fails fast). NULL: the task reads `data` itself. */
+    const struct dataset *dataset;
+    /* Optional: one line of text at a time about the cell as it runs (what it read, each
+     * step's result), for a command that shows a single cell; NULL: none. */
+    void (*note)(void *arg, const char *line);
+    void *note_arg;
 };
 
 /* The work of one cell, for time estimates before a sweep runs (sweep --dry-run): the

@@ -1,4 +1,5 @@
 /* The plumbing every task repeats around its own measurement (see task_util.h). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,23 @@ void task_progress_step(struct task_progress *tp, double lo, double hi, long tok
     tp->expect = expect > 0 ? expect : 1;
     tp->done = 0;
     report(tp);
+}
+
+const struct dataset *task_dataset(const struct task_ctx *ctx, const char *default_spec, struct dataset *own,
+                                   char *err, size_t errlen) {
+    memset(own, 0, sizeof *own);
+    if (ctx->dataset) return ctx->dataset;
+    return dataset_load(ctx->data ? ctx->data : default_spec, own, err, errlen) == 0 ? own : NULL;
+}
+
+void task_note(const struct task_ctx *ctx, const char *fmt, ...) {
+    if (!ctx->note) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    ctx->note(ctx->note_arg, line);
 }
 
 void task_work_sequences(struct task_work *w, double times, double n_prefill, double n_decode) {

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "dataset.h"
 #include "decode.h"
 #include "method.h"
 #include "result.h"
@@ -55,6 +56,15 @@ struct session *task_session_new(const struct task_ctx *ctx, int max_tokens, str
 /* Starts a step covering [lo, hi] of the cell, expected to run `expect` forward tokens,
  * after `tokens_before` forward tokens of the cell; reports lo. */
 void task_progress_step(struct task_progress *tp, double lo, double hi, long tokens_before, long expect);
+
+/* The cell's dataset: ctx->dataset when the caller has read it, else ctx->data (or, when
+ * that is NULL, default_spec) read into *own. Call dataset_free(own) afterwards in either
+ * case. NULL + the dataset's one-line reason when it cannot be read. */
+const struct dataset *task_dataset(const struct task_ctx *ctx, const char *default_spec, struct dataset *own,
+                                   char *err, size_t errlen);
+
+/* A line for ctx->note (printf format), when the cell has one. */
+void task_note(const struct task_ctx *ctx, const char *fmt, ...);
 
 /* Adds `times` sequences to w, each a prefill of n_prefill tokens from an empty session
  * followed by n_decode single-token steps, with their attention pairs (causal: token i
