@@ -168,6 +168,7 @@ static int eval_windows(struct ppl_cell *pc, const struct task_ctx *ctx, const s
     task_note(ctx, "ppl: %s, %lld tokens, %lld windows of %d, method %s%s%s", ECHO(ds->spec),
               (long long)(c->doc_start[pc->n_docs] - c->doc_start[0]), (long long)pc->n_win, L, ctx->method->text,
               pc->cp.plan.note[0] ? " — " : "", pc->cp.plan.note);
+    task_begin(ctx, "%lld windows of %d", (long long)pc->n_win, L);
     int32_t bos = tokenizer_bos(ctx->rt->model->tok);
     double t0 = host_monotonic_s();
     for (int64_t w = 0; w < pc->n_win; w++) {

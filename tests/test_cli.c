@@ -154,6 +154,9 @@ Test(cli, ppl_and_tokenize_run) {
     const char *p = strstr(out, " ppl ");
     cr_assert(p && sscanf(p, " ppl %lf", &ppl) == 1, "%s", out);
     cr_expect(ppl > 1.5 && ppl < 20, "stories260K on its own distribution: ppl %g", ppl);
+    /* on stderr: what it read, a line per window, and the progress label's last line */
+    cr_expect(strstr(out, "tokens, 2 windows of 128, method baseline") && strstr(out, "[2/2] window ppl ") &&
+              strstr(out, "ppl 2 windows of 128: done"), "%s", out);
     snprintf(args, sizeof args, "tokenize %s \"Once upon a time\" --ids-only", model);
     cr_assert_eq(run(out, sizeof out, args), 0, "%s", out);
     cr_expect_str_eq(out, "1 403 407 261 378\n");

@@ -31,23 +31,26 @@ static const char *help =
     "      --chunks N          evaluate at most N windows (default: all)\n" CLI_RUN_HELP;
 
 /* The task's progress and notes, shown as this command always showed them: the progress
- * line starts with the first window (after the task's opening note), and the tokens/s
- * printed at the end count from there, not from reading and tokenizing the text. */
+ * line starts when the forward passes do (after the task's opening note), and the
+ * tokens/s printed at the end count from there, not from reading and tokenizing the text. */
 struct ppl_view {
     struct progress pg;
-    const char *label;
     bool begun;
     double t0;
 };
 
+static void on_begin(void *arg, const char *what) {
+    struct ppl_view *v = arg;
+    char label[160];
+    snprintf(label, sizeof label, "ppl %s", what);
+    progress_begin(&v->pg, 0, label);
+    v->begun = true;
+    v->t0 = host_monotonic_s();
+}
+
 static void on_progress(void *arg, double frac, long tokens) {
     struct ppl_view *v = arg;
-    if (!v->begun) {
-        progress_begin(&v->pg, 0, v->label);
-        v->begun = true;
-        v->t0 = host_monotonic_s();
-    }
-    progress_update(&v->pg, frac, tokens);
+    if (v->begun) progress_update(&v->pg, frac, tokens);
 }
 
 static void on_note(void *arg, const char *line) {
@@ -112,9 +115,7 @@ int cmd_ppl(int argc, char **argv) {
     char settings[160];
     snprintf(settings, sizeof settings, "protocol=windows,max_windows=%ld,max_tokens=%lld",
              max_chunks > 0 ? max_chunks : 1L << 30, 1LL << 40);
-    char label[64];
-    snprintf(label, sizeof label, "ppl windows of %ld", ctx);
-    struct ppl_view view = {.label = label};
+    struct ppl_view view = {0};
     progress_init(&view.pg, stderr, isatty(fileno(stderr)), 0, NULL, 0);
     struct task_ctx tc = {.rt = &rt,
                           .method = &spec,
@@ -125,6 +126,7 @@ int cmd_ppl(int argc, char **argv) {
                           .progress = on_progress,
                           .progress_arg = &view,
                           .dataset = &ds,
+                          .begin = on_begin,
                           .note = on_note,
                           .note_arg = &view};
     struct result res = {0};
@@ -135,7 +137,7 @@ int cmd_ppl(int argc, char **argv) {
         progress_note(&view.pg, line);
     } else {
         double el = host_monotonic_s() - view.t0, scored = scalar(&res, "tokens_scored");
-        progress_end(&view.pg, "done");
+        if (view.begun) progress_end(&view.pg, "done");
         printf("method %s ctx %ld windows %.0f tokens %.0f ppl %.4f nll %.6f tokens/s %.1f\n", spec.text, ctx,
                scalar(&res, "windows"), scored, scalar(&res, "ppl"), scalar(&res, "nll"), scored / el);
         rc = 0;

@@ -36,8 +36,11 @@ struct task_ctx {
      * reading it again (ctxbench ppl reads its text before it opens the model, so a bad
      * file fails fast). NULL: the task reads `data` itself. */
     const struct dataset *dataset;
-    /* Optional: one line of text at a time about the cell as it runs (what it read, each
-     * step's result), for a command that shows a single cell; NULL: none. */
+    /* Optional, for a command that shows a single cell (NULL: none; both get note_arg):
+     * `begin` once, when the cell has read its data and its forward passes start, with
+     * what they are ("4 windows of 128"); `note`, one line of text at a time about the
+     * cell (what it read, each step's result). */
+    void (*begin)(void *arg, const char *what);
     void (*note)(void *arg, const char *line);
     void *note_arg;
 };

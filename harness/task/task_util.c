@@ -72,6 +72,16 @@ const struct dataset *task_dataset(const struct task_ctx *ctx, const char *defau
     return dataset_load(ctx->data ? ctx->data : default_spec, own, err, errlen) == 0 ? own : NULL;
 }
 
+void task_begin(const struct task_ctx *ctx, const char *fmt, ...) {
+    if (!ctx->begin) return;
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    ctx->begin(ctx->note_arg, what);
+}
+
 void task_note(const struct task_ctx *ctx, const char *fmt, ...) {
     if (!ctx->note) return;
     char line[1024];

@@ -63,7 +63,8 @@ void task_progress_step(struct task_progress *tp, double lo, double hi, long tok
 const struct dataset *task_dataset(const struct task_ctx *ctx, const char *default_spec, struct dataset *own,
                                    char *err, size_t errlen);
 
-/* A line for ctx->note (printf format), when the cell has one. */
+/* ctx->begin and ctx->note (printf format), when the cell has them. */
+void task_begin(const struct task_ctx *ctx, const char *fmt, ...);
 void task_note(const struct task_ctx *ctx, const char *fmt, ...);
 
 /* Adds `times` sequences to w, each a prefill of n_prefill tokens from an empty session
