@@ -128,16 +128,6 @@ static void build(struct textbuf *b, const char *tpl, size_t text_at, const char
     textbuf_puts(b, tpl + text_at + 6);
 }
 
-/* Decoded text of generated ids into a textbuf. */
-static void decode_text(const struct tokenizer *tok, const int32_t *ids, int n, struct textbuf *b) {
-    textbuf_clear(b);
-    char piece[256];
-    for (int i = 0; i < n; i++) {
-        size_t l = tokenizer_decode_token(tok, ids[i], piece, sizeof piece);
-        textbuf_append(b, piece, l < sizeof piece ? l : sizeof piece);
-    }
-}
-
 /* Early stop: the answer holds a whole sentence (an end followed by more text). */
 struct sentence_stop {
     const struct tokenizer *tok;
@@ -145,7 +135,7 @@ struct sentence_stop {
 };
 static bool sentence_complete(void *arg, const int32_t *gen, int n) {
     struct sentence_stop *st = arg;
-    decode_text(st->tok, gen, n, &st->text);
+    tokens_to_text(st->tok, gen, n, &st->text);
     if (st->text.oom) return true;
     size_t len = st->text.n;
     while (len && is_ws(st->text.s[len - 1])) len--;
@@ -170,143 +160,213 @@ static void one_line(struct textbuf *b, const char *s, size_t n) {
     if (!b->s) textbuf_puts(b, "");
 }
 
-static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, size_t errlen) {
-    struct fs_opts o;
-    if (read_opts(ctx->settings, &o, err, errlen) != 0) return -1;
-    const struct model *m = ctx->rt->model;
-    const struct tokenizer *tok = m->tok;
-    if (!tok) {
-        snprintf(err, errlen, "first_sentence: the model has no tokenizer");
+/* The text samples are cut from: the dataset's documents joined by blank lines, as the
+ * file had them, with what sizing a sample needs to know about it. */
+struct fs_source {
+    struct textbuf text;
+    long overhead;      /* prompt tokens of the template with no text */
+    double cpt;         /* characters per token of the text (a 64 KB probe) */
+    long need_chars;    /* characters that should fill the length, with a margin */
+};
+
+/* Joins the documents and measures the text, so each sample's binary search starts near
+ * its answer; a text too short for the length is refused here, before any forward pass. */
+static int prepare_source(const struct dataset *ds, const struct tokenizer *tok, const char *tpl, size_t text_at,
+                          int L, struct textbuf *b, struct fs_source *so, char *err, size_t errlen) {
+    struct textbuf *src = &so->text;
+    for (int d = 0; d < ds->n_docs; d++) {
+        if (d) textbuf_puts(src, "\n\n");
+        textbuf_append(src, ds->docs[d], ds->doc_len[d]);
+    }
+    if (src->oom) {
+        snprintf(err, errlen, "first_sentence: out of memory");
         return -1;
     }
-    const int L = ctx->length, S = (int)o.samples, max_new = (int)o.max_new;
-    char tpl_path[1024];
-    size_t text_at;
-    char *tpl = load_prompt(tpl_path, sizeof tpl_path, &text_at, err, errlen);
-    if (!tpl) return -1;
-    struct dataset ds;
-    if (dataset_load(ctx->data ? ctx->data : "tinystories", &ds, err, errlen) != 0) {
-        free(tpl);
+    /* the answer budget: max_new generated tokens, and room for the reference if longer */
+    build(b, tpl, text_at, "", 0);
+    so->overhead = prompt_token_count(tok, b);
+    /* chars per token of the source, to size the text that fills the length */
+    size_t probe = src->n < 65536 ? src->n : 65536;
+    int32_t *ids;
+    size_t nids;
+    if (tokenizer_encode(tok, src->s, probe, false, &ids, &nids) != 0) {
+        snprintf(err, errlen, "first_sentence: could not tokenize the prompt");
         return -1;
     }
-    struct textbuf src = {0}, b = {0}, ref = {0}, ans = {0}, examples = {0};
+    free(ids);
+    so->cpt = nids ? (double)probe / (double)nids : 4.0;
+    so->need_chars = (long)((L - so->overhead) * so->cpt * 1.25) + 64;
+    if (so->overhead < 0 || (long)src->n < so->need_chars / 2) {
+        snprintf(err, errlen, "first_sentence: dataset '%s' (%s) has about %.0f tokens; length %d needs about %ld",
+                 ECHO(ds->spec), ECHO(ds->path), src->n / so->cpt, L, (long)(L - so->overhead));
+        return -1;
+    }
+    return 0;
+}
+
+/* Sample i's first byte: from a point spread evenly over the text (rotated by the seed)
+ * to the next good start, so samples are deterministic and differ between seeds. */
+static int pick_start(const struct fs_source *so, const struct task_ctx *ctx, int i, int S, const struct dataset *ds,
+                      size_t *start, char *err, size_t errlen) {
+    const struct textbuf *src = &so->text;
+    double phase = fmod((double)(ctx->seed % 1000003) * 0.6180339887498949, 1.0);
+    size_t span = src->n > (size_t)so->need_chars ? src->n - (size_t)so->need_chars : 1;
+    size_t pos = (size_t)(((double)i + phase) / S * (double)span);
+    *start = sample_start(src->s, src->n, pos, span > 1 ? span : src->n);
+    if (*start == (size_t)-1) *start = sample_start(src->s, src->n, 0, src->n);
+    if (*start == (size_t)-1) {
+        snprintf(err, errlen, "first_sentence: dataset '%s' has no sentence of %d..%d words", ECHO(ds->spec),
+                 MIN_WORDS, MAX_WORDS);
+        return -1;
+    }
+    return 0;
+}
+
+/* The reference's tokens as they follow the prompt's suffix (teacher forced): tokenized
+ * together with the suffix, whose own tokens (suffix_ids) are then cut off; 0 tokens
+ * when the tokenizer merges across the seam (no reference NLL then). */
+static int reference_tokens(const struct tokenizer *tok, const char *suffix, const int32_t *suffix_ids, size_t nsuf,
+                            const char *ref, struct textbuf *b, int32_t **target, int *n_target, char *err,
+                            size_t errlen) {
+    textbuf_clear(b);
+    textbuf_puts(b, suffix);
+    textbuf_puts(b, " ");
+    textbuf_puts(b, ref);
+    size_t nt;
+    free(*target);
+    *target = NULL;
+    if (b->oom || tokenizer_encode(tok, b->s, b->n, false, target, &nt) != 0) {
+        snprintf(err, errlen, "first_sentence: could not tokenize the prompt");
+        return -1;
+    }
+    *n_target = nt > nsuf && memcmp(*target, suffix_ids, nsuf * sizeof **target) == 0 ? (int)(nt - nsuf) : 0;
+    return 0;
+}
+
+/* The prompt (*prompt, *np, BOS as the model expects it) holding the longest text from
+ * doc, cut at a word boundary, that fits in limit tokens: widened by doubling, then a
+ * binary search over its length, since tokens grow with the text only roughly. */
+static int fit_text(const struct tokenizer *tok, const char *tpl, size_t text_at, const char *doc, size_t avail,
+                    size_t sent_len, const struct fs_source *so, long limit, int L, const struct dataset *ds,
+                    struct textbuf *b, int32_t **prompt, size_t *np, char *err, size_t errlen) {
+    size_t lo = 0, hi = avail < (size_t)so->need_chars ? avail : (size_t)so->need_chars;
+    for (;;) {   /* widen until the text overflows the limit or runs out */
+        build(b, tpl, text_at, doc, hi);
+        long n = prompt_token_count(tok, b);
+        if (n < 0) goto tok_fail;
+        if (n > limit) break;
+        lo = hi;
+        if (hi == avail) break;
+        hi = avail - hi > hi ? 2 * hi : avail;
+    }
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        build(b, tpl, text_at, doc, mid);
+        long n = prompt_token_count(tok, b);
+        if (n < 0) goto tok_fail;
+        if (n <= limit) lo = mid;
+        else hi = mid;
+    }
+    size_t cut = lo;
+    while (cut > sent_len && !is_ws(doc[cut])) cut--;   /* whole words */
+    while (cut > 0 && is_ws(doc[cut - 1])) cut--;
+    build(b, tpl, text_at, doc, cut);
+    free(*prompt);
+    *prompt = NULL;
+    if (b->oom || tokenizer_encode(tok, b->s, b->n, tokenizer_add_bos_default(tok), prompt, np) != 0) goto tok_fail;
+    if (cut == avail && (long)*np < limit - 16) {
+        snprintf(err, errlen, "first_sentence: dataset '%s' (%s) runs out of text: %zu prompt tokens, length %d "
+                 "needs %ld", ECHO(ds->spec), ECHO(ds->path), *np, L, limit);
+        return -1;
+    }
+    if ((long)*np > limit) {
+        snprintf(err, errlen, "first_sentence: prompt of %zu tokens exceeds %ld", *np, limit);
+        return -1;
+    }
+    return 0;
+tok_fail:
+    snprintf(err, errlen, "first_sentence: could not tokenize the prompt");
+    return -1;
+}
+
+/* The cell's scores, per sample, and the counts its means are made of. */
+struct fs_tally {
+    int S;
+    double *rouge, *exact, *rnll, *starts;   /* per sample */
+    long forward, prompt_total, gen_total;
+    struct textbuf examples;                 /* the first answers beside their references */
+};
+
+/* Scores sample i's answer (its text decoded into b, cut at its first sentence) against
+ * the reference: ROUGE-L F1, the same words, and the reference's mean NLL. */
+static int score_sample(struct fs_tally *ty, int i, const struct tokenizer *tok, const int32_t *gen, int n_gen,
+                        const struct textbuf *ref, double target_nll, int n_target, struct textbuf *b,
+                        struct textbuf *ans, char *err, size_t errlen) {
+    tokens_to_text(tok, gen, n_gen, b);
+    if (b->oom) {
+        snprintf(err, errlen, "first_sentence: out of memory");
+        return -1;
+    }
+    one_line(ans, b->s, first_sentence_len(b->s, b->n));
+    ty->rouge[i] = rouge_l_f1(ans->s, ref->s);
+    ty->exact[i] = words_equal(ans->s, ref->s);
+    ty->rnll[i] = n_target > 0 ? target_nll / n_target : NAN;
+    if (i < 3) {
+        char rec[600];
+        snprintf(rec, sizeof rec, "%s[%d] ref: %.200s | got: %.200s", ty->examples.n ? " " : "", i, ref->s, ans->s);
+        textbuf_puts(&ty->examples, rec);
+    }
+    return 0;
+}
+
+/* Every sample: a start, its reference, the prompt that fills the length, greedy
+ * decoding with the reference teacher forced, and its scores. */
+static int run_samples(const struct task_ctx *ctx, const struct fs_opts *o, const char *tpl, size_t text_at,
+                       const struct dataset *ds, const struct fs_source *so, struct fs_tally *ty, struct cell_plan *cp,
+                       char *err, size_t errlen) {
+    const struct tokenizer *tok = ctx->rt->model->tok;
+    const int L = ctx->length, S = ty->S, max_new = (int)o->max_new;
+    const struct textbuf *src = &so->text;
+    struct textbuf b = {0}, ref = {0}, ans = {0};
     struct sentence_stop stop = {tok, {0}};
     struct session *s = NULL;
     int32_t *prompt = NULL, *suffix_ids = NULL, *target = NULL, *gen = malloc((size_t)max_new * sizeof *gen);
-    double *rouge = calloc((size_t)S, sizeof *rouge), *exact = calloc((size_t)S, sizeof *exact);
-    double *rnll = calloc((size_t)S, sizeof *rnll), *starts = calloc((size_t)S, sizeof *starts);
     int rc = -1;
-    if (!gen || !rouge || !exact || !rnll || !starts) {
-        snprintf(err, errlen, "first_sentence: out of memory");
-        goto out;
-    }
-    /* the source: documents joined by blank lines, as the file had them */
-    for (int d = 0; d < ds.n_docs; d++) {
-        if (d) textbuf_puts(&src, "\n\n");
-        textbuf_append(&src, ds.docs[d], ds.doc_len[d]);
-    }
-    if (src.oom) {
-        snprintf(err, errlen, "first_sentence: out of memory");
-        goto out;
-    }
-    /* the answer budget: max_new generated tokens, and room for the reference if longer */
-    build(&b, tpl, text_at, "", 0);
-    long overhead = prompt_token_count(tok, &b);
-    /* chars per token of the source, to size the text that fills the length */
-    size_t probe = src.n < 65536 ? src.n : 65536;
-    int32_t *ids;
-    size_t nids;
-    if (tokenizer_encode(tok, src.s, probe, false, &ids, &nids) != 0) goto tok_fail;
-    free(ids);
-    double cpt = nids ? (double)probe / (double)nids : 4.0;
-    long need_chars = (long)((L - overhead) * cpt * 1.25) + 64;
-    if (overhead < 0 || (long)src.n < need_chars / 2) {
-        snprintf(err, errlen, "first_sentence: dataset '%s' (%s) has about %.0f tokens; length %d needs about %ld",
-                 ECHO(ds.spec), ECHO(ds.path), src.n / cpt, L, (long)(L - overhead));
-        goto out;
-    }
     size_t nsuf;
     const char *suffix = tpl + text_at + 6;
-    if (tokenizer_encode(tok, suffix, strlen(suffix), false, &suffix_ids, &nsuf) != 0) goto tok_fail;
+    if (!gen) {
+        snprintf(err, errlen, "first_sentence: out of memory");
+        goto out;
+    }
+    if (tokenizer_encode(tok, suffix, strlen(suffix), false, &suffix_ids, &nsuf) != 0) {
+        snprintf(err, errlen, "first_sentence: could not tokenize the prompt");
+        goto out;
+    }
     struct task_progress tp;
     s = task_session_new(ctx, L, &tp, err, errlen);
     if (!s) goto out;
-    struct cell_plan cp;
-    cell_plan_init(&cp);
-    long forward = 0, prompt_total = 0, gen_total = 0;
-    /* deterministic starting points spread over the source, rotated by the seed */
-    double phase = fmod((double)(ctx->seed % 1000003) * 0.6180339887498949, 1.0);
-    size_t span = src.n > (size_t)need_chars ? src.n - (size_t)need_chars : 1;
     for (int i = 0; i < S; i++) {
         /* a sample runs about L forward tokens: the prompt fills the length but the answer */
-        task_progress_step(&tp, (double)i / S, (double)(i + 1) / S, forward, L);
-        size_t pos = (size_t)(((double)i + phase) / S * (double)span);
-        size_t start = sample_start(src.s, src.n, pos, span > 1 ? span : src.n);
-        if (start == (size_t)-1) start = sample_start(src.s, src.n, 0, src.n);
-        if (start == (size_t)-1) {
-            snprintf(err, errlen, "first_sentence: dataset '%s' has no sentence of %d..%d words", ECHO(ds.spec),
-                     MIN_WORDS, MAX_WORDS);
-            goto out;
-        }
-        starts[i] = (double)start;
-        const char *doc = src.s + start;
-        size_t avail = src.n - start;
+        task_progress_step(&tp, (double)i / S, (double)(i + 1) / S, ty->forward, L);
+        size_t start;
+        if (pick_start(so, ctx, i, S, ds, &start, err, errlen) != 0) goto out;
+        ty->starts[i] = (double)start;
+        const char *doc = src->s + start;
+        size_t avail = src->n - start;
         size_t sent_len = first_sentence_len(doc, avail);
         one_line(&ref, doc, sent_len);
-        /* the reference's tokens after the prompt's suffix (teacher forced) */
-        textbuf_clear(&b);
-        textbuf_puts(&b, suffix);
-        textbuf_puts(&b, " ");
-        textbuf_puts(&b, ref.s);
-        size_t nt;
-        free(target);
-        target = NULL;
-        if (b.oom || tokenizer_encode(tok, b.s, b.n, false, &target, &nt) != 0) goto tok_fail;
-        int n_target = nt > nsuf && memcmp(target, suffix_ids, nsuf * sizeof *target) == 0 ? (int)(nt - nsuf) : 0;
+        int n_target;
+        if (reference_tokens(tok, suffix, suffix_ids, nsuf, ref.s, &b, &target, &n_target, err, errlen) != 0) goto out;
         int budget = n_target > max_new ? n_target : max_new;
         long limit = (long)L - budget;
-        if (limit <= overhead) {
+        if (limit <= so->overhead) {
             snprintf(err, errlen, "first_sentence: length %d leaves no room for text (prompt %ld + answer %d tokens)",
-                     L, overhead, budget);
+                     L, so->overhead, budget);
             goto out;
         }
-        /* the longest text, cut at a word boundary, whose prompt fits in limit tokens */
-        size_t lo = 0, hi = avail < (size_t)need_chars ? avail : (size_t)need_chars;
-        for (;;) {   /* widen until the text overflows the limit or runs out */
-            build(&b, tpl, text_at, doc, hi);
-            long n = prompt_token_count(tok, &b);
-            if (n < 0) goto tok_fail;
-            if (n > limit) break;
-            lo = hi;
-            if (hi == avail) break;
-            hi = avail - hi > hi ? 2 * hi : avail;
-        }
-        while (hi - lo > 1) {
-            size_t mid = lo + (hi - lo) / 2;
-            build(&b, tpl, text_at, doc, mid);
-            long n = prompt_token_count(tok, &b);
-            if (n < 0) goto tok_fail;
-            if (n <= limit) lo = mid;
-            else hi = mid;
-        }
-        size_t cut = lo;
-        while (cut > sent_len && !is_ws(doc[cut])) cut--;   /* whole words */
-        while (cut > 0 && is_ws(doc[cut - 1])) cut--;
-        build(&b, tpl, text_at, doc, cut);
         size_t np;
-        free(prompt);
-        prompt = NULL;
-        if (b.oom || tokenizer_encode(tok, b.s, b.n, tokenizer_add_bos_default(tok), &prompt, &np) != 0)
-            goto tok_fail;
-        if (cut == avail && (long)np < limit - 16) {
-            snprintf(err, errlen, "first_sentence: dataset '%s' (%s) runs out of text: %zu prompt tokens, length %d "
-                     "needs %ld", ECHO(ds.spec), ECHO(ds.path), np, L, limit);
+        if (fit_text(tok, tpl, text_at, doc, avail, sent_len, so, limit, L, ds, &b, &prompt, &np, err, errlen) != 0)
             goto out;
-        }
-        if ((long)np > limit) {
-            snprintf(err, errlen, "first_sentence: prompt of %zu tokens exceeds %ld", np, limit);
-            goto out;
-        }
         struct decode_request rq = {.prompt = prompt,
                                     .n_prompt = (int)np,
                                     .target = target + nsuf,
@@ -316,74 +376,100 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
                                     .stop = sentence_complete,
                                     .stop_arg = &stop};
         struct decode_result dr = {.gen = gen};
-        if (cell_plan_decode(&cp, ctx, s, &rq, &dr, err, errlen) != 0) goto out;
-        forward += dr.forward_tokens;
-        prompt_total += (long)np;
-        gen_total += dr.n_gen;
-        decode_text(tok, gen, dr.n_gen, &b);
-        if (b.oom) {
-            snprintf(err, errlen, "first_sentence: out of memory");
+        if (cell_plan_decode(cp, ctx, s, &rq, &dr, err, errlen) != 0) goto out;
+        ty->forward += dr.forward_tokens;
+        ty->prompt_total += (long)np;
+        ty->gen_total += dr.n_gen;
+        if (score_sample(ty, i, tok, gen, dr.n_gen, &ref, dr.target_nll, n_target, &b, &ans, err, errlen) != 0)
             goto out;
-        }
-        one_line(&ans, b.s, first_sentence_len(b.s, b.n));
-        rouge[i] = rouge_l_f1(ans.s, ref.s);
-        exact[i] = words_equal(ans.s, ref.s);
-        rnll[i] = n_target > 0 ? dr.target_nll / n_target : NAN;
-        if (i < 3) {
-            char rec[600];
-            snprintf(rec, sizeof rec, "%s[%d] ref: %.200s | got: %.200s", examples.n ? " " : "", i, ref.s, ans.s);
-            textbuf_puts(&examples, rec);
-        }
-        if (ctx->progress) ctx->progress(ctx->progress_arg, (double)(i + 1) / S, forward);
+        if (ctx->progress) ctx->progress(ctx->progress_arg, (double)(i + 1) / S, ty->forward);
     }
+    rc = 0;
+out:
+    if (s) session_free(s);
+    textbuf_free(&b);
+    textbuf_free(&ref);
+    textbuf_free(&ans);
+    textbuf_free(&stop.text);
+    free(prompt);
+    free(suffix_ids);
+    free(target);
+    free(gen);
+    return rc;
+}
+
+/* Means over the samples first (ROUGE-L is the headline), then the per-sample arrays and
+ * what the prompts were made of and from. */
+static int write_results(const struct fs_tally *ty, const char *tpl_path, const struct dataset *ds,
+                         const char *method_note, struct result *out, char *err, size_t errlen) {
+    const int S = ty->S;
     double mr = 0, me = 0, mn = 0;
     int nn = 0;
     for (int i = 0; i < S; i++) {
-        mr += rouge[i] / S;
-        me += exact[i] / S;
-        if (!isnan(rnll[i])) mn += rnll[i], nn++;
+        mr += ty->rouge[i] / S;
+        me += ty->exact[i] / S;
+        if (!isnan(ty->rnll[i])) mn += ty->rnll[i], nn++;
     }
     struct result_sink k = {out, 0};
     sink_scalar(&k, "rouge_l", mr);
     sink_scalar(&k, "exact_match", me);
     sink_scalar(&k, "reference_nll", nn ? mn / nn : NAN);
     sink_scalar(&k, "samples", S);
-    sink_scalar(&k, "prompt_tokens", (double)prompt_total / S);
-    sink_scalar(&k, "answer_tokens", (double)gen_total / S);
-    sink_scalar(&k, "tokens", (double)forward);
-    sink_array(&k, "rouge_l_by_sample", rouge, S);
-    sink_array(&k, "exact_by_sample", exact, S);
-    sink_array(&k, "reference_nll_by_sample", rnll, S);
-    sink_array(&k, "start_byte_by_sample", starts, S);
+    sink_scalar(&k, "prompt_tokens", (double)ty->prompt_total / S);
+    sink_scalar(&k, "answer_tokens", (double)ty->gen_total / S);
+    sink_scalar(&k, "tokens", (double)ty->forward);
+    sink_array(&k, "rouge_l_by_sample", ty->rouge, S);
+    sink_array(&k, "exact_by_sample", ty->exact, S);
+    sink_array(&k, "reference_nll_by_sample", ty->rnll, S);
+    sink_array(&k, "start_byte_by_sample", ty->starts, S);
     sink_text(&k, "prompt", prompt_label);
     sink_text(&k, "prompt_file", tpl_path);
-    sink_text(&k, "examples", examples.s && !examples.oom ? examples.s : "");
-    sink_text(&k, "dataset_path", ds.path);
-    sink_text(&k, "dataset_sha256", ds.sha256);
-    sink_text(&k, "method_note", cp.plan.note);
-    if (sink_finish(&k, "first_sentence", err, errlen) != 0) goto out;
-    rc = 0;
-    goto out;
-tok_fail:
-    snprintf(err, errlen, "first_sentence: could not tokenize the prompt");
-out:
-    if (s) session_free(s);
-    textbuf_free(&src);
+    sink_text(&k, "examples", ty->examples.s && !ty->examples.oom ? ty->examples.s : "");
+    sink_text(&k, "dataset_path", ds->path);
+    sink_text(&k, "dataset_sha256", ds->sha256);
+    sink_text(&k, "method_note", method_note);
+    return sink_finish(&k, "first_sentence", err, errlen);
+}
+
+static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, size_t errlen) {
+    struct fs_opts o;
+    if (read_opts(ctx->settings, &o, err, errlen) != 0) return -1;
+    const struct tokenizer *tok = ctx->rt->model->tok;
+    if (!tok) {
+        snprintf(err, errlen, "first_sentence: the model has no tokenizer");
+        return -1;
+    }
+    char tpl_path[1024];
+    size_t text_at;
+    char *tpl = load_prompt(tpl_path, sizeof tpl_path, &text_at, err, errlen);
+    if (!tpl) return -1;
+    struct dataset own;
+    const struct dataset *ds = task_dataset(ctx, "tinystories", &own, err, errlen);
+    if (!ds) {
+        free(tpl);
+        return -1;
+    }
+    const int S = (int)o.samples;
+    struct fs_tally ty = {.S = S};
+    double **arrays[] = {&ty.rouge, &ty.exact, &ty.rnll, &ty.starts};
+    bool oom = false;
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) oom |= !(*arrays[i] = calloc((size_t)S, sizeof(double)));
+    struct fs_source so = {0};
+    struct textbuf b = {0};
+    struct cell_plan cp;
+    cell_plan_init(&cp);
+    int rc = -1;
+    if (oom) snprintf(err, errlen, "first_sentence: out of memory");
+    else if (prepare_source(ds, tok, tpl, text_at, ctx->length, &b, &so, err, errlen) == 0 &&
+             run_samples(ctx, &o, tpl, text_at, ds, &so, &ty, &cp, err, errlen) == 0 &&
+             write_results(&ty, tpl_path, ds, cp.plan.note, out, err, errlen) == 0)
+        rc = 0;
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(*arrays[i]);
+    textbuf_free(&ty.examples);
+    textbuf_free(&so.text);
     textbuf_free(&b);
-    textbuf_free(&ref);
-    textbuf_free(&ans);
-    textbuf_free(&examples);
-    textbuf_free(&stop.text);
-    free(prompt);
-    free(suffix_ids);
-    free(target);
-    free(gen);
-    free(rouge);
-    free(exact);
-    free(rnll);
-    free(starts);
     free(tpl);
-    dataset_free(&ds);
+    dataset_free(&own);
     return rc;
 }
 

@@ -205,28 +205,299 @@ static void build_prompt(struct textbuf *b, const struct pk_template *t, long a,
 /* Early stop: a run of digits has ended (a non-digit after it) in the decoded answer. */
 struct digit_stop {
     const struct tokenizer *tok;
+    struct textbuf text;
 };
 static bool answer_complete(void *arg, const int32_t *gen, int n) {
-    const struct digit_stop *d = arg;
-    char text[512];
-    size_t k = 0;
-    for (int i = 0; i < n && k < sizeof text - 1; i++) {
-        size_t l = tokenizer_decode_token(d->tok, gen[i], text + k, sizeof text - 1 - k);
-        k += l < sizeof text - 1 - k ? l : sizeof text - 1 - k;
-    }
-    text[k] = 0;
-    const char *p = text;
+    struct digit_stop *d = arg;
+    tokens_to_text(d->tok, gen, n, &d->text);
+    if (d->text.oom) return true;   /* cannot be read: stop, the scoring reports it */
+    const char *p = d->text.s;
     while (*p && !(*p >= '0' && *p <= '9')) p++;
     if (!*p) return false;
     while (*p >= '0' && *p <= '9') p++;
     return *p != 0;
 }
 
+/* How much filler fills a prompt of at most P tokens, found once per cell with a key of
+ * the right width (every key then has the same digits count). */
+struct filler_fit {
+    long sentences;        /* N: filler sentences in every prompt */
+    double per_sentence;   /* tokens a filler sentence adds, measured over 64 of them */
+    long before0;          /* prompt tokens before the key line with no filler before it */
+};
+
+/* The most filler sentences whose prompt fits in P tokens: a first guess from the
+ * measured tokens per sentence, then down until it fits and up while the next one fits,
+ * since tokenization makes the count only roughly linear in the sentences. */
+static int fit_filler(const struct pk_template *t, const struct tokenizer *tok, int digits, int L, long P,
+                      struct textbuf *b, struct filler_fit *f, char *err, size_t errlen) {
+    char key0[16];
+    memset(key0, '5', (size_t)digits);
+    key0[digits] = 0;
+    build_prompt(b, t, 0, 0, key0);
+    long f0 = prompt_token_count(tok, b);
+    if (f0 < 0 || f0 > P) {
+        snprintf(err, errlen, "passkey: length %d leaves %ld prompt tokens; the prompt without filler needs %ld", L, P,
+                 f0);
+        return -1;
+    }
+    build_prompt(b, t, 32, 32, key0);
+    long f64 = prompt_token_count(tok, b);
+    double per_sentence = f64 > f0 ? (double)(f64 - f0) / 64.0 : 1.0;
+    long N = (long)((double)(P - f0) / per_sentence);
+    for (int guard = 0; guard < 200 && N > 0; guard++) {   /* down until it fits */
+        build_prompt(b, t, N / 2, N - N / 2, key0);
+        long n = prompt_token_count(tok, b);
+        if (n < 0) goto tok_fail;
+        if (n <= P) break;
+        long over = (long)((double)(n - P) / per_sentence);
+        N -= over > 1 ? over : 1;
+    }
+    if (N < 0) N = 0;
+    for (int guard = 0; guard < 200; guard++) {   /* up while the next one fits */
+        build_prompt(b, t, (N + 1) / 2, N + 1 - (N + 1) / 2, key0);
+        long n = prompt_token_count(tok, b);
+        if (n < 0) goto tok_fail;
+        if (n > P) break;
+        N++;
+    }
+    build_prompt(b, t, 0, -1, key0);
+    *f = (struct filler_fit){.sentences = N, .per_sentence = per_sentence, .before0 = prompt_token_count(tok, b)};
+    return 0;
+tok_fail:
+    snprintf(err, errlen, "passkey: could not tokenize the prompt");
+    return -1;
+}
+
+/* The key of trial tr at depth index di: it depends on (seed, depth index, trial) only,
+ * so every length and method sees the same keys. */
+static void trial_key(uint64_t seed, int di, int tr, int digits, char key[16]) {
+    uint64_t st = seed * 0x9E3779B97F4A7C15ull + (uint64_t)di * 1000003u + (uint64_t)tr;
+    long lo = 1;
+    for (int k = 1; k < digits; k++) lo *= 10;
+    snprintf(key, 16, "%ld", score_rng_range(&st, digits == 1 ? 0 : lo, lo * 10 - 1));
+}
+
+/* One trial's prompt ids (*prompt, *n, BOS as the model expects it) with the key line
+ * where the tokens before it are about depth x the prompt's tokens, placed by whole
+ * filler sentences (a guess and one correction step); *before is the tokens that came
+ * before it. A prompt over P tokens drops filler after the key, then before it. */
+static int place_key(const struct pk_template *t, const struct tokenizer *tok, const struct filler_fit *f,
+                     double depth, const char *key, int L, long P, struct textbuf *b, int32_t **prompt, size_t *n,
+                     long *before, char *err, size_t errlen) {
+    const long N = f->sentences;
+    build_prompt(b, t, N / 2, N - N / 2, key);
+    long total = prompt_token_count(tok, b);
+    long a = lround((depth * total - f->before0) / f->per_sentence);
+    a = a < 0 ? 0 : a > N ? N : a;
+    build_prompt(b, t, a, -1, key);
+    long at = prompt_token_count(tok, b);
+    a += lround((depth * total - at) / f->per_sentence);   /* one correction step */
+    a = a < 0 ? 0 : a > N ? N : a;
+    long after = N - a;
+    int32_t *ids = NULL;
+    for (;;) {
+        build_prompt(b, t, a, after, key);
+        free(ids);
+        ids = NULL;
+        if (b->oom || tokenizer_encode(tok, b->s, b->n, tokenizer_add_bos_default(tok), &ids, n) != 0) {
+            snprintf(err, errlen, "passkey: could not tokenize the prompt");
+            return -1;
+        }
+        if ((long)*n <= P || (a == 0 && after == 0)) break;
+        if (after > 0) after--;
+        else a--;
+    }
+    if ((long)*n > P) {
+        snprintf(err, errlen, "passkey: the prompt needs %zu tokens, more than the %ld that length %d leaves", *n, P,
+                 L);
+        free(ids);
+        return -1;
+    }
+    *prompt = ids;
+    build_prompt(b, t, a, -1, key);
+    *before = prompt_token_count(tok, b);
+    return 0;
+}
+
+/* The key's tokens as they follow the question (*answer holds question + key; the key's
+ * are the *n_ans after the question's nq): tokenized together, since a tokenizer may
+ * join a space and a digit differently than the key alone. */
+static int answer_tokens(const struct pk_template *t, const struct tokenizer *tok, const int32_t *q_ids, size_t nq,
+                         const char *key, int max_new, struct textbuf *b, int32_t **answer, int *n_ans, char *err,
+                         size_t errlen) {
+    textbuf_clear(b);
+    textbuf_puts(b, t->question);
+    if (b->n && b->s[b->n - 1] != ' ') textbuf_puts(b, " ");
+    textbuf_puts(b, key);
+    size_t nqa;
+    free(*answer);
+    *answer = NULL;
+    if (b->oom || tokenizer_encode(tok, b->s, b->n, false, answer, &nqa) != 0) {
+        snprintf(err, errlen, "passkey: could not tokenize the prompt");
+        return -1;
+    }
+    if (nqa <= nq || memcmp(*answer, q_ids, nq * sizeof *q_ids) != 0) {
+        snprintf(err, errlen, "passkey: the tokenizer merges the question's end with the key; cannot "
+                 "separate the answer's tokens");
+        return -1;
+    }
+    *n_ans = (int)(nqa - nq);
+    if (*n_ans > max_new) {
+        snprintf(err, errlen, "passkey: the key takes %d tokens, more than the %d-token answer budget", *n_ans,
+                 max_new);
+        return -1;
+    }
+    return 0;
+}
+
+/* The cell's scores: per depth (means over its trials) and over all trials. */
+struct pk_tally {
+    int D, K;
+    double *acc, *dacc, *tacc, *knll, *dact, *dval;   /* per depth */
+    int n_exact;
+    double sum_dacc, sum_tacc, sum_knll;
+    long forward, prompt_tokens;
+    struct textbuf answers;   /* "depth:key->digits" per trial */
+};
+
+/* Scores one trial's greedy answer (its text in b) against the key: exact digits, digits
+ * matched in place, the key's token ids at the start, and the key's teacher-forced NLL. */
+static int score_trial(struct pk_tally *ty, int di, double depth, const char *key, const struct tokenizer *tok,
+                       const int32_t *gen, const struct decode_result *dr, const int32_t *key_ids, int n_ans,
+                       struct textbuf *b, char *err, size_t errlen) {
+    const int K = ty->K;
+    char digits[64];
+    tokens_to_text(tok, gen, dr->n_gen, b);
+    if (b->oom) {
+        snprintf(err, errlen, "passkey: out of memory");
+        return -1;
+    }
+    first_digits(b->s, digits, sizeof digits);
+    bool exact = strcmp(digits, key) == 0;
+    double da = digit_accuracy(digits, key);
+    bool tok_match = dr->n_gen >= n_ans && memcmp(gen, key_ids, (size_t)n_ans * sizeof *gen) == 0;
+    double nll = dr->target_nll / n_ans;
+    ty->acc[di] += exact / (double)K;
+    ty->dacc[di] += da / K;
+    ty->tacc[di] += tok_match / (double)K;
+    ty->knll[di] += nll / K;
+    ty->n_exact += exact;
+    ty->sum_dacc += da;
+    ty->sum_tacc += tok_match;
+    ty->sum_knll += nll;
+    /* a short record of each answer, digits only so the text stays one line */
+    char rec[96];
+    snprintf(rec, sizeof rec, "%s%.2f:%s->%s", ty->answers.n ? " " : "", depth, key, digits[0] ? digits : "-");
+    textbuf_puts(&ty->answers, rec);
+    return 0;
+}
+
+/* Means over all trials first (accuracy is the headline), then the per-depth arrays and
+ * what the prompts were made of. */
+static int write_results(const struct pk_tally *ty, const struct pk_opts *o, const struct pk_template *t,
+                         const struct filler_fit *f, int max_new, const char *method_note, struct result *out,
+                         char *err, size_t errlen) {
+    const int D = ty->D, total_trials = ty->D * ty->K;
+    struct result_sink k = {out, 0};
+    sink_scalar(&k, "accuracy", (double)ty->n_exact / total_trials);
+    sink_scalar(&k, "digit_accuracy", ty->sum_dacc / total_trials);
+    sink_scalar(&k, "token_accuracy", ty->sum_tacc / total_trials);
+    sink_scalar(&k, "key_nll", ty->sum_knll / total_trials);
+    sink_scalar(&k, "trials", total_trials);
+    sink_scalar(&k, "prompt_tokens", (double)ty->prompt_tokens / total_trials);
+    sink_scalar(&k, "filler_sentences", (double)f->sentences);
+    sink_scalar(&k, "max_new_tokens", max_new);
+    sink_scalar(&k, "tokens", (double)ty->forward);
+    sink_array(&k, "depth", ty->dval, D);
+    sink_array(&k, "depth_actual", ty->dact, D);
+    sink_array(&k, "accuracy_by_depth", ty->acc, D);
+    sink_array(&k, "digit_accuracy_by_depth", ty->dacc, D);
+    sink_array(&k, "token_accuracy_by_depth", ty->tacc, D);
+    sink_array(&k, "key_nll_by_depth", ty->knll, D);
+    sink_text(&k, "variant", variants[o->variant]);
+    sink_text(&k, "prompt_file", t->path);
+    sink_text(&k, "answers", ty->answers.oom || !ty->answers.s ? "" : ty->answers.s);
+    sink_text(&k, "method_note", method_note);
+    return sink_finish(&k, "passkey", err, errlen);
+}
+
+/* Every trial: a prompt of its key at its depth, greedy decoding with the key as the
+ * teacher-forced reference, and its scores. */
+static int run_trials(const struct task_ctx *ctx, const struct pk_opts *o, const struct pk_template *t,
+                      const struct filler_fit *f, struct pk_tally *ty, struct cell_plan *cp, char *err,
+                      size_t errlen) {
+    const struct tokenizer *tok = ctx->rt->model->tok;
+    const int L = ctx->length, D = ty->D, K = ty->K;
+    const int max_new = (int)o->digits + EXTRA_NEW_TOKENS;
+    const long P = (long)L - max_new;
+    struct textbuf b = {0};
+    struct digit_stop stop = {tok, {0}};
+    struct session *s = NULL;
+    int32_t *prompt = NULL, *answer = NULL, *q_ids = NULL, *gen = malloc((size_t)max_new * sizeof *gen);
+    int rc = -1;
+    size_t nq;
+    if (!gen) {
+        snprintf(err, errlen, "passkey: out of memory");
+        goto out;
+    }
+    /* The question's tokens, to find the answer's tokens after it. */
+    if (tokenizer_encode(tok, t->question, strlen(t->question), false, &q_ids, &nq) != 0) {
+        snprintf(err, errlen, "passkey: could not tokenize the prompt");
+        goto out;
+    }
+    struct task_progress tp;
+    s = task_session_new(ctx, L, &tp, err, errlen);
+    if (!s) goto out;
+    for (int di = 0; di < D; di++) {
+        double depth = D == 1 ? 0.5 : (double)di / (D - 1);
+        ty->dval[di] = depth;
+        for (int tr = 0; tr < K; tr++) {
+            /* a trial runs about L forward tokens: the prompt fills the length but the answer */
+            task_progress_step(&tp, (double)(di * K + tr) / (D * K), (double)(di * K + tr + 1) / (D * K), ty->forward,
+                               L);
+            char key[16];
+            trial_key(ctx->seed, di, tr, (int)o->digits, key);
+            size_t n;
+            long before;
+            free(prompt);
+            prompt = NULL;
+            if (place_key(t, tok, f, depth, key, L, P, &b, &prompt, &n, &before, err, errlen) != 0) goto out;
+            ty->dact[di] += (double)before / (double)n / K;
+            int n_ans;
+            if (answer_tokens(t, tok, q_ids, nq, key, max_new, &b, &answer, &n_ans, err, errlen) != 0) goto out;
+            struct decode_request rq = {.prompt = prompt,
+                                        .n_prompt = (int)n,
+                                        .target = answer + nq,
+                                        .n_target = n_ans,
+                                        .max_new = max_new,
+                                        .eos = tokenizer_eos(tok),
+                                        .stop = answer_complete,
+                                        .stop_arg = &stop};
+            struct decode_result dr = {.gen = gen};
+            if (cell_plan_decode(cp, ctx, s, &rq, &dr, err, errlen) != 0) goto out;
+            ty->forward += dr.forward_tokens;
+            ty->prompt_tokens += (long)n;
+            if (score_trial(ty, di, depth, key, tok, gen, &dr, answer + nq, n_ans, &b, err, errlen) != 0) goto out;
+            if (ctx->progress) ctx->progress(ctx->progress_arg, (double)(di * K + tr + 1) / (D * K), ty->forward);
+        }
+    }
+    rc = 0;
+out:
+    if (s) session_free(s);
+    textbuf_free(&b);
+    textbuf_free(&stop.text);
+    free(prompt);
+    free(answer);
+    free(q_ids);
+    free(gen);
+    return rc;
+}
+
 static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, size_t errlen) {
     struct pk_opts o;
     if (read_opts(ctx->settings, &o, err, errlen) != 0) return -1;
-    const struct model *m = ctx->rt->model;
-    const struct tokenizer *tok = m->tok;
+    const struct tokenizer *tok = ctx->rt->model->tok;
     if (!tok) {
         snprintf(err, errlen, "passkey: the model has no tokenizer");
         return -1;
@@ -243,212 +514,24 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
         free(t);
         return -1;
     }
-    const int L = ctx->length, D = (int)o.depths, K = (int)o.trials;
-    const int max_new = (int)o.digits + EXTRA_NEW_TOKENS;
-    const long P = (long)L - max_new;   /* prompt tokens at most */
+    const int D = (int)o.depths, max_new = (int)o.digits + EXTRA_NEW_TOKENS;
+    struct pk_tally ty = {.D = D, .K = (int)o.trials};
+    double **arrays[] = {&ty.acc, &ty.dacc, &ty.tacc, &ty.knll, &ty.dact, &ty.dval};
+    bool oom = false;
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) oom |= !(*arrays[i] = calloc((size_t)D, sizeof(double)));
     struct textbuf b = {0};
-    struct session *s = NULL;
-    int32_t *prompt = NULL, *answer = NULL, *q_ids = NULL, *gen = NULL;
-    double *acc = calloc((size_t)D, sizeof *acc), *dacc = calloc((size_t)D, sizeof *dacc);
-    double *tacc = calloc((size_t)D, sizeof *tacc), *knll = calloc((size_t)D, sizeof *knll);
-    double *dact = calloc((size_t)D, sizeof *dact), *dval = calloc((size_t)D, sizeof *dval);
-    struct textbuf answers = {0};
-    int rc = -1;
-    gen = malloc((size_t)max_new * sizeof *gen);
-    if (!acc || !dacc || !tacc || !knll || !dact || !dval || !gen) {
-        snprintf(err, errlen, "passkey: out of memory");
-        goto out;
-    }
-    /* The filler length: the most sentences whose prompt fits in P tokens. */
-    char key0[16];
-    memset(key0, '5', (size_t)o.digits);
-    key0[o.digits] = 0;
-    build_prompt(&b, t, 0, 0, key0);
-    long f0 = prompt_token_count(tok, &b);
-    if (f0 < 0 || f0 > P) {
-        snprintf(err, errlen, "passkey: length %d leaves %ld prompt tokens; the prompt without filler needs %ld", L, P,
-                 f0);
-        goto out;
-    }
-    build_prompt(&b, t, 32, 32, key0);
-    long f64 = prompt_token_count(tok, &b);
-    double per_sentence = f64 > f0 ? (double)(f64 - f0) / 64.0 : 1.0;
-    long N = (long)((double)(P - f0) / per_sentence);
-    for (int guard = 0; guard < 200 && N > 0; guard++) {   /* down until it fits */
-        build_prompt(&b, t, N / 2, N - N / 2, key0);
-        long n = prompt_token_count(tok, &b);
-        if (n < 0) goto tok_fail;
-        if (n <= P) break;
-        long over = (long)((double)(n - P) / per_sentence);
-        N -= over > 1 ? over : 1;
-    }
-    if (N < 0) N = 0;
-    for (int guard = 0; guard < 200; guard++) {   /* up while the next one fits */
-        build_prompt(&b, t, (N + 1) / 2, N + 1 - (N + 1) / 2, key0);
-        long n = prompt_token_count(tok, &b);
-        if (n < 0) goto tok_fail;
-        if (n > P) break;
-        N++;
-    }
-    build_prompt(&b, t, 0, -1, key0);
-    long before0 = prompt_token_count(tok, &b);
-
-    /* The question's tokens, to find the answer's tokens after it. */
-    size_t nq;
-    if (tokenizer_encode(tok, t->question, strlen(t->question), false, &q_ids, &nq) != 0) goto tok_fail;
-    struct digit_stop stop = {tok};
-    struct task_progress tp;
-    s = task_session_new(ctx, L, &tp, err, errlen);
-    if (!s) goto out;
+    struct filler_fit f;
     struct cell_plan cp;
     cell_plan_init(&cp);
-    long forward = 0, prompt_tokens = 0;
-    int n_exact = 0;
-    double sum_dacc = 0, sum_tacc = 0, sum_knll = 0;
-    for (int di = 0; di < D; di++) {
-        double depth = D == 1 ? 0.5 : (double)di / (D - 1);
-        dval[di] = depth;
-        for (int tr = 0; tr < K; tr++) {
-            /* a trial runs about L forward tokens: the prompt fills the length but the answer */
-            task_progress_step(&tp, (double)(di * K + tr) / (D * K), (double)(di * K + tr + 1) / (D * K), forward, L);
-            /* the key depends on (seed, depth index, trial) only: the same at every length and method */
-            uint64_t st = ctx->seed * 0x9E3779B97F4A7C15ull + (uint64_t)di * 1000003u + (uint64_t)tr;
-            long lo = 1;
-            for (int k = 1; k < o.digits; k++) lo *= 10;
-            char key[16];
-            snprintf(key, sizeof key, "%ld", score_rng_range(&st, o.digits == 1 ? 0 : lo, lo * 10 - 1));
-            /* place the key line: tokens before it ~ depth x prompt tokens */
-            build_prompt(&b, t, N / 2, N - N / 2, key);
-            long total = prompt_token_count(tok, &b);
-            long a = lround((depth * total - before0) / per_sentence);
-            a = a < 0 ? 0 : a > N ? N : a;
-            build_prompt(&b, t, a, -1, key);
-            long before = prompt_token_count(tok, &b);
-            a += lround((depth * total - before) / per_sentence);   /* one correction step */
-            a = a < 0 ? 0 : a > N ? N : a;
-            long after = N - a;
-            int32_t *ids = NULL;
-            size_t n = 0;
-            for (;;) {
-                build_prompt(&b, t, a, after, key);
-                free(ids);
-                ids = NULL;
-                if (b.oom || tokenizer_encode(tok, b.s, b.n, tokenizer_add_bos_default(tok), &ids, &n) != 0)
-                    goto tok_fail;
-                if ((long)n <= P || (a == 0 && after == 0)) break;
-                if (after > 0) after--;
-                else a--;
-            }
-            free(prompt);
-            prompt = ids;
-            if ((long)n > P) {
-                snprintf(err, errlen, "passkey: the prompt needs %zu tokens, more than the %ld that length %d leaves",
-                         n, P, L);
-                goto out;
-            }
-            build_prompt(&b, t, a, -1, key);
-            before = prompt_token_count(tok, &b);
-            dact[di] += (double)before / (double)n / K;
-            /* the answer's tokens: question + key, after the question's own tokens */
-            textbuf_clear(&b);
-            textbuf_puts(&b, t->question);
-            if (b.n && b.s[b.n - 1] != ' ') textbuf_puts(&b, " ");
-            textbuf_puts(&b, key);
-            size_t nqa;
-            free(answer);
-            answer = NULL;
-            if (b.oom || tokenizer_encode(tok, b.s, b.n, false, &answer, &nqa) != 0) goto tok_fail;
-            if (nqa <= nq || memcmp(answer, q_ids, nq * sizeof *q_ids) != 0) {
-                snprintf(err, errlen, "passkey: the tokenizer merges the question's end with the key; cannot "
-                         "separate the answer's tokens");
-                goto out;
-            }
-            int n_ans = (int)(nqa - nq);
-            if (n_ans > max_new) {
-                snprintf(err, errlen, "passkey: the key takes %d tokens, more than the %d-token answer budget", n_ans,
-                         max_new);
-                goto out;
-            }
-            struct decode_request rq = {.prompt = prompt,
-                                        .n_prompt = (int)n,
-                                        .target = answer + nq,
-                                        .n_target = n_ans,
-                                        .max_new = max_new,
-                                        .eos = tokenizer_eos(tok),
-                                        .stop = answer_complete,
-                                        .stop_arg = &stop};
-            struct decode_result dr = {.gen = gen};
-            if (cell_plan_decode(&cp, ctx, s, &rq, &dr, err, errlen) != 0) goto out;
-            forward += dr.forward_tokens;
-            prompt_tokens += (long)n;
-            /* score */
-            char text[512], digits[64];
-            size_t k = 0;
-            for (int i = 0; i < dr.n_gen && k < sizeof text - 1; i++) {
-                size_t l = tokenizer_decode_token(tok, gen[i], text + k, sizeof text - 1 - k);
-                k += l < sizeof text - 1 - k ? l : sizeof text - 1 - k;
-            }
-            text[k] = 0;
-            first_digits(text, digits, sizeof digits);
-            bool exact = strcmp(digits, key) == 0;
-            double da = digit_accuracy(digits, key);
-            bool tok_match = dr.n_gen >= n_ans && memcmp(gen, answer + nq, (size_t)n_ans * sizeof *gen) == 0;
-            double nll = dr.target_nll / n_ans;
-            acc[di] += exact / (double)K;
-            dacc[di] += da / K;
-            tacc[di] += tok_match / (double)K;
-            knll[di] += nll / K;
-            n_exact += exact;
-            sum_dacc += da;
-            sum_tacc += tok_match;
-            sum_knll += nll;
-            /* a short record of each answer, digits only so the text stays one line */
-            char rec[96];
-            snprintf(rec, sizeof rec, "%s%.2f:%s->%s", answers.n ? " " : "", depth, key, digits[0] ? digits : "-");
-            textbuf_puts(&answers, rec);
-            if (ctx->progress) ctx->progress(ctx->progress_arg, (double)(di * K + tr + 1) / (D * K), forward);
-        }
-    }
-    int total_trials = D * K;
-    struct result_sink k = {out, 0};
-    sink_scalar(&k, "accuracy", (double)n_exact / total_trials);
-    sink_scalar(&k, "digit_accuracy", sum_dacc / total_trials);
-    sink_scalar(&k, "token_accuracy", sum_tacc / total_trials);
-    sink_scalar(&k, "key_nll", sum_knll / total_trials);
-    sink_scalar(&k, "trials", total_trials);
-    sink_scalar(&k, "prompt_tokens", (double)prompt_tokens / total_trials);
-    sink_scalar(&k, "filler_sentences", (double)N);
-    sink_scalar(&k, "max_new_tokens", max_new);
-    sink_scalar(&k, "tokens", (double)forward);
-    sink_array(&k, "depth", dval, D);
-    sink_array(&k, "depth_actual", dact, D);
-    sink_array(&k, "accuracy_by_depth", acc, D);
-    sink_array(&k, "digit_accuracy_by_depth", dacc, D);
-    sink_array(&k, "token_accuracy_by_depth", tacc, D);
-    sink_array(&k, "key_nll_by_depth", knll, D);
-    sink_text(&k, "variant", variants[o.variant]);
-    sink_text(&k, "prompt_file", t->path);
-    sink_text(&k, "answers", answers.oom || !answers.s ? "" : answers.s);
-    sink_text(&k, "method_note", cp.plan.note);
-    if (sink_finish(&k, "passkey", err, errlen) != 0) goto out;
-    rc = 0;
-    goto out;
-tok_fail:
-    snprintf(err, errlen, "passkey: could not tokenize the prompt");
-out:
-    if (s) session_free(s);
+    int rc = -1;
+    if (oom) snprintf(err, errlen, "passkey: out of memory");
+    else if (fit_filler(t, tok, (int)o.digits, ctx->length, (long)ctx->length - max_new, &b, &f, err, errlen) == 0 &&
+             run_trials(ctx, &o, t, &f, &ty, &cp, err, errlen) == 0 &&
+             write_results(&ty, &o, t, &f, max_new, cp.plan.note, out, err, errlen) == 0)
+        rc = 0;
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(*arrays[i]);
+    textbuf_free(&ty.answers);
     textbuf_free(&b);
-    textbuf_free(&answers);
-    free(prompt);
-    free(answer);
-    free(q_ids);
-    free(gen);
-    free(acc);
-    free(dacc);
-    free(tacc);
-    free(knll);
-    free(dact);
-    free(dval);
     free(t);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dataset.h"
+#include "host.h"
 #include "input.h"
 #include "scoring.h"
 #include "settings.h"
@@ -70,158 +71,219 @@ static void ppl_work(int length, const char *settings, struct task_work *w) {
     task_work_sequences(w, n_win, length - 1, 0);
 }
 
-static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, size_t errlen) {
+/* One cell's windows over its corpus, and what evaluating them adds up to. */
+struct ppl_cell {
     struct ppl_opts o;
-    if (read_opts(ctx->settings, &o, err, errlen) != 0) return -1;
-    const int L = ctx->length;
-    const struct model *m = ctx->rt->model;
-    if (L < TASK_MIN_LENGTH) {
-        snprintf(err, errlen, "ppl: length %d is too short (at least %d)", L, TASK_MIN_LENGTH);
-        return -1;
-    }
-    if (!m->tok || tokenizer_bos(m->tok) < 0) {
-        snprintf(err, errlen, "ppl: the model has no tokenizer with a BOS token");
-        return -1;
-    }
-    struct dataset ds;
-    struct corpus c;
-    struct ppl_window *win = NULL;
-    struct session *s = NULL;
-    int32_t *seq = NULL, *targets = NULL;
-    float *logprob = NULL;
-    struct pos_bins bins = {0};
-    double *tmp = NULL;
-    int rc = -1;
-    memset(&c, 0, sizeof c);
-    if (dataset_load(ctx->data ? ctx->data : "tinystories", &ds, err, errlen) != 0) return -1;
-    if (corpus_load(&ds, m, ctx->cache_dir, &c, err, errlen) != 0) goto out;
+    int L;
+    struct ppl_layout_opts lo;
+    int n_docs;                   /* documents taken (max_docs) */
+    int64_t available;            /* windows the protocol lays out over them */
+    struct ppl_window *win;       /* the windows evaluated: the first ones within the caps */
+    int64_t n_win;
+    struct cell_plan cp;
+    /* evaluation */
+    double sum_window_means, sum_nll;
+    long scored, forward;
+    struct pos_bins bins;
+};
 
-    int n_docs = o.max_docs > 0 && o.max_docs < c.n_docs ? (int)o.max_docs : c.n_docs;
-    struct ppl_layout_opts lo = {.protocol = (enum ppl_protocol)o.protocol,
-                                 .length = L,
-                                 .stride = o.truncate ? L - 1 : (int)o.stride,
-                                 .truncate = o.truncate != 0,
-                                 .min_doc = o.min_doc >= 0 ? o.min_doc : L - 1};
-    int64_t total = ppl_layout(&lo, c.doc_start, n_docs, NULL, 0);
-    if (total <= 0) {
+/* Lays out the protocol's windows over the corpus and keeps the first ones within
+ * max_windows and max_tokens. Kept apart from the evaluation because too little text is
+ * the usual failure, and its message has to say what the protocol needed. */
+static int plan_windows(struct ppl_cell *pc, const struct dataset *ds, const struct corpus *c, char *err,
+                        size_t errlen) {
+    const struct ppl_opts *o = &pc->o;
+    const int L = pc->L;
+    pc->n_docs = o->max_docs > 0 && o->max_docs < c->n_docs ? (int)o->max_docs : c->n_docs;
+    pc->lo = (struct ppl_layout_opts){.protocol = (enum ppl_protocol)o->protocol,
+                                      .length = L,
+                                      .stride = o->truncate ? L - 1 : (int)o->stride,
+                                      .truncate = o->truncate != 0,
+                                      .min_doc = o->min_doc >= 0 ? o->min_doc : L - 1};
+    pc->available = ppl_layout(&pc->lo, c->doc_start, pc->n_docs, NULL, 0);
+    if (pc->available <= 0) {
         int64_t longest = 0;
-        for (int d = 0; d < n_docs; d++)
-            if (corpus_doc_len(&c, d) > longest) longest = corpus_doc_len(&c, d);
-        if (o.protocol == PPL_YARN)
+        for (int d = 0; d < pc->n_docs; d++)
+            if (corpus_doc_len(c, d) > longest) longest = corpus_doc_len(c, d);
+        if (o->protocol == PPL_YARN)
             snprintf(err, errlen,
                      "ppl: dataset '%s' (%s) has no document of %lld tokens (longest %lld of %d documents); "
                      "protocol=yarn at length %d needs one (or set min_doc_tokens, or use a stream protocol)",
-                     ECHO(ds.spec), ECHO(ds.path), (long long)lo.min_doc, (long long)longest, n_docs, L);
-        else
+                     ECHO(ds->spec), ECHO(ds->path), (long long)pc->lo.min_doc, (long long)longest, pc->n_docs, L);
+        else   /* the fewest tokens that lay out one window: L-1 text tokens after BOS; longlora's
+                * two starts (range(0, N - L, S) less the last) need N - L > S */
             snprintf(err, errlen, "ppl: dataset '%s' (%s) has %lld tokens; protocol=%s at length %d needs at least %lld",
-                     ECHO(ds.spec), ECHO(ds.path), (long long)(c.doc_start[n_docs] - c.doc_start[0]),
-                     protocols[o.protocol], L, (long long)(o.protocol == PPL_LONGLORA ? L + 2LL * o.stride + 1 : L));
-        goto out;
+                     ECHO(ds->spec), ECHO(ds->path), (long long)(c->doc_start[pc->n_docs] - c->doc_start[0]),
+                     protocols[o->protocol], L,
+                     o->protocol == PPL_LONGLORA ? (long long)L + o->stride + 1 : (long long)L - 1);
+        return -1;
     }
-    int64_t n_win = total < o.max_windows ? total : o.max_windows;
-    win = malloc((size_t)n_win * sizeof *win);
-    seq = malloc((size_t)L * sizeof *seq);
-    targets = malloc((size_t)L * sizeof *targets);
-    logprob = malloc((size_t)L * sizeof *logprob);
-    tmp = malloc(((size_t)o.bins + 1) * sizeof *tmp);
-    if (!win || !seq || !targets || !logprob || !tmp || pos_bins_init(&bins, (int)o.bins < L ? (int)o.bins : L, L) != 0) {
+    int64_t n_win = pc->available < o->max_windows ? pc->available : o->max_windows;
+    pc->win = malloc((size_t)n_win * sizeof *pc->win);
+    if (!pc->win) {
         snprintf(err, errlen, "ppl: out of memory");
-        goto out;
+        return -1;
     }
-    ppl_layout(&lo, c.doc_start, n_docs, win, n_win);
+    ppl_layout(&pc->lo, c->doc_start, pc->n_docs, pc->win, n_win);
     /* the token cap: whole windows while their forward passes fit, at least one */
     int64_t budget = 0, used = 0;
     for (; used < n_win; used++) {
-        int64_t n = (int64_t)win[used].bos + win[used].n_text;
-        if (used > 0 && budget + n > o.max_tokens) break;
+        int64_t n = (int64_t)pc->win[used].bos + pc->win[used].n_text;
+        if (used > 0 && budget + n > o->max_tokens) break;
         budget += n;
     }
-    n_win = used;
+    pc->n_win = used;
+    return 0;
+}
 
+/* The protocol's mean NLL so far: over windows (yarn, longlora) or over tokens. */
+static double mean_nll(const struct ppl_cell *pc, int64_t windows_done) {
+    return ppl_mean_of_windows((enum ppl_protocol)pc->o.protocol) ? pc->sum_window_means / (double)windows_done
+                                                                   : pc->sum_nll / (double)pc->scored;
+}
+
+/* Runs every window through one session and adds up its scored predictions: per window
+ * (for the mean of window means), per token, and by position in the window. The plan
+ * for the first window is made before the loop so that the cell's first note can name
+ * the method as it was planned. */
+static int eval_windows(struct ppl_cell *pc, const struct task_ctx *ctx, const struct dataset *ds,
+                        const struct corpus *c, char *err, size_t errlen) {
+    const int L = pc->L;
+    const struct ppl_window *win = pc->win;
+    struct session *s = NULL;
+    int32_t *seq = malloc((size_t)L * sizeof *seq), *targets = malloc((size_t)L * sizeof *targets);
+    float *logprob = malloc((size_t)L * sizeof *logprob);
+    int rc = -1;
+    if (!seq || !targets || !logprob || pos_bins_init(&pc->bins, (int)pc->o.bins < L ? (int)pc->o.bins : L, L) != 0) {
+        snprintf(err, errlen, "ppl: out of memory");
+        goto out;
+    }
     long total_forward = 0;   /* the cell's forward tokens, for its progress */
-    for (int64_t w = 0; w < n_win; w++) total_forward += (long)win[w].bos + win[w].n_text - 1;
+    for (int64_t w = 0; w < pc->n_win; w++) total_forward += (long)win[w].bos + win[w].n_text - 1;
     struct task_progress tp;
     s = task_session_new(ctx, L, &tp, err, errlen);
     if (!s) goto out;
-    struct cell_plan cp;
-    cell_plan_init(&cp);
-    double sum_window_means = 0, sum_nll = 0;
-    long scored = 0, forward = 0;
-    int32_t bos = tokenizer_bos(m->tok);
-    for (int64_t w = 0; w < n_win; w++) {
+    /* the plan sees the whole window, BOS included, as HF's forward pass does */
+    if (cell_plan_for(&pc->cp, ctx, win[0].bos + win[0].n_text, err, errlen) != 0) goto out;
+    task_note(ctx, "ppl: %s, %lld tokens, %lld windows of %d, method %s%s%s", ECHO(ds->spec),
+              (long long)(c->doc_start[pc->n_docs] - c->doc_start[0]), (long long)pc->n_win, L, ctx->method->text,
+              pc->cp.plan.note[0] ? " — " : "", pc->cp.plan.note);
+    task_begin(ctx, "%lld windows of %d", (long long)pc->n_win, L);
+    int32_t bos = tokenizer_bos(ctx->rt->model->tok);
+    double t0 = host_monotonic_s();
+    for (int64_t w = 0; w < pc->n_win; w++) {
         const struct ppl_window *pw = &win[w];
         int n = pw->bos + pw->n_text;
         if (pw->bos) seq[0] = bos;
-        memcpy(seq + pw->bos, c.ids + pw->start, (size_t)pw->n_text * sizeof *seq);
-        /* the plan sees the whole window, BOS included, as HF's forward pass does */
-        if (cell_plan_for(&cp, ctx, n, err, errlen) != 0) goto out;
+        memcpy(seq + pw->bos, c->ids + pw->start, (size_t)pw->n_text * sizeof *seq);
+        if (cell_plan_for(&pc->cp, ctx, n, err, errlen) != 0) goto out;
         for (int j = 0; j < n - 1; j++) targets[j] = j >= pw->score_from ? seq[j + 1] : -1;
         session_reset(s);
-        task_progress_step(&tp, (double)forward / total_forward, (double)(forward + n - 1) / total_forward, forward,
-                           n - 1);
+        task_progress_step(&tp, (double)pc->forward / total_forward, (double)(pc->forward + n - 1) / total_forward,
+                           pc->forward, n - 1);
         /* the last token predicts nothing scored, so it is not fed */
-        if (session_eval(s, seq, NULL, n - 1, &cp.fp, targets, logprob, NULL, err, errlen) != 0) goto out;
+        if (session_eval(s, seq, NULL, n - 1, &pc->cp.fp, targets, logprob, NULL, err, errlen) != 0) goto out;
         double wsum = 0;
         int wn = 0;
         for (int j = pw->score_from; j < n - 1; j++) {
             double nll = -(double)logprob[j];
             wsum += nll;
             wn++;
-            pos_bins_add(&bins, j + 1, nll);
+            pos_bins_add(&pc->bins, j + 1, nll);
         }
-        if (wn > 0) sum_window_means += wsum / wn;
-        sum_nll += wsum;
-        scored += wn;
-        forward += n - 1;
-        if (ctx->progress) ctx->progress(ctx->progress_arg, (double)forward / total_forward, forward);
+        if (wn > 0) pc->sum_window_means += wsum / wn;
+        pc->sum_nll += wsum;
+        pc->scored += wn;
+        pc->forward += n - 1;
+        if (ctx->progress) ctx->progress(ctx->progress_arg, (double)pc->forward / total_forward, pc->forward);
+        if (ctx->note && pc->scored > 0)
+            task_note(ctx, "[%lld/%lld] window ppl %.4f, running ppl %.4f, %.1f tokens/s", (long long)w + 1,
+                      (long long)pc->n_win, wn > 0 ? exp(wsum / wn) : NAN, exp(mean_nll(pc, w + 1)),
+                      pc->forward / (host_monotonic_s() - t0));
     }
-    if (scored == 0) {
-        snprintf(err, errlen, "ppl: no prediction was scored (length %d, protocol %s)", L, protocols[o.protocol]);
+    if (pc->scored == 0) {
+        snprintf(err, errlen, "ppl: no prediction was scored (length %d, protocol %s)", L, protocols[pc->o.protocol]);
         goto out;
     }
-    double nll_tok = sum_nll / (double)scored;
-    double nll = ppl_mean_of_windows((enum ppl_protocol)o.protocol) ? sum_window_means / (double)n_win : nll_tok;
+    rc = 0;
+out:
+    if (s) session_free(s);
+    free(seq);
+    free(targets);
+    free(logprob);
+    return rc;
+}
+
+/* The cell's results: the protocol's mean first (the headline), then what it was made
+ * of and from, so a number can be traced to its windows, text and tokenizer. */
+static int write_results(const struct ppl_cell *pc, const struct dataset *ds, const struct corpus *c,
+                         struct result *out, char *err, size_t errlen) {
+    const int L = pc->L, nb = pc->bins.n_bins;
+    double *tmp = malloc(((size_t)nb + 1) * sizeof *tmp);
+    if (!tmp) {
+        snprintf(err, errlen, "ppl: out of memory");
+        return -1;
+    }
+    double nll_tok = pc->sum_nll / (double)pc->scored;
+    double nll = mean_nll(pc, pc->n_win);
     int docs_used = 0;
-    for (int64_t w = 0, last = -2; w < n_win; w++)
-        if (win[w].doc != last) docs_used += win[w].doc >= 0, last = win[w].doc;
+    for (int64_t w = 0, last = -2; w < pc->n_win; w++)
+        if (pc->win[w].doc != last) docs_used += pc->win[w].doc >= 0, last = pc->win[w].doc;
 
     struct result_sink k = {out, 0};
     sink_scalar(&k, "ppl", exp(nll));
     sink_scalar(&k, "nll", nll);
     sink_scalar(&k, "nll_token_mean", nll_tok);
-    sink_scalar(&k, "tokens_scored", (double)scored);
-    sink_scalar(&k, "windows", (double)n_win);
-    sink_scalar(&k, "windows_available", (double)total);
+    sink_scalar(&k, "tokens_scored", (double)pc->scored);
+    sink_scalar(&k, "windows", (double)pc->n_win);
+    sink_scalar(&k, "windows_available", (double)pc->available);
     sink_scalar(&k, "docs_used", (double)docs_used);
-    sink_scalar(&k, "tokens", (double)forward);
-    sink_scalar(&k, "stride", (double)lo.stride);
-    sink_scalar(&k, "truncate", (double)o.truncate);
-    sink_scalar(&k, "corpus_tokens", (double)c.n_ids);
-    sink_scalar(&k, "corpus_from_cache", c.from_cache);
-    pos_bins_mean(&bins, tmp);
-    sink_array(&k, "nll_by_pos", tmp, bins.n_bins);
-    for (int b = 0; b < bins.n_bins; b++) tmp[b] = (double)bins.count[b];
-    sink_array(&k, "nll_by_pos_count", tmp, bins.n_bins);
-    for (int b = 0; b <= bins.n_bins; b++) tmp[b] = (double)L * b / bins.n_bins;
-    sink_array(&k, "nll_by_pos_edges", tmp, bins.n_bins + 1);
-    sink_text(&k, "protocol", protocols[o.protocol]);
-    sink_text(&k, "protocol_detail", protocol_detail[o.protocol]);
-    sink_text(&k, "dataset_path", ds.path);
-    sink_text(&k, "dataset_sha256", ds.sha256);
-    sink_text(&k, "tokenizer_sha256", c.tokenizer_sha256);
-    sink_text(&k, "method_note", cp.plan.note);
-    if (sink_finish(&k, "ppl", err, errlen) != 0) goto out;
-    rc = 0;
-out:
-    if (s) session_free(s);
-    pos_bins_free(&bins);
+    sink_scalar(&k, "tokens", (double)pc->forward);
+    sink_scalar(&k, "stride", (double)pc->lo.stride);
+    sink_scalar(&k, "truncate", (double)pc->o.truncate);
+    sink_scalar(&k, "corpus_tokens", (double)c->n_ids);
+    sink_scalar(&k, "corpus_from_cache", c->from_cache);
+    pos_bins_mean(&pc->bins, tmp);
+    sink_array(&k, "nll_by_pos", tmp, nb);
+    for (int b = 0; b < nb; b++) tmp[b] = (double)pc->bins.count[b];
+    sink_array(&k, "nll_by_pos_count", tmp, nb);
+    for (int b = 0; b <= nb; b++) tmp[b] = (double)L * b / nb;
+    sink_array(&k, "nll_by_pos_edges", tmp, nb + 1);
+    sink_text(&k, "protocol", protocols[pc->o.protocol]);
+    sink_text(&k, "protocol_detail", protocol_detail[pc->o.protocol]);
+    sink_text(&k, "dataset_path", ds->path);
+    sink_text(&k, "dataset_sha256", ds->sha256);
+    sink_text(&k, "tokenizer_sha256", c->tokenizer_sha256);
+    sink_text(&k, "method_note", pc->cp.plan.note);
     free(tmp);
-    free(win);
-    free(seq);
-    free(targets);
-    free(logprob);
+    return sink_finish(&k, "ppl", err, errlen);
+}
+
+static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, size_t errlen) {
+    struct ppl_cell pc = {.L = ctx->length};
+    if (read_opts(ctx->settings, &pc.o, err, errlen) != 0) return -1;
+    const struct model *m = ctx->rt->model;
+    if (pc.L < TASK_MIN_LENGTH) {
+        snprintf(err, errlen, "ppl: length %d is too short (at least %d)", pc.L, TASK_MIN_LENGTH);
+        return -1;
+    }
+    if (!m->tok || tokenizer_bos(m->tok) < 0) {
+        snprintf(err, errlen, "ppl: the model has no tokenizer with a BOS token");
+        return -1;
+    }
+    cell_plan_init(&pc.cp);
+    struct dataset own;
+    struct corpus c;
+    memset(&c, 0, sizeof c);
+    int rc = -1;
+    const struct dataset *ds = task_dataset(ctx, "tinystories", &own, err, errlen);
+    if (ds && corpus_load(ds, m, ctx->cache_dir, &c, err, errlen) == 0 && plan_windows(&pc, ds, &c, err, errlen) == 0 &&
+        eval_windows(&pc, ctx, ds, &c, err, errlen) == 0 && write_results(&pc, ds, &c, out, err, errlen) == 0)
+        rc = 0;
+    pos_bins_free(&pc.bins);
+    free(pc.win);
     corpus_free(&c);
-    dataset_free(&ds);
+    dataset_free(&own);
     return rc;
 }
 

@@ -1,6 +1,7 @@
 /* The command-line program on bad input: one clear line on stderr naming the
  * problem and a non-zero exit, never a crash; and --help for every subcommand. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +78,7 @@ Test(cli, bad_options_are_clear_errors) {
     cr_expect(strstr(out, "/nonexistent.txt"), "%s", out);
     snprintf(args, sizeof args, "ppl -m %s -f /dev/null -c 64", model);
     cr_expect_eq(run(out, sizeof out, args), 1);
-    cr_expect(strstr(out, "fewer than one window"), "%s", out);
+    cr_expect(strstr(out, "/dev/null") && strstr(out, "holds no text"), "%s", out);
     snprintf(args, sizeof args, "generate -m %s -p hi -n 4 --backend tpu", model);
     cr_expect_eq(run(out, sizeof out, args), 1);
     cr_expect(strstr(out, "unknown backend 'tpu'"), "%s", out);
@@ -85,6 +86,64 @@ Test(cli, bad_options_are_clear_errors) {
     cr_expect(strstr(out, "got ' 2'"), "%s", out);
     cr_expect_eq(run(out, sizeof out, "synth --preset nosuch -o /tmp/x.gguf"), 2);
     cr_expect(strstr(out, "unknown preset 'nosuch'"), "%s", out);
+}
+
+/* Runs a shell command line with $BIN set to the ctxbench under test, output into out.
+ * Returns the exit status, or -1 when the shell did not exit normally. */
+static int run_sh(char *out, size_t cap, const char *script) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "BIN='%s'; export BIN; { %s ; } 2>&1", ctxbench_bin(), script);
+    return test_shell_output(cmd, out, cap);
+}
+
+/* ctxbench ppl is the ppl task's windows protocol: its line shows the numbers a sweep's
+ * ppl cell stores for the same text, model and length, even for a text the dataset reader
+ * has to clean (a BOM, CRLF line ends, blank lines at the end). */
+Test(cli, ppl_prints_what_the_ppl_task_computes) {
+    char dir[256], path[512], h5[512], out[16384], script[8192];
+    test_temp_dir(dir, sizeof dir, "cli_ppl");
+    snprintf(path, sizeof path, "%s/text.txt", dir);
+    snprintf(h5, sizeof h5, "%s/cells.h5", dir);
+    FILE *src = fopen(text, "rb"), *dst = fopen(path, "wb");
+    cr_assert(src && dst);
+    fputs("\xEF\xBB\xBF", dst);
+    for (int c, n = 0; n < 20000 && (c = fgetc(src)) != EOF; n++) {
+        if (c == '\n') fputc('\r', dst);
+        fputc(c, dst);
+    }
+    fputs("\r\n\r\n\r\n", dst);
+    fclose(src);
+    fclose(dst);
+    snprintf(script, sizeof script,
+             "\"$BIN\" ppl -m %s -f %s -c 128 --chunks 3 -t 2 2>/dev/null && "
+             "\"$BIN\" sweep -m %s --methods baseline --tasks ppl --lengths 128 --data %s "
+             "--task-opt ppl:max_windows=3 -t 2 -o %s >/dev/null 2>&1 && "
+             "\"$BIN\" export %s | awk -F, '{gsub(/\"/, \"\")} $11 ~ /^(ppl|nll|windows|tokens_scored)$/ {print $11, $12}'",
+             model, path, model, path, h5, h5);
+    cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s", out);
+    char printed_ppl[32], printed_nll[32];
+    long windows = 0, tokens = 0;
+    const char *line = strstr(out, "method baseline ctx 128 ");
+    cr_assert(line && sscanf(line, "method baseline ctx 128 windows %ld tokens %ld ppl %31s nll %31s", &windows,
+                             &tokens, printed_ppl, printed_nll) == 4,
+              "%s", out);
+    double v[4] = {NAN, NAN, NAN, NAN};
+    const char *names[4] = {"ppl", "nll", "windows", "tokens_scored"};
+    for (int i = 0; i < 4; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "\n%s ", names[i]);
+        const char *at = strstr(out, want);
+        cr_assert(at && sscanf(at + strlen(want), "%lf", &v[i]) == 1, "no %s in: %s", names[i], out);
+    }
+    char stored_ppl[32], stored_nll[32];
+    snprintf(stored_ppl, sizeof stored_ppl, "%.4f", v[0]);
+    snprintf(stored_nll, sizeof stored_nll, "%.6f", v[1]);
+    cr_expect_str_eq(printed_ppl, stored_ppl);
+    cr_expect_str_eq(printed_nll, stored_nll);
+    cr_expect_eq(windows, 3);
+    cr_expect_eq((double)windows, v[2]);
+    cr_expect_eq((double)tokens, v[3]);
+    test_rm_rf(dir);
 }
 
 Test(cli, ppl_and_tokenize_run) {
@@ -95,18 +154,14 @@ Test(cli, ppl_and_tokenize_run) {
     const char *p = strstr(out, " ppl ");
     cr_assert(p && sscanf(p, " ppl %lf", &ppl) == 1, "%s", out);
     cr_expect(ppl > 1.5 && ppl < 20, "stories260K on its own distribution: ppl %g", ppl);
+    /* on stderr: what it read, a line per window, and the progress label's last line */
+    cr_expect(strstr(out, "tokens, 2 windows of 128, method baseline") && strstr(out, "[2/2] window ppl ") &&
+              strstr(out, "ppl 2 windows of 128: done"), "%s", out);
     snprintf(args, sizeof args, "tokenize %s \"Once upon a time\" --ids-only", model);
     cr_assert_eq(run(out, sizeof out, args), 0, "%s", out);
     cr_expect_str_eq(out, "1 403 407 261 378\n");
 }
 
-/* Runs a shell command line with $BIN set to the ctxbench under test, output into out.
- * Returns the exit status, or -1 when the shell did not exit normally. */
-static int run_sh(char *out, size_t cap, const char *script) {
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "BIN='%s'; export BIN; { %s ; } 2>&1", ctxbench_bin(), script);
-    return test_shell_output(cmd, out, cap);
-}
 
 static bool one_line(const char *s) { return strchr(s, '\n') == s + strlen(s) - 1; }
 
@@ -161,7 +216,7 @@ Test(cli, echoed_input_is_escaped_and_cut) {
         {"ppl -m M -f F --rope-scaling \"$(printf 'li\\nnear')\"", "--rope-scaling 'li\\nnear'", false},
         {"ppl -m M -f F --method \"$(printf 'yarn:fa\\nctor=2')\"", "unknown parameter 'fa\\nctor'", false},
         {"ppl -m M -f F --method \"$(printf 'ya\\nrn')\"", "unknown method 'ya\\nrn'", false},
-        {"ppl -m M -f \"$(printf '/nonexistent/a\\nb.txt')\" -c 64", "/nonexistent/a\\nb.txt: No such file", false},
+        {"ppl -m M -f \"$(printf '/nonexistent/a\\nb.txt')\" -c 64", "'/nonexistent/a\\nb.txt' not found", false},
         {"info \"$(printf '/nonexistent/m\\033[2J.gguf')\"", "/nonexistent/m\\x1B[2J.gguf", false},
         {"sweep -m M -o O --lengths \"$(printf '1k\\n2k')\"", "bad length '1k\\n2k'", false},
         {"sweep -m M -o O --tasks \"$(printf 'pp\\nl')\"", "unknown task 'pp\\nl'", false},

@@ -18,13 +18,6 @@
 
 static char tmpdir[256];
 
-/* cli.h's read_file, the reader the subcommands use, through its public name. */
-char *read_file(const char *path, size_t *len, char *err, size_t errlen);
-static char *read_file_via_cli(const char *path, char *err, size_t errlen) {
-    size_t len;
-    return read_file(path, &len, err, errlen);
-}
-
 static void make_tmp(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/ctxbench-test-dataset-XXXXXX");
     cr_assert_not_null(mkdtemp(tmpdir));
@@ -125,8 +118,6 @@ Test(input, whole_file_reads_are_bounded, .init = make_tmp, .fini = rm_tmp) {
     cr_assert(strstr(err, "over.txt: 1001 bytes, more than the 1000 bytes"), "%s", err);
     /* an endless device is read up to the limit, then refused */
     cr_assert_null(input_read_file("/dev/zero", &len, err, sizeof err));
-    cr_assert(strstr(err, "/dev/zero: more than the 1000 bytes"), "%s", err);
-    cr_assert_null(read_file_via_cli("/dev/zero", err, sizeof err));
     cr_assert(strstr(err, "/dev/zero: more than the 1000 bytes"), "%s", err);
     struct dataset ds;
     cr_assert_eq(dataset_load("/dev/zero", &ds, err, sizeof err), -1);
@@ -554,6 +545,69 @@ Test(corpus, cache_hit_reads_without_rewriting, .init = make_tmp, .fini = rm_tmp
     cr_assert(!b.from_cache && !b.cache_path[0]);
     corpus_free(&b);
     corpus_free(&a);
+    dataset_free(&ds);
+    model_free(m);
+}
+
+/* Overwrites n bytes of a file at offset `at` (at its end: appends them). */
+static void patch_file(const char *path, long at, const void *bytes, size_t n) {
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f);
+    cr_assert_eq(fseek(f, at, SEEK_SET), 0);
+    cr_assert_eq(fwrite(bytes, 1, n, f), n);
+    fclose(f);
+}
+
+/* The cache is read whole and checked before anything in it is used: an id outside the
+ * vocabulary, offsets that go down, a byte too many or too few, or another key each make
+ * the corpus tokenized again (and equal to the fresh one), never read as it is. */
+Test(corpus, damaged_cache_files_are_not_trusted, .init = make_tmp, .fini = rm_tmp) {
+    struct model *m = load_model("models/stories260K.gguf");
+    const char *p = WRITE("s.txt", "Once upon a time there was a cat.\n\nThe cat liked milk.\n\nThe end.\n");
+    char spec[600], cache[400], err[512];
+    snprintf(spec, sizeof spec, "%s#stories", p);
+    snprintf(cache, sizeof cache, "%s/cache", tmpdir);
+    struct dataset ds;
+    cr_assert_eq(dataset_load(spec, &ds, err, sizeof err), 0, "%s", err);
+    struct corpus fresh, c;
+    cr_assert_eq(corpus_load(&ds, m, cache, &fresh, err, sizeof err), 0, "%s", err);
+    char path[1100];
+    snprintf(path, sizeof path, "%s", fresh.cache_path);
+    const long header = 8 + 64 + 16, starts = header, ids = header + 8 * (fresh.n_docs + 1);
+    int32_t bad_id = tokenizer_n_vocab(m->tok);
+    int64_t bad_start = fresh.n_ids + 1, zero = 0;
+    const struct {
+        const char *what;
+        long at;
+        const void *bytes;
+        size_t n;
+        int extra;   /* +1: a byte appended; -1: the last byte cut */
+    } damage[] = {
+        {"an id outside the vocabulary", ids + 4, &bad_id, sizeof bad_id, 0},
+        {"offsets going down", starts + 8, &bad_start, sizeof bad_start, 0},
+        {"a first offset not 0", starts, &bad_start, sizeof bad_start, 0},
+        {"a document count of 0", 72, &zero, sizeof zero, 0},
+        {"another key", 8, "0", 1, 0},
+        {"a byte too many", 0, NULL, 0, +1},
+        {"a byte too few", 0, NULL, 0, -1},
+    };
+    for (size_t i = 0; i < sizeof damage / sizeof damage[0]; i++) {
+        /* a good cache first (the previous case's load wrote it anew) */
+        cr_assert_eq(corpus_load(&ds, m, cache, &c, err, sizeof err), 0, "%s", err);
+        cr_assert(c.from_cache, "%s: the cache was not rewritten", damage[i].what);
+        corpus_free(&c);
+        struct stat st;
+        cr_assert_eq(stat(path, &st), 0);
+        if (damage[i].n) patch_file(path, damage[i].at, damage[i].bytes, damage[i].n);
+        if (damage[i].extra > 0) patch_file(path, (long)st.st_size, "x", 1);
+        if (damage[i].extra < 0) cr_assert_eq(truncate(path, st.st_size - 1), 0);
+        cr_assert_eq(corpus_load(&ds, m, cache, &c, err, sizeof err), 0, "%s", err);
+        cr_assert(!c.from_cache, "%s: trusted", damage[i].what);
+        cr_assert_eq(c.n_ids, fresh.n_ids);
+        cr_assert_eq(memcmp(c.ids, fresh.ids, (size_t)fresh.n_ids * sizeof *c.ids), 0);
+        corpus_free(&c);
+    }
+    corpus_free(&fresh);
     dataset_free(&ds);
     model_free(m);
 }

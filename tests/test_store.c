@@ -239,7 +239,7 @@ static void parse_csv(const char *path, struct csv_rows *rows) {
     memset(rows, 0, sizeof *rows);
     size_t len;
     char err[256];
-    char *text = read_file(path, &len, err, sizeof err);
+    char *text = input_read_file(path, &len, err, sizeof err);
     cr_assert_not_null(text, "%s", err);
     struct csv_parser p;
     cr_assert_eq(csv_init(&p, CSV_STRICT | CSV_STRICT_FINI), 0);
@@ -350,7 +350,7 @@ static char *capture_stdout(int (*fn)(int, char **), int argc, char **argv, int 
     close(saved);
     size_t len;
     char err[256];
-    char *text = read_file(out, &len, err, sizeof err);
+    char *text = input_read_file(out, &len, err, sizeof err);
     cr_assert_not_null(text);
     return text;
 }

@@ -17,6 +17,7 @@
 #include "runtime.h"
 #include "scoring.h"
 #include "task.h"
+#include "task_util.h"
 #include "testutil.h"
 #include "tokenizer.h"
 
@@ -415,6 +416,31 @@ Test(decode, greedy_and_teacher_forced_match_naive_loops, .init = open_model, .f
     free(ids);
 }
 
+/* The one token-to-text helper: the pieces in order give back the text that was encoded
+ * (SPM adds one leading space), bytes spelled by <0xXX> tokens included. */
+Test(tasks, tokens_to_text_gives_back_the_encoded_text, .init = open_model, .fini = close_model) {
+    const char text[] = "Once upon a time, 123 ducks said \"Hello!\"\n\nThe end. \xC3\xBC\xE4\xBD\xA0";
+    int32_t *ids;
+    size_t n;
+    cr_assert_eq(tokenizer_encode(rt.model->tok, text, sizeof text - 1, false, &ids, &n), 0);
+    struct textbuf b = {0};
+    tokens_to_text(rt.model->tok, ids, (int)n, &b);
+    cr_assert(!b.oom);
+    cr_assert_eq(b.n, sizeof text);
+    cr_assert_eq(b.s[0], ' ');
+    cr_assert_str_eq(b.s + 1, text);
+    /* a control token (BOS) reads as nothing; no tokens give an empty string, not NULL */
+    int32_t bos_then[2] = {tokenizer_bos(rt.model->tok), ids[0]};
+    tokens_to_text(rt.model->tok, bos_then, 2, &b);
+    cr_assert_str_eq(b.s, " Once");
+    textbuf_free(&b);
+    tokens_to_text(rt.model->tok, ids, 0, &b);
+    cr_assert_not_null(b.s);
+    cr_assert_str_eq(b.s, "");
+    textbuf_free(&b);
+    free(ids);
+}
+
 static int run_task_method(const char *name, const char *method, int length, const char *data,
                            const char *settings, const char *cache_dir, struct result *r, char *err, size_t errlen) {
     const struct task *t = task_find(name);
@@ -608,6 +634,24 @@ Test(tasks, ppl_too_short_data_is_a_clear_error, .init = open_model, .fini = clo
     cr_assert(strstr(err, "no document"), "%s", err);
     cr_assert_eq(run_task("ppl", 256, "/nonexistent.txt", "", &r, err, sizeof err), -1);
     cr_assert(strstr(err, "/nonexistent.txt"), "%s", err);
+    /* the tokens a stream protocol says it needs are the fewest that lay out a window */
+    const struct {
+        const char *settings;
+        enum ppl_protocol p;
+        int stride;
+    } need[] = {{"", PPL_WINDOWS, 0}, {"protocol=llamacpp", PPL_LLAMACPP, 0},
+                {"protocol=longlora,stride=100", PPL_LONGLORA, 100}};
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
+        cr_assert_eq(run_task("ppl", 256, path, need[i].settings, &r, err, sizeof err), -1);
+        const char *at = strstr(err, "needs at least ");
+        long long n = 0;
+        cr_assert(at && sscanf(at, "needs at least %lld", &n) == 1, "%s", err);
+        int64_t enough[] = {0, n}, short_by_one[] = {0, n - 1};
+        struct ppl_layout_opts o = {need[i].p, 256, need[i].stride, false, 0};
+        cr_expect_gt(ppl_layout(&o, enough, 1, NULL, 0), 0, "%s: %lld tokens lay out no window", need[i].settings, n);
+        cr_expect_eq(ppl_layout(&o, short_by_one, 1, NULL, 0), 0, "%s: %lld tokens are enough", need[i].settings,
+                     n - 1);
+    }
     unlink(path);
 }
 

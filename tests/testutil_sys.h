@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "input.h"
 
 /* A fresh directory /tmp/ctxbench_TAG_XXXXXX, its path in buf. */
 static inline void test_temp_dir(char *buf, size_t cap, const char *tag) {
@@ -34,7 +34,7 @@ static inline void test_rm_rf(const char *dir) {
 static inline char *test_read_text(const char *path) {
     size_t len;
     char err[256];
-    char *t = read_file(path, &len, err, sizeof err);
+    char *t = input_read_file(path, &len, err, sizeof err);
     cr_assert_not_null(t, "%s", err);
     return t;
 }
@@ -121,7 +121,7 @@ static inline int test_count_tmp(const char *dir) {
 /* The bytes of a file, malloc'd, with their count in *len. */
 static inline char *test_read_bytes(const char *path, size_t *len) {
     char err[256];
-    char *t = read_file(path, len, err, sizeof err);
+    char *t = input_read_file(path, len, err, sizeof err);
     cr_assert_not_null(t, "%s", err);
     return t;
 }

@@ -143,10 +143,6 @@ int cli_open(const struct run_opts *o, struct runtime *rt, char *err, size_t err
     return runtime_open(rt, o->model, be->name, params, err, errlen);
 }
 
-char *read_file(const char *path, size_t *len, char *err, size_t errlen) {
-    return input_read_file(path, len, err, errlen);
-}
-
 int cli_read_results(int argc, char **argv, const char *usage, struct store_cell **cells, int *n) {
     if (optind != argc - 1) {
         fputs(usage, stderr);

@@ -56,9 +56,6 @@ const struct backend_ops *cli_backend(const struct run_opts *o, char *params, si
 /* Strict number parsing: the whole string must be a number in range. */
 bool parse_int(const char *s, long lo, long hi, long *out);
 bool parse_double(const char *s, double *out);
-/* Reads a whole file into a NUL-terminated malloc'd buffer, bounded (input_read_file in
- * input.h). NULL + reason on failure. */
-char *read_file(const char *path, size_t *len, char *err, size_t errlen);
 
 struct store_cell;
 /* For the commands that take one RESULTS.h5 argument (export, report): the cells of the

@@ -1,7 +1,9 @@
 /* ctxbench ppl -m MODEL -f TEXT -c CTX: perplexity over non-overlapping windows.
  * Each window is BOS followed by CTX-1 text tokens, and every prediction in the
- * window is scored; the richer protocols (YaRN sliding windows, LongLoRA, llama.cpp)
- * are the perplexity task's. */
+ * window is scored: the perplexity task's `windows` protocol, run by the task itself
+ * (tasks/ppl.c), so this command and a sweep's ppl cell give the same number for the
+ * same text. The task's other protocols (YaRN sliding windows, LongLoRA, llama.cpp)
+ * are a sweep's (--task-opt ppl:protocol=...). */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,18 +12,56 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dataset.h"
 #include "host.h"
 #include "input.h"
 #include "progress.h"
-#include "tokenizer.h"
+#include "task.h"
 
 static const char *help =
     "usage: ctxbench ppl -m MODEL -f TEXT -c CTX [--chunks N] [options]\n"
     "Perplexity over non-overlapping windows of CTX tokens (BOS + CTX-1 text tokens,\n"
-    "every next-token prediction scored), printing PPL and tokens/s.\n"
-    "  -f, --file FILE         text file (UTF-8, at most 1 GiB)\n"
-    "  -c, --ctx-size N        window length in tokens (default: the model's trained context)\n"
+    "every next-token prediction scored), printing PPL and tokens/s: the ppl task's\n"
+    "protocol=windows (`ctxbench sweep --tasks ppl` gives the same number for the same text).\n"
+    "  -f, --file FILE         text file (UTF-8, at most 1 GiB), read as one document (a BOM\n"
+    "                          stripped, CRLF made LF, surrounding whitespace trimmed); or any\n"
+    "                          dataset that sweep --data takes (its documents' tokens in a row)\n"
+    "  -c, --ctx-size N        window length in tokens, 4..16777216 (default: the model's\n"
+    "                          trained context)\n"
     "      --chunks N          evaluate at most N windows (default: all)\n" CLI_RUN_HELP;
+
+/* The task's progress and notes, shown as this command always showed them: the progress
+ * line starts when the forward passes do (after the task's opening note), and the
+ * tokens/s printed at the end count from there, not from reading and tokenizing the text. */
+struct ppl_view {
+    struct progress pg;
+    bool begun;
+    double t0;
+};
+
+static void on_begin(void *arg, const char *what) {
+    struct ppl_view *v = arg;
+    char label[160];
+    snprintf(label, sizeof label, "ppl %s", what);
+    progress_begin(&v->pg, 0, label);
+    v->begun = true;
+    v->t0 = host_monotonic_s();
+}
+
+static void on_progress(void *arg, double frac, long tokens) {
+    struct ppl_view *v = arg;
+    if (v->begun) progress_update(&v->pg, frac, tokens);
+}
+
+static void on_note(void *arg, const char *line) {
+    struct ppl_view *v = arg;
+    progress_note(&v->pg, line);   /* clears the bar first */
+}
+
+static double scalar(const struct result *r, const char *name) {
+    const struct result_item *it = result_find(r, name);
+    return it && it->kind == RESULT_SCALAR ? it->value : NAN;
+}
 
 int cmd_ppl(int argc, char **argv) {
     static const struct option longopts[] = {CLI_RUN_LONGOPTS,
@@ -41,8 +81,10 @@ int cmd_ppl(int argc, char **argv) {
         if (r > 0) continue;
         if (opt == 'f') file = optarg;
         else if (opt == 'c') {
-            if (!parse_int(optarg, 2, 1 << 24, &ctx)) {
-                fprintf(stderr, "ctxbench: -c expects a window length in 2..16777216, got '%s'\n", ECHO(optarg));
+            /* the task's length bounds: a window scores at least BOS + 3 text tokens */
+            if (!parse_int(optarg, TASK_MIN_LENGTH, TASK_MAX_LENGTH, &ctx)) {
+                fprintf(stderr, "ctxbench: -c expects a window length in %d..%d, got '%s'\n", TASK_MIN_LENGTH,
+                        TASK_MAX_LENGTH, ECHO(optarg));
                 return 2;
             }
         } else if (opt == 2001) {
@@ -54,90 +96,54 @@ int cmd_ppl(int argc, char **argv) {
         else { fputs(help, stderr); return 2; }
     }
     if (!file || !ro.model) { fputs(help, stderr); return 2; }
-    char err[512];
+    char err[1024];
     struct method_spec spec;
     if (cli_method_spec(&ro, &spec, err, sizeof err) != 0) { fprintf(stderr, "ctxbench: %s\n", err); return 2; }
-    size_t len;
-    char *text = read_file(file, &len, err, sizeof err);
-    if (!text) { fprintf(stderr, "ctxbench: %s\n", err); return 1; }
+    const struct task *ppl = task_find("ppl");
+    if (!ppl) { fprintf(stderr, "ctxbench: this build has no ppl task\n"); return 1; }
+    /* the text first: a file that cannot be read fails before the model is loaded */
+    struct dataset ds;
+    if (dataset_load(file, &ds, err, sizeof err) != 0) { fprintf(stderr, "ctxbench: %s\n", err); return 1; }
     struct runtime rt;
     if (cli_open(&ro, &rt, err, sizeof err) != 0) {
         fprintf(stderr, "ctxbench: %s\n", err);
-        free(text);
+        dataset_free(&ds);
         return 1;
     }
+    if (ctx == 0) ctx = rt.model->cfg.ctx_train;
+    /* every window (the settings' largest caps) unless --chunks says fewer */
+    char settings[160];
+    snprintf(settings, sizeof settings, "protocol=windows,max_windows=%ld,max_tokens=%lld",
+             max_chunks > 0 ? max_chunks : 1L << 30, 1LL << 40);
+    struct ppl_view view = {0};
+    progress_init(&view.pg, stderr, isatty(fileno(stderr)), 0, NULL, 0);
+    struct task_ctx tc = {.rt = &rt,
+                          .method = &spec,
+                          .length = (int)ctx,
+                          .data = file,
+                          .settings = settings,
+                          .seed = 1,
+                          .progress = on_progress,
+                          .progress_arg = &view,
+                          .dataset = &ds,
+                          .begin = on_begin,
+                          .note = on_note,
+                          .note_arg = &view};
+    struct result res = {0};
     int rc = 1;
-    const struct model_config *c = &rt.model->cfg;
-    struct tokenizer *tok = rt.model->tok;
-    int32_t *ids = NULL, *window = NULL;
-    float *logprob = NULL;
-    struct session *s = NULL;
-    size_t n_ids;
-    if (ctx == 0) ctx = c->ctx_train;
-    if (!tok) { fprintf(stderr, "ctxbench: %s has no tokenizer\n", ECHO(ro.model)); goto out; }
-    if (tokenizer_bos(tok) < 0) { fprintf(stderr, "ctxbench: the vocabulary has no BOS token\n"); goto out; }
-    if (tokenizer_encode(tok, text, len, false, &ids, &n_ids) != 0) {
-        fprintf(stderr, "ctxbench: could not tokenize %s\n", ECHO(file));
-        goto out;
+    if (ppl->run(&tc, &res, err, sizeof err) != 0) {
+        char line[1100];
+        snprintf(line, sizeof line, "ctxbench: %s", err);
+        progress_note(&view.pg, line);
+    } else {
+        double el = host_monotonic_s() - view.t0, scored = scalar(&res, "tokens_scored");
+        if (view.begun) progress_end(&view.pg, "done");
+        printf("method %s ctx %ld windows %.0f tokens %.0f ppl %.4f nll %.6f tokens/s %.1f\n", spec.text, ctx,
+               scalar(&res, "windows"), scored, scalar(&res, "ppl"), scalar(&res, "nll"), scored / el);
+        rc = 0;
     }
-    long n_windows = (long)(n_ids / (size_t)(ctx - 1));
-    if (n_windows == 0) {
-        fprintf(stderr, "ctxbench: %s has %zu tokens, fewer than one window of %ld\n", ECHO(file), n_ids, ctx - 1);
-        goto out;
-    }
-    if (max_chunks > 0 && n_windows > max_chunks) n_windows = max_chunks;
-    struct method_ctx mctx = {.cfg = c, .target_len = (int)ctx, .seq_len = (int)ctx};
-    struct method_plan plan;
-    if (method_plan(&spec, &mctx, &plan, err, sizeof err) != 0) { fprintf(stderr, "ctxbench: %s\n", err); goto out; }
-    struct forward_plan fp = method_forward_plan(&plan);
-    s = session_new(rt.engine, (int)ctx, err, sizeof err);
-    window = malloc((size_t)ctx * sizeof *window);
-    logprob = malloc((size_t)ctx * sizeof *logprob);
-    if (!s || !window || !logprob) { fprintf(stderr, "ctxbench: %s\n", s ? "out of memory" : err); goto out; }
-    fprintf(stderr, "ppl: %s, %zu tokens, %ld windows of %ld, method %s%s%s\n", ECHO(file), n_ids, n_windows, ctx,
-            spec.text, plan.note[0] ? " — " : "", plan.note);
-    struct progress pg;
-    struct progress_tokens pp = {&pg, 0, n_windows * (ctx - 1)};
-    char label[160];
-    snprintf(label, sizeof label, "ppl %ld windows of %ld", n_windows, ctx);
-    progress_init(&pg, stderr, isatty(fileno(stderr)), 0, NULL, 0);
-    session_set_progress(s, progress_on_tokens, &pp);
-    progress_begin(&pg, 0, label);
-    double nll = 0, t0 = host_monotonic_s();
-    long scored = 0;
-    for (long w = 0; w < n_windows; w++) {
-        window[0] = tokenizer_bos(tok);
-        memcpy(window + 1, ids + (size_t)w * (ctx - 1), (size_t)(ctx - 1) * sizeof *window);
-        session_reset(s);
-        /* targets = the window shifted by one; the last position predicts nothing */
-        int32_t *targets = window + 1;
-        if (session_eval(s, window, NULL, (int)ctx - 1, &fp, targets, logprob, NULL, err, sizeof err) != 0) {
-            char line[600];
-            snprintf(line, sizeof line, "ctxbench: %s", err);
-            progress_note(&pg, line);   /* clears the bar first */
-            goto out;
-        }
-        double wn = 0;
-        for (long i = 0; i < ctx - 1; i++) wn -= logprob[i];
-        nll += wn;
-        scored += ctx - 1;
-        double el = host_monotonic_s() - t0;
-        char line[256];
-        snprintf(line, sizeof line, "[%ld/%ld] window ppl %.4f, running ppl %.4f, %.1f tokens/s", w + 1, n_windows,
-                 exp(wn / (ctx - 1)), exp(nll / scored), (w + 1) * (ctx - 1) / el);
-        progress_note(&pg, line);
-    }
-    progress_end(&pg, "done");
-    double el = host_monotonic_s() - t0;
-    printf("method %s ctx %ld windows %ld tokens %ld ppl %.4f nll %.6f tokens/s %.1f\n", spec.text, ctx, n_windows,
-           scored, exp(nll / scored), nll / scored, scored / el);
-    rc = 0;
-out:
-    if (s) session_free(s);
-    free(window);
-    free(logprob);
-    free(ids);
-    free(text);
+    result_free(&res);
     runtime_close(&rt);
+    dataset_free(&ds);
     return rc;
 }

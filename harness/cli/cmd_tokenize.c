@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "gguf.h"
+#include "input.h"
 #include "tokenizer.h"
 
 static const char *help =
@@ -38,7 +39,7 @@ int cmd_tokenize(int argc, char **argv) {
     size_t len;
     char *text = NULL;
     if (file) {
-        text = read_file(file, &len, err, sizeof err);
+        text = input_read_file(file, &len, err, sizeof err);
         if (!text) { fprintf(stderr, "ctxbench: %s\n", err); tokenizer_free(t); gguf_close(g); return 1; }
     }
     const char *src = file ? text : argv[optind + 1];

@@ -90,44 +90,47 @@ static void cache_key(const struct dataset *ds, const char *tok_hex, char key[65
 }
 
 /* Reads a cache file; 0 when it is complete and consistent, -1 otherwise (not an error:
- * the corpus is then tokenized again and the file replaced). */
+ * the corpus is then tokenized again and the file replaced). The file is read whole by
+ * the one file reader (input.h) without its text limit, since the harness wrote and
+ * sized it itself; every count is checked against the bytes read before it is used. */
 static int cache_read(const char *path, const char *key, int32_t n_vocab, struct corpus *c) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    char magic[8], k[64];
+    char err[256];
+    size_t size;
+    char *buf = input_read_file_max(path, INPUT_UNLIMITED, &size, err, sizeof err);
+    if (!buf) return -1;   /* no cache yet, or unreadable */
+    const size_t fixed = 8 + 64 + 16;
     int64_t nd, ni;
-    struct stat sb;
     int rc = -1;
-    if (fstat(fileno(f), &sb) != 0 || fread(magic, 1, 8, f) != 8 || memcmp(magic, CORPUS_MAGIC, 8) != 0 ||
-        fread(k, 1, 64, f) != 64 || memcmp(k, key, 64) != 0 || fread(&nd, sizeof nd, 1, f) != 1 ||
-        fread(&ni, sizeof ni, 1, f) != 1)
-        goto out;
-    uint64_t fixed = 8 + 64 + 16;
-    if (nd < 1 || nd > INT32_MAX || ni < 0 || (uint64_t)sb.st_size < fixed ||
-        (uint64_t)nd > ((uint64_t)sb.st_size - fixed) / 8 || (uint64_t)ni > ((uint64_t)sb.st_size - fixed) / 4 ||
-        fixed + (uint64_t)(nd + 1) * 8 + (uint64_t)ni * 4 != (uint64_t)sb.st_size)
+    if (size < fixed || memcmp(buf, CORPUS_MAGIC, 8) != 0 || memcmp(buf + 8, key, 64) != 0) goto out;
+    memcpy(&nd, buf + 72, sizeof nd);
+    memcpy(&ni, buf + 80, sizeof ni);
+    if (nd < 1 || nd > INT32_MAX || ni < 0 || (uint64_t)nd > (size - fixed) / 8 || (uint64_t)ni > (size - fixed) / 4 ||
+        fixed + (uint64_t)(nd + 1) * 8 + (uint64_t)ni * 4 != size)
         goto out;
     c->doc_start = malloc((size_t)(nd + 1) * sizeof *c->doc_start);
-    c->ids = malloc((size_t)(ni ? ni : 1) * sizeof *c->ids);
-    if (!c->doc_start || !c->ids || fread(c->doc_start, 8, (size_t)nd + 1, f) != (size_t)nd + 1 ||
-        fread(c->ids, 4, (size_t)ni, f) != (size_t)ni)
-        goto out;
+    if (!c->doc_start) goto out;
+    memcpy(c->doc_start, buf + fixed, (size_t)(nd + 1) * sizeof *c->doc_start);
     if (c->doc_start[0] != 0 || c->doc_start[nd] != ni) goto out;
     for (int64_t i = 0; i < nd; i++)
         if (c->doc_start[i + 1] < c->doc_start[i]) goto out;
+    /* The ids are the file's tail: moved to the front of its buffer, which becomes c->ids,
+     * so a large corpus is never held twice. */
+    memmove(buf, buf + fixed + (size_t)(nd + 1) * 8, (size_t)ni * sizeof *c->ids);
+    int32_t *ids = (int32_t *)(void *)buf;   /* malloc'd: aligned for any type */
     for (int64_t i = 0; i < ni; i++)
-        if (c->ids[i] < 0 || c->ids[i] >= n_vocab) goto out;
+        if (ids[i] < 0 || ids[i] >= n_vocab) goto out;
+    int32_t *fit = realloc(buf, (size_t)(ni ? ni : 1) * sizeof *ids);
+    c->ids = fit ? fit : ids;   /* a failed shrink keeps the larger block */
+    buf = NULL;
     c->n_docs = (int)nd;
     c->n_ids = ni;
     rc = 0;
 out:
     if (rc != 0) {
         free(c->doc_start);
-        free(c->ids);
         c->doc_start = NULL;
-        c->ids = NULL;
     }
-    fclose(f);
+    free(buf);
     return rc;
 }
 

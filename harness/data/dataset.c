@@ -143,13 +143,8 @@ static size_t normalise(char *s, size_t n) {
     return k;
 }
 
-/* Reads a file whole, NUL-terminated, without normalising: the one bounded reader. */
-static char *read_raw(const char *path, size_t *len, char *err, size_t errlen) {
-    return input_read_file(path, len, err, errlen);
-}
-
 char *dataset_read_text(const char *path, size_t *len, char *err, size_t errlen) {
-    char *buf = read_raw(path, len, err, errlen);
+    char *buf = input_read_file(path, len, err, errlen);
     if (buf) *len = normalise(buf, *len);
     return buf;
 }
@@ -516,7 +511,7 @@ static int load_dir(struct dataset *ds, char *err, size_t errlen) {
         char path[2048];
         snprintf(path, sizeof path, "%s/%s", ds->path, names[i]);
         size_t len;
-        char *raw = read_raw(path, &len, err, errlen);
+        char *raw = input_read_file(path, &len, err, errlen);
         if (!raw) goto out;
         uint8_t dg[32];
         char hex[65];
@@ -584,7 +579,7 @@ int dataset_load(const char *spec, struct dataset *ds, char *err, size_t errlen)
     if (ds->format == DATASET_DIR) rc = load_dir(ds, err, errlen);
     else {
         size_t n;
-        char *raw = read_raw(ds->path, &n, err, errlen);
+        char *raw = input_read_file(ds->path, &n, err, errlen);
         if (!raw) {
             dataset_free(ds);
             return -1;

@@ -19,6 +19,8 @@
 #define TASK_MIN_LENGTH 4
 #define TASK_MAX_LENGTH (1 << 24)
 
+struct dataset;
+
 struct task_ctx {
     struct runtime *rt;
     const struct method_spec *method;
@@ -30,6 +32,17 @@ struct task_ctx {
     /* Optional progress report: fraction of this cell done and tokens evaluated so far. */
     void (*progress)(void *arg, double frac, long tokens);
     void *progress_arg;
+    /* Optional: the dataset `data` names, already read by the caller, used instead of
+     * reading it again (ctxbench ppl reads its text before it opens the model, so a bad
+     * file fails fast). NULL: the task reads `data` itself. */
+    const struct dataset *dataset;
+    /* Optional, for a command that shows a single cell (NULL: none; both get note_arg):
+     * `begin` once, when the cell has read its data and its forward passes start, with
+     * what they are ("4 windows of 128"); `note`, one line of text at a time about the
+     * cell (what it read, each step's result). */
+    void (*begin)(void *arg, const char *what);
+    void (*note)(void *arg, const char *line);
+    void *note_arg;
 };
 
 /* The work of one cell, for time estimates before a sweep runs (sweep --dry-run): the

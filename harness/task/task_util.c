@@ -1,4 +1,5 @@
 /* The plumbing every task repeats around its own measurement (see task_util.h). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,33 @@ void task_progress_step(struct task_progress *tp, double lo, double hi, long tok
     report(tp);
 }
 
+const struct dataset *task_dataset(const struct task_ctx *ctx, const char *default_spec, struct dataset *own,
+                                   char *err, size_t errlen) {
+    memset(own, 0, sizeof *own);
+    if (ctx->dataset) return ctx->dataset;
+    return dataset_load(ctx->data ? ctx->data : default_spec, own, err, errlen) == 0 ? own : NULL;
+}
+
+void task_begin(const struct task_ctx *ctx, const char *fmt, ...) {
+    if (!ctx->begin) return;
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    ctx->begin(ctx->note_arg, what);
+}
+
+void task_note(const struct task_ctx *ctx, const char *fmt, ...) {
+    if (!ctx->note) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    ctx->note(ctx->note_arg, line);
+}
+
 void task_work_sequences(struct task_work *w, double times, double n_prefill, double n_decode) {
     /* a length too short for the prompt does no work (the task refuses it) */
     if (!(n_prefill > 0)) n_prefill = 0;
@@ -81,6 +109,28 @@ long prompt_token_count(const struct tokenizer *tok, const struct textbuf *b) {
     if (tokenizer_encode(tok, b->s, b->n, tokenizer_add_bos_default(tok), &ids, &n) != 0) return -1;
     free(ids);
     return (long)n;
+}
+
+void tokens_to_text(const struct tokenizer *tok, const int32_t *ids, int n, struct textbuf *b) {
+    textbuf_clear(b);
+    char piece[64];
+    for (int i = 0; i < n && !b->oom; i++) {
+        size_t l = tokenizer_decode_token(tok, ids[i], piece, sizeof piece);
+        if (l <= sizeof piece) {
+            textbuf_append(b, piece, l);
+            continue;
+        }
+        /* a piece longer than the buffer (a user-defined token): decode it again whole */
+        char *big = malloc(l);
+        if (big) {
+            tokenizer_decode_token(tok, ids[i], big, l);
+            textbuf_append(b, big, l);
+        } else {
+            b->oom = true;
+        }
+        free(big);
+    }
+    if (!b->s && !b->oom) textbuf_puts(b, "");   /* no tokens: an empty string, not NULL */
 }
 
 void sink_scalar(struct result_sink *k, const char *name, double v) { k->failed |= result_scalar(k->r, name, v) != 0; }

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "dataset.h"
 #include "decode.h"
 #include "method.h"
 #include "result.h"
@@ -56,6 +57,16 @@ struct session *task_session_new(const struct task_ctx *ctx, int max_tokens, str
  * after `tokens_before` forward tokens of the cell; reports lo. */
 void task_progress_step(struct task_progress *tp, double lo, double hi, long tokens_before, long expect);
 
+/* The cell's dataset: ctx->dataset when the caller has read it, else ctx->data (or, when
+ * that is NULL, default_spec) read into *own. Call dataset_free(own) afterwards in either
+ * case. NULL + the dataset's one-line reason when it cannot be read. */
+const struct dataset *task_dataset(const struct task_ctx *ctx, const char *default_spec, struct dataset *own,
+                                   char *err, size_t errlen);
+
+/* ctx->begin and ctx->note (printf format), when the cell has them. */
+void task_begin(const struct task_ctx *ctx, const char *fmt, ...);
+void task_note(const struct task_ctx *ctx, const char *fmt, ...);
+
 /* Adds `times` sequences to w, each a prefill of n_prefill tokens from an empty session
  * followed by n_decode single-token steps, with their attention pairs (causal: token i
  * attends i + 1 keys). */
@@ -64,6 +75,11 @@ void task_work_sequences(struct task_work *w, double times, double n_prefill, do
 /* Tokens of the prompt text in b, with BOS as the model expects it; -1 when b ran out of
  * memory or the text does not tokenize. */
 long prompt_token_count(const struct tokenizer *tok, const struct textbuf *b);
+
+/* The text of n token ids, each decoded in turn (tokenizer_decode_token), into b in place
+ * of what it held: how a task reads a generated answer, whole however long its pieces.
+ * b->oom is set when memory ran out (the text is then incomplete). */
+void tokens_to_text(const struct tokenizer *tok, const int32_t *ids, int n, struct textbuf *b);
 
 /* Writes items into a result and remembers whether any failed (table full, out of memory,
  * name taken), so a task writes everything and checks once. */
