@@ -172,3 +172,9 @@ __kernel void log_softmax_rows(__global const float *logits, int n_vocab, __glob
     }
     if (lid == 0) out[row] = lr[target] - mx - log(part[0]);
 }
+
+/* dst[i] = the F16 value src[i], exactly (an F16 weight matrix widened for a product). */
+__kernel void widen_f16(__global float *dst, __global const half *src) {
+    size_t i = get_global_id(0);
+    dst[i] = vload_half(i, src);
+}

@@ -1,7 +1,9 @@
 /* OpenCL backend: the kernels of backend.h on an OpenCL device (any vendor's GPU, or the
  * CPU through PoCL, which is how every CI run executes every kernel). Weights are
  * dequantized once at load (from every GGUF type the CPU backend reads) to F32 buffers
- * on the device; the KV cache and activations live there too. Matrix products are
+ * on the device, except F16 matrices, which stay F16 there (half the memory) and are
+ * widened exactly to F32 in a scratch buffer for each product (vload_half, core OpenCL
+ * 1.2: no cl_khr_fp16 needed); the KV cache and activations live on the device too. Matrix products are
  * CLBlast's SGEMM; the rest are our own OpenCL C 1.2 kernels (kernels.cl).
  * Parameters: device=N (the index `ctxbench info --backend opencl` lists; default 0). */
 #define CL_TARGET_OPENCL_VERSION 120
@@ -38,6 +40,7 @@ struct dbuf {
 struct cl_matrix {
     cl_mem mem;
     int rows, cols;
+    bool f16;             /* mem holds the file's F16 values, widened per product */
 };
 
 struct cl_layer {
@@ -52,7 +55,9 @@ struct backend {
     cl_context ctx;
     cl_command_queue queue;
     cl_program prog;
-    cl_kernel k_embed, k_rmsnorm, k_bias, k_rope, k_add, k_swiglu, k_attn, k_lsm;
+    cl_kernel k_embed, k_rmsnorm, k_bias, k_rope, k_add, k_swiglu, k_attn, k_lsm, k_widen;
+    cl_mem widened;               /* [largest F16 matrix] F32: the matrix of the current product */
+    size_t widened_elems;
     size_t attn_wg;               /* query rows per attention work-group */
     int tile_k;                   /* keys per attention tile */
     struct cl_layer *layers;      /* n_layers */
@@ -282,6 +287,13 @@ static int upload_matrix(struct backend *b, struct cl_matrix *w, const struct gg
                          size_t errlen) {
     w->cols = (int)t->ne[0];
     w->rows = (int)t->ne[1];
+    if (t->type == GGML_TYPE_F16) {
+        const size_t elems = (size_t)w->rows * (size_t)w->cols;
+        w->f16 = true;
+        w->mem = new_buffer(b, elems * 2, t->data, err, errlen);
+        if (elems > b->widened_elems) b->widened_elems = elems;
+        return w->mem ? 0 : -1;
+    }
     w->mem = upload_tensor(b, t, err, errlen);
     return w->mem ? 0 : -1;
 }
@@ -300,10 +312,11 @@ static void ocl_destroy(struct backend *b) {
         }
     free(b->layers);
     if (b->output.mem && b->output.mem != b->tok_embd) clReleaseMemObject(b->output.mem);   /* tied: one buffer */
-    cl_mem ms[] = {b->tok_embd, b->output_norm, b->tokens, b->logits, b->targets, b->logprob};
+    cl_mem ms[] = {b->tok_embd, b->output_norm, b->tokens, b->logits, b->targets, b->logprob, b->widened};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
         if (ms[i]) clReleaseMemObject(ms[i]);
-    cl_kernel ks[] = {b->k_embed, b->k_rmsnorm, b->k_bias, b->k_rope, b->k_add, b->k_swiglu, b->k_attn, b->k_lsm};
+    cl_kernel ks[] = {b->k_embed, b->k_rmsnorm, b->k_bias, b->k_rope, b->k_add, b->k_swiglu, b->k_attn, b->k_lsm,
+                      b->k_widen};
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
         if (ks[i]) clReleaseKernel(ks[i]);
     if (b->prog) clReleaseProgram(b->prog);
@@ -347,7 +360,7 @@ static int build_program(struct backend *b, char *err, size_t errlen) {
     struct { cl_kernel *k; const char *name; } ks[] = {
         {&b->k_embed, "embed_rows"}, {&b->k_rmsnorm, "rmsnorm_rows"}, {&b->k_bias, "add_bias_rows"},
         {&b->k_rope, "rope_rows"}, {&b->k_add, "add_rows"}, {&b->k_swiglu, "swiglu_rows"},
-        {&b->k_attn, "attention_tiled"}, {&b->k_lsm, "log_softmax_rows"},
+        {&b->k_attn, "attention_tiled"}, {&b->k_lsm, "log_softmax_rows"}, {&b->k_widen, "widen_f16"},
     };
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
         *ks[i].k = clCreateKernel(b->prog, ks[i].name, &rc);
@@ -412,16 +425,17 @@ static struct backend *ocl_create(const struct model *m, const char *params, cha
     }
     if (build_program(b, err, errlen) != 0) goto fail;
 
-    /* Every weight in F32 on the device: does it fit? */
-    uint64_t weight_elems = (uint64_t)c->n_vocab * c->dim * (c->tied_output ? 1 : 2);
+    /* Every weight on the device (F16 matrices at 2 bytes, the rest at 4): does it fit? */
+    uint64_t weight_bytes = (uint64_t)c->n_vocab * c->dim * 4;   /* the embedding table, always F32 */
+    if (!c->tied_output) weight_bytes += m->output->ne[0] * m->output->ne[1] * (m->output->type == GGML_TYPE_F16 ? 2 : 4);
     for (int l = 0; l < c->n_layers; l++) {
         const struct layer_weights *w = &m->layers[l];
         const struct gguf_tensor *ts[] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
-        for (int i = 0; i < 7; i++) weight_elems += ts[i]->ne[0] * ts[i]->ne[1];
+        for (int i = 0; i < 7; i++) weight_bytes += ts[i]->ne[0] * ts[i]->ne[1] * (ts[i]->type == GGML_TYPE_F16 ? 2 : 4);
     }
-    if (weight_elems * sizeof(float) > b->mem_total) {
-        snprintf(err, errlen, "OpenCL: the weights need %llu MiB as F32 but %s has %zu MiB",
-                 (unsigned long long)(weight_elems * sizeof(float) >> 20), b->name, b->mem_total >> 20);
+    if (weight_bytes > b->mem_total) {
+        snprintf(err, errlen, "OpenCL: the weights need %llu MiB on the device but %s has %zu MiB",
+                 (unsigned long long)(weight_bytes >> 20), b->name, b->mem_total >> 20);
         goto fail;
     }
     b->layers = calloc((size_t)c->n_layers, sizeof *b->layers);
@@ -443,12 +457,13 @@ static struct backend *ocl_create(const struct model *m, const char *params, cha
             goto fail;
     }
     if (!(b->tok_embd = upload_tensor(b, m->tok_embd, err, errlen))) goto fail;
-    if (m->output == m->tok_embd) {   /* tied: one buffer */
-        b->output = (struct cl_matrix){b->tok_embd, c->n_vocab, c->dim};
+    if (m->output == m->tok_embd) {   /* tied: one buffer, F32 */
+        b->output = (struct cl_matrix){b->tok_embd, c->n_vocab, c->dim, false};
     } else if (upload_matrix(b, &b->output, m->output, err, errlen) != 0) {
         goto fail;
     }
     if (!(b->output_norm = upload_tensor(b, m->output_norm, err, errlen))) goto fail;
+    if (b->widened_elems && !(b->widened = new_buffer(b, b->widened_elems * sizeof(float), NULL, err, errlen))) goto fail;
     size_t rows = ((size_t)16 << 20) / ((size_t)c->n_vocab * sizeof(float));
     b->logits_rows = (int)(rows < 1 ? 1 : rows > 512 ? 512 : rows);
     b->tokens_cap = 512;
@@ -534,13 +549,24 @@ static void ocl_rmsnorm(struct backend *b, struct dbuf *y, const struct dbuf *x,
     run_kernel(b, b->k_rmsnorm, "rmsnorm_rows", a, 5, (size_t)n * REDUCE_WG, 0, REDUCE_WG);
 }
 
+/* The F32 values of W for a product: its own buffer, or an F16 matrix widened into
+ * the scratch buffer (the in-order queue finishes each product before the next widening). */
+static cl_mem matrix_f32(struct backend *b, const struct cl_matrix *W) {
+    if (!W->f16) return W->mem;
+    struct karg a[] = {ARG(b->widened), ARG(W->mem)};
+    run_kernel(b, b->k_widen, "widen_f16", a, 2, (size_t)W->rows * W->cols, 0, 0);
+    return b->widened;
+}
+
 static void ocl_matmul(struct backend *b, struct dbuf *y, size_t y_off, const struct dbuf *x, int layer,
                        enum weight_id w, int n) {
     if (b->error[0]) return;
     const struct cl_matrix *W = w == W_OUTPUT ? &b->output : &b->layers[layer].w[w];
+    cl_mem wm = matrix_f32(b, W);
+    if (b->error[0]) return;
     /* y[n][rows] = x[n][cols] . W^T, W row-major [rows][cols] */
     CLBlastStatusCode rc = CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, (size_t)n,
-                                        (size_t)W->rows, (size_t)W->cols, 1.0f, x->mem, 0, (size_t)W->cols, W->mem, 0,
+                                        (size_t)W->rows, (size_t)W->cols, 1.0f, x->mem, 0, (size_t)W->cols, wm, 0,
                                         (size_t)W->cols, 0.0f, y->mem, y_off, (size_t)W->rows, &b->queue, NULL);
     if (rc != CLBlastSuccess && !b->error[0])
         snprintf(b->error, sizeof b->error, "CLBlast SGEMM (%d x %d x %d) failed with status %d", n, W->rows, W->cols,
@@ -604,9 +630,11 @@ static int ocl_score(struct backend *b, const struct dbuf *x, int n, const int32
             continue;
         }
         /* logits[nr][vocab] = x[r0 .. r0+nr][dim] . output^T */
+        cl_mem wout = matrix_f32(b, &b->output);
+        if (b->error[0]) break;
         CLBlastStatusCode rc = CLBlastSgemm(CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeYes, (size_t)nr,
                                             (size_t)c->n_vocab, (size_t)c->dim, 1.0f, x->mem, (size_t)r0 * c->dim,
-                                            (size_t)c->dim, b->output.mem, 0, (size_t)c->dim, 0.0f, b->logits, 0,
+                                            (size_t)c->dim, wout, 0, (size_t)c->dim, 0.0f, b->logits, 0,
                                             (size_t)c->n_vocab, &b->queue, NULL);
         if (rc != CLBlastSuccess) {
             snprintf(b->error, sizeof b->error, "CLBlast SGEMM of the vocabulary projection failed with status %d",
