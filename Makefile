@@ -24,9 +24,10 @@ MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 # The project's flags; CPPFLAGS, CFLAGS and LDLIBS given by the user come on top.
 # A fresh machine installs the Debian packages first (scripts/install_deps.sh; again when the
 # script changes), before anything below looks for what is installed. Not for `make clean`.
+DEPS_GROUPS := $(if $(filter 0,$(OPENCL)),,opencl)
 ifeq ($(filter clean deps,$(MAKECMDGOALS)),)
 ifneq ($(shell [ -f $(BUILD)/deps.stamp ] && [ ! scripts/install_deps.sh -nt $(BUILD)/deps.stamp ] && echo ok),ok)
-DEPS_RC := $(shell sh scripts/install_deps.sh >&2 && mkdir -p $(BUILD) && touch $(BUILD)/deps.stamp && echo ok)
+DEPS_RC := $(shell sh scripts/install_deps.sh $(DEPS_GROUPS) >&2 && mkdir -p $(BUILD) && touch $(BUILD)/deps.stamp && echo ok)
 $(if $(DEPS_RC),,$(error scripts/install_deps.sh failed (see above)))
 endif
 endif
@@ -63,9 +64,9 @@ all: $(BUILD)/ctxbench
 # Installs missing Debian packages (apt-get as root; otherwise says what to install).
 # Every compile waits for it (order-only), so a fresh machine builds with one command.
 deps:
-	@sh scripts/install_deps.sh
+	@sh scripts/install_deps.sh $(DEPS_GROUPS)
 $(BUILD)/deps.stamp: scripts/install_deps.sh
-	@sh scripts/install_deps.sh
+	@sh scripts/install_deps.sh $(DEPS_GROUPS)
 	@mkdir -p $(dir $@) && touch $@
 
 $(BUILD)/obj/%.o: %.c $(ALL_HDR) | $(GEN_SRC) $(BUILD)/deps.stamp
@@ -144,7 +145,7 @@ test-baseline: $(BUILD)/ctxbench
 # objects only: the libraries it links with are this machine's). The generated sources
 # come from the native build's rules.
 CROSS_CC ?= aarch64-linux-gnu-gcc
-check-cross: $(GEN_SRC) $(BUILD)/gen/git_rev.h
+check-cross: $(GEN_SRC) $(BUILD)/gen/git_rev.h $(if $(filter 1,$(OPENCL)),$(BUILD)/gen/opencl_kernels.h)
 	@command -v $(CROSS_CC) >/dev/null || sh scripts/install_deps.sh cross
 	@command -v $(CROSS_CC) >/dev/null || { echo "check-cross: $(CROSS_CC) not found (Debian package gcc-aarch64-linux-gnu)" >&2; exit 1; }
 	@mkdir -p $(BUILD)/cross

@@ -1,16 +1,19 @@
 #!/bin/sh
 # Installs the Debian packages ctxbench builds and runs with, if any are missing.
 # As root it uses apt-get; otherwise it names the missing packages and fails.
-# Arguments name extra groups: `cross` (the aarch64 cross compiler for make check-cross).
+# Arguments name extra groups: `opencl` (the OpenCL backend's headers and CLBlast, and PoCL
+# so that its kernels run on any CPU; the Makefile asks for it unless OPENCL=0), `cross`
+# (the aarch64 cross compiler for make check-cross).
 set -eu
-PKGS="build-essential pkg-config libopenblas-dev libhdf5-dev hdf5-tools libcsv-dev libcriterion-dev nettle-dev gnuplot-nox python3 python3-numpy python3-torch time ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd libclblast-dev"
+PKGS="build-essential pkg-config libopenblas-dev libhdf5-dev hdf5-tools libcsv-dev libcriterion-dev nettle-dev gnuplot-nox python3 python3-numpy python3-torch time"
 for group in "$@"; do
     case "$group" in
+        opencl) PKGS="$PKGS ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd libclblast-dev" ;;
         cross) PKGS="$PKGS gcc-aarch64-linux-gnu" ;;
         # make fuzz, make fuzz-ci: clang and its libFuzzer runtime (libclang_rt.fuzzer-x86_64.a);
         # the normal build does not need them.
         fuzz) PKGS="$PKGS clang libclang-rt-14-dev" ;;
-        *) echo "install_deps.sh: unknown package group '$group' (known: cross, fuzz)" >&2; exit 2 ;;
+        *) echo "install_deps.sh: unknown package group '$group' (known: opencl, cross, fuzz)" >&2; exit 2 ;;
     esac
 done
 missing=""

@@ -286,16 +286,13 @@ static void cpu_device(const struct backend *e, struct device_info *out) {
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
     out->mem_total = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : SIZE_MAX;
     out->mem_free = host_mem_available();
+    out->max_buffer = SIZE_MAX;
     out->n_threads = e->n_threads;
 }
 
 static const char *cpu_cannot_run(const struct backend *e, const struct forward_plan *plan) {
     (void)e; (void)plan;
     return NULL;   /* every plan */
-}
-
-static size_t cpu_workspace_bytes(const struct backend *e) {
-    return (size_t)e->logits_rows * e->m->cfg.n_vocab * sizeof(float);
 }
 
 static void set_error(struct backend *e, const char *msg) {
@@ -452,6 +449,8 @@ static int cpu_score(struct backend *e, const struct dbuf *x, int n, const int32
         bool need_scores = false;
         if (targets)
             for (int r = 0; r < nr; r++) need_scores |= targets[r0 + r] >= 0;
+        if (logprob && !targets)
+            for (int r = 0; r < nr; r++) logprob[r0 + r] = 0.0f;
         if (!need_scores && !need_last) {
             if (logprob)
                 for (int r = 0; r < nr; r++) logprob[r0 + r] = 0.0f;
@@ -477,7 +476,6 @@ const struct backend_ops backend_cpu = {
     .destroy = cpu_destroy,
     .device = cpu_device,
     .cannot_run = cpu_cannot_run,
-    .workspace_bytes = cpu_workspace_bytes,
     .alloc = cpu_alloc,
     .release = cpu_release,
     .write = cpu_write,

@@ -134,18 +134,29 @@ static const char *ocl_unavailable(void) {
     return NULL;
 }
 
-/* auto prefers a GPU or accelerator; a CPU-only OpenCL (PoCL) is for conformance, and
- * the CPU backend is faster there. */
-static int ocl_auto_rank(void) {
+/* The device used when device= is not given: the first GPU or accelerator (a machine
+ * with a GPU usually has PoCL's CPU device too, in no promised order), else device 0.
+ * -1 when there is no device. is_gpu: whether it is a GPU or accelerator. */
+static int default_device(bool *is_gpu) {
     cl_device_id devs[MAX_DEVICES];
     int n = all_devices(devs, NULL, MAX_DEVICES);
+    *is_gpu = false;
     for (int i = 0; i < n; i++) {
         cl_device_type t = 0;
         if (clGetDeviceInfo(devs[i], CL_DEVICE_TYPE, sizeof t, &t, NULL) == CL_SUCCESS &&
-            (t & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)))
-            return 10;
+            (t & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR))) {
+            *is_gpu = true;
+            return i;
+        }
     }
-    return -1;
+    return n > 0 ? 0 : -1;
+}
+
+/* auto prefers a GPU or accelerator (the device it then runs on by default); a
+ * CPU-only OpenCL (PoCL) is for conformance, and the CPU backend is faster there. */
+static int ocl_auto_rank(void) {
+    bool gpu;
+    return default_device(&gpu) >= 0 && gpu ? 10 : -1;
 }
 
 static void ocl_list_devices(FILE *f) {
@@ -154,7 +165,7 @@ static void ocl_list_devices(FILE *f) {
     int n = all_devices(devs, plats, MAX_DEVICES);
     if (n == 0) fprintf(f, "opencl: %s\n", ocl_unavailable());
     for (int i = 0; i < n; i++) {
-        char name[128] = "?", pname[128] = "?", ver[64] = "?", ext[4096] = "";
+        char name[128] = "?", pname[128] = "?", ver[64] = "?", ext[16384] = "";
         cl_ulong mem = 0, alloc = 0;
         cl_device_type t = 0;
         clGetDeviceInfo(devs[i], CL_DEVICE_NAME, sizeof name, name, NULL);
@@ -320,6 +331,7 @@ static void ocl_destroy(struct backend *b) {
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
         if (ks[i]) clReleaseKernel(ks[i]);
     if (b->prog) clReleaseProgram(b->prog);
+    CLBlastClearCache();   /* its compiled kernels hold this context */
     if (b->queue) clReleaseCommandQueue(b->queue);
     if (b->ctx) clReleaseContext(b->ctx);
     free(b);
@@ -389,11 +401,13 @@ static struct backend *ocl_create(const struct model *m, const char *params, cha
     const struct model_config *c = &m->cfg;
     long dev_index;
     if (backend_params_check("opencl", params, ocl_params, err, errlen) ||
-        backend_param_long("opencl", params, "device", 0, MAX_DEVICES - 1, 0, &dev_index, err, errlen))
+        backend_param_long("opencl", params, "device", 0, MAX_DEVICES - 1, -1, &dev_index, err, errlen))
         return NULL;
+    bool gpu;
+    if (dev_index < 0) dev_index = default_device(&gpu);
     cl_device_id devs[MAX_DEVICES];
     int n_dev = all_devices(devs, NULL, MAX_DEVICES);
-    if (n_dev == 0) {
+    if (n_dev == 0 || dev_index < 0) {
         snprintf(err, errlen, "backend opencl: %s", ocl_unavailable());
         return NULL;
     }
@@ -483,16 +497,13 @@ static void ocl_device(const struct backend *b, struct device_info *out) {
     snprintf(out->params, sizeof out->params, "device=%d", b->device_index);
     out->mem_total = b->mem_total;
     out->mem_free = b->mem_total > b->mem_used ? b->mem_total - b->mem_used : 0;
+    out->max_buffer = b->max_alloc;
     out->n_threads = 0;
 }
 
 static const char *ocl_cannot_run(const struct backend *b, const struct forward_plan *plan) {
     (void)b; (void)plan;
     return NULL;   /* every method's plan: RoPE tables, SWA and SelfExtend are all in the kernels */
-}
-
-static size_t ocl_workspace_bytes(const struct backend *b) {
-    return (size_t)b->logits_rows * (b->m->cfg.n_vocab + 2) * sizeof(float);
 }
 
 /* ------------------------------------------------------------------ kernels */
@@ -624,6 +635,8 @@ static int ocl_score(struct backend *b, const struct dbuf *x, int n, const int32
         bool need_scores = false;
         if (targets)
             for (int r = 0; r < nr; r++) need_scores |= targets[r0 + r] >= 0;
+        if (logprob && !targets)
+            for (int r = 0; r < nr; r++) logprob[r0 + r] = 0.0f;
         if (!need_scores && !need_last) {
             if (logprob)
                 for (int r = 0; r < nr; r++) logprob[r0 + r] = 0.0f;
@@ -669,7 +682,6 @@ const struct backend_ops backend_opencl = {
     .destroy = ocl_destroy,
     .device = ocl_device,
     .cannot_run = ocl_cannot_run,
-    .workspace_bytes = ocl_workspace_bytes,
     .alloc = ocl_alloc,
     .release = ocl_release,
     .write = ocl_write,

@@ -1,7 +1,7 @@
 /* A backend: a device, the model's weights on it, and the kernels of the forward pass
  * on buffers it owns (as ggml's backends carry their own operations). The layer walk
- * that calls these kernels is written once, in engine.c, for every backend; methods,
- * tasks and commands never see this interface.
+ * that calls these kernels is written once, in engine.c, for every backend; methods and
+ * tasks never see this interface (commands use it only to list devices and time kernels).
  *
  * Conventions:
  * - A struct dbuf is device memory of the backend that made it. Offsets and lengths
@@ -11,8 +11,9 @@
  * - Kernels may run asynchronously and report errors late: the first error since the
  *   last sync is kept, and sync() returns it (and clears it) once the queued work is
  *   done. After an error the kernels that follow may do nothing.
- * - Every kernel has its CPU reference in kernels.c (the CPU backend calls it), and
- *   tests/test_backends.c checks every backend present against it, op by op. */
+ * - tests/test_backends.c checks every kernel of every backend present against
+ *   double-precision references written in the test, op by op, and whole models
+ *   against the CPU backend. */
 #ifndef CTX_BACKEND_H
 #define CTX_BACKEND_H
 
@@ -33,6 +34,7 @@ struct device_info {
     char params[160];        /* the parameters in effect, e.g. "threads=2" */
     size_t mem_total;        /* bytes of device memory (host RAM for the CPU) */
     size_t mem_free;         /* bytes available now; SIZE_MAX when unknown */
+    size_t max_buffer;       /* bytes of the largest single buffer (OpenCL caps it); SIZE_MAX: no cap */
     int n_threads;           /* host threads the backend computes with (0: not host threads) */
 };
 
@@ -78,8 +80,6 @@ struct backend_ops {
     /* NULL if the backend can run this plan; otherwise why not (a cell it cannot run is
      * recorded as skipped with this reason). */
     const char *(*cannot_run)(const struct backend *b, const struct forward_plan *plan);
-    /* Bytes of device memory the backend keeps for scoring, beyond the weights. */
-    size_t (*workspace_bytes)(const struct backend *b);
 
     /* ---- buffers ---- */
     struct dbuf *(*alloc)(struct backend *b, size_t n_elems, char *err, size_t errlen);
@@ -111,9 +111,9 @@ struct backend_ops {
     void (*add)(struct backend *b, struct dbuf *x, const struct dbuf *y, size_t n_elems);   /* x += y */
     /* gate = silu(gate) * up */
     void (*swiglu)(struct backend *b, struct dbuf *gate, const struct dbuf *up, size_t n_elems);
-    /* For the n final (normed) rows of x: logprob[t] = log-softmax of the vocabulary
-     * projection at targets[t] (targets NULL or < 0: 0, and the row need not be
-     * projected), and the n_vocab logits of the last row into last_logits (may be
+    /* For the n final (normed) rows of x: logprob[t] (when logprob is not NULL) = log-softmax
+     * of the vocabulary projection at targets[t] (targets NULL or < 0: 0, and the row need
+     * not be projected), and the n_vocab logits of the last row into last_logits (may be
      * NULL). Host arrays; the projection runs in blocks, never n x vocab. Synchronous:
      * returns 0 or -1 + reason (also for any earlier kernel's error). */
     int (*score)(struct backend *b, const struct dbuf *x, int n, const int32_t *targets, float *logprob,

@@ -112,14 +112,18 @@ static int bench_kernels(const struct run_opts *ro) {
     struct dbuf *k = y ? be->alloc(b, (size_t)n * kvd, err, sizeof err) : NULL;
     struct dbuf *v = k ? be->alloc(b, (size_t)n * kvd, err, sizeof err) : NULL;
     struct dbuf *pos = v ? be->alloc(b, (size_t)n, err, sizeof err) : NULL;
-    float *host = pos ? malloc((size_t)n * (rows > qd ? rows : qd) * sizeof(float)) : NULL;
+    /* one host array fills every input: as wide as the widest of them, and 7 over (v is read from +7) */
+    size_t widest = (size_t)(rows > qd ? rows : qd);
+    if ((size_t)cols > widest) widest = (size_t)cols;
+    const size_t host_elems = (size_t)n * widest + 7;
+    float *host = pos ? malloc(host_elems * sizeof(float)) : NULL;
     if (!host) {
         fprintf(stderr, "ctxbench: %s\n", pos ? "out of memory" : err);
         goto out;
     }
     /* inputs of a realistic scale: small uniform values, positions 0..n-1 */
     unsigned long long s = 88172645463325252ULL;
-    for (size_t i = 0; i < (size_t)n * (rows > qd ? rows : qd); i++) {
+    for (size_t i = 0; i < host_elems; i++) {
         s ^= s << 13; s ^= s >> 7; s ^= s << 17;
         host[i] = (float)((s >> 11) * (1.0 / 9007199254740992.0) - 0.5);
     }

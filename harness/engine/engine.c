@@ -98,14 +98,25 @@ static size_t chunk_floats(const struct model_config *c) {
 size_t engine_session_bytes(const struct engine *e, int n, const struct forward_plan *plan) {
     const struct model_config *c = &e->m->cfg;
     size_t kv_copies = plan && plan->se_group > 0 ? 3 : 2;   /* K, V, and SelfExtend's grouped K */
-    return (kv_copies * kv_floats(c, n) + chunk_floats(c)) * sizeof(float) + e->ops->workspace_bytes(e->b) +
-           (size_t)n * sizeof(int32_t);
+    return (kv_copies * kv_floats(c, n) + chunk_floats(c)) * sizeof(float) + (size_t)n * sizeof(int32_t);
 }
 
 static size_t device_free(const struct engine *e) {
     struct device_info d;
     engine_device(e, &d);
     return d.mem_free;
+}
+
+const char *engine_session_too_big(const struct engine *e, int n_tokens, char *why, size_t cap) {
+    struct device_info d;
+    engine_device(e, &d);
+    size_t cache_bytes = kv_floats(&e->m->cfg, n_tokens) * sizeof(float);   /* one buffer holds every layer */
+    if (cache_bytes > d.max_buffer) {
+        snprintf(why, cap, "a %d-token KV cache is one buffer of %zu MiB, more than the largest %s allows (%zu MiB)",
+                 n_tokens, cache_bytes >> 20, d.name, d.max_buffer >> 20);
+        return why;
+    }
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ sessions */
@@ -135,6 +146,7 @@ struct session *session_new(struct engine *e, int max_tokens, char *err, size_t 
                  max_tokens, need >> 20, avail >> 20);
         return NULL;
     }
+    if (engine_session_too_big(e, max_tokens, err, errlen)) return NULL;
     struct session *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory for a %d-token session", max_tokens);

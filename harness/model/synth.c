@@ -343,8 +343,10 @@ int synth_write(const char *path, const struct synth_spec *s, char *err, size_t 
         for (uint64_t r0 = 0; r0 < t->ne1; r0 += rows_per_chunk) {
             size_t nr = (size_t)(t->ne1 - r0 < rows_per_chunk ? t->ne1 - r0 : rows_per_chunk);
             size_t n = nr * (size_t)t->ne0;
-            if (t->fill == FILL_ONES)
-                for (size_t j = 0; j < n; j++) rows[j] = 1.0f;
+            if (t->fill == FILL_ONES) {
+                if (s->norm_std > 0) fill_normal(&r, rows, n, s->norm_std);
+                for (size_t j = 0; j < n; j++) rows[j] = s->norm_std > 0 ? 1.0f + rows[j] : 1.0f;
+            }
             else if (t->fill == FILL_GIVEN)
                 memcpy(rows, t->values + r0 * t->ne0, n * sizeof *rows);
             else

@@ -35,6 +35,7 @@ struct synth_spec {
     uint32_t weight_type;   /* ggml type of token_embd, output and every layer matrix; norms and biases are F32 */
     bool tied_output;       /* true: no output.weight (the embedding is reused) */
     double weight_std;      /* 0: 0.02 */
+    double norm_std;        /* norm weights 1 + norm_std x normal noise (0: all ones, as trained models start) */
     uint64_t seed;
     const struct synth_extra *extra;   /* n_extra tensors written after the standard ones */
     int n_extra;

@@ -36,6 +36,10 @@ void sweep_cell_need(const struct runtime *rt, const struct sweep_task *t, const
     }
     /* The plan decides the size: SelfExtend keeps a second, grouped-position key cache. */
     out->bytes = engine_session_bytes(rt->engine, out->tokens, &(struct forward_plan){.se_group = out->plan.se_group});
+    if (engine_session_too_big(rt->engine, out->tokens, out->reason, sizeof out->reason)) {
+        out->fit = CELL_TOO_BIG;
+        return;
+    }
     if (out->bytes > avail) {
         out->fit = CELL_TOO_BIG;
         snprintf(out->reason, sizeof out->reason, "needs %zu MiB for a %d-token session, %zu MiB available",
