@@ -589,3 +589,29 @@ Test(models, every_weight_type_matches_cpu, .timeout = 900) {
             unlink(path);
         }
 }
+
+/* ------------------------------------------------------------------ parameter strings */
+
+Test(params, parsed_strictly_with_one_line_errors) {
+    static const char *const known[] = {"threads", "device", NULL};
+    long v;
+    cr_assert_eq(backend_params_check("x", "threads=2,device=1", known, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(backend_params_check("x", "", known, err, sizeof err), 0);
+    cr_assert_eq(backend_params_check("x", NULL, known, err, sizeof err), 0);
+    cr_assert_eq(backend_params_check("x", "thread=2", known, err, sizeof err), -1);
+    cr_assert(strstr(err, "'thread=2'") && strstr(err, "threads, device") && !strchr(err, '\n'), "%s", err);
+    cr_assert_eq(backend_params_check("x", "threads=", known, err, sizeof err), -1);
+    cr_assert_eq(backend_params_check("x", "threads", known, err, sizeof err), -1);
+    cr_assert_eq(backend_param_long("x", "threads=2,threads=3", "threads", 1, 8, 0, &v, err, sizeof err), 0);
+    cr_assert_eq(v, 3, "the last value given wins");
+    cr_assert_eq(backend_param_long("x", "device=1", "threads", 1, 8, 7, &v, err, sizeof err), 0);
+    cr_assert_eq(v, 7, "absent: the default");
+    const char *bad[] = {"threads=9", "threads=0", "threads=2x", "threads= 2", "threads=\t2", "threads=-1",
+                         /* 64 characters: cut to 63 it would read as a valid 2 */
+                         "threads=00000000000000000000000000000000000000000000000000000000000000025"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(backend_param_long("x", bad[i], "threads", 1, 8, 0, &v, err, sizeof err), -1, "%s accepted",
+                     bad[i]);
+        cr_assert(strstr(err, "threads=") && strstr(err, "1..8"), "%s", err);
+    }
+}

@@ -1,6 +1,7 @@
 /* The backend registry and the parameter strings backends are created with (backend.h). */
 #include "backend.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,14 +53,14 @@ static bool next_item(const char **p, const char **key, size_t *klen, const char
     return true;
 }
 
-bool backend_param(const char *params, const char *key, char *val, size_t vlen) {
+long backend_param(const char *params, const char *key, char *val, size_t vlen) {
     const char *p = params, *k, *v;
     size_t kl, vl;
-    bool found = false;
+    long found = -1;
     while (next_item(&p, &k, &kl, &v, &vl))
         if (kl == strlen(key) && memcmp(k, key, kl) == 0) {   /* the last one wins */
             snprintf(val, vlen, "%.*s", (int)vl, v);
-            found = true;
+            found = (long)vl;
         }
     return found;
 }
@@ -90,11 +91,12 @@ int backend_param_long(const char *backend, const char *params, const char *key,
                        long *out, char *err, size_t errlen) {
     char val[64];
     *out = def;
-    if (!backend_param(params, key, val, sizeof val)) return 0;
+    long len = backend_param(params, key, val, sizeof val);
+    if (len < 0) return 0;
     char *end;
     errno = 0;
     long v = strtol(val, &end, 10);
-    if (errno || end == val || *end || val[0] == ' ' || v < lo || v > hi) {
+    if (len >= (long)sizeof val || errno || end == val || *end || isspace((unsigned char)val[0]) || v < lo || v > hi) {
         snprintf(err, errlen, "backend %s: %s=%s is not a whole number in %ld..%ld", backend, key, ECHO(val), lo, hi);
         return -1;
     }

@@ -127,9 +127,10 @@ extern const struct backend_ops *const backend_list[];
  * unknown or the backend cannot run on this machine. */
 const struct backend_ops *backend_find(const char *name, char *err, size_t errlen);
 
-/* Parameter strings "key=value,...": the value of key as a string (false if absent),
- * and a check that every key is one of `known` (NULL-terminated). */
-bool backend_param(const char *params, const char *key, char *val, size_t vlen);
+/* Parameter strings "key=value,...": the value of key (the last one given) into val, cut
+ * to vlen - 1 bytes; returns its full length, or -1 if the key is absent. And a check that
+ * every key is one of `known` (NULL-terminated). */
+long backend_param(const char *params, const char *key, char *val, size_t vlen);
 int backend_params_check(const char *backend, const char *params, const char *const *known, char *err,
                          size_t errlen);
 /* An integer parameter in [lo, hi] (def when absent); -1 + reason when malformed. */
