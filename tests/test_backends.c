@@ -608,7 +608,7 @@ Test(params, parsed_strictly_with_one_line_errors) {
     cr_assert_eq(v, 7, "absent: the default");
     const char *bad[] = {"threads=9", "threads=0", "threads=2x", "threads= 2", "threads=\t2", "threads=-1",
                          /* 64 characters: cut to 63 it would read as a valid 2 */
-                         "threads=00000000000000000000000000000000000000000000000000000000000000025"};
+                         "threads=0000000000000000000000000000000000000000000000000000000000000025"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_assert_eq(backend_param_long("x", bad[i], "threads", 1, 8, 0, &v, err, sizeof err), -1, "%s accepted",
                      bad[i]);
