@@ -18,7 +18,13 @@
 #include "textbuf.h"
 #include "tokenizer.h"
 
-static const char *const keys[] = {"samples", "max_new_tokens", NULL};
+/* In struct fs_opts order (read_opts copies them by index). */
+static const struct task_setting fs_settings[] = {
+    {"samples", TASK_SETTING_INT, 4, 1, 1000, NULL, NULL, "prompts per cell, from starting points spread over the text"},
+    {"max_new_tokens", TASK_SETTING_INT, 48, 4, 1024, NULL, NULL,
+     "answer budget (or the reference's tokens if more)"},
+    {NULL, 0, 0, 0, 0, NULL, NULL, NULL},
+};
 static const char *const prompt_label = "ctxbench's own prompt; the paper does not publish one";
 #define MIN_WORDS 4     /* a first sentence shorter than this (a heading) is skipped */
 #define MAX_WORDS 60    /* ... and one longer than this too */
@@ -28,11 +34,10 @@ struct fs_opts {
 };
 
 static int read_opts(const char *text, struct fs_opts *o, char *err, size_t errlen) {
-    struct settings s;
-    if (settings_parse_checked(text, "first_sentence", keys, &s, err, errlen) != 0) return -1;
-    if (settings_int(&s, "samples", 4, 1, 1000, &o->samples, err, errlen) != 0 ||
-        settings_int(&s, "max_new_tokens", 48, 4, 1024, &o->max_new, err, errlen) != 0)
-        return -1;
+    long v[2];
+    if (task_settings_read(fs_settings, "first_sentence", text, v, err, errlen) != 0) return -1;
+    o->samples = v[0];
+    o->max_new = v[1];
     return 0;
 }
 
@@ -499,6 +504,7 @@ const struct task task_first_sentence = {
         "dataset_path, dataset_sha256. Default data: tinystories (what the TinyStories models can read; use\n"
         "books for Llama-class models).",
     .default_data = "tinystories",
+    .settings = fs_settings,
     .check = fs_check,
     .session_tokens = task_session_is_length,
     .work = fs_work,

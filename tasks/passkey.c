@@ -17,8 +17,15 @@
 #include "textbuf.h"
 #include "tokenizer.h"
 
-static const char *const keys[] = {"variant", "depths", "trials", "digits", NULL};
 static const char *const variants[] = {"yarn", "longlora", "selfextend", NULL};
+/* In struct pk_opts order (read_opts copies them by index). */
+static const struct task_setting pk_settings[] = {
+    {"variant", TASK_SETTING_CHOICE, 0, 0, 0, variants, NULL, "prompt texts: datasets/passkey/VARIANT.txt"},
+    {"depths", TASK_SETTING_INT, 10, 1, 101, NULL, NULL, "depths evenly spaced over [0, 1] (one: 0.5)"},
+    {"trials", TASK_SETTING_INT, 1, 1, 1000, NULL, NULL, "keys per depth"},
+    {"digits", TASK_SETTING_INT, 5, 1, 9, NULL, NULL, "digits of each key"},
+    {NULL, 0, 0, 0, 0, NULL, NULL, NULL},
+};
 #define MAX_SENTENCES 32
 #define EXTRA_NEW_TOKENS 4   /* answer budget beyond the key's digits: a space, punctuation */
 
@@ -28,13 +35,12 @@ struct pk_opts {
 };
 
 static int read_opts(const char *text, struct pk_opts *o, char *err, size_t errlen) {
-    struct settings s;
-    if (settings_parse_checked(text, "passkey", keys, &s, err, errlen) != 0) return -1;
-    if (settings_choice(&s, "variant", variants, 0, &o->variant, err, errlen) != 0 ||
-        settings_int(&s, "depths", 10, 1, 101, &o->depths, err, errlen) != 0 ||
-        settings_int(&s, "trials", 1, 1, 1000, &o->trials, err, errlen) != 0 ||
-        settings_int(&s, "digits", 5, 1, 9, &o->digits, err, errlen) != 0)
-        return -1;
+    long v[4];
+    if (task_settings_read(pk_settings, "passkey", text, v, err, errlen) != 0) return -1;
+    o->variant = (int)v[0];
+    o->depths = v[1];
+    o->trials = v[2];
+    o->digits = v[3];
     return 0;
 }
 
@@ -562,6 +568,7 @@ const struct task task_passkey = {
         "depth_actual; prompt_tokens, filler_sentences, tokens (forward-pass tokens), variant, prompt_file,\n"
         "answers (depth:key->digits for each trial). No dataset is read.",
     .default_data = NULL,
+    .settings = pk_settings,
     .check = pk_check,
     .session_tokens = task_session_is_length,
     .work = pk_work,

@@ -238,3 +238,62 @@ Test(cli, echoed_input_is_escaped_and_cut) {
     cr_expect_eq(run(out, sizeof out, args), 2);
     cr_expect(strstr(out, "zzz...'") && strlen(out) < 400 && one_line(out), "%zu: %.200s", strlen(out), out);
 }
+
+/* ---- i13-results: `ctxbench tasks`, export/report columns, JSON results ---- */
+#include "task.h"
+
+/* Every setting of every task's table is what its check hook enforces: the bounds and
+ * each choice are accepted, one past a bound and an unknown choice are refused naming
+ * the key. So `ctxbench tasks` (which prints the table) cannot drift from the tasks. */
+Test(cli, task_settings_tables_are_what_tasks_check) {
+    char err[512], text[256];
+    int n_tasks = 0;
+    for (int i = 0; registry_tasks[i]; i++, n_tasks++) {
+        const struct task *t = registry_tasks[i];
+        cr_assert(t->settings, "%s has no settings table", t->name);
+        cr_expect_eq(t->check("", err, sizeof err), 0, "%s defaults: %s", t->name, err);
+        for (const struct task_setting *s = t->settings; s->name; s++) {
+            if (s->type == TASK_SETTING_CHOICE) {
+                for (int c = 0; s->choices[c]; c++) {
+                    snprintf(text, sizeof text, "%s=%s", s->name, s->choices[c]);
+                    /* ppl's truncate applies to yarn only; every choice alone is valid */
+                    cr_expect_eq(t->check(text, err, sizeof err), 0, "%s %s: %s", t->name, text, err);
+                }
+                snprintf(text, sizeof text, "%s=nosuchchoice", s->name);
+                cr_expect_eq(t->check(text, err, sizeof err), -1, "%s %s accepted", t->name, text);
+                continue;
+            }
+            long ok[] = {s->min, s->max}, bad[] = {s->min - 1, s->max + 1};
+            for (int k = 0; k < 2; k++) {
+                /* truncate=1 needs protocol=yarn: give it where the task's own rule asks */
+                const char *extra = strcmp(s->name, "truncate") == 0 ? ",protocol=yarn" : "";
+                snprintf(text, sizeof text, "%s=%ld%s", s->name, ok[k], extra);
+                cr_expect_eq(t->check(text, err, sizeof err), 0, "%s %s: %s", t->name, text, err);
+                snprintf(text, sizeof text, "%s=%ld%s", s->name, bad[k], extra);
+                cr_expect_eq(t->check(text, err, sizeof err), -1, "%s %s accepted", t->name, text);
+                cr_expect(strstr(err, s->name), "%s %s: error does not name the key: %s", t->name, text, err);
+            }
+        }
+    }
+    cr_expect_geq(n_tasks, 3);
+}
+
+/* `ctxbench tasks` lists every task and each setting with its type, range and default. */
+Test(cli, tasks_lists_every_setting) {
+    char out[32768];
+    cr_assert_eq(run(out, sizeof out, "tasks"), 0, "%s", out);
+    for (int i = 0; registry_tasks[i]; i++) {
+        const struct task *t = registry_tasks[i];
+        char head[128];
+        snprintf(head, sizeof head, "\n%s\n", t->name);
+        cr_expect(strstr(out, head), "task %s missing: %s", t->name, out);
+    }
+    cr_expect(strstr(out, "depths           int    [1, 101]                     default 10\n"), "%s", out);
+    cr_expect(strstr(out, "variant          choice yarn|longlora|selfextend     default yarn\n"), "%s", out);
+    cr_expect(strstr(out, "min_doc_tokens   int    [-1, 1099511627776]          default L-1\n"), "%s", out);
+    cr_expect(strstr(out, "max_new_tokens   int    [4, 1024]                    default 48\n"), "%s", out);
+    cr_expect_eq(run(out, sizeof out, "tasks --help"), 0);
+    cr_expect(strstr(out, "usage: ctxbench tasks"), "%s", out);
+    cr_expect_eq(run(out, sizeof out, "tasks extra"), 2);
+    cr_expect(strstr(out, "takes no arguments"), "%s", out);
+}
