@@ -478,6 +478,8 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     return rc;
 }
 
+static const char *const fs_limit[] = {"samples", NULL};
+
 const struct task task_first_sentence = {
     .name = "first_sentence",
     .summary = "first-sentence retrieval (LLaMA 2 Long): ROUGE-L F1 of the recalled first sentence",
@@ -505,6 +507,7 @@ const struct task task_first_sentence = {
         "books for Llama-class models).",
     .default_data = "tinystories",
     .settings = fs_settings,
+    .limit_settings = fs_limit,
     .check = fs_check,
     .session_tokens = task_session_is_length,
     .work = fs_work,

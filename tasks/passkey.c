@@ -542,6 +542,8 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     return rc;
 }
 
+static const char *const pk_limit[] = {"depths", "trials", NULL};
+
 const struct task task_passkey = {
     .name = "passkey",
     .summary = "pass-key retrieval over a depth grid (Landmark/YaRN/LongLoRA/SelfExtend prompt), exact digits + key NLL",
@@ -569,6 +571,7 @@ const struct task task_passkey = {
         "answers (depth:key->digits for each trial). No dataset is read.",
     .default_data = NULL,
     .settings = pk_settings,
+    .limit_settings = pk_limit,
     .check = pk_check,
     .session_tokens = task_session_is_length,
     .work = pk_work,

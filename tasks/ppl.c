@@ -298,6 +298,8 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
     return rc;
 }
 
+static const char *const ppl_limit[] = {"max_windows", NULL};
+
 const struct task task_ppl = {
     .name = "ppl",
     .summary = "perplexity at the cell's length under a chosen protocol (windows, yarn, longlora, llamacpp)",
@@ -328,6 +330,7 @@ const struct task task_ppl = {
         "Default data: tinystories.",
     .default_data = "tinystories",
     .settings = ppl_settings,
+    .limit_settings = ppl_limit,
     .check = ppl_check,
     .session_tokens = task_session_is_length,
     .work = ppl_work,

@@ -297,3 +297,98 @@ Test(cli, tasks_lists_every_setting) {
     cr_expect_eq(run(out, sizeof out, "tasks extra"), 2);
     cr_expect(strstr(out, "takes no arguments"), "%s", out);
 }
+
+/* The python that make test uses (Debian's, with python3-jsonschema: scripts/install_deps.sh). */
+static const char *python(void) {
+    const char *py = getenv("CTXBENCH_PYTHON");
+    return py && *py ? py : "python3";
+}
+
+/* The repository root (results/results.schema.json): the tests run as build/tests/NAME. */
+static void repo_file(char *out, size_t cap, const char *rel) {
+    char exe[512];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    cr_assert(n > 0);
+    exe[n] = 0;
+    for (int up = 0; up < 3; up++) {
+        char *slash = strrchr(exe, '/');
+        cr_assert(slash);
+        *slash = 0;
+    }
+    snprintf(out, cap, "%.511s/%.256s", exe, rel);
+    if (access(out, R_OK) != 0) snprintf(out, cap, "%s", rel);
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Checks a results JSON against results/results.schema.json and what the sweep asked for:
+ * --limit 2 recorded and applied through each task's own settings, the method parameters
+ * as used, provenance. Prints OK or the first problem. */
+static const char *const json_check_py =
+    "import json, sys, jsonschema\n"
+    "schema = json.load(open(sys.argv[1]))\n"
+    "jsonschema.Draft202012Validator.check_schema(schema)\n"
+    "doc = json.load(open(sys.argv[2]))\n"
+    "errs = sorted(jsonschema.Draft202012Validator(schema).iter_errors(doc), key=str)\n"
+    "if errs: sys.exit('schema: %s at %s' % (errs[0].message, list(errs[0].absolute_path)))\n"
+    "bad = json.loads(json.dumps(doc)); del bad['cells'][0]['config']\n"
+    "if jsonschema.Draft202012Validator(schema).is_valid(bad): sys.exit('schema accepts a cell without config')\n"
+    "cells = doc['cells']\n"
+    "assert len(cells) == 6, len(cells)\n"
+    "order = [(c['config']['method'], c['config']['task']) for c in cells]\n"
+    "assert order == sorted(order), order\n"
+    "for c in cells:\n"
+    "    cf, used = c['config'], c['config']['task_settings_used']\n"
+    "    assert c['status'] == 'done', c['error']\n"
+    "    assert cf['limit'] == 2 and cf['length'] == 256 and cf['seed'] == 1, cf\n"
+    "    t = cf['task']\n"
+    "    n = used['max_windows'] if t == 'ppl' else used['depths'] * used['trials'] if t == 'passkey' \\\n"
+    "        else used['samples']\n"
+    "    assert n == 2, (cf['task'], used)\n"
+    "    done = {'ppl': 'windows', 'passkey': 'trials', 'first_sentence': 'samples'}[cf['task']]\n"
+    "    assert c['metrics'][done] == 2, (cf['task'], c['metrics'])\n"
+    "    if cf['method_name'] == 'yarn':\n"
+    "        assert cf['method_params']['factor'] == 1 and 'beta_fast' in cf['method_params'], cf\n"
+    "    p = c['provenance']\n"
+    "    assert p['backend'] == 'cpu' and len(p['model_sha256']) == 64 and p['git_rev'], p\n"
+    "    assert c['headline'] in c['metrics'], c['headline']\n"
+    "print('OK')\n";
+
+Test(cli, sweep_output_path_json_matches_the_schema_with_limit, .timeout = 120) {
+    char dir[256], h5[300], json[300], json2[300], py[300], schema[1024], out[16384], script[8192];
+    test_temp_dir(dir, sizeof dir, "cli_json");
+    snprintf(h5, sizeof h5, "%s/r.h5", dir);
+    snprintf(json, sizeof json, "%s/r.json", dir);
+    snprintf(json2, sizeof json2, "%s/export.json", dir);
+    snprintf(py, sizeof py, "%s/check.py", dir);
+    write_file(py, json_check_py);
+    repo_file(schema, sizeof schema, "results/results.schema.json");
+    snprintf(script, sizeof script,
+             "\"$BIN\" sweep -m %s --methods yarn,baseline --tasks ppl,passkey,first_sentence --lengths 256 "
+             "--data %s --limit 2 --task-opt 'ppl:max_tokens=2000' -t 2 -o %s --output-path %s >/dev/null 2>&1 && "
+             "\"$BIN\" export %s --json -o %s && cmp %s %s && '%s' %s %s %s",
+             model, text, h5, json, h5, json2, json, json2, python(), py, schema, json);
+    cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s", out);
+    cr_expect(strstr(out, "OK\n"), "%s", out);
+    test_rm_rf(dir);
+}
+
+/* Bad uses of the new flags are one-line errors before any work. */
+Test(cli, json_and_limit_flags_are_checked) {
+    char out[16384], args[2048];
+    snprintf(args, sizeof args, "sweep -m %s -o /tmp/x.h5 --log-samples", model);
+    cr_expect_eq(run(out, sizeof out, args), 2);
+    cr_expect(strstr(out, "--log-samples needs --output-path"), "%s", out);
+    snprintf(args, sizeof args, "sweep -m %s -o /tmp/x.h5 --limit 0", model);
+    cr_expect_eq(run(out, sizeof out, args), 2);
+    cr_expect(strstr(out, "--limit expects an integer"), "%s", out);
+    cr_expect_eq(run(out, sizeof out, "export /tmp/none.h5 --json --wide"), 2);
+    cr_expect(strstr(out, "exclude each other"), "%s", out);
+    cr_expect_eq(run(out, sizeof out, "export /tmp/none.h5 --log-samples"), 2);
+    cr_expect(strstr(out, "--log-samples needs --json"), "%s", out);
+}

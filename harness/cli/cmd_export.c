@@ -11,9 +11,10 @@
 #include "atomic_file.h"
 #include "cli.h"
 #include "store.h"
+#include "store_json.h"
 
 static const char *help =
-    "usage: ctxbench export RESULTS.h5 [-o OUT.csv] [--wide]\n"
+    "usage: ctxbench export RESULTS.h5 [-o OUT.csv] [--wide | --json [--log-samples]]\n"
     "Writes the cells of a results file as CSV (RFC 4180 quoting; numbers exact, shortest form).\n"
     "Long form (default): one row per cell and result scalar:\n"
     "  cell,model,model_sha256,method,task,task_settings,data,length,seed,status,metric,value,\n"
@@ -25,6 +26,9 @@ static const char *help =
     "  error,wall_s,tokens_per_s,peak_rss_mib,method_params,git_rev and one column per result\n"
     "  scalar name (empty where a cell lacks it).\n"
     "Rows are sorted by method, task, then length (numerically).\n"
+    "JSON (--json): one document, every cell with its configuration, provenance, metrics and\n"
+    "  texts (schema: results/results.schema.json); --log-samples adds each cell's per-sample\n"
+    "  records (prompt id, expected, generated, score) where its task wrote them.\n"
     "  -o, --out FILE   output file (default, or -: stdout); written beside FILE and renamed into place,\n"
     "                   never the results file itself\n";
 
@@ -100,26 +104,6 @@ static void put_provenance(FILE *f, const struct store_cell *c) {
     put_attr_num(f, c, "peak_rss_mib");
     put_method_params(f, c);
     put_text(f, store_attr_text(c, "git_rev", buf, sizeof buf), false);
-}
-
-static long long cell_length(const struct store_cell *c) {
-    const struct store_attr *a = store_cell_attr(c, "length");
-    return a && a->kind == STORE_I64 ? (long long)a->i : a && a->kind == STORE_F64 ? (long long)a->f : -1;
-}
-
-/* Row order: method, task, length (as a number, so 1536 comes before 16384), then the rest
- * of what tells cells apart, then the id, so the order never depends on the file's. */
-static int cmp_cells(const void *pa, const void *pb) {
-    const struct store_cell *a = *(const struct store_cell *const *)pa, *b = *(const struct store_cell *const *)pb;
-    static const char *const text_keys[] = {"method", "task"};
-    char ba[256], bb[256];
-    for (int k = 0; k < 2; k++) {
-        int d = strcmp(store_attr_text(a, text_keys[k], ba, sizeof ba), store_attr_text(b, text_keys[k], bb, sizeof bb));
-        if (d) return d;
-    }
-    long long la = cell_length(a), lb = cell_length(b);
-    if (la != lb) return la < lb ? -1 : 1;
-    return strcmp(a->id, b->id);
 }
 
 static void header(FILE *f, const char *const *extra, int n_extra) {
@@ -198,16 +182,24 @@ static int write_wide(FILE *f, const struct store_cell *const *cells, int n) {
 
 int cmd_export(int argc, char **argv) {
     static const struct option longopts[] = {
-        {"out", required_argument, 0, 'o'}, {"wide", no_argument, 0, 1001}, {"help", no_argument, 0, 'h'}, {0}};
+        {"out", required_argument, 0, 'o'}, {"wide", no_argument, 0, 1001}, {"json", no_argument, 0, 1002},
+        {"log-samples", no_argument, 0, 1003}, {"help", no_argument, 0, 'h'}, {0}};
     const char *out = NULL;
-    bool wide = false;
+    bool wide = false, json = false, samples = false;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
         if (opt == 'o') out = strcmp(optarg, "-") == 0 ? NULL : optarg;   /* -o - : standard output */
         else if (opt == 1001) wide = true;
+        else if (opt == 1002) json = true;
+        else if (opt == 1003) samples = true;
         else if (opt == 'h') { fputs(help, stdout); return 0; }
         else { fputs(help, stderr); return 2; }
+    }
+    if ((wide && json) || (samples && !json)) {
+        fprintf(stderr, "ctxbench: %s\n", wide && json ? "--wide and --json exclude each other"
+                                                        : "--log-samples needs --json (CSV holds no per-sample records)");
+        return 2;
     }
     /* The output is checked before anything is read: it must not be the results file
      * (by any path), and it is written beside its destination and renamed into place. */
@@ -226,7 +218,13 @@ int cmd_export(int argc, char **argv) {
     if (out) f = af.f;
     struct store_cell *cells;
     int n;
-    int status = cli_read_results(argc, argv, help, &cells, &n);
+    int status;
+    if (json && input) {   /* the per-sample scores are arrays: read them too */
+        status = store_read(input, samples, &cells, &n, err, sizeof err) == 0 ? 0 : 1;
+        if (status) fprintf(stderr, "ctxbench: %s\n", err);
+    } else {
+        status = cli_read_results(argc, argv, help, &cells, &n);
+    }
     if (status != 0) {
         atomic_file_discard(&af);
         return status;
@@ -235,8 +233,9 @@ int cmd_export(int argc, char **argv) {
     const struct store_cell **order = malloc((size_t)(n ? n : 1) * sizeof *order);
     if (order) {
         for (int i = 0; i < n; i++) order[i] = &cells[i];
-        qsort(order, (size_t)n, sizeof *order, cmp_cells);
-        if (wide) rc = write_wide(f, order, n);
+        qsort(order, (size_t)n, sizeof *order, store_cell_order);
+        if (json) rc = store_write_json(f, cells, n, input, samples);
+        else if (wide) rc = write_wide(f, order, n);
         else write_long(f, order, n);
     } else {
         rc = -1;

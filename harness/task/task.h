@@ -75,6 +75,10 @@ struct task {
     const char *help;                /* protocol, settings with defaults, scoring, sources */
     const char *default_data;        /* dataset used when none is given */
     const struct task_setting *settings;   /* NULL-name-terminated table */
+    /* The settings whose product is the number of windows, prompts or samples of a cell,
+     * which `sweep --limit N` caps at N (lm-eval's --limit), each in turn to at most N / the
+     * product of those before it (at least 1); NULL-terminated, NULL: no limit applies. */
+    const char *const *limit_settings;
     /* Checks settings before a sweep starts; 0 or -1 + one-line reason listing valid keys. */
     int (*check)(const char *settings, char *err, size_t errlen);
     /* Positions one session of this task needs at `length` (prompt + generated tokens). */
