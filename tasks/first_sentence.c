@@ -300,6 +300,7 @@ struct fs_tally {
     double *rouge, *exact, *rnll, *starts;   /* per sample */
     long forward, prompt_total, gen_total;
     struct textbuf examples;                 /* the first answers beside their references */
+    struct sample_log samples;               /* per sample: reference, the whole answer, ROUGE-L */
 };
 
 /* Scores sample i's answer (its text decoded into b, cut at its first sentence) against
@@ -321,6 +322,9 @@ static int score_sample(struct fs_tally *ty, int i, const struct tokenizer *tok,
         snprintf(rec, sizeof rec, "%s[%d] ref: %.200s | got: %.200s", ty->examples.n ? " " : "", i, ref->s, ans->s);
         textbuf_puts(&ty->examples, rec);
     }
+    char id[32];
+    snprintf(id, sizeof id, "sample=%d", i);
+    sample_log_add(&ty->samples, id, ref->s, b->s, ty->rouge[i]);
     return 0;
 }
 
@@ -433,6 +437,7 @@ static int write_results(const struct fs_tally *ty, const char *tpl_path, const 
     sink_text(&k, "dataset_path", ds->path);
     sink_text(&k, "dataset_sha256", ds->sha256);
     sink_text(&k, "method_note", method_note);
+    if (!k.failed && sample_log_write(&ty->samples, out) != 0) k.failed = 1;
     return sink_finish(&k, "first_sentence", err, errlen);
 }
 
@@ -471,6 +476,7 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
         rc = 0;
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(*arrays[i]);
     textbuf_free(&ty.examples);
+    sample_log_free(&ty.samples);
     textbuf_free(&so.text);
     textbuf_free(&b);
     free(tpl);

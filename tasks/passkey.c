@@ -365,11 +365,12 @@ struct pk_tally {
     double sum_dacc, sum_tacc, sum_knll;
     long forward, prompt_tokens;
     struct textbuf answers;   /* "depth:key->digits" per trial */
+    struct sample_log samples;   /* per trial: key, the whole answer, exact */
 };
 
 /* Scores one trial's greedy answer (its text in b) against the key: exact digits, digits
  * matched in place, the key's token ids at the start, and the key's teacher-forced NLL. */
-static int score_trial(struct pk_tally *ty, int di, double depth, const char *key, const struct tokenizer *tok,
+static int score_trial(struct pk_tally *ty, int di, int tr, double depth, const char *key, const struct tokenizer *tok,
                        const int32_t *gen, const struct decode_result *dr, const int32_t *key_ids, int n_ans,
                        struct textbuf *b, char *err, size_t errlen) {
     const int K = ty->K;
@@ -396,6 +397,9 @@ static int score_trial(struct pk_tally *ty, int di, double depth, const char *ke
     char rec[96];
     snprintf(rec, sizeof rec, "%s%.2f:%s->%s", ty->answers.n ? " " : "", depth, key, digits[0] ? digits : "-");
     textbuf_puts(&ty->answers, rec);
+    char id[64];
+    snprintf(id, sizeof id, "depth=%.2f,trial=%d", depth, tr);
+    sample_log_add(&ty->samples, id, key, b->s, exact);
     return 0;
 }
 
@@ -425,6 +429,7 @@ static int write_results(const struct pk_tally *ty, const struct pk_opts *o, con
     sink_text(&k, "prompt_file", t->path);
     sink_text(&k, "answers", ty->answers.oom || !ty->answers.s ? "" : ty->answers.s);
     sink_text(&k, "method_note", method_note);
+    if (!k.failed && sample_log_write(&ty->samples, out) != 0) k.failed = 1;
     return sink_finish(&k, "passkey", err, errlen);
 }
 
@@ -484,7 +489,7 @@ static int run_trials(const struct task_ctx *ctx, const struct pk_opts *o, const
             if (cell_plan_decode(cp, ctx, s, &rq, &dr, err, errlen) != 0) goto out;
             ty->forward += dr.forward_tokens;
             ty->prompt_tokens += (long)n;
-            if (score_trial(ty, di, depth, key, tok, gen, &dr, answer + nq, n_ans, &b, err, errlen) != 0) goto out;
+            if (score_trial(ty, di, tr, depth, key, tok, gen, &dr, answer + nq, n_ans, &b, err, errlen) != 0) goto out;
             if (ctx->progress) ctx->progress(ctx->progress_arg, (double)(di * K + tr + 1) / (D * K), ty->forward);
         }
     }
@@ -537,6 +542,7 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
         rc = 0;
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(*arrays[i]);
     textbuf_free(&ty.answers);
+    sample_log_free(&ty.samples);
     textbuf_free(&b);
     free(t);
     return rc;

@@ -392,3 +392,44 @@ Test(cli, json_and_limit_flags_are_checked) {
     cr_expect_eq(run(out, sizeof out, "export /tmp/none.h5 --log-samples"), 2);
     cr_expect(strstr(out, "--log-samples needs --json"), "%s", out);
 }
+
+/* --log-samples: each retrieval cell's records match its own scores (the mean of the
+ * per-sample scores is the headline), passkey's expected answers are its keys, and a task
+ * that keeps no samples (ppl) has null. */
+static const char *const samples_check_py =
+    "import json, sys, jsonschema\n"
+    "schema = json.load(open(sys.argv[1]))\n"
+    "doc = json.load(open(sys.argv[2]))\n"
+    "jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)\n"
+    "assert doc['samples_logged'] is True\n"
+    "for c in doc['cells']:\n"
+    "    t, m, s = c['config']['task'], c['metrics'], c['samples']\n"
+    "    if t == 'ppl':\n"
+    "        assert s is None, s\n"
+    "        continue\n"
+    "    n = m['trials'] if t == 'passkey' else m['samples']\n"
+    "    assert len(s) == n == 2, (t, len(s), n)\n"
+    "    assert len({r['id'] for r in s}) == n, s\n"
+    "    head = m['accuracy'] if t == 'passkey' else m['rouge_l']\n"
+    "    assert abs(sum(r['score'] for r in s) / n - head) < 1e-12, (t, s, head)\n"
+    "    for r in s:\n"
+    "        assert isinstance(r['generated'], str) and r['expected'], r\n"
+    "        if t == 'passkey': assert r['expected'].isdigit() and len(r['expected']) == 5, r\n"
+    "print('OK')\n";
+
+Test(cli, sweep_log_samples_records_each_sample, .timeout = 120) {
+    char dir[256], h5[300], json[300], py[300], schema[1024], out[16384], script[8192];
+    test_temp_dir(dir, sizeof dir, "cli_samples");
+    snprintf(h5, sizeof h5, "%s/r.h5", dir);
+    snprintf(json, sizeof json, "%s/r.json", dir);
+    snprintf(py, sizeof py, "%s/check.py", dir);
+    write_file(py, samples_check_py);
+    repo_file(schema, sizeof schema, "results/results.schema.json");
+    snprintf(script, sizeof script,
+             "\"$BIN\" sweep -m %s --methods baseline --tasks ppl,passkey,first_sentence --lengths 256 --data %s "
+             "--limit 2 -t 2 -o %s --output-path %s --log-samples >/dev/null 2>&1 && '%s' %s %s %s",
+             model, text, h5, json, python(), py, schema, json);
+    cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s", out);
+    cr_expect(strstr(out, "OK\n"), "%s", out);
+    test_rm_rf(dir);
+}

@@ -13,6 +13,8 @@
 #include "cli.h"
 #include "result.h"
 #include "store.h"
+#include "store_json.h"
+#include "task.h"
 #include "sweep.h"
 #include "testutil.h"
 #include "testutil_sys.h"
@@ -990,5 +992,46 @@ Test(store, report_columns_have_one_number_of_decimals_and_filters) {
         cr_expect_not_null(strstr(text, why[k]), "%s", text);
         free(text);
     }
+    test_rm_rf(dir);
+}
+
+/* Per-sample records go through the store and come out of the JSON as they went in: a
+ * backslash and a line break inside a generated text survive the one-line-per-sample
+ * texts, bytes that are not UTF-8 become U+FFFD, and a NaN score is null. */
+Test(store, json_samples_round_trip) {
+    char dir[64], path[128], err[512];
+    test_temp_dir(dir, sizeof dir, "store");
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    struct sample_log log = {0};
+    sample_log_add(&log, "depth=0.00,trial=0", "12345", "a\\b\nc \"q\"", 1);
+    sample_log_add(&log, "depth=1.00,trial=0", "67890", "bad \xff byte", NAN);
+    struct result r = {0};
+    cr_assert_eq(result_scalar(&r, "accuracy", 0.5), 0);
+    cr_assert_eq(sample_log_write(&log, &r), 0);
+    sample_log_free(&log);
+    struct store_attr at[] = {
+        {.name = "method", .kind = STORE_STR, .s = "baseline"},
+        {.name = "task", .kind = STORE_STR, .s = "passkey"},
+        {.name = "length", .kind = STORE_I64, .i = 256},
+    };
+    struct store *st = store_open(path, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    cr_assert_eq(store_put(st, "passkey.baseline.L256.x", CELL_DONE, at, 3, &r, err, sizeof err), 0, "%s", err);
+    store_close(st);
+    result_free(&r);
+    struct store_cell *cells;
+    int n;
+    cr_assert_eq(store_read(path, true, &cells, &n, err, sizeof err), 0, "%s", err);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    cr_assert_eq(store_write_json(f, cells, n, path, true), 0);
+    fclose(f);
+    store_cells_free(cells, n);
+    cr_expect_not_null(strstr(text, "{\"id\": \"depth=0.00,trial=0\", \"expected\": \"12345\", "
+                                    "\"generated\": \"a\\\\b\\nc \\\"q\\\"\", \"score\": 1}"), "%s", text);
+    cr_expect_not_null(strstr(text, "\"generated\": \"bad \xef\xbf\xbd byte\", \"score\": null}"), "%s", text);
+    cr_expect_null(strstr(text, "\"sample_id\""), "sample texts are not repeated under texts: %s", text);
+    free(text);
     test_rm_rf(dir);
 }

@@ -1,5 +1,6 @@
 /* The task registry: tasks/NAME.c files listed at build time (scripts/gen_registry.sh),
  * and the settings tables every task reads its settings with. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "settings.h"
@@ -61,4 +62,49 @@ void task_print_all(FILE *f) {
             if (s->help) fprintf(f, "      %s\n", s->help);
         }
     }
+}
+
+/* One line of a sample text: '\\' and line breaks escaped so each sample stays one line. */
+static void put_line(struct textbuf *b, const char *s) {
+    for (const char *p = s ? s : ""; *p; p++) {
+        if (*p == '\\') textbuf_append(b, "\\\\", 2);
+        else if (*p == '\n') textbuf_append(b, "\\n", 2);
+        else textbuf_append(b, p, 1);
+    }
+    textbuf_append(b, "\n", 1);
+}
+
+void sample_log_add(struct sample_log *l, const char *id, const char *expected, const char *generated, double score) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        double *grown = realloc(l->score, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            l->oom = true;
+            return;
+        }
+        l->score = grown;
+        l->cap = cap;
+    }
+    l->score[l->n++] = score;
+    put_line(&l->ids, id);
+    put_line(&l->expected, expected);
+    put_line(&l->generated, generated);
+}
+
+int sample_log_write(const struct sample_log *l, struct result *r) {
+    if (l->oom || l->ids.oom || l->expected.oom || l->generated.oom) return -1;
+    if (l->n == 0) return 0;
+    if (result_text(r, "sample_id", l->ids.s) != 0 || result_text(r, "sample_expected", l->expected.s) != 0 ||
+        result_text(r, "sample_generated", l->generated.s) != 0 ||
+        result_array(r, "sample_score", l->score, l->n, 1) != 0)
+        return -1;
+    return 0;
+}
+
+void sample_log_free(struct sample_log *l) {
+    textbuf_free(&l->ids);
+    textbuf_free(&l->expected);
+    textbuf_free(&l->generated);
+    free(l->score);
+    memset(l, 0, sizeof *l);
 }

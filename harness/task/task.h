@@ -5,12 +5,14 @@
 #ifndef CTX_TASK_H
 #define CTX_TASK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "method.h"
 #include "result.h"
+#include "textbuf.h"
 #include "runtime.h"
 
 /* The lengths a cell may have, the one rule `sweep --lengths` checks (and states) up
@@ -99,6 +101,21 @@ const struct task *task_find(const char *name);
  * table[i] (a CHOICE as its index), its default when absent. 0, or -1 + reason. */
 int task_settings_read(const struct task_setting *table, const char *who, const char *text, long *values,
                        char *err, size_t errlen);
+/* Per-sample records of a retrieval task (sweep --log-samples shows them in the JSON):
+ * result items sample_id, sample_expected, sample_generated (texts: one line per sample,
+ * with '\' written "\\" and a line break "\n") and sample_score (an array). */
+struct sample_log {
+    struct textbuf ids, expected, generated;
+    double *score;
+    int n, cap;
+    bool oom;
+};
+void sample_log_add(struct sample_log *l, const char *id, const char *expected, const char *generated, double score);
+/* Adds the four items to r. 0, or -1 when memory ran out (now or while adding samples) or
+ * the result is full. */
+int sample_log_write(const struct sample_log *l, struct result *r);
+void sample_log_free(struct sample_log *l);
+
 /* Prints every task with its settings (name, type, range or choices, default, help). */
 void task_print_all(FILE *f);
 
