@@ -433,3 +433,39 @@ Test(cli, sweep_log_samples_records_each_sample, .timeout = 120) {
     cr_expect(strstr(out, "OK\n"), "%s", out);
     test_rm_rf(dir);
 }
+
+/* The Python examples in results/README.md run as written on a real sweep's files (its
+ * paths results/x.h5 and results/x.json replaced by the sweep's): pandas over the JSON,
+ * h5py over the HDF5 file. */
+static const char *const readme_py =
+    "import contextlib, io, re, sys\n"
+    "readme, h5, js = sys.argv[1:4]\n"
+    "blocks = re.findall(r'```python\\n(.*?)```', open(readme).read(), re.S)\n"
+    "assert len(blocks) >= 2, len(blocks)\n"
+    "for code in blocks:\n"
+    "    code = code.replace('results/x.h5', h5).replace('results/x.json', js)\n"
+    "    out = io.StringIO()\n"
+    "    with contextlib.redirect_stdout(out):\n"
+    "        exec(compile(code, 'results/README.md', 'exec'), {})\n"
+    "    print('--- block'); print(out.getvalue(), end='')\n";
+
+Test(cli, results_readme_python_examples_run, .timeout = 120) {
+    char dir[256], h5[300], json[300], py[300], readme[1024], out[16384], script[8192];
+    test_temp_dir(dir, sizeof dir, "cli_readme");
+    snprintf(h5, sizeof h5, "%s/x.h5", dir);
+    snprintf(json, sizeof json, "%s/x.json", dir);
+    snprintf(py, sizeof py, "%s/run.py", dir);
+    write_file(py, readme_py);
+    repo_file(readme, sizeof readme, "results/README.md");
+    snprintf(script, sizeof script,
+             "\"$BIN\" sweep -m %s --methods baseline,pi:factor=2 --tasks ppl --lengths 128,256 --data %s "
+             "--limit 2 -t 2 -o %s --output-path %s >/dev/null 2>&1 && '%s' %s %s %s %s",
+             model, text, h5, json, python(), py, readme, h5, json);
+    cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s", out);
+    /* pandas: a method x length table of ppl; h5py: a line per done cell */
+    cr_expect(strstr(out, "config.length") && strstr(out, "config.method"), "%s", out);
+    const char *table = strstr(out, "config.method");
+    cr_expect(table && strstr(table, "\nbaseline ") && strstr(table, "\npi:factor=2 "), "%s", out);
+    cr_expect(strstr(out, "\nbaseline 128 ppl ") && strstr(out, "\npi:factor=2 256 ppl "), "%s", out);
+    test_rm_rf(dir);
+}
