@@ -387,6 +387,15 @@ Test(cli, json_and_limit_flags_are_checked) {
     snprintf(args, sizeof args, "sweep -m %s -o /tmp/x.h5 --limit 0", model);
     cr_expect_eq(run(out, sizeof out, args), 2);
     cr_expect(strstr(out, "--limit expects an integer"), "%s", out);
+    /* the JSON may not replace the results file, by any name; nothing is created */
+    char dir[256], h5[300];
+    test_temp_dir(dir, sizeof dir, "cli_flags");
+    snprintf(h5, sizeof h5, "%s/r.h5", dir);
+    snprintf(args, sizeof args, "sweep -m %s -o %s --output-path %s/./r.h5 --tasks ppl --lengths 64", model, h5, dir);
+    cr_expect_eq(run(out, sizeof out, args), 2);
+    cr_expect(strstr(out, "r.h5") && strchr(out, '\n') == out + strlen(out) - 1, "one line: %s", out);
+    cr_expect_neq(access(h5, F_OK), 0, "the results file was created");
+    test_rm_rf(dir);
     cr_expect_eq(run(out, sizeof out, "export /tmp/none.h5 --json --wide"), 2);
     cr_expect(strstr(out, "exclude each other"), "%s", out);
     cr_expect_eq(run(out, sizeof out, "export /tmp/none.h5 --log-samples"), 2);

@@ -381,13 +381,12 @@ int cmd_sweep(int argc, char **argv) {
     }
     /* the output must be writable before any work starts (a dry run never writes it) */
     if (!dry_run) {
+        if (json_out && strcmp(json_out, "-") != 0 &&
+            check_not_input(json_out, "--output-path", out, err, sizeof err) != 0)
+            goto fail;
         struct store *probe = store_open(out, err, sizeof err);
         if (!probe) { rc = 1; goto fail; }
         store_close(probe);
-        if (json_out && check_not_input(json_out, "--output-path", out, err, sizeof err) != 0) {
-            rc = 2;
-            goto fail;
-        }
     }
     rc = 1;
     if (cli_open(&ro, &rt, err, sizeof err) != 0) goto fail;
