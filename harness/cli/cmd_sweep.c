@@ -439,6 +439,9 @@ int cmd_sweep(int argc, char **argv) {
     if (json_out && write_json(out, json_out, log_samples, err, sizeof err) != 0) {
         fprintf(stderr, "ctxbench: %s (the results are in %s)\n", err, ECHO(out));
         rc = 1;
+    } else if (json_out && strcmp(json_out, "-") != 0) {
+        fprintf(stderr, "sweep: every cell of %s as JSON%s -> %s\n", ECHO(out), log_samples ? " with samples" : "",
+                ECHO(json_out));
     }
     goto done;
 fail:
