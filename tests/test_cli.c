@@ -480,21 +480,21 @@ Test(cli, results_readme_python_examples_run, .timeout = 120) {
 }
 
 /* A --limit at or above what a cell does leaves the cell as it was (same id: a resumed
- * sweep finds it done); one below makes a new cell with the lowered setting. */
+ * sweep finds it done), also when the setting it caps is the task's default (ppl's
+ * max_windows, 64); one below makes a new cell with the lowered setting. */
 Test(cli, limit_changes_a_cell_only_when_it_lowers_it, .timeout = 60) {
     char dir[256], h5[300], out[16384], script[8192];
     test_temp_dir(dir, sizeof dir, "cli_limit");
     snprintf(h5, sizeof h5, "%s/r.h5", dir);
     snprintf(script, sizeof script,
-             "\"$BIN\" sweep -m %s --methods baseline --tasks ppl --lengths 64 --data %s --task-opt ppl:max_windows=3 "
-             "-t 1 -o %s >/dev/null 2>&1 && "
-             "\"$BIN\" sweep -m %s --methods baseline --tasks ppl --lengths 64 --data %s --task-opt ppl:max_windows=3 "
-             "--limit 3 -t 1 -o %s 2>&1 | grep '^sweep: ' && "
-             "\"$BIN\" sweep -m %s --methods baseline --tasks ppl --lengths 64 --data %s --task-opt ppl:max_windows=3 "
-             "--limit 2 -t 1 -o %s 2>&1 | grep '^sweep: ' && \"$BIN\" export %s | grep -c '\"windows\"'",
+             "\"$BIN\" sweep -m %s --methods baseline --tasks ppl --lengths 32 --data %s -t 1 -o %s >/dev/null 2>&1 && "
+             "\"$BIN\" sweep -m %s --methods baseline --tasks ppl --lengths 32 --data %s --limit 64 -t 1 -o %s 2>&1 "
+             "| grep '^sweep: ' && "
+             "\"$BIN\" sweep -m %s --methods baseline --tasks ppl --lengths 32 --data %s --limit 2 -t 1 -o %s 2>&1 "
+             "| grep '^sweep: ' && \"$BIN\" export %s | grep -c '\"windows\"'",
              model, text, h5, model, text, h5, model, text, h5, h5);
     cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s", out);
-    cr_expect(strstr(out, "sweep: 1 cells: 1 done before, 0 done"), "limit 3 = max_windows 3: the same cell: %s", out);
+    cr_expect(strstr(out, "sweep: 1 cells: 1 done before, 0 done"), "limit 64 = the default: the same cell: %s", out);
     cr_expect(strstr(out, "sweep: 1 cells: 0 done before, 1 done"), "limit 2: a new cell: %s", out);
     cr_expect(strstr(out, "\n2\n"), "two cells in the file: %s", out);
     test_rm_rf(dir);
