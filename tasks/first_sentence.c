@@ -18,7 +18,13 @@
 #include "textbuf.h"
 #include "tokenizer.h"
 
-static const char *const keys[] = {"samples", "max_new_tokens", NULL};
+/* In struct fs_opts order (read_opts copies them by index). */
+static const struct task_setting fs_settings[] = {
+    {"samples", TASK_SETTING_INT, 4, 1, 1000, NULL, NULL, "prompts per cell, from starting points spread over the text"},
+    {"max_new_tokens", TASK_SETTING_INT, 48, 4, 1024, NULL, NULL,
+     "answer budget (or the reference's tokens if more)"},
+    {NULL, 0, 0, 0, 0, NULL, NULL, NULL},
+};
 static const char *const prompt_label = "ctxbench's own prompt; the paper does not publish one";
 #define MIN_WORDS 4     /* a first sentence shorter than this (a heading) is skipped */
 #define MAX_WORDS 60    /* ... and one longer than this too */
@@ -28,11 +34,10 @@ struct fs_opts {
 };
 
 static int read_opts(const char *text, struct fs_opts *o, char *err, size_t errlen) {
-    struct settings s;
-    if (settings_parse_checked(text, "first_sentence", keys, &s, err, errlen) != 0) return -1;
-    if (settings_int(&s, "samples", 4, 1, 1000, &o->samples, err, errlen) != 0 ||
-        settings_int(&s, "max_new_tokens", 48, 4, 1024, &o->max_new, err, errlen) != 0)
-        return -1;
+    long v[2];
+    if (task_settings_read(fs_settings, "first_sentence", text, v, err, errlen) != 0) return -1;
+    o->samples = v[0];
+    o->max_new = v[1];
     return 0;
 }
 
@@ -295,6 +300,7 @@ struct fs_tally {
     double *rouge, *exact, *rnll, *starts;   /* per sample */
     long forward, prompt_total, gen_total;
     struct textbuf examples;                 /* the first answers beside their references */
+    struct sample_log samples;               /* per sample: reference, the whole answer, ROUGE-L */
 };
 
 /* Scores sample i's answer (its text decoded into b, cut at its first sentence) against
@@ -316,6 +322,9 @@ static int score_sample(struct fs_tally *ty, int i, const struct tokenizer *tok,
         snprintf(rec, sizeof rec, "%s[%d] ref: %.200s | got: %.200s", ty->examples.n ? " " : "", i, ref->s, ans->s);
         textbuf_puts(&ty->examples, rec);
     }
+    char id[32];
+    snprintf(id, sizeof id, "sample=%d", i);
+    sample_log_add(&ty->samples, id, ref->s, b->s, ty->rouge[i]);
     return 0;
 }
 
@@ -428,6 +437,7 @@ static int write_results(const struct fs_tally *ty, const char *tpl_path, const 
     sink_text(&k, "dataset_path", ds->path);
     sink_text(&k, "dataset_sha256", ds->sha256);
     sink_text(&k, "method_note", method_note);
+    if (!k.failed && sample_log_write(&ty->samples, out) != 0) k.failed = 1;
     return sink_finish(&k, "first_sentence", err, errlen);
 }
 
@@ -466,12 +476,15 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
         rc = 0;
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(*arrays[i]);
     textbuf_free(&ty.examples);
+    sample_log_free(&ty.samples);
     textbuf_free(&so.text);
     textbuf_free(&b);
     free(tpl);
     dataset_free(&own);
     return rc;
 }
+
+static const char *const fs_limit[] = {"samples", NULL};
 
 const struct task task_first_sentence = {
     .name = "first_sentence",
@@ -499,6 +512,8 @@ const struct task task_first_sentence = {
         "dataset_path, dataset_sha256. Default data: tinystories (what the TinyStories models can read; use\n"
         "books for Llama-class models).",
     .default_data = "tinystories",
+    .settings = fs_settings,
+    .limit_settings = fs_limit,
     .check = fs_check,
     .session_tokens = task_session_is_length,
     .work = fs_work,

@@ -17,8 +17,15 @@
 #include "textbuf.h"
 #include "tokenizer.h"
 
-static const char *const keys[] = {"variant", "depths", "trials", "digits", NULL};
 static const char *const variants[] = {"yarn", "longlora", "selfextend", NULL};
+/* In struct pk_opts order (read_opts copies them by index). */
+static const struct task_setting pk_settings[] = {
+    {"variant", TASK_SETTING_CHOICE, 0, 0, 0, variants, NULL, "prompt texts: datasets/passkey/VARIANT.txt"},
+    {"depths", TASK_SETTING_INT, 10, 1, 101, NULL, NULL, "depths evenly spaced over [0, 1] (one: 0.5)"},
+    {"trials", TASK_SETTING_INT, 1, 1, 1000, NULL, NULL, "keys per depth"},
+    {"digits", TASK_SETTING_INT, 5, 1, 9, NULL, NULL, "digits of each key"},
+    {NULL, 0, 0, 0, 0, NULL, NULL, NULL},
+};
 #define MAX_SENTENCES 32
 #define EXTRA_NEW_TOKENS 4   /* answer budget beyond the key's digits: a space, punctuation */
 
@@ -28,13 +35,12 @@ struct pk_opts {
 };
 
 static int read_opts(const char *text, struct pk_opts *o, char *err, size_t errlen) {
-    struct settings s;
-    if (settings_parse_checked(text, "passkey", keys, &s, err, errlen) != 0) return -1;
-    if (settings_choice(&s, "variant", variants, 0, &o->variant, err, errlen) != 0 ||
-        settings_int(&s, "depths", 10, 1, 101, &o->depths, err, errlen) != 0 ||
-        settings_int(&s, "trials", 1, 1, 1000, &o->trials, err, errlen) != 0 ||
-        settings_int(&s, "digits", 5, 1, 9, &o->digits, err, errlen) != 0)
-        return -1;
+    long v[4];
+    if (task_settings_read(pk_settings, "passkey", text, v, err, errlen) != 0) return -1;
+    o->variant = (int)v[0];
+    o->depths = v[1];
+    o->trials = v[2];
+    o->digits = v[3];
     return 0;
 }
 
@@ -359,11 +365,12 @@ struct pk_tally {
     double sum_dacc, sum_tacc, sum_knll;
     long forward, prompt_tokens;
     struct textbuf answers;   /* "depth:key->digits" per trial */
+    struct sample_log samples;   /* per trial: key, the whole answer, exact */
 };
 
 /* Scores one trial's greedy answer (its text in b) against the key: exact digits, digits
  * matched in place, the key's token ids at the start, and the key's teacher-forced NLL. */
-static int score_trial(struct pk_tally *ty, int di, double depth, const char *key, const struct tokenizer *tok,
+static int score_trial(struct pk_tally *ty, int di, int tr, double depth, const char *key, const struct tokenizer *tok,
                        const int32_t *gen, const struct decode_result *dr, const int32_t *key_ids, int n_ans,
                        struct textbuf *b, char *err, size_t errlen) {
     const int K = ty->K;
@@ -390,6 +397,9 @@ static int score_trial(struct pk_tally *ty, int di, double depth, const char *ke
     char rec[96];
     snprintf(rec, sizeof rec, "%s%.2f:%s->%s", ty->answers.n ? " " : "", depth, key, digits[0] ? digits : "-");
     textbuf_puts(&ty->answers, rec);
+    char id[64];
+    snprintf(id, sizeof id, "depth=%.2f,trial=%d", depth, tr);
+    sample_log_add(&ty->samples, id, key, b->s, exact);
     return 0;
 }
 
@@ -419,6 +429,7 @@ static int write_results(const struct pk_tally *ty, const struct pk_opts *o, con
     sink_text(&k, "prompt_file", t->path);
     sink_text(&k, "answers", ty->answers.oom || !ty->answers.s ? "" : ty->answers.s);
     sink_text(&k, "method_note", method_note);
+    if (!k.failed && sample_log_write(&ty->samples, out) != 0) k.failed = 1;
     return sink_finish(&k, "passkey", err, errlen);
 }
 
@@ -478,7 +489,7 @@ static int run_trials(const struct task_ctx *ctx, const struct pk_opts *o, const
             if (cell_plan_decode(cp, ctx, s, &rq, &dr, err, errlen) != 0) goto out;
             ty->forward += dr.forward_tokens;
             ty->prompt_tokens += (long)n;
-            if (score_trial(ty, di, depth, key, tok, gen, &dr, answer + nq, n_ans, &b, err, errlen) != 0) goto out;
+            if (score_trial(ty, di, tr, depth, key, tok, gen, &dr, answer + nq, n_ans, &b, err, errlen) != 0) goto out;
             if (ctx->progress) ctx->progress(ctx->progress_arg, (double)(di * K + tr + 1) / (D * K), ty->forward);
         }
     }
@@ -531,10 +542,13 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
         rc = 0;
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(*arrays[i]);
     textbuf_free(&ty.answers);
+    sample_log_free(&ty.samples);
     textbuf_free(&b);
     free(t);
     return rc;
 }
+
+static const char *const pk_limit[] = {"depths", "trials", NULL};
 
 const struct task task_passkey = {
     .name = "passkey",
@@ -562,6 +576,8 @@ const struct task task_passkey = {
         "depth_actual; prompt_tokens, filler_sentences, tokens (forward-pass tokens), variant, prompt_file,\n"
         "answers (depth:key->digits for each trial). No dataset is read.",
     .default_data = NULL,
+    .settings = pk_settings,
+    .limit_settings = pk_limit,
     .check = pk_check,
     .session_tokens = task_session_is_length,
     .work = pk_work,

@@ -16,10 +16,22 @@
 #include "task_util.h"
 #include "tokenizer.h"
 
-static const char *const keys[] = {"protocol", "stride", "truncate", "max_windows", "max_docs", "max_tokens",
-                                   "bins", "min_doc_tokens", NULL};
 /* In enum ppl_protocol order. */
 static const char *const protocols[] = {"windows", "yarn", "longlora", "llamacpp", NULL};
+/* In struct ppl_opts order (read_opts copies them by index). */
+static const struct task_setting ppl_settings[] = {
+    {"protocol", TASK_SETTING_CHOICE, 0, 0, 0, protocols, NULL, "windows, stride and mean (tasks/README.md)"},
+    {"stride", TASK_SETTING_INT, 256, 1, 1 << 24, NULL, NULL, "yarn, longlora: tokens between window starts"},
+    {"truncate", TASK_SETTING_INT, 0, 0, 1, NULL, NULL, "yarn only: 1 = one window per document, its first L-1 tokens"},
+    {"max_windows", TASK_SETTING_INT, 64, 1, 1L << 30, NULL, NULL, "at most this many windows per cell (the first)"},
+    {"max_docs", TASK_SETTING_INT, 0, 0, 1L << 30, NULL, NULL, "the first N documents; 0 = all"},
+    {"max_tokens", TASK_SETTING_INT, 32768, 2, 1L << 40, NULL, NULL,
+     "forward-pass tokens per cell: the first windows that fit, at least one"},
+    {"bins", TASK_SETTING_INT, 64, 1, 4096, NULL, NULL, "bins of nll_by_pos over [0, L)"},
+    {"min_doc_tokens", TASK_SETTING_INT, -1, -1, 1L << 40, NULL, "L-1",
+     "yarn: documents shorter than this are skipped; -1 = L-1"},
+    {NULL, 0, 0, 0, 0, NULL, NULL, NULL},
+};
 static const char *const protocol_detail[] = {
     "windows: one stream, non-overlapping windows of BOS + L-1 tokens, every prediction scored, token mean",
     "yarn: per document, windows of BOS + L-1 tokens every S tokens, only tokens new to a window scored, "
@@ -37,17 +49,16 @@ struct ppl_opts {
 
 /* min_doc = -1: the default, L - 1 (a document shorter than a window is skipped). */
 static int read_opts(const char *text, struct ppl_opts *o, char *err, size_t errlen) {
-    struct settings s;
-    if (settings_parse_checked(text, "ppl", keys, &s, err, errlen) != 0) return -1;
-    if (settings_choice(&s, "protocol", protocols, PPL_WINDOWS, &o->protocol, err, errlen) != 0 ||
-        settings_int(&s, "stride", 256, 1, 1 << 24, &o->stride, err, errlen) != 0 ||
-        settings_int(&s, "truncate", 0, 0, 1, &o->truncate, err, errlen) != 0 ||
-        settings_int(&s, "max_windows", 64, 1, 1L << 30, &o->max_windows, err, errlen) != 0 ||
-        settings_int(&s, "max_docs", 0, 0, 1L << 30, &o->max_docs, err, errlen) != 0 ||
-        settings_int(&s, "max_tokens", 32768, 2, 1L << 40, &o->max_tokens, err, errlen) != 0 ||
-        settings_int(&s, "bins", 64, 1, 4096, &o->bins, err, errlen) != 0 ||
-        settings_int(&s, "min_doc_tokens", -1, -1, 1L << 40, &o->min_doc, err, errlen) != 0)
-        return -1;
+    long v[8];
+    if (task_settings_read(ppl_settings, "ppl", text, v, err, errlen) != 0) return -1;
+    o->protocol = (int)v[0];
+    o->stride = v[1];
+    o->truncate = v[2];
+    o->max_windows = v[3];
+    o->max_docs = v[4];
+    o->max_tokens = v[5];
+    o->bins = v[6];
+    o->min_doc = v[7];
     if (o->truncate && o->protocol != PPL_YARN) {
         snprintf(err, errlen, "ppl: truncate=1 applies to protocol=yarn only");
         return -1;
@@ -287,6 +298,8 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
     return rc;
 }
 
+static const char *const ppl_limit[] = {"max_windows", NULL};
+
 const struct task task_ppl = {
     .name = "ppl",
     .summary = "perplexity at the cell's length under a chosen protocol (windows, yarn, longlora, llamacpp)",
@@ -316,6 +329,8 @@ const struct task task_ppl = {
         "  counts in nll_by_pos_count), protocol, protocol_detail, dataset_path, dataset_sha256.\n"
         "Default data: tinystories.",
     .default_data = "tinystories",
+    .settings = ppl_settings,
+    .limit_settings = ppl_limit,
     .check = ppl_check,
     .session_tokens = task_session_is_length,
     .work = ppl_work,

@@ -238,3 +238,264 @@ Test(cli, echoed_input_is_escaped_and_cut) {
     cr_expect_eq(run(out, sizeof out, args), 2);
     cr_expect(strstr(out, "zzz...'") && strlen(out) < 400 && one_line(out), "%zu: %.200s", strlen(out), out);
 }
+
+/* ---- i13-results: `ctxbench tasks`, export/report columns, JSON results ---- */
+#include "task.h"
+
+/* Every setting of every task's table is what its check hook enforces: the bounds and
+ * each choice are accepted, one past a bound and an unknown choice are refused naming
+ * the key. So `ctxbench tasks` (which prints the table) cannot drift from the tasks. */
+Test(cli, task_settings_tables_are_what_tasks_check) {
+    char err[512], text[256];
+    int n_tasks = 0;
+    for (int i = 0; registry_tasks[i]; i++, n_tasks++) {
+        const struct task *t = registry_tasks[i];
+        cr_assert(t->settings, "%s has no settings table", t->name);
+        cr_expect_eq(t->check("", err, sizeof err), 0, "%s defaults: %s", t->name, err);
+        for (const struct task_setting *s = t->settings; s->name; s++) {
+            if (s->type == TASK_SETTING_CHOICE) {
+                for (int c = 0; s->choices[c]; c++) {
+                    snprintf(text, sizeof text, "%s=%s", s->name, s->choices[c]);
+                    /* ppl's truncate applies to yarn only; every choice alone is valid */
+                    cr_expect_eq(t->check(text, err, sizeof err), 0, "%s %s: %s", t->name, text, err);
+                }
+                snprintf(text, sizeof text, "%s=nosuchchoice", s->name);
+                cr_expect_eq(t->check(text, err, sizeof err), -1, "%s %s accepted", t->name, text);
+                continue;
+            }
+            long ok[] = {s->min, s->max}, bad[] = {s->min - 1, s->max + 1};
+            for (int k = 0; k < 2; k++) {
+                /* truncate=1 needs protocol=yarn: give it where the task's own rule asks */
+                const char *extra = strcmp(s->name, "truncate") == 0 ? ",protocol=yarn" : "";
+                snprintf(text, sizeof text, "%s=%ld%s", s->name, ok[k], extra);
+                cr_expect_eq(t->check(text, err, sizeof err), 0, "%s %s: %s", t->name, text, err);
+                snprintf(text, sizeof text, "%s=%ld%s", s->name, bad[k], extra);
+                cr_expect_eq(t->check(text, err, sizeof err), -1, "%s %s accepted", t->name, text);
+                cr_expect(strstr(err, s->name), "%s %s: error does not name the key: %s", t->name, text, err);
+            }
+        }
+    }
+    cr_expect_geq(n_tasks, 3);
+}
+
+/* `ctxbench tasks` lists every task and each setting with its type, range and default. */
+Test(cli, tasks_lists_every_setting) {
+    char out[32768];
+    cr_assert_eq(run(out, sizeof out, "tasks"), 0, "%s", out);
+    for (int i = 0; registry_tasks[i]; i++) {
+        const struct task *t = registry_tasks[i];
+        char head[128];
+        snprintf(head, sizeof head, "\n%s\n", t->name);
+        cr_expect(strstr(out, head), "task %s missing: %s", t->name, out);
+    }
+    cr_expect(strstr(out, "depths           int    [1, 101]                     default 10\n"), "%s", out);
+    cr_expect(strstr(out, "variant          choice yarn|longlora|selfextend     default yarn\n"), "%s", out);
+    cr_expect(strstr(out, "min_doc_tokens   int    [-1, 1099511627776]          default L-1\n"), "%s", out);
+    cr_expect(strstr(out, "max_new_tokens   int    [4, 1024]                    default 48\n"), "%s", out);
+    cr_expect_eq(run(out, sizeof out, "tasks --help"), 0);
+    cr_expect(strstr(out, "usage: ctxbench tasks"), "%s", out);
+    cr_expect_eq(run(out, sizeof out, "tasks extra"), 2);
+    cr_expect(strstr(out, "takes no arguments"), "%s", out);
+}
+
+/* The python that make test uses (Debian's, with python3-jsonschema: scripts/install_deps.sh). */
+static const char *python(void) {
+    const char *py = getenv("CTXBENCH_PYTHON");
+    return py && *py ? py : "python3";
+}
+
+/* The repository root (results/results.schema.json): the tests run as build/tests/NAME. */
+static void repo_file(char *out, size_t cap, const char *rel) {
+    char exe[512];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    cr_assert(n > 0);
+    exe[n] = 0;
+    for (int up = 0; up < 3; up++) {
+        char *slash = strrchr(exe, '/');
+        cr_assert(slash);
+        *slash = 0;
+    }
+    snprintf(out, cap, "%.511s/%.256s", exe, rel);
+    if (access(out, R_OK) != 0) snprintf(out, cap, "%s", rel);
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Checks a results JSON against results/results.schema.json and what the sweep asked for:
+ * --limit 2 recorded and applied through each task's own settings, the method parameters
+ * as used, provenance. Prints OK or the first problem. */
+static const char *const json_check_py =
+    "import json, sys, jsonschema\n"
+    "schema = json.load(open(sys.argv[1]))\n"
+    "jsonschema.Draft202012Validator.check_schema(schema)\n"
+    "doc = json.load(open(sys.argv[2]))\n"
+    "errs = sorted(jsonschema.Draft202012Validator(schema).iter_errors(doc), key=str)\n"
+    "if errs: sys.exit('schema: %s at %s' % (errs[0].message, list(errs[0].absolute_path)))\n"
+    "bad = json.loads(json.dumps(doc)); del bad['cells'][0]['config']\n"
+    "if jsonschema.Draft202012Validator(schema).is_valid(bad): sys.exit('schema accepts a cell without config')\n"
+    "cells = doc['cells']\n"
+    "assert len(cells) == 6, len(cells)\n"
+    "order = [(c['config']['method'], c['config']['task']) for c in cells]\n"
+    "assert order == sorted(order), order\n"
+    "for c in cells:\n"
+    "    cf, used = c['config'], c['config']['task_settings_used']\n"
+    "    assert c['status'] == 'done', c['error']\n"
+    "    assert cf['limit'] == 2 and cf['length'] == 256 and cf['seed'] == 1, cf\n"
+    "    t = cf['task']\n"
+    "    n = used['max_windows'] if t == 'ppl' else used['depths'] * used['trials'] if t == 'passkey' \\\n"
+    "        else used['samples']\n"
+    "    assert n == 2, (cf['task'], used)\n"
+    "    done = {'ppl': 'windows', 'passkey': 'trials', 'first_sentence': 'samples'}[cf['task']]\n"
+    "    assert c['metrics'][done] == 2, (cf['task'], c['metrics'])\n"
+    "    if cf['method_name'] == 'yarn':\n"
+    "        assert cf['method_params']['factor'] == 1 and 'beta_fast' in cf['method_params'], cf\n"
+    "    p = c['provenance']\n"
+    "    assert p['backend'] == 'cpu' and len(p['model_sha256']) == 64 and p['git_rev'], p\n"
+    "    assert c['headline'] in c['metrics'], c['headline']\n"
+    "print('OK')\n";
+
+Test(cli, sweep_output_path_json_matches_the_schema_with_limit, .timeout = 120) {
+    char dir[256], h5[300], json[300], json2[300], py[300], schema[1024], out[16384], script[8192];
+    test_temp_dir(dir, sizeof dir, "cli_json");
+    snprintf(h5, sizeof h5, "%s/r.h5", dir);
+    snprintf(json, sizeof json, "%s/r.json", dir);
+    snprintf(json2, sizeof json2, "%s/export.json", dir);
+    snprintf(py, sizeof py, "%s/check.py", dir);
+    write_file(py, json_check_py);
+    repo_file(schema, sizeof schema, "results/results.schema.json");
+    snprintf(script, sizeof script,
+             "\"$BIN\" sweep -m %s --methods yarn,baseline --tasks ppl,passkey,first_sentence --lengths 256 "
+             "--data %s --limit 2 --task-opt 'ppl:max_tokens=2000' -t 2 -o %s --output-path %s >/dev/null 2>&1 && "
+             "\"$BIN\" export %s --json -o %s && cmp %s %s && '%s' %s %s %s",
+             model, text, h5, json, h5, json2, json, json2, python(), py, schema, json);
+    cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s", out);
+    cr_expect(strstr(out, "OK\n"), "%s", out);
+    test_rm_rf(dir);
+}
+
+/* Bad uses of the new flags are one-line errors before any work. */
+Test(cli, json_and_limit_flags_are_checked) {
+    char out[16384], args[2048];
+    snprintf(args, sizeof args, "sweep -m %s -o /tmp/x.h5 --log-samples", model);
+    cr_expect_eq(run(out, sizeof out, args), 2);
+    cr_expect(strstr(out, "--log-samples needs --output-path"), "%s", out);
+    snprintf(args, sizeof args, "sweep -m %s -o /tmp/x.h5 --limit 0", model);
+    cr_expect_eq(run(out, sizeof out, args), 2);
+    cr_expect(strstr(out, "--limit expects an integer"), "%s", out);
+    /* the JSON may not replace the results file, by any name; nothing is created */
+    char dir[256], h5[300];
+    test_temp_dir(dir, sizeof dir, "cli_flags");
+    snprintf(h5, sizeof h5, "%s/r.h5", dir);
+    snprintf(args, sizeof args, "sweep -m %s -o %s --output-path %s/./r.h5 --tasks ppl --lengths 64", model, h5, dir);
+    cr_expect_eq(run(out, sizeof out, args), 2);
+    cr_expect(strstr(out, "r.h5") && strchr(out, '\n') == out + strlen(out) - 1, "one line: %s", out);
+    cr_expect_neq(access(h5, F_OK), 0, "the results file was created");
+    test_rm_rf(dir);
+    cr_expect_eq(run(out, sizeof out, "export /tmp/none.h5 --json --wide"), 2);
+    cr_expect(strstr(out, "exclude each other"), "%s", out);
+    cr_expect_eq(run(out, sizeof out, "export /tmp/none.h5 --log-samples"), 2);
+    cr_expect(strstr(out, "--log-samples needs --json"), "%s", out);
+}
+
+/* --log-samples: each retrieval cell's records match its own scores (the mean of the
+ * per-sample scores is the headline), passkey's expected answers are its keys, and a task
+ * that keeps no samples (ppl) has null. */
+static const char *const samples_check_py =
+    "import json, sys, jsonschema\n"
+    "schema = json.load(open(sys.argv[1]))\n"
+    "doc = json.load(open(sys.argv[2]))\n"
+    "jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)\n"
+    "assert doc['samples_logged'] is True\n"
+    "for c in doc['cells']:\n"
+    "    t, m, s = c['config']['task'], c['metrics'], c['samples']\n"
+    "    if t == 'ppl':\n"
+    "        assert s is None, s\n"
+    "        continue\n"
+    "    n = m['trials'] if t == 'passkey' else m['samples']\n"
+    "    assert len(s) == n == 2, (t, len(s), n)\n"
+    "    assert len({r['id'] for r in s}) == n, s\n"
+    "    head = m['accuracy'] if t == 'passkey' else m['rouge_l']\n"
+    "    assert abs(sum(r['score'] for r in s) / n - head) < 1e-12, (t, s, head)\n"
+    "    for r in s:\n"
+    "        assert isinstance(r['generated'], str) and r['expected'], r\n"
+    "        if t == 'passkey': assert r['expected'].isdigit() and len(r['expected']) == 5, r\n"
+    "print('OK')\n";
+
+Test(cli, sweep_log_samples_records_each_sample, .timeout = 120) {
+    char dir[256], h5[300], json[300], py[300], schema[1024], out[16384], script[8192];
+    test_temp_dir(dir, sizeof dir, "cli_samples");
+    snprintf(h5, sizeof h5, "%s/r.h5", dir);
+    snprintf(json, sizeof json, "%s/r.json", dir);
+    snprintf(py, sizeof py, "%s/check.py", dir);
+    write_file(py, samples_check_py);
+    repo_file(schema, sizeof schema, "results/results.schema.json");
+    snprintf(script, sizeof script,
+             "\"$BIN\" sweep -m %s --methods baseline --tasks ppl,passkey,first_sentence --lengths 256 --data %s "
+             "--limit 2 -t 2 -o %s --output-path %s --log-samples >/dev/null 2>&1 && '%s' %s %s %s",
+             model, text, h5, json, python(), py, schema, json);
+    cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s", out);
+    cr_expect(strstr(out, "OK\n"), "%s", out);
+    test_rm_rf(dir);
+}
+
+/* The Python examples in results/README.md run as written on a real sweep's files (its
+ * paths results/x.h5 and results/x.json replaced by the sweep's): pandas over the JSON,
+ * h5py over the HDF5 file. */
+static const char *const readme_py =
+    "import contextlib, io, re, sys\n"
+    "readme, h5, js = sys.argv[1:4]\n"
+    "blocks = re.findall(r'```python\\n(.*?)```', open(readme).read(), re.S)\n"
+    "assert len(blocks) >= 2, len(blocks)\n"
+    "for code in blocks:\n"
+    "    code = code.replace('results/x.h5', h5).replace('results/x.json', js)\n"
+    "    out = io.StringIO()\n"
+    "    with contextlib.redirect_stdout(out):\n"
+    "        exec(compile(code, 'results/README.md', 'exec'), {})\n"
+    "    print('--- block'); print(out.getvalue(), end='')\n";
+
+Test(cli, results_readme_python_examples_run, .timeout = 120) {
+    char dir[256], h5[300], json[300], py[300], readme[1024], out[16384], script[8192];
+    test_temp_dir(dir, sizeof dir, "cli_readme");
+    snprintf(h5, sizeof h5, "%s/x.h5", dir);
+    snprintf(json, sizeof json, "%s/x.json", dir);
+    snprintf(py, sizeof py, "%s/run.py", dir);
+    write_file(py, readme_py);
+    repo_file(readme, sizeof readme, "results/README.md");
+    snprintf(script, sizeof script,
+             "\"$BIN\" sweep -m %s --methods baseline,pi:factor=2 --tasks ppl --lengths 128,256 --data %s "
+             "--limit 2 -t 2 -o %s --output-path %s >/dev/null 2>&1 && '%s' %s %s %s %s",
+             model, text, h5, json, python(), py, readme, h5, json);
+    cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s", out);
+    /* pandas: a method x length table of ppl; h5py: a line per done cell */
+    cr_expect(strstr(out, "config.length") && strstr(out, "config.method"), "%s", out);
+    const char *table = strstr(out, "config.method");
+    cr_expect(table && strstr(table, "\nbaseline ") && strstr(table, "\npi:factor=2 "), "%s", out);
+    cr_expect(strstr(out, "\nbaseline 128 ppl ") && strstr(out, "\npi:factor=2 256 ppl "), "%s", out);
+    test_rm_rf(dir);
+}
+
+/* A --limit at or above what a cell does leaves the cell as it was (same id: a resumed
+ * sweep finds it done), also when the setting it caps is the task's default (ppl's
+ * max_windows, 64); one below makes a new cell with the lowered setting. */
+Test(cli, limit_changes_a_cell_only_when_it_lowers_it, .timeout = 60) {
+    char dir[256], h5[300], out[16384], script[8192];
+    test_temp_dir(dir, sizeof dir, "cli_limit");
+    snprintf(h5, sizeof h5, "%s/r.h5", dir);
+    snprintf(script, sizeof script,
+             "\"$BIN\" sweep -m %s --methods baseline --tasks ppl --lengths 32 --data %s -t 1 -o %s >/dev/null 2>&1 && "
+             "\"$BIN\" sweep -m %s --methods baseline --tasks ppl --lengths 32 --data %s --limit 64 -t 1 -o %s 2>&1 "
+             "| grep '^sweep: ' && "
+             "\"$BIN\" sweep -m %s --methods baseline --tasks ppl --lengths 32 --data %s --limit 2 -t 1 -o %s 2>&1 "
+             "| grep '^sweep: ' && \"$BIN\" export %s | grep -c '\"windows\"'",
+             model, text, h5, model, text, h5, model, text, h5, h5);
+    cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s", out);
+    cr_expect(strstr(out, "sweep: 1 cells: 1 done before, 0 done"), "limit 64 = the default: the same cell: %s", out);
+    cr_expect(strstr(out, "sweep: 1 cells: 0 done before, 1 done"), "limit 2: a new cell: %s", out);
+    cr_expect(strstr(out, "\n2\n"), "two cells in the file: %s", out);
+    test_rm_rf(dir);
+}

@@ -13,6 +13,8 @@
 #include "cli.h"
 #include "result.h"
 #include "store.h"
+#include "store_json.h"
+#include "task.h"
 #include "sweep.h"
 #include "testutil.h"
 #include "testutil_sys.h"
@@ -874,6 +876,162 @@ Test(store, export_dash_is_standard_output) {
     snprintf(cmd, sizeof cmd, "%s/out.csv", dir);
     char *text = test_read_text(cmd);
     cr_assert(strncmp(text, "\"cell\",", 7) == 0 && strstr(text, "ppl.yarn:factor=4.L2048.aaaa"), "%s", text);
+    free(text);
+    test_rm_rf(dir);
+}
+
+/* ---- i13-results: export's provenance columns and row order; report's decimals and filters ---- */
+
+/* One done cell with the attributes a sweep writes that export and report read. */
+static void put_cell(struct store *st, const char *id, const char *method, const char *task, long long length,
+                     double factor, const char *metric, double value, const char *metric2, double value2) {
+    char err[512];
+    struct result r = {0};
+    cr_assert_eq(result_scalar(&r, metric, value), 0);
+    if (metric2) cr_assert_eq(result_scalar(&r, metric2, value2), 0);
+    struct store_attr at[] = {
+        {.name = "key", .kind = STORE_STR, .s = (char *)id},
+        {.name = "method", .kind = STORE_STR, .s = (char *)method},
+        {.name = "task", .kind = STORE_STR, .s = (char *)task},
+        {.name = "length", .kind = STORE_I64, .i = length},
+        {.name = "headline", .kind = STORE_STR, .s = (char *)metric},
+        {.name = "git_rev", .kind = STORE_STR, .s = "0123456789ab-dirty"},
+        {.name = "method.factor", .kind = STORE_F64, .f = factor},
+        {.name = "method_note", .kind = STORE_STR, .s = "factor derived"},
+        {.name = "method.beta_fast", .kind = STORE_F64, .f = 32},
+        {.name = "peak_rss_mib", .kind = STORE_F64, .f = 12.5},
+    };
+    cr_assert_eq(store_put(st, id, CELL_DONE, at, 10, &r, err, sizeof err), 0, "%s", err);
+    result_free(&r);
+}
+
+/* Cells whose id order, and whose lengths as text, differ from the order export promises. */
+static void write_grid(const char *path) {
+    char err[512];
+    struct store *st = store_open(path, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    put_cell(st, "a", "yarn", "ppl", 16384, 32, "ppl", 12.3456, NULL, 0);
+    put_cell(st, "b", "yarn", "ppl", 1536, 3, "ppl", 3.14159, NULL, 0);
+    put_cell(st, "c", "abf", "ppl", 1536, 0.1, "ppl", 1234.5, NULL, 0);
+    put_cell(st, "d", "yarn", "passkey", 2048, 4, "accuracy", 0.5, "key_nll", 0.25);
+    put_cell(st, "e", "abf", "passkey", 512, 1, "accuracy", 1, "key_nll", 0.125);
+    store_close(st);
+}
+
+Test(store, export_rows_sorted_with_method_params_memory_and_revision) {
+    char dir[64], path[128], csvp[128];
+    test_temp_dir(dir, sizeof dir, "store");
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(csvp, sizeof csvp, "%s/r.csv", dir);
+    write_grid(path);
+    char *argv[] = {"export", path, "-o", csvp, NULL};
+    cr_assert_eq(cmd_export(4, argv), 0);
+    struct csv_rows r;
+    parse_csv(csvp, &r);
+    /* method, task, then length as a number: 1536 before 16384 */
+    const char *const want_cells[] = {"e", "e", "c", "d", "d", "b", "a"};
+    cr_assert_eq(r.n, 8, "rows: %d", r.n);
+    int cc = col(&r, "cell"), cp = col(&r, "method_params"), cm = col(&r, "peak_rss_mib"), cg = col(&r, "git_rev");
+    for (int i = 1; i < r.n; i++) cr_expect_str_eq(r.f[i][cc], want_cells[i - 1], "row %d", i);
+    cr_expect_str_eq(r.f[6][cp], "factor=3,beta_fast=32", "the method's parameters as used");
+    cr_expect_str_eq(r.f[3][cp], "factor=0.1,beta_fast=32", "shortest exact form");
+    cr_expect_str_eq(r.f[1][cm], "12.5");
+    cr_expect_str_eq(r.f[1][cg], "0123456789ab-dirty");
+    free_rows(&r);
+
+    char *wargv[] = {"export", "--wide", path, "-o", csvp, NULL};
+    cr_assert_eq(cmd_export(5, wargv), 0);
+    parse_csv(csvp, &r);
+    const char *const want_wide[] = {"e", "c", "d", "b", "a"};
+    cr_assert_eq(r.n, 6, "rows: %d", r.n);
+    cc = col(&r, "cell"), cp = col(&r, "method_params"), cg = col(&r, "git_rev");
+    for (int i = 1; i < r.n; i++) cr_expect_str_eq(r.f[i][cc], want_wide[i - 1], "wide row %d", i);
+    cr_expect_str_eq(r.f[5][cp], "factor=32,beta_fast=32");
+    cr_expect_str_eq(r.f[5][cg], "0123456789ab-dirty");
+    free_rows(&r);
+    test_rm_rf(dir);
+}
+
+Test(store, report_columns_have_one_number_of_decimals_and_filters) {
+    char dir[64], path[128];
+    test_temp_dir(dir, sizeof dir, "store");
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    write_grid(path);
+    int rc;
+    char *argv[] = {"report", path, NULL};
+    char *text = capture_stdout(cmd_report, 2, argv, &rc, dir);
+    cr_assert_eq(rc, 0);
+    /* column 1536 holds 3.14159 and 1234.5: both with 3 decimals, not 3.142 beside 1234 */
+    cr_expect_not_null(strstr(text, "| yarn | 3.142 | 12.35 |"), "%s", text);
+    cr_expect_not_null(strstr(text, "| abf | 1234.500 | |"), "%s", text);
+    cr_expect_not_null(strstr(text, "| abf | 1.000 | |"), "%s", text);
+    cr_expect_not_null(strstr(text, "| yarn | | 0.5000 |"), "%s", text);
+    free(text);
+
+    char *targv[] = {"report", "--task", "passkey", path, NULL};
+    text = capture_stdout(cmd_report, 4, targv, &rc, dir);
+    cr_assert_eq(rc, 0);
+    cr_expect_not_null(strstr(text, "### passkey: accuracy"), "%s", text);
+    cr_expect_null(strstr(text, "### ppl"), "%s", text);
+    free(text);
+
+    char *margv[] = {"report", "--metric", "key_nll", path, NULL};
+    text = capture_stdout(cmd_report, 4, margv, &rc, dir);
+    cr_assert_eq(rc, 0);
+    cr_expect_not_null(strstr(text, "### passkey: key_nll"), "%s", text);
+    cr_expect_not_null(strstr(text, "| abf | 0.1250 | |"), "%s", text);
+    cr_expect_null(strstr(text, "### ppl"), "only tables that have the metric: %s", text);
+    free(text);
+
+    const char *const bad[][6] = {{"report", "--metric", "nosuch", path, NULL}, {"report", "--task", "nosuch", path, NULL}};
+    const char *const why[] = {"has the metric nosuch", "holds no cells of task nosuch"};
+    for (int k = 0; k < 2; k++) {
+        int st;
+        text = run_ctxbench(bad[k], dir, &st);
+        cr_expect_eq(st, 1, "%s", text);
+        cr_expect_not_null(strstr(text, why[k]), "%s", text);
+        free(text);
+    }
+    test_rm_rf(dir);
+}
+
+/* Per-sample records go through the store and come out of the JSON as they went in: a
+ * backslash and a line break inside a generated text survive the one-line-per-sample
+ * texts, bytes that are not UTF-8 become U+FFFD, and a NaN score is null. */
+Test(store, json_samples_round_trip) {
+    char dir[64], path[128], err[512];
+    test_temp_dir(dir, sizeof dir, "store");
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    struct sample_log log = {0};
+    sample_log_add(&log, "depth=0.00,trial=0", "12345", "a\\b\nc \"q\"", 1);
+    sample_log_add(&log, "depth=1.00,trial=0", "67890", "bad \xff byte", NAN);
+    struct result r = {0};
+    cr_assert_eq(result_scalar(&r, "accuracy", 0.5), 0);
+    cr_assert_eq(sample_log_write(&log, &r), 0);
+    sample_log_free(&log);
+    struct store_attr at[] = {
+        {.name = "method", .kind = STORE_STR, .s = "baseline"},
+        {.name = "task", .kind = STORE_STR, .s = "passkey"},
+        {.name = "length", .kind = STORE_I64, .i = 256},
+    };
+    struct store *st = store_open(path, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    cr_assert_eq(store_put(st, "passkey.baseline.L256.x", CELL_DONE, at, 3, &r, err, sizeof err), 0, "%s", err);
+    store_close(st);
+    result_free(&r);
+    struct store_cell *cells;
+    int n;
+    cr_assert_eq(store_read(path, true, &cells, &n, err, sizeof err), 0, "%s", err);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    cr_assert_eq(store_write_json(f, cells, n, path, true), 0);
+    fclose(f);
+    store_cells_free(cells, n);
+    cr_expect_not_null(strstr(text, "{\"id\": \"depth=0.00,trial=0\", \"expected\": \"12345\", "
+                                    "\"generated\": \"a\\\\b\\nc \\\"q\\\"\", \"score\": 1}"), "%s", text);
+    cr_expect_not_null(strstr(text, "\"generated\": \"bad \xef\xbf\xbd byte\", \"score\": null}"), "%s", text);
+    cr_expect_null(strstr(text, "\"sample_id\""), "sample texts are not repeated under texts: %s", text);
     free(text);
     test_rm_rf(dir);
 }

@@ -10,8 +10,11 @@
 #include "cli.h"
 #include "input.h"
 #include "method.h"
+#include "settings.h"
 #include "task.h"
+#include "atomic_file.h"
 #include "store.h"
+#include "store_json.h"
 #include "sweep.h"
 
 static const char *help =
@@ -37,6 +40,12 @@ static const char *help =
     "      --cache-dir DIR     where tasks may cache tokenized texts (default: none)\n"
     "      --mem-limit MIB     memory a cell's session may take (default: the device's free\n"
     "                          memory: MemAvailable for the CPU)\n"
+    "      --limit N           at most N windows (ppl max_windows), trials per depth (passkey)\n"
+    "                          or samples (first_sentence) per cell: that setting becomes\n"
+    "                          min(its value, N), and the cell records limit = N\n"
+    "      --output-path F.json  also write the whole results file as JSON when the sweep ends\n"
+    "                          (interrupted or not; schema results/results.schema.json)\n"
+    "      --log-samples       with --output-path: each cell's per-sample records too\n"
     "      --dry-run           print every cell with its session memory and estimated time\n"
     "                          (from a ~2 s calibration of this model and threads) and the\n"
     "                          total on stdout; run nothing, write nothing\n"
@@ -169,6 +178,64 @@ static int add_task_opts(const char *opt, struct sweep_task *t, int n, char (*ra
     return 0;
 }
 
+/* --limit N: the task's limit settings (task.h) are lowered in turn so their product is at
+ * most N, each appended to the raw settings (a later key wins) only when that lowers it, so
+ * a limit at or above what the cell does leaves the cell (and its id) as without it. */
+static int apply_limit(const struct task *tk, char *raw, long limit, long *recorded, char *err, size_t errlen) {
+    if (!tk->limit_settings || !tk->settings) return 0;
+    long values[SETTINGS_MAX];
+    char e2[900];
+    if (task_settings_read(tk->settings, tk->name, raw, values, e2, sizeof e2) != 0) {
+        snprintf(err, errlen, "task %s: %s", tk->name, e2);
+        return -1;
+    }
+    *recorded = limit;
+    long product = 1;
+    for (int j = 0; tk->limit_settings[j]; j++) {
+        int k = 0;
+        while (tk->settings[k].name && strcmp(tk->settings[k].name, tk->limit_settings[j]) != 0) k++;
+        if (!tk->settings[k].name) continue;
+        long cap = limit / product;
+        if (cap < 1) cap = 1;
+        long v = values[k] < cap ? values[k] : cap;
+        product *= v;
+        if (v == values[k]) continue;
+        size_t used = strlen(raw);
+        int w = snprintf(raw + used, 2048 - used, "%s%s=%ld", used ? "," : "", tk->settings[k].name, v);
+        if (w < 0 || (size_t)w >= 2048 - used) {
+            snprintf(err, errlen, "--task-opt for %s: settings too long", tk->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The results file as JSON at json_out, written beside it and renamed into place. */
+static int write_json(const char *results, const char *json_out, bool samples, char *err, size_t errlen) {
+    struct store_cell *cells;
+    int n;
+    if (store_read(results, samples, &cells, &n, err, errlen) != 0) return -1;
+    struct atomic_file af = {0};
+    FILE *f = stdout;
+    bool to_stdout = strcmp(json_out, "-") == 0;
+    if (!to_stdout) {
+        if (atomic_file_open(&af, json_out, results, err, errlen) != 0) {
+            store_cells_free(cells, n);
+            return -1;
+        }
+        f = af.f;
+    }
+    int rc = store_write_json(f, cells, n, results, samples);
+    store_cells_free(cells, n);
+    if (rc != 0) {
+        snprintf(err, errlen, "out of memory writing %s", json_out);
+        if (!to_stdout) atomic_file_discard(&af);
+        return -1;
+    }
+    if (to_stdout) return fflush(stdout) == 0 ? 0 : (snprintf(err, errlen, "error writing standard output"), -1);
+    return atomic_file_commit(&af, err, errlen);
+}
+
 /* Every registered method with its defaults: "baseline,pi,ntk,...". */
 static int all_methods(struct method_spec **out, int *n, char *err, size_t errlen) {
     char list[2048] = "";
@@ -193,12 +260,17 @@ int cmd_sweep(int argc, char **argv) {
                                              {"cache-dir", required_argument, 0, 2007},
                                              {"mem-limit", required_argument, 0, 2008},
                                              {"dry-run", no_argument, 0, 2009},
+                                             {"limit", required_argument, 0, 2010},
+                                             {"output-path", required_argument, 0, 2011},
+                                             {"log-samples", no_argument, 0, 2012},
                                              {"help", no_argument, 0, 'h'},
                                              {0}};
     struct run_opts ro;
     run_opts_init(&ro);
     const char *out = NULL, *methods_text = NULL, *tasks_text = "all", *lengths_text = "1x:32x", *data = NULL;
-    const char *cache_dir = NULL;
+    const char *cache_dir = NULL, *json_out = NULL;
+    long limit = 0;
+    bool log_samples = false;
     const char **task_opts = calloc((size_t)argc + 1, sizeof *task_opts);
     int n_task_opts = 0;
     long seed = 1, mem_mib = 0;
@@ -232,12 +304,26 @@ int cmd_sweep(int argc, char **argv) {
             }
             break;
         case 2009: dry_run = 1; break;
+        case 2010:
+            if (!parse_int(optarg, 1, 1L << 30, &limit)) {
+                fprintf(stderr, "ctxbench: --limit expects an integer in 1..2^30, got '%s'\n", ECHO(optarg));
+                free(task_opts);
+                return 2;
+            }
+            break;
+        case 2011: json_out = optarg; break;
+        case 2012: log_samples = true; break;
         case 'h': fputs(help, stdout); free(task_opts); return 0;
         default: fputs(help, stderr); free(task_opts); return 2;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "ctxbench: unexpected argument '%s'\n", ECHO(argv[optind]));
+        free(task_opts);
+        return 2;
+    }
+    if (log_samples && !json_out) {
+        fprintf(stderr, "ctxbench: --log-samples needs --output-path FILE.json\n");
         free(task_opts);
         return 2;
     }
@@ -271,6 +357,7 @@ int cmd_sweep(int argc, char **argv) {
     for (int i = 0; i < n_tasks; i++) {
         const struct task *tk = tasks[i].task;
         char e2[900];
+        if (limit > 0 && apply_limit(tk, raw[i], limit, &tasks[i].limit, err, sizeof err) != 0) goto fail;
         if (sweep_canonical_settings(raw[i], tasks[i].settings, sizeof tasks[i].settings, e2, sizeof e2) != 0) {
             snprintf(err, sizeof err, "--task-opt for %s: %s", tk->name, e2);
             goto fail;
@@ -294,6 +381,9 @@ int cmd_sweep(int argc, char **argv) {
     }
     /* the output must be writable before any work starts (a dry run never writes it) */
     if (!dry_run) {
+        if (json_out && strcmp(json_out, "-") != 0 &&
+            check_not_input(json_out, "--output-path", out, err, sizeof err) != 0)
+            goto fail;
         struct store *probe = store_open(out, err, sizeof err);
         if (!probe) { rc = 1; goto fail; }
         store_close(probe);
@@ -345,6 +435,13 @@ int cmd_sweep(int argc, char **argv) {
         rc = 130;
     } else {
         rc = sum.failed ? 1 : 0;
+    }
+    if (json_out && write_json(out, json_out, log_samples, err, sizeof err) != 0) {
+        fprintf(stderr, "ctxbench: %s (the results are in %s)\n", err, ECHO(out));
+        rc = 1;
+    } else if (json_out && strcmp(json_out, "-") != 0) {
+        fprintf(stderr, "sweep: every cell of %s as JSON%s -> %s\n", ECHO(out), log_samples ? " with samples" : "",
+                ECHO(json_out));
     }
     goto done;
 fail:

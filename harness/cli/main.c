@@ -7,6 +7,9 @@
 #include "cli.h"
 #include "input.h"
 
+/* Declared here, not in cli.h, so this command's file stands alone. */
+int cmd_tasks(int argc, char **argv);
+
 struct command {
     const char *name;
     const char *summary;
@@ -19,6 +22,7 @@ static const struct command commands[] = {
     {"generate", "greedy generation from a prompt (sanity check)", cmd_generate},
     {"ppl", "perplexity over non-overlapping windows of a text file", cmd_ppl},
     {"methods", "list the context-extension methods and their parameters", cmd_methods},
+    {"tasks", "list the tasks and their settings (type, range, default)", cmd_tasks},
     {"synth", "write a random-weight GGUF of a given shape and type", cmd_synth},
     {"bench", "prefill speed, attention share and peak memory of a model", cmd_bench},
     {"sweep", "run methods x tasks x lengths on a model into an HDF5 file (resumable)", cmd_sweep},

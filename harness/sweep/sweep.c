@@ -379,6 +379,7 @@ static int run_cell(struct runtime *rt, const struct sweep_config *cfg, const st
     add_s(&l, "task", t->task->name);
     add_s(&l, "task_settings", t->settings);
     add_s(&l, "data", t->data);
+    if (t->limit > 0) add_i(&l, "limit", t->limit);
     add_s(&l, "data_path", fx->data_path[ti]);
     add_s(&l, "data_sha256", fx->data_sha256[ti]);
     add_i(&l, "length", length);

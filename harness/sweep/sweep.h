@@ -24,6 +24,7 @@ struct sweep_task {
     const struct task *task;
     char settings[1024];   /* canonical "k=v,..." sorted by key ("" = the task's defaults) */
     char data[512];        /* dataset name or path handed to the task ("" = none) */
+    long limit;            /* sweep --limit N (recorded as the cell attribute `limit`); 0 = none */
 };
 
 struct sweep_config {

@@ -5,11 +5,14 @@
 #ifndef CTX_TASK_H
 #define CTX_TASK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "method.h"
 #include "result.h"
+#include "textbuf.h"
 #include "runtime.h"
 
 /* The lengths a cell may have, the one rule `sweep --lengths` checks (and states) up
@@ -55,11 +58,29 @@ struct task_work {
     double tokenized;        /* tokens of text the task tokenizes while building prompts */
 };
 
+/* One setting a task understands: the table is what the task reads its settings with
+ * (task_settings_read) and what `ctxbench tasks` prints, so the two cannot disagree. */
+enum task_setting_type { TASK_SETTING_INT, TASK_SETTING_CHOICE };
+struct task_setting {
+    const char *name;                 /* NULL ends a table */
+    enum task_setting_type type;
+    long def;                         /* INT: the default; CHOICE: index into choices */
+    long min, max;                    /* INT: valid range, inclusive */
+    const char *const *choices;       /* CHOICE: NULL-terminated */
+    const char *def_text;             /* shown instead of def when the default is derived ("L-1") */
+    const char *help;                 /* one line */
+};
+
 struct task {
     const char *name;
     const char *summary;             /* one line */
     const char *help;                /* protocol, settings with defaults, scoring, sources */
     const char *default_data;        /* dataset used when none is given */
+    const struct task_setting *settings;   /* NULL-name-terminated table */
+    /* The settings whose product is the number of windows, prompts or samples of a cell,
+     * which `sweep --limit N` caps at N (lm-eval's --limit), each in turn to at most N / the
+     * product of those before it (at least 1); NULL-terminated, NULL: no limit applies. */
+    const char *const *limit_settings;
     /* Checks settings before a sweep starts; 0 or -1 + one-line reason listing valid keys. */
     int (*check)(const char *settings, char *err, size_t errlen);
     /* Positions one session of this task needs at `length` (prompt + generated tokens). */
@@ -74,5 +95,28 @@ struct task {
 /* Every task of this build, one per file in tasks/, NULL-terminated (generated). */
 extern const struct task *const registry_tasks[];
 const struct task *task_find(const char *name);
+
+/* Reads settings text against a table: unknown keys, malformed items and values out of
+ * range are one-line errors (settings.h) starting with `who`. values[i] is the value of
+ * table[i] (a CHOICE as its index), its default when absent. 0, or -1 + reason. */
+int task_settings_read(const struct task_setting *table, const char *who, const char *text, long *values,
+                       char *err, size_t errlen);
+/* Per-sample records of a retrieval task (sweep --log-samples shows them in the JSON):
+ * result items sample_id, sample_expected, sample_generated (texts: one line per sample,
+ * with '\' written "\\" and a line break "\n") and sample_score (an array). */
+struct sample_log {
+    struct textbuf ids, expected, generated;
+    double *score;
+    int n, cap;
+    bool oom;
+};
+void sample_log_add(struct sample_log *l, const char *id, const char *expected, const char *generated, double score);
+/* Adds the four items to r. 0, or -1 when memory ran out (now or while adding samples) or
+ * the result is full. */
+int sample_log_write(const struct sample_log *l, struct result *r);
+void sample_log_free(struct sample_log *l);
+
+/* Prints every task with its settings (name, type, range or choices, default, help). */
+void task_print_all(FILE *f);
 
 #endif
