@@ -3,7 +3,7 @@
 # As root it uses apt-get; otherwise it names the missing packages and fails.
 # Arguments name extra groups: `cross` (the aarch64 cross compiler for make check-cross).
 set -eu
-PKGS="build-essential pkg-config libopenblas-dev libhdf5-dev hdf5-tools libcsv-dev libcriterion-dev nettle-dev gnuplot-nox python3 python3-numpy python3-torch time ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd libclblast-dev"
+PKGS="build-essential pkg-config libopenblas-dev libhdf5-dev hdf5-tools libcsv-dev libcjson-dev libcriterion-dev nettle-dev gnuplot-nox python3 python3-numpy python3-torch time ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd libclblast-dev"
 for group in "$@"; do
     case "$group" in
         cross) PKGS="$PKGS gcc-aarch64-linux-gnu" ;;

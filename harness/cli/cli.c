@@ -68,6 +68,8 @@ int cli_run_opt(struct run_opts *o, int opt, const char *arg) {
         }
         if (opt == 1006) o->tile_q = (int)v; else o->tile_k = (int)v;
         return 1;
+    case 1009: o->rope_scaling_json = arg; return 1;
+    case 1010: o->hf_config = arg; return 1;
     case 1008:
         if (!parse_int(arg, 0, 1023, &v)) {
             fprintf(stderr, "ctxbench: --device expects a device index in 0..1023, got '%s'\n", ECHO(arg));
@@ -81,6 +83,17 @@ int cli_run_opt(struct run_opts *o, int opt, const char *arg) {
 
 int cli_method_spec(const struct run_opts *o, struct method_spec *spec, char *err, size_t errlen) {
     char text[256];
+    if (o->rope_scaling_json || o->hf_config) {
+        const char *which = o->hf_config ? "--hf-config" : "--rope-scaling-json";
+        if ((o->rope_scaling_json && o->hf_config) || o->method || o->rope_scaling || o->rope_scale > 0 ||
+            o->rope_freq_base > 0) {
+            snprintf(err, errlen, "%s cannot be combined with --method, --rope-scaling-json/--hf-config or "
+                     "--rope-scaling/--rope-scale/--rope-freq-base: it sets the method", which);
+            return -1;
+        }
+        if (o->hf_config) return method_spec_from_hf_config(o->hf_config, spec, NULL, err, errlen);
+        return method_spec_from_hf_json(o->rope_scaling_json, NAN, spec, err, errlen);
+    }
     if (o->method) {
         if (o->rope_scaling || o->rope_scale > 0 || o->rope_freq_base > 0) {
             snprintf(err, errlen, "--method cannot be combined with --rope-scaling/--rope-scale/--rope-freq-base");
@@ -137,10 +150,23 @@ int cli_open(const struct run_opts *o, struct runtime *rt, char *err, size_t err
         snprintf(err, errlen, "no model given (-m FILE)");
         return -1;
     }
+    /* a config's rope_theta is the base its rope_scaling applies to: a spec starts from the
+     * model's own base, so a different one would silently be another model's table */
+    double theta = NAN;
+    struct method_spec unused;
+    if (o->hf_config && method_spec_from_hf_config(o->hf_config, &unused, &theta, err, errlen) != 0) return -1;
     char params[96];
     const struct backend_ops *be = cli_backend(o, params, sizeof params, err, errlen);
     if (!be) return -1;
-    return runtime_open(rt, o->model, be->name, params, err, errlen);
+    if (runtime_open(rt, o->model, be->name, params, err, errlen) != 0) return -1;
+    if (!isnan(theta) && (float)theta != (float)rt->model->cfg.rope_base) {
+        snprintf(err, errlen, "--hf-config %s: rope_theta %.9g is not the model's rope.freq_base %.9g; ctxbench "
+                 "applies rope_scaling to the model's own base (a different base alone: --method abf:rope_theta=%.9g)",
+                 ECHO(o->hf_config), theta, rt->model->cfg.rope_base, theta);
+        runtime_close(rt);
+        return -1;
+    }
+    return 0;
 }
 
 int cli_read_results(int argc, char **argv, const char *usage, struct store_cell **cells, int *n) {
