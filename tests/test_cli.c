@@ -238,3 +238,63 @@ Test(cli, echoed_input_is_escaped_and_cut) {
     cr_expect_eq(run(out, sizeof out, args), 2);
     cr_expect(strstr(out, "zzz...'") && strlen(out) < 400 && one_line(out), "%zu: %.200s", strlen(out), out);
 }
+
+/* Hugging Face's rope_scaling, as a dict or in a config.json, runs the method it maps to:
+ * the same printed numbers as the explicit --method; a config whose rope_theta is not the
+ * model's base, or a dict that cannot be honoured, is one line and a non-zero exit. */
+Test(cli, hugging_face_rope_scaling) {
+    char dir[256], cfg[512], bad[512], out[16384], script[8192];
+    test_temp_dir(dir, sizeof dir, "cli_hf");
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    snprintf(bad, sizeof bad, "%s/other.json", dir);
+    FILE *f = fopen(cfg, "w");
+    cr_assert_not_null(f);
+    fputs("{\"max_position_embeddings\": 128, \"rope_theta\": 10000.0,\n"
+          " \"rope_scaling\": {\"type\": \"yarn\", \"factor\": 4.0}}\n", f);
+    fclose(f);
+    f = fopen(bad, "w");
+    cr_assert_not_null(f);
+    fputs("{\"rope_theta\": 500000, \"rope_scaling\": null}", f);
+    fclose(f);
+    const char *how[] = {"--hf-config CFG",
+                         "--rope-scaling-json '{\"rope_type\":\"yarn\",\"factor\":4,\"original_max_position_embeddings\":128}'",
+                         "--method yarn:factor=4,original_max_position_embeddings=128"};
+    char lines[3][1024];
+    for (int i = 0; i < 3; i++) {
+        char opt[512];
+        snprintf(opt, sizeof opt, "%s", how[i]);
+        if (strncmp(opt, "--hf-config", 11) == 0) snprintf(opt, sizeof opt, "--hf-config %.400s", cfg);
+        snprintf(script, sizeof script, "\"$BIN\" ppl -m %s -f %s -c 256 --chunks 1 -t 2 %s 2>/dev/null", model, text,
+                 opt);
+        cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s: %s", how[i], out);
+        char *cut = strstr(out, " tokens/s");
+        const char *want = "method yarn:factor=4,original_max_position_embeddings=128 ctx 256 ";
+        cr_assert(strncmp(out, want, strlen(want)) == 0 && cut,
+                  "%s: %s", how[i], out);
+        *cut = 0;
+        snprintf(lines[i], sizeof lines[i], "%.1000s", out);
+    }
+    cr_expect_str_eq(lines[0], lines[2]);
+    cr_expect_str_eq(lines[1], lines[2]);
+    /* the HF alias prints the method's own name */
+    snprintf(script, sizeof script, "\"$BIN\" ppl -m %s -f %s -c 256 --chunks 1 -t 2 --method linear:factor=2 2>/dev/null",
+             model, text);
+    cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s", out);
+    cr_expect(strncmp(out, "method pi:factor=2 ctx 256 ", strlen("method pi:factor=2 ctx 256 ")) == 0, "%s", out);
+
+    snprintf(script, sizeof script, "\"$BIN\" ppl -m %s -f %s -c 256 --hf-config %s", model, text, bad);
+    cr_expect_eq(run_sh(out, sizeof out, script), 1);
+    cr_expect(strstr(out, "rope_theta 500000 is not the model's rope.freq_base 10000") && one_line(out), "%s", out);
+    snprintf(script, sizeof script, "\"$BIN\" ppl -m %s -f %s --method pi --rope-scaling-json '{\"type\":\"linear\"}'",
+             model, text);
+    cr_expect_eq(run_sh(out, sizeof out, script), 2);
+    cr_expect(strstr(out, "--rope-scaling-json cannot be combined with --method") && one_line(out), "%s", out);
+    snprintf(script, sizeof script, "\"$BIN\" ppl -m %s -f %s --rope-scaling-json '{\"rope_type\":\"longrope\"}'",
+             model, text);
+    cr_expect_eq(run_sh(out, sizeof out, script), 2);
+    cr_expect(strstr(out, "LongRoPE") && one_line(out), "%s", out);
+    snprintf(script, sizeof script, "\"$BIN\" generate -m %s -p hi -n 2 --hf-config %s/none.json", model, dir);
+    cr_expect_eq(run_sh(out, sizeof out, script), 2);
+    cr_expect(strstr(out, "none.json") && one_line(out), "%s", out);
+    test_rm_rf(dir);
+}
