@@ -1,11 +1,14 @@
 /* The command-line program on bad input: one clear line on stderr naming the
  * problem and a non-zero exit, never a crash; and --help for every subcommand. */
 #include <criterion/criterion.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
+#include "model.h"
 #include "testutil.h"
 #include "testutil_sys.h"
 
@@ -297,4 +300,93 @@ Test(cli, hugging_face_rope_scaling) {
     cr_expect_eq(run_sh(out, sizeof out, script), 2);
     cr_expect(strstr(out, "none.json") && one_line(out), "%s", out);
     test_rm_rf(dir);
+}
+
+/* llama.cpp's RoPE flags resolve to the spec they compute, through the same getopt table
+ * and handlers as every run command. */
+static int spec_from_flags(const char *args, struct method_spec *spec, char *err, size_t errlen) {
+    static const struct option longopts[] = {CLI_RUN_LONGOPTS, {0}};
+    char buf[1024];
+    snprintf(buf, sizeof buf, "ctxbench %s", args);
+    char *argv[64];
+    int argc = 0;
+    for (char *t = strtok(buf, " "); t && argc < 63; t = strtok(NULL, " ")) argv[argc++] = t;
+    argv[argc] = NULL;
+    struct run_opts ro;
+    run_opts_init(&ro);
+    optind = 0;
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "m:t:", longopts, NULL)) != -1)
+        if (cli_run_opt(&ro, opt, optarg) != 1) return -2;
+    return cli_method_spec(&ro, spec, err, errlen);
+}
+
+static void flags_ok(const char *args, const char *want) {
+    struct method_spec s;
+    char err[1024] = "";
+    cr_assert_eq(spec_from_flags(args, &s, err, sizeof err), 0, "%s: %s", args, err);
+    cr_expect_str_eq(s.text, want, "%s", args);
+}
+
+static void flags_bad(const char *args, int want_rc, const char *want_in_err) {
+    struct method_spec s;
+    char err[1024] = "";
+    cr_expect_eq(spec_from_flags(args, &s, err, sizeof err), want_rc, "%s accepted", args);
+    cr_expect(want_rc == -2 || (strstr(err, want_in_err) && !strchr(err, '\n')), "%s: want '%s': %s", args,
+              want_in_err, err);
+}
+
+Test(cli, llamacpp_rope_flags_are_the_specs_they_compute) {
+    flags_ok("", "baseline");
+    flags_ok("--rope-scaling yarn --rope-scale 4", "yarn:factor=4");
+    /* --rope-freq-scale F is --rope-scale 1/F */
+    flags_ok("--rope-scaling yarn --rope-freq-scale 0.25", "yarn:factor=4");
+    flags_ok("--rope-freq-scale 0.5", "pi:factor=2");
+    flags_ok("--rope-scaling linear --rope-freq-scale 0.125", "pi:factor=8");
+    /* YaRN's parameters; --yarn-orig-ctx 0 is llama.cpp's "the model's" */
+    flags_ok("--rope-scaling yarn --rope-scale 4 --yarn-orig-ctx 2048",
+             "yarn:factor=4,original_max_position_embeddings=2048");
+    flags_ok("--rope-scaling yarn --rope-scale 4 --yarn-orig-ctx 0", "yarn:factor=4");
+    flags_ok("--rope-scaling yarn --rope-scale 4 --yarn-beta-fast 16 --yarn-beta-slow 2",
+             "yarn:factor=4,beta_fast=16,beta_slow=2");
+    /* ext_factor: -1 = auto (1 under yarn, 0 otherwise); the ramp is on iff it is not 0,
+     * under any --rope-scaling: 0 is linear interpolation, 1 with linear is YaRN */
+    flags_ok("--rope-scaling yarn --rope-scale 4 --yarn-ext-factor -1", "yarn:factor=4");
+    flags_ok("--rope-scaling yarn --rope-scale 4 --yarn-ext-factor 1", "yarn:factor=4");
+    flags_ok("--rope-scaling yarn --rope-scale 4 --yarn-ext-factor 0", "pi:factor=4");
+    flags_ok("--rope-scaling linear --rope-scale 4 --yarn-ext-factor 1", "yarn:factor=4");
+    flags_ok("--rope-scaling linear --rope-scale 4 --yarn-ext-factor -1", "pi:factor=4");
+    /* yarn_attn_factor multiplies llama.cpp's 1 + 0.1 ln s: the cos/sin scale is their product */
+    flags_ok("--rope-scaling yarn --rope-scale 4 --yarn-attn-factor 1", "yarn:factor=4");
+    struct method_spec s;
+    char err[1024] = "";
+    cr_assert_eq(spec_from_flags("--rope-scaling yarn --rope-freq-scale 0.125 --yarn-attn-factor 0.9", &s, err,
+                                 sizeof err), 0, "%s", err);
+    struct model_config c;
+    memset(&c, 0, sizeof c);
+    c.n_rot = 64;
+    c.ctx_train = 4096;
+    c.rope_base = 10000;
+    snprintf(c.rope_scaling.type, sizeof c.rope_scaling.type, "none");
+    struct method_ctx ctx = {.cfg = &c, .target_len = 8192, .seq_len = 8192};
+    struct method_plan p;
+    cr_assert_eq(method_plan(&s, &ctx, &p, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(p.mscale, (float)(0.9 * (1.0 + 0.1 * log(8.0))), "mscale %.9g", p.mscale);
+    cr_expect_eq(p.used[0], 8.0);
+
+    flags_bad("--rope-scaling dynamic", -1, "--method dynamic_ntk");
+    flags_bad("--rope-scaling dynamic --rope-scale 2", -1, "llama.cpp has no dynamic NTK");
+    flags_bad("--rope-scaling yarn --yarn-ext-factor 0.5", -1, "partial mix");
+    flags_bad("--yarn-beta-fast 16", -1, "apply with --rope-scaling yarn");
+    flags_bad("--rope-scale 2 --yarn-orig-ctx 1024", -1, "YaRN ramp on");
+    flags_bad("--rope-scaling yarn --rope-scale 2 --yarn-ext-factor 0 --yarn-attn-factor 2", -1, "YaRN ramp on");
+    flags_bad("--rope-scale 2 --rope-freq-scale 0.5", -1, "give one");
+    flags_bad("--rope-scaling yarn --yarn-attn-factor 2", -1, "give the factor too");
+    flags_bad("--method yarn --yarn-beta-fast 16", -1, "--method cannot be combined");
+    flags_bad("--rope-scaling-json {\"type\":\"linear\",\"factor\":2} --rope-freq-scale 0.5", -1, "cannot be combined");
+    flags_bad("--yarn-ext-factor -2", -2, "");
+    flags_bad("--yarn-orig-ctx -5", -2, "");
+    flags_bad("--rope-freq-scale 0", -2, "");
+    flags_bad("--yarn-beta-slow nan", -2, "");
 }
