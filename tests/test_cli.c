@@ -390,3 +390,75 @@ Test(cli, llamacpp_rope_flags_are_the_specs_they_compute) {
     flags_bad("--rope-freq-scale 0", -2, "");
     flags_bad("--yarn-beta-slow nan", -2, "");
 }
+
+/* ppl --protocol P prints what a sweep's ppl cell with ppl:protocol=P stores, for every
+ * protocol of the task (and its stride and truncate options). */
+Test(cli, ppl_protocol_is_the_sweep_cells_protocol, .timeout = 240) {
+    char dir[256], path[512], h5[512], out[16384], script[8192];
+    test_temp_dir(dir, sizeof dir, "cli_protocol");
+    snprintf(path, sizeof path, "%s/text.txt", dir);
+    snprintf(script, sizeof script, "head -c 30000 %s > %s", text, path);
+    cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s", out);
+    struct {
+        const char *flags, *settings, *method;
+        long windows;
+    } cases[] = {
+        {"--protocol windows", "protocol=windows", "baseline", 3},
+        {"--protocol yarn --stride 64", "protocol=yarn,stride=64", "baseline", 3},
+        {"--protocol yarn --truncate", "protocol=yarn,truncate=1", "baseline", 1},
+        {"--protocol longlora --stride 96", "protocol=longlora,stride=96", "pi:factor=2", 3},
+        {"--protocol llamacpp", "protocol=llamacpp", "yarn:factor=2", 3},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        snprintf(h5, sizeof h5, "%s/cells%zu.h5", dir, c);
+        snprintf(script, sizeof script,
+                 "\"$BIN\" ppl -m %s -f %s -c 128 --chunks 3 -t 2 --method %s %s 2>/dev/null && "
+                 "\"$BIN\" sweep -m %s --methods %s --tasks ppl --lengths 128 --data %s "
+                 "--task-opt ppl:%s,max_windows=3 -t 2 -o %s >/dev/null 2>&1 && "
+                 "\"$BIN\" export %s | python3 -c 'import csv,sys\n"
+                 "for r in csv.DictReader(sys.stdin): print(r[\"metric\"], r[\"value\"]); print(\"settings\", "
+                 "r[\"task_settings\"])'",
+                 model, path, cases[c].method, cases[c].flags, model, cases[c].method, path, cases[c].settings, h5, h5);
+        cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s: %s", cases[c].flags, out);
+        char printed_ppl[32], printed_nll[32], printed_protocol[32], head[300];
+        long windows = 0, tokens = 0;
+        snprintf(head, sizeof head, "method %s ctx 128 windows %%ld tokens %%ld ppl %%31s nll %%31s tokens/s %%*s "
+                 "protocol %%31s", cases[c].method);
+        cr_assert(sscanf(out, head, &windows, &tokens, printed_ppl, printed_nll, printed_protocol) == 5, "%s: %s",
+                  cases[c].flags, out);
+        double v[4] = {NAN, NAN, NAN, NAN};
+        const char *names[4] = {"ppl", "nll", "windows", "tokens_scored"};
+        for (int i = 0; i < 4; i++) {
+            char want[64];
+            snprintf(want, sizeof want, "\n%s ", names[i]);
+            const char *at = strstr(out, want);
+            cr_assert(at && sscanf(at + strlen(want), "%lf", &v[i]) == 1, "no %s in: %s", names[i], out);
+        }
+        char stored_ppl[32], stored_nll[32];
+        snprintf(stored_ppl, sizeof stored_ppl, "%.4f", v[0]);
+        snprintf(stored_nll, sizeof stored_nll, "%.6f", v[1]);
+        cr_expect_str_eq(printed_ppl, stored_ppl, "%s", cases[c].flags);
+        cr_expect_str_eq(printed_nll, stored_nll, "%s", cases[c].flags);
+        cr_expect_eq(windows, cases[c].windows, "%s", cases[c].flags);
+        cr_expect_eq((double)windows, v[2], "%s", cases[c].flags);
+        cr_expect_eq((double)tokens, v[3], "%s", cases[c].flags);
+        /* the cell ran the protocol asked for, and ppl says which one it ran */
+        char want_protocol[64];
+        snprintf(want_protocol, sizeof want_protocol, "protocol=%s", printed_protocol);
+        const char *cell = strstr(out, "\nsettings ");
+        cr_expect(strncmp(cases[c].settings, want_protocol, strlen(want_protocol)) == 0 && cell &&
+                  strstr(cell, want_protocol), "%s: %s", cases[c].flags, out);
+    }
+    /* the task's own checks, before the model loads */
+    snprintf(script, sizeof script, "\"$BIN\" ppl -m /nonexistent.gguf -f %s --protocol nosuch", path);
+    cr_expect_eq(run_sh(out, sizeof out, script), 2);
+    cr_expect(strstr(out, "protocol=nosuch: expected one of windows, yarn, longlora, llamacpp") && one_line(out), "%s",
+              out);
+    snprintf(script, sizeof script, "\"$BIN\" ppl -m /nonexistent.gguf -f %s --truncate", path);
+    cr_expect_eq(run_sh(out, sizeof out, script), 2);
+    cr_expect(strstr(out, "truncate=1 applies to protocol=yarn only") && one_line(out), "%s", out);
+    snprintf(script, sizeof script, "\"$BIN\" ppl -m /nonexistent.gguf -f %s --protocol 'yarn,stride=1'", path);
+    cr_expect_eq(run_sh(out, sizeof out, script), 2);
+    cr_expect(strstr(out, "--protocol 'yarn,stride=1' is not one of") && one_line(out), "%s", out);
+    test_rm_rf(dir);
+}
