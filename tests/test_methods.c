@@ -974,7 +974,13 @@ Test(hf, config_json) {
     cr_assert(strstr(err, "rope_theta must be a number"), "%s", err);
     write_file(path, "{\"rope_scaling\":");
     cr_assert_neq(method_spec_from_hf_config(path, &s, &theta, err, sizeof err), 0);
-    cr_assert(strstr(err, "not a JSON object"), "%s", err);
+    cr_assert(strstr(err, "not a JSON object (") && !strchr(err, '\n'), "%s", err);
+    write_file(path, "{\"rope_scaling\": nul}");
+    cr_assert_neq(method_spec_from_hf_config(path, &s, &theta, err, sizeof err), 0);
+    cr_assert(strstr(err, "not a JSON object (malformed near 'nul}')"), "%s", err);
+    write_file(path, "[{\"rope_scaling\": null}]");
+    cr_assert_neq(method_spec_from_hf_config(path, &s, &theta, err, sizeof err), 0);
+    cr_assert(strstr(err, "not a JSON object") && !strstr(err, "malformed") && !strchr(err, '\n'), "%s", err);
     unlink(path);
     cr_assert_neq(method_spec_from_hf_config(path, &s, &theta, err, sizeof err), 0);
     cr_assert(strstr(err, path), "%s", err);

@@ -202,8 +202,9 @@ int method_spec_from_hf_config(const char *path, struct method_spec *out, double
     const char *end = NULL;
     cJSON *cfg = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (!cfg || !cJSON_IsObject(cfg)) {
-        fail(err, errlen, "%s: not a JSON object%s%s%s", ECHO(path), end ? " (malformed near '" : "",
-             end ? ECHO_N(end, (size_t)(text + len - end)) : "", end ? "')" : "");
+        bool bad = !cfg && end && end < text + len;   /* cJSON's error position; at the end: cut short */
+        fail(err, errlen, "%s: not a JSON object%s%s%s", ECHO(path), !cfg ? (bad ? " (malformed near '" :
+             " (it ends early)") : "", bad ? ECHO_N(end, (size_t)(text + len - end)) : "", bad ? "')" : "");
         cJSON_Delete(cfg);
         free(text);
         return -1;
