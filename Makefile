@@ -19,7 +19,7 @@ ARCH    ?= -march=native
 BASELINE_ARCH ?= $(if $(filter x86_64,$(shell uname -m)),-march=x86-64-v2,-march=armv8-a)
 OPT     ?= -O2 $(ARCH)
 WARN    := -Wall -Wextra -Werror
-PKGS    := hdf5 openblas
+PKGS    := hdf5 openblas libcjson
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 # The project's flags; CPPFLAGS, CFLAGS and LDLIBS given by the user come on top.
 # A fresh machine installs the Debian packages first (scripts/install_deps.sh; again when the
@@ -40,7 +40,7 @@ CTX_CPPFLAGS := -D_GNU_SOURCE $(addprefix -I,$(LAYER_DIRS)) -I$(BUILD) \
                     echo -I/usr/include/hdf5/serial -I/usr/include/$(MULTIARCH)/openblas-pthread)
 CTX_CFLAGS   := -std=c11 $(OPT) $(WARN) -g -pthread
 CTX_LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || \
-                    echo -L/usr/lib/$(MULTIARCH)/hdf5/serial -lhdf5 -lopenblas) \
+                    echo -L/usr/lib/$(MULTIARCH)/hdf5/serial -lhdf5 -lopenblas -lcjson) \
             $(if $(filter 1,$(OPENCL)),-lclblast -lOpenCL) -lcsv -lnettle -lm -pthread
 ALL_CPPFLAGS = $(CTX_CPPFLAGS) $(CPPFLAGS)
 ALL_CFLAGS   = $(CTX_CFLAGS) $(CFLAGS)

@@ -5,7 +5,7 @@
 # so that its kernels run on any CPU; the Makefile asks for it unless OPENCL=0), `cross`
 # (the aarch64 cross compiler for make check-cross).
 set -eu
-PKGS="build-essential pkg-config libopenblas-dev libhdf5-dev hdf5-tools libcsv-dev libcriterion-dev nettle-dev gnuplot-nox python3 python3-numpy python3-torch python3-jsonschema python3-pandas python3-h5py time"
+PKGS="build-essential pkg-config libopenblas-dev libhdf5-dev hdf5-tools libcsv-dev libcjson-dev libcriterion-dev nettle-dev gnuplot-nox python3 python3-numpy python3-torch python3-jsonschema python3-pandas python3-h5py time"
 for group in "$@"; do
     case "$group" in
         opencl) PKGS="$PKGS ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd libclblast-dev" ;;

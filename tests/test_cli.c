@@ -1,11 +1,14 @@
 /* The command-line program on bad input: one clear line on stderr naming the
  * problem and a non-zero exit, never a crash; and --help for every subcommand. */
 #include <criterion/criterion.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
+#include "model.h"
 #include "testutil.h"
 #include "testutil_sys.h"
 
@@ -497,5 +500,226 @@ Test(cli, limit_changes_a_cell_only_when_it_lowers_it, .timeout = 60) {
     cr_expect(strstr(out, "sweep: 1 cells: 1 done before, 0 done"), "limit 64 = the default: the same cell: %s", out);
     cr_expect(strstr(out, "sweep: 1 cells: 0 done before, 1 done"), "limit 2: a new cell: %s", out);
     cr_expect(strstr(out, "\n2\n"), "two cells in the file: %s", out);
+    test_rm_rf(dir);
+}
+
+/* Hugging Face's rope_scaling, as a dict or in a config.json, runs the method it maps to:
+ * the same printed numbers as the explicit --method; a config whose rope_theta is not the
+ * model's base, or a dict that cannot be honoured, is one line and a non-zero exit. */
+Test(cli, hugging_face_rope_scaling) {
+    char dir[256], cfg[512], bad[512], out[16384], script[8192];
+    test_temp_dir(dir, sizeof dir, "cli_hf");
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    snprintf(bad, sizeof bad, "%s/other.json", dir);
+    FILE *f = fopen(cfg, "w");
+    cr_assert_not_null(f);
+    fputs("{\"max_position_embeddings\": 128, \"rope_theta\": 10000.0,\n"
+          " \"rope_scaling\": {\"type\": \"yarn\", \"factor\": 4.0}}\n", f);
+    fclose(f);
+    f = fopen(bad, "w");
+    cr_assert_not_null(f);
+    fputs("{\"rope_theta\": 500000, \"rope_scaling\": null}", f);
+    fclose(f);
+    const char *how[] = {"--hf-config CFG",
+                         "--rope-scaling-json '{\"rope_type\":\"yarn\",\"factor\":4,\"original_max_position_embeddings\":128}'",
+                         "--method yarn:factor=4,original_max_position_embeddings=128"};
+    char lines[3][1024];
+    for (int i = 0; i < 3; i++) {
+        char opt[512];
+        snprintf(opt, sizeof opt, "%s", how[i]);
+        if (strncmp(opt, "--hf-config", 11) == 0) snprintf(opt, sizeof opt, "--hf-config %.400s", cfg);
+        snprintf(script, sizeof script, "\"$BIN\" ppl -m %s -f %s -c 256 --chunks 1 -t 2 %s 2>/dev/null", model, text,
+                 opt);
+        cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s: %s", how[i], out);
+        char *cut = strstr(out, " tokens/s");
+        const char *want = "method yarn:factor=4,original_max_position_embeddings=128 ctx 256 ";
+        cr_assert(strncmp(out, want, strlen(want)) == 0 && cut,
+                  "%s: %s", how[i], out);
+        *cut = 0;
+        snprintf(lines[i], sizeof lines[i], "%.1000s", out);
+    }
+    cr_expect_str_eq(lines[0], lines[2]);
+    cr_expect_str_eq(lines[1], lines[2]);
+    /* the HF alias prints the method's own name */
+    snprintf(script, sizeof script, "\"$BIN\" ppl -m %s -f %s -c 256 --chunks 1 -t 2 --method linear:factor=2 2>/dev/null",
+             model, text);
+    cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s", out);
+    cr_expect(strncmp(out, "method pi:factor=2 ctx 256 ", strlen("method pi:factor=2 ctx 256 ")) == 0, "%s", out);
+
+    snprintf(script, sizeof script, "\"$BIN\" ppl -m %s -f %s -c 256 --hf-config %s", model, text, bad);
+    cr_expect_eq(run_sh(out, sizeof out, script), 1);
+    cr_expect(strstr(out, "rope_theta 500000 is not the model's rope.freq_base 10000") && one_line(out), "%s", out);
+    snprintf(script, sizeof script, "\"$BIN\" ppl -m %s -f %s --method pi --rope-scaling-json '{\"type\":\"linear\"}'",
+             model, text);
+    cr_expect_eq(run_sh(out, sizeof out, script), 2);
+    cr_expect(strstr(out, "--rope-scaling-json cannot be combined with --method") && one_line(out), "%s", out);
+    snprintf(script, sizeof script, "\"$BIN\" ppl -m %s -f %s --rope-scaling-json '{\"rope_type\":\"longrope\"}'",
+             model, text);
+    cr_expect_eq(run_sh(out, sizeof out, script), 2);
+    cr_expect(strstr(out, "LongRoPE") && one_line(out), "%s", out);
+    snprintf(script, sizeof script, "\"$BIN\" generate -m %s -p hi -n 2 --hf-config %s/none.json", model, dir);
+    cr_expect_eq(run_sh(out, sizeof out, script), 2);
+    cr_expect(strstr(out, "none.json") && one_line(out), "%s", out);
+    test_rm_rf(dir);
+}
+
+/* llama.cpp's RoPE flags resolve to the spec they compute, through the same getopt table
+ * and handlers as every run command. */
+static int spec_from_flags(const char *args, struct method_spec *spec, char *err, size_t errlen) {
+    static const struct option longopts[] = {CLI_RUN_LONGOPTS, {0}};
+    char buf[1024];
+    snprintf(buf, sizeof buf, "ctxbench %s", args);
+    char *argv[64];
+    int argc = 0;
+    for (char *t = strtok(buf, " "); t && argc < 63; t = strtok(NULL, " ")) argv[argc++] = t;
+    argv[argc] = NULL;
+    struct run_opts ro;
+    run_opts_init(&ro);
+    optind = 0;
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "m:t:", longopts, NULL)) != -1)
+        if (cli_run_opt(&ro, opt, optarg) != 1) return -2;
+    return cli_method_spec(&ro, spec, err, errlen);
+}
+
+static void flags_ok(const char *args, const char *want) {
+    struct method_spec s;
+    char err[1024] = "";
+    cr_assert_eq(spec_from_flags(args, &s, err, sizeof err), 0, "%s: %s", args, err);
+    cr_expect_str_eq(s.text, want, "%s", args);
+}
+
+static void flags_bad(const char *args, int want_rc, const char *want_in_err) {
+    struct method_spec s;
+    char err[1024] = "";
+    cr_expect_eq(spec_from_flags(args, &s, err, sizeof err), want_rc, "%s accepted", args);
+    cr_expect(want_rc == -2 || (strstr(err, want_in_err) && !strchr(err, '\n')), "%s: want '%s': %s", args,
+              want_in_err, err);
+}
+
+Test(cli, llamacpp_rope_flags_are_the_specs_they_compute) {
+    flags_ok("", "baseline");
+    flags_ok("--rope-scaling yarn --rope-scale 4", "yarn:factor=4");
+    /* --rope-freq-scale F is --rope-scale 1/F */
+    flags_ok("--rope-scaling yarn --rope-freq-scale 0.25", "yarn:factor=4");
+    flags_ok("--rope-freq-scale 0.5", "pi:factor=2");
+    flags_ok("--rope-scaling linear --rope-freq-scale 0.125", "pi:factor=8");
+    /* YaRN's parameters; --yarn-orig-ctx 0 is llama.cpp's "the model's" */
+    flags_ok("--rope-scaling yarn --rope-scale 4 --yarn-orig-ctx 2048",
+             "yarn:factor=4,original_max_position_embeddings=2048");
+    flags_ok("--rope-scaling yarn --rope-scale 4 --yarn-orig-ctx 0", "yarn:factor=4");
+    flags_ok("--rope-scaling yarn --rope-scale 4 --yarn-beta-fast 16 --yarn-beta-slow 2",
+             "yarn:factor=4,beta_fast=16,beta_slow=2");
+    /* ext_factor: -1 = auto (1 under yarn, 0 otherwise); the ramp is on iff it is not 0,
+     * under any --rope-scaling: 0 is linear interpolation, 1 with linear is YaRN */
+    flags_ok("--rope-scaling yarn --rope-scale 4 --yarn-ext-factor -1", "yarn:factor=4");
+    flags_ok("--rope-scaling yarn --rope-scale 4 --yarn-ext-factor 1", "yarn:factor=4");
+    flags_ok("--rope-scaling yarn --rope-scale 4 --yarn-ext-factor 0", "pi:factor=4");
+    flags_ok("--rope-scaling linear --rope-scale 4 --yarn-ext-factor 1", "yarn:factor=4");
+    flags_ok("--rope-scaling linear --rope-scale 4 --yarn-ext-factor -1", "pi:factor=4");
+    /* yarn_attn_factor multiplies llama.cpp's 1 + 0.1 ln s: the cos/sin scale is their product */
+    flags_ok("--rope-scaling yarn --rope-scale 4 --yarn-attn-factor 1", "yarn:factor=4");
+    struct method_spec s;
+    char err[1024] = "";
+    cr_assert_eq(spec_from_flags("--rope-scaling yarn --rope-freq-scale 0.125 --yarn-attn-factor 0.9", &s, err,
+                                 sizeof err), 0, "%s", err);
+    struct model_config c;
+    memset(&c, 0, sizeof c);
+    c.n_rot = 64;
+    c.ctx_train = 4096;
+    c.rope_base = 10000;
+    snprintf(c.rope_scaling.type, sizeof c.rope_scaling.type, "none");
+    struct method_ctx ctx = {.cfg = &c, .target_len = 8192, .seq_len = 8192};
+    struct method_plan p;
+    cr_assert_eq(method_plan(&s, &ctx, &p, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(p.mscale, (float)(0.9 * (1.0 + 0.1 * log(8.0))), "mscale %.9g", p.mscale);
+    cr_expect_eq(p.used[0], 8.0);
+
+    flags_bad("--rope-scaling dynamic", -1, "--method dynamic_ntk");
+    flags_bad("--rope-scaling dynamic --rope-scale 2", -1, "llama.cpp has no dynamic NTK");
+    flags_bad("--rope-scaling yarn --yarn-ext-factor 0.5", -1, "partial mix");
+    flags_bad("--yarn-beta-fast 16", -1, "apply with --rope-scaling yarn");
+    flags_bad("--rope-scale 2 --yarn-orig-ctx 1024", -1, "YaRN ramp on");
+    flags_bad("--rope-scaling yarn --rope-scale 2 --yarn-ext-factor 0 --yarn-attn-factor 2", -1, "YaRN ramp on");
+    flags_bad("--rope-scale 2 --rope-freq-scale 0.5", -1, "give one");
+    flags_bad("--rope-scaling yarn --yarn-attn-factor 2", -1, "give the factor too");
+    flags_bad("--method yarn --yarn-beta-fast 16", -1, "--method cannot be combined");
+    flags_bad("--rope-scaling-json {\"type\":\"linear\",\"factor\":2} --rope-freq-scale 0.5", -1, "cannot be combined");
+    flags_bad("--yarn-ext-factor -2", -2, "");
+    flags_bad("--yarn-orig-ctx -5", -2, "");
+    flags_bad("--rope-freq-scale 0", -2, "");
+    flags_bad("--yarn-beta-slow nan", -2, "");
+}
+
+/* ppl --protocol P prints what a sweep's ppl cell with ppl:protocol=P stores, for every
+ * protocol of the task (and its stride and truncate options). */
+Test(cli, ppl_protocol_is_the_sweep_cells_protocol, .timeout = 240) {
+    char dir[256], path[512], h5[512], out[16384], script[8192];
+    test_temp_dir(dir, sizeof dir, "cli_protocol");
+    snprintf(path, sizeof path, "%s/text.txt", dir);
+    snprintf(script, sizeof script, "head -c 30000 %s > %s", text, path);
+    cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s", out);
+    struct {
+        const char *flags, *settings, *method;
+        long windows;
+    } cases[] = {
+        {"--protocol windows", "protocol=windows", "baseline", 3},
+        {"--protocol yarn --stride 64", "protocol=yarn,stride=64", "baseline", 3},
+        {"--protocol yarn --truncate", "protocol=yarn,truncate=1", "baseline", 1},
+        {"--protocol longlora --stride 96", "protocol=longlora,stride=96", "pi:factor=2", 3},
+        {"--protocol llamacpp", "protocol=llamacpp", "yarn:factor=2", 3},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        snprintf(h5, sizeof h5, "%s/cells%zu.h5", dir, c);
+        snprintf(script, sizeof script,
+                 "\"$BIN\" ppl -m %s -f %s -c 128 --chunks 3 -t 2 --method %s %s 2>/dev/null && "
+                 "\"$BIN\" sweep -m %s --methods %s --tasks ppl --lengths 128 --data %s "
+                 "--task-opt ppl:%s,max_windows=3 -t 2 -o %s >/dev/null 2>&1 && "
+                 "\"$BIN\" export %s | python3 -c 'import csv,sys\n"
+                 "for r in csv.DictReader(sys.stdin): print(r[\"metric\"], r[\"value\"]); print(\"settings\", "
+                 "r[\"task_settings\"])'",
+                 model, path, cases[c].method, cases[c].flags, model, cases[c].method, path, cases[c].settings, h5, h5);
+        cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s: %s", cases[c].flags, out);
+        char printed_ppl[32], printed_nll[32], printed_protocol[32], head[300];
+        long windows = 0, tokens = 0;
+        snprintf(head, sizeof head, "method %s ctx 128 windows %%ld tokens %%ld ppl %%31s nll %%31s tokens/s %%*s "
+                 "protocol %%31s", cases[c].method);
+        cr_assert(sscanf(out, head, &windows, &tokens, printed_ppl, printed_nll, printed_protocol) == 5, "%s: %s",
+                  cases[c].flags, out);
+        double v[4] = {NAN, NAN, NAN, NAN};
+        const char *names[4] = {"ppl", "nll", "windows", "tokens_scored"};
+        for (int i = 0; i < 4; i++) {
+            char want[64];
+            snprintf(want, sizeof want, "\n%s ", names[i]);
+            const char *at = strstr(out, want);
+            cr_assert(at && sscanf(at + strlen(want), "%lf", &v[i]) == 1, "no %s in: %s", names[i], out);
+        }
+        char stored_ppl[32], stored_nll[32];
+        snprintf(stored_ppl, sizeof stored_ppl, "%.4f", v[0]);
+        snprintf(stored_nll, sizeof stored_nll, "%.6f", v[1]);
+        cr_expect_str_eq(printed_ppl, stored_ppl, "%s", cases[c].flags);
+        cr_expect_str_eq(printed_nll, stored_nll, "%s", cases[c].flags);
+        cr_expect_eq(windows, cases[c].windows, "%s", cases[c].flags);
+        cr_expect_eq((double)windows, v[2], "%s", cases[c].flags);
+        cr_expect_eq((double)tokens, v[3], "%s", cases[c].flags);
+        /* the cell ran the protocol asked for, and ppl says which one it ran */
+        char want_protocol[64];
+        snprintf(want_protocol, sizeof want_protocol, "protocol=%s", printed_protocol);
+        const char *cell = strstr(out, "\nsettings ");
+        cr_expect(strncmp(cases[c].settings, want_protocol, strlen(want_protocol)) == 0 && cell &&
+                  strstr(cell, want_protocol), "%s: %s", cases[c].flags, out);
+    }
+    /* the task's own checks, before the model loads */
+    snprintf(script, sizeof script, "\"$BIN\" ppl -m /nonexistent.gguf -f %s --protocol nosuch", path);
+    cr_expect_eq(run_sh(out, sizeof out, script), 2);
+    cr_expect(strstr(out, "protocol=nosuch: expected one of windows, yarn, longlora, llamacpp") && one_line(out), "%s",
+              out);
+    snprintf(script, sizeof script, "\"$BIN\" ppl -m /nonexistent.gguf -f %s --truncate", path);
+    cr_expect_eq(run_sh(out, sizeof out, script), 2);
+    cr_expect(strstr(out, "truncate=1 applies to protocol=yarn only") && one_line(out), "%s", out);
+    snprintf(script, sizeof script, "\"$BIN\" ppl -m /nonexistent.gguf -f %s --protocol 'yarn,stride=1'", path);
+    cr_expect_eq(run_sh(out, sizeof out, script), 2);
+    cr_expect(strstr(out, "--protocol 'yarn,stride=1' is not one of") && one_line(out), "%s", out);
     test_rm_rf(dir);
 }

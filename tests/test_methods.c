@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "method.h"
 #include "testutil.h"
@@ -769,4 +770,219 @@ Test(methods, file_rope_freqs_divide_every_method_and_llama3_is_refused) {
     cr_assert(strstr(err, "rope_freqs.weight") && strstr(err, "twice"), "%s", err);
     ctx.cfg = &plain;
     cr_assert_eq(method_plan(&s, &ctx, &q, err, sizeof err), 0, "%s", err);
+}
+
+/* ---- Hugging Face names and rope_scaling dicts ---- */
+
+Test(hf, aliases_are_the_methods) {
+    const char *alias[][2] = {{"linear", "pi"}, {"dynamic", "dynamic_ntk"}, {"default", "baseline"}};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_not_null(method_find(alias[i][0]), "%s", alias[i][0]);
+        cr_assert_eq(method_find(alias[i][0]), method_find(alias[i][1]), "%s", alias[i][0]);
+    }
+    /* specs record the method's own name, so results do not depend on the spelling */
+    struct method_spec s = parse_ok("linear:factor=4");
+    cr_assert_str_eq(s.text, "pi:factor=4");
+    s = parse_ok("dynamic:factor=2");
+    cr_assert_str_eq(s.text, "dynamic_ntk:factor=2");
+    s = parse_ok("default");
+    cr_assert_str_eq(s.text, "baseline");
+    struct method_spec *list = NULL;
+    int n = 0;
+    char err[1024] = "";
+    cr_assert_eq(method_spec_list_parse("linear:factor=2,default,dynamic", &list, &n, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(list[0].text, "pi:factor=2");
+    cr_assert_str_eq(list[1].text, "baseline");
+    cr_assert_str_eq(list[2].text, "dynamic_ntk");
+    free(list);
+    list_bad("pi:factor=2,linear:factor=2", "listed twice");
+    parse_bad("lineal", err, sizeof err);
+    cr_assert(strstr(err, "linear = pi") && strstr(err, "dynamic = dynamic_ntk"), "%s", err);
+    /* the listing names them */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    method_print_all(f);
+    fclose(f);
+    cr_assert(strstr(buf, "linear    = pi\n") && strstr(buf, "dynamic   = dynamic_ntk\n") &&
+              strstr(buf, "default   = baseline\n"), "%s", buf);
+    free(buf);
+}
+
+static struct method_spec hf_ok(const char *json, double max_pos, const char *want_text) {
+    struct method_spec s;
+    char err[1024] = "";
+    cr_assert_eq(method_spec_from_hf_json(json, max_pos, &s, err, sizeof err), 0, "%s: %s", json, err);
+    cr_assert_str_eq(s.text, want_text, "%s", json);
+    return s;
+}
+
+static void hf_bad(const char *json, const char *want_in_err) {
+    struct method_spec s;
+    char err[1024] = "";
+    cr_assert_neq(method_spec_from_hf_json(json, NAN, &s, err, sizeof err), 0, "%s accepted", json);
+    cr_assert(strstr(err, want_in_err) && !strchr(err, '\n'), "%s: want '%s' in one line: %s", json, want_in_err,
+              err);
+}
+
+/* The plan of an HF dict is the plan of the explicit spec, bit for bit, and that plan is
+ * HF's formula (the references above). */
+static void hf_same_plan(const struct method_spec *s, const char *explicit_spec, const struct model_config *c) {
+    struct method_plan p, q;
+    char err[512] = "";
+    struct method_ctx ctx = {.cfg = c, .target_len = 16384, .seq_len = 16384};
+    cr_assert_eq(method_plan(s, &ctx, &p, err, sizeof err), 0, "%s", err);
+    q = plan_of(explicit_spec, c, 16384, 16384);
+    assert_same_table(&p, &q, explicit_spec);
+}
+
+Test(hf, each_key_maps_with_hf_semantics) {
+    struct model_config c = make_cfg(128, 10000, 4096);
+    double ref[ROPE_MAX_FREQ];
+    struct method_spec s = hf_ok("{\"rope_type\":\"default\"}", NAN, "baseline");
+    hf_same_plan(&s, "baseline", &c);
+
+    /* linear: inv_freq / factor; the legacy "type" key; original_max_position_embeddings
+     * is accepted and unused, as in HF */
+    s = hf_ok("{\"type\":\"linear\",\"factor\":4}", NAN, "pi:factor=4");
+    hf_same_plan(&s, "pi:factor=4", &c);
+    struct method_plan p = plan_of(s.text, &c, 16384, 16384);
+    ref_pi(10000, 128, 4, ref);
+    check_table("hf linear", &p, ref, 64);
+    hf_ok("{\"rope_type\":\"linear\",\"factor\":2.5,\"original_max_position_embeddings\":1024}", 2048,
+          "pi:factor=2.5");
+
+    /* dynamic: L = config.max_position_embeddings (the dict's original_max_position_embeddings
+     * is not read by HF's dynamic) */
+    s = hf_ok("{\"rope_type\":\"dynamic\",\"factor\":2}", NAN, "dynamic_ntk:factor=2");
+    hf_same_plan(&s, "dynamic_ntk:factor=2", &c);
+    s = hf_ok("{\"rope_type\":\"dynamic\",\"factor\":2,\"original_max_position_embeddings\":1024}", 2048,
+              "dynamic_ntk:factor=2,original_max_position_embeddings=2048");
+    p = plan_of(s.text, &c, 16384, 16384);
+    ref_dynamic(10000, 128, 2, 2048, 16384, ref);
+    check_table("hf dynamic", &p, ref, 64);
+
+    /* yarn: every key; absent original_max_position_embeddings = config.max_position_embeddings */
+    s = hf_ok("{\"rope_type\":\"yarn\",\"factor\":4,\"original_max_position_embeddings\":4096}", 32768,
+              "yarn:factor=4,original_max_position_embeddings=4096");
+    hf_same_plan(&s, "yarn:factor=4,original_max_position_embeddings=4096", &c);
+    p = plan_of(s.text, &c, 16384, 16384);
+    double mscale = ref_yarn(10000, 128, 4, 4096, ref);
+    check_table("hf yarn", &p, ref, 64);
+    cr_assert_float_eq(p.mscale, mscale, 1e-6);
+    hf_ok("{\"rope_type\":\"yarn\",\"factor\":4}", 2048, "yarn:factor=4,original_max_position_embeddings=2048");
+    hf_ok("{\"rope_type\":\"yarn\",\"factor\":4}", NAN, "yarn:factor=4");
+    /* beta_fast/beta_slow: `get(k) or default`, so 0 and null are HF's 32 and 1 */
+    s = hf_ok("{\"rope_type\":\"yarn\",\"factor\":4,\"beta_fast\":0,\"beta_slow\":null}", NAN, "yarn:factor=4");
+    hf_same_plan(&s, "yarn:factor=4,beta_fast=32,beta_slow=1", &c);
+    s = hf_ok("{\"rope_type\":\"yarn\",\"factor\":8,\"beta_fast\":16,\"beta_slow\":2}", NAN,
+              "yarn:factor=8,beta_fast=16,beta_slow=2");
+    hf_same_plan(&s, "yarn:factor=8,beta_fast=16,beta_slow=2", &c);
+    /* attention_factor overrides mscale; null means the default 0.1 ln s + 1 */
+    s = hf_ok("{\"rope_type\":\"yarn\",\"factor\":4,\"attention_factor\":1.5}", NAN, "yarn:factor=4,attention_factor=1.5");
+    p = plan_of(s.text, &c, 16384, 16384);
+    cr_assert_eq(p.mscale, 1.5f);
+    hf_ok("{\"rope_type\":\"yarn\",\"factor\":4,\"attention_factor\":null}", NAN, "yarn:factor=4");
+    /* truncate: a boolean; null is falsy in HF (`if truncate:`) */
+    hf_ok("{\"rope_type\":\"yarn\",\"factor\":4,\"truncate\":true}", NAN, "yarn:factor=4,truncate=1");
+    s = hf_ok("{\"rope_type\":\"yarn\",\"factor\":4,\"truncate\":false}", NAN, "yarn:factor=4,truncate=0");
+    hf_same_plan(&s, "yarn:factor=4,truncate=0", &c);
+    hf_ok("{\"rope_type\":\"yarn\",\"factor\":4,\"truncate\":null}", NAN, "yarn:factor=4,truncate=0");
+
+    /* llama3: all four keys, as Llama 3.1's config has them */
+    struct model_config c3 = make_cfg(128, 500000, 8192);
+    s = hf_ok("{\"rope_type\":\"llama3\",\"factor\":8.0,\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,"
+              "\"original_max_position_embeddings\":8192}", 131072,
+              "llama3:factor=8,low_freq_factor=1,high_freq_factor=4,original_max_position_embeddings=8192");
+    hf_same_plan(&s, "llama3:factor=8,low_freq_factor=1,high_freq_factor=4,original_max_position_embeddings=8192", &c3);
+    ref_llama3(500000, 128, 8, 1, 4, 8192, ref);
+    p = plan_of(s.text, &c3, 16384, 16384);
+    check_table("hf llama3", &p, ref, 64);
+    /* a value that is not a short decimal reaches the method unchanged */
+    hf_ok("{\"type\":\"linear\",\"factor\":3.3333333333333335}", NAN, "pi:factor=3.3333333333333335");
+}
+
+Test(hf, refusals_say_why_in_one_line) {
+    hf_bad("{\"rope_type\":\"longrope\",\"factor\":4,\"long_factor\":[1],\"short_factor\":[1]}", "LongRoPE");
+    hf_bad("{\"type\":\"su\",\"factor\":4}", "LongRoPE");
+    hf_bad("{\"rope_type\":\"yarn\",\"factor\":40,\"mscale\":1.0,\"mscale_all_dim\":1.0}", "DeepSeek");
+    hf_bad("{\"rope_type\":\"yarn\",\"factor\":40,\"mscale_all_dim\":0.707}", "mscale_all_dim");
+    hf_bad("{\"rope_type\":\"yarn\",\"factor\":4,\"low_freq_factor\":1}", "key 'low_freq_factor'");
+    hf_bad("{\"rope_type\":\"linear\",\"factor\":4,\"beta_fast\":32}", "key 'beta_fast'");
+    hf_bad("{\"rope_type\":\"default\",\"factor\":4}", "key 'factor'");
+    hf_bad("{\"rope_type\":\"ntk\",\"factor\":4}", "unknown rope_type 'ntk'");
+    hf_bad("{\"factor\":4}", "neither rope_type nor type");
+    hf_bad("{\"rope_type\":\"yarn\",\"type\":\"linear\",\"factor\":4}", "disagree");
+    hf_bad("{\"rope_type\":\"linear\"}", "requires factor");
+    hf_bad("{\"rope_type\":\"dynamic\",\"factor\":null}", "requires factor");
+    hf_bad("{\"rope_type\":\"llama3\",\"factor\":8,\"low_freq_factor\":1,\"high_freq_factor\":4}",
+           "requires original_max_position_embeddings");
+    hf_bad("{\"rope_type\":\"yarn\",\"factor\":\"4\"}", "factor must be a number");
+    hf_bad("{\"rope_type\":\"yarn\",\"factor\":4,\"truncate\":1}", "truncate must be true or false");
+    hf_bad("{\"rope_type\":\"yarn\",\"factor\":4,\"factor\":8}", "given twice");
+    hf_bad("{\"rope_type\":\"yarn\",\"factor\":0.5}", "factor=0.5 is out of range");
+    hf_bad("{\"rope_type\":\"yarn\",\"factor\":4,\"original_max_position_embeddings\":4096.5}", "not an integer");
+    hf_bad("{\"rope_type\":\"yarn\",", "ends early");
+    hf_bad("{\"rope_type\":\"yarn\"} x", "near 'x'");
+    hf_bad("[\"yarn\"]", "must be a JSON object");
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(hf, config_json) {
+    char dir[] = "/tmp/ctxbench-hf-XXXXXX", path[256], err[1024] = "";
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    struct method_spec s;
+    double theta = 0;
+    /* transformers 4.x: rope_scaling beside rope_theta and max_position_embeddings */
+    write_file(path, "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":4096,\"max_position_embeddings\":32768,"
+                     "\"rope_scaling\":{\"factor\":8.0,\"type\":\"yarn\"},\"rope_theta\":10000.0,"
+                     "\"nested\":{\"a\":[1,2,{\"b\":null}]}}");
+    cr_assert_eq(method_spec_from_hf_config(path, &s, &theta, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(s.text, "yarn:factor=8,original_max_position_embeddings=32768");
+    cr_assert_eq(theta, 10000.0);
+    /* v5: rope_parameters holds rope_theta too */
+    write_file(path, "{\"max_position_embeddings\":8192,\"rope_parameters\":{\"rope_type\":\"dynamic\",\"factor\":2,"
+                     "\"rope_theta\":500000}}");
+    cr_assert_eq(method_spec_from_hf_config(path, &s, &theta, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(s.text, "dynamic_ntk:factor=2,original_max_position_embeddings=8192");
+    cr_assert_eq(theta, 500000.0);
+    /* no scaling: the model's own RoPE; no rope_theta: NAN */
+    write_file(path, "{\"rope_scaling\":null}");
+    cr_assert_eq(method_spec_from_hf_config(path, &s, &theta, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(s.text, "baseline");
+    cr_assert(isnan(theta));
+    /* refusals name the file */
+    write_file(path, "{\"rope_scaling\":{\"type\":\"linear\",\"factor\":2},\"rope_parameters\":{\"rope_type\":\"default\"}}");
+    cr_assert_neq(method_spec_from_hf_config(path, &s, &theta, err, sizeof err), 0);
+    cr_assert(strstr(err, "both rope_scaling and rope_parameters") && strstr(err, path), "%s", err);
+    write_file(path, "{\"rope_theta\":10000,\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":20000}}");
+    cr_assert_neq(method_spec_from_hf_config(path, &s, &theta, err, sizeof err), 0);
+    cr_assert(strstr(err, "rope_theta differs"), "%s", err);
+    write_file(path, "{\"rope_scaling\":{\"rope_type\":\"longrope\",\"factor\":4}}");
+    cr_assert_neq(method_spec_from_hf_config(path, &s, &theta, err, sizeof err), 0);
+    cr_assert(strstr(err, path) && strstr(err, "LongRoPE") && !strchr(err, '\n'), "%s", err);
+    write_file(path, "{\"rope_theta\":\"big\"}");
+    cr_assert_neq(method_spec_from_hf_config(path, &s, &theta, err, sizeof err), 0);
+    cr_assert(strstr(err, "rope_theta must be a number"), "%s", err);
+    write_file(path, "{\"rope_scaling\":");
+    cr_assert_neq(method_spec_from_hf_config(path, &s, &theta, err, sizeof err), 0);
+    cr_assert(strstr(err, "not a JSON object (") && !strchr(err, '\n'), "%s", err);
+    write_file(path, "{\"rope_scaling\": nul}");
+    cr_assert_neq(method_spec_from_hf_config(path, &s, &theta, err, sizeof err), 0);
+    cr_assert(strstr(err, "not a JSON object (malformed near 'nul}')"), "%s", err);
+    write_file(path, "[{\"rope_scaling\": null}]");
+    cr_assert_neq(method_spec_from_hf_config(path, &s, &theta, err, sizeof err), 0);
+    cr_assert(strstr(err, "not a JSON object") && !strstr(err, "malformed") && !strchr(err, '\n'), "%s", err);
+    unlink(path);
+    cr_assert_neq(method_spec_from_hf_config(path, &s, &theta, err, sizeof err), 0);
+    cr_assert(strstr(err, path), "%s", err);
+    rmdir(dir);
 }

@@ -19,6 +19,14 @@ struct run_opts {
     const char *rope_scaling; /* --rope-scaling none|linear|yarn */
     double rope_scale;        /* --rope-scale F */
     double rope_freq_base;    /* --rope-freq-base B */
+    const char *rope_scaling_json; /* --rope-scaling-json '{"rope_type":...}' (HF rope_scaling) */
+    const char *hf_config;    /* --hf-config config.json (its rope_scaling and rope_theta) */
+    double rope_freq_scale;   /* --rope-freq-scale F = 1/factor, 0 = not given */
+    /* llama.cpp's YaRN flags; NAN (orig: -1) = not given */
+    long yarn_orig_ctx;       /* --yarn-orig-ctx N, 0 = the model's */
+    double yarn_ext_factor;   /* --yarn-ext-factor E: -1 auto, 0 ramp off, 1 ramp on */
+    double yarn_attn_factor;  /* --yarn-attn-factor A: mscale = A (1 + 0.1 ln s) */
+    double yarn_beta_fast, yarn_beta_slow;
     int tile_q, tile_k;       /* --tile-q, --tile-k */
 };
 
@@ -28,7 +36,11 @@ struct run_opts {
     {"backend", required_argument, 0, 1001}, {"method", required_argument, 0, 1002},              \
     {"rope-scaling", required_argument, 0, 1003}, {"rope-scale", required_argument, 0, 1004},     \
     {"rope-freq-base", required_argument, 0, 1005}, {"tile-q", required_argument, 0, 1006},       \
-    {"tile-k", required_argument, 0, 1007}, {"device", required_argument, 0, 1008}
+    {"tile-k", required_argument, 0, 1007}, {"device", required_argument, 0, 1008},                \
+    {"rope-scaling-json", required_argument, 0, 1009}, {"hf-config", required_argument, 0, 1010},  \
+    {"rope-freq-scale", required_argument, 0, 1011}, {"yarn-orig-ctx", required_argument, 0, 1012}, \
+    {"yarn-ext-factor", required_argument, 0, 1013}, {"yarn-attn-factor", required_argument, 0, 1014}, \
+    {"yarn-beta-fast", required_argument, 0, 1015}, {"yarn-beta-slow", required_argument, 0, 1016}
 
 #define CLI_RUN_HELP                                                                               \
     "  -m, --model FILE        GGUF model\n"                                                       \
@@ -40,13 +52,23 @@ struct run_opts {
     "      --rope-scaling T    llama.cpp style: none | linear | yarn (sets the method)\n"          \
     "      --rope-scale F      llama.cpp style: context scale factor for --rope-scaling\n"         \
     "      --rope-freq-base B  llama.cpp style: RoPE base (alone: method abf:rope_theta=B)\n"      \
+    "      --rope-freq-scale F llama.cpp style: = --rope-scale 1/F\n"                              \
+    "      --yarn-orig-ctx N, --yarn-beta-fast F, --yarn-beta-slow F, --yarn-attn-factor A,\n"     \
+    "      --yarn-ext-factor E llama.cpp's YaRN flags with --rope-scaling yarn (yarn's\n"           \
+    "                          original_max_position_embeddings, beta_fast, beta_slow,\n"         \
+    "                          attention_factor = A (1 + 0.1 ln s); E 0 = pi, 1 or -1 = yarn)\n"  \
+    "      --rope-scaling-json J  Hugging Face rope_scaling dict, e.g. '{\"rope_type\":\"yarn\",\n"       \
+    "                          \"factor\":4}' (sets the method; see methods/README.md)\n"          \
+    "      --hf-config FILE    a Hugging Face config.json: its rope_scaling sets the method, its\n" \
+    "                          rope_theta must be the model's base\n"                             \
     "      --tile-q N, --tile-k N  the CPU backend's attention tiles (default: kernel's choice)\n"
 
 void run_opts_init(struct run_opts *o);
 /* Handles one getopt result if it is a run option: returns 1 if handled, 0 if not
  * one of ours, -1 on a bad value (message printed). */
 int cli_run_opt(struct run_opts *o, int opt, const char *arg);
-/* Resolves --method / --rope-* into a method spec (default: baseline). */
+/* Resolves --method / --rope-* / --rope-scaling-json / --hf-config into a method spec
+ * (default: baseline). */
 int cli_method_spec(const struct run_opts *o, struct method_spec *spec, char *err, size_t errlen);
 int cli_open(const struct run_opts *o, struct runtime *rt, char *err, size_t errlen);
 /* The backend --backend names (auto resolved) and its parameter string from the run

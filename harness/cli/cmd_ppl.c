@@ -1,9 +1,9 @@
-/* ctxbench ppl -m MODEL -f TEXT -c CTX: perplexity over non-overlapping windows.
- * Each window is BOS followed by CTX-1 text tokens, and every prediction in the
- * window is scored: the perplexity task's `windows` protocol, run by the task itself
+/* ctxbench ppl -m MODEL -f TEXT -c CTX: perplexity, run by the perplexity task itself
  * (tasks/ppl.c), so this command and a sweep's ppl cell give the same number for the
- * same text. The task's other protocols (YaRN sliding windows, LongLoRA, llama.cpp)
- * are a sweep's (--task-opt ppl:protocol=...). */
+ * same text and settings. By default the task's `windows` protocol: non-overlapping
+ * windows of BOS followed by CTX-1 text tokens, every prediction scored; --protocol picks
+ * any of the task's protocols (YaRN sliding windows, LongLoRA, llama.cpp's
+ * llama-perplexity), with its --stride and --truncate. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,16 +19,22 @@
 #include "task.h"
 
 static const char *help =
-    "usage: ctxbench ppl -m MODEL -f TEXT -c CTX [--chunks N] [options]\n"
-    "Perplexity over non-overlapping windows of CTX tokens (BOS + CTX-1 text tokens,\n"
-    "every next-token prediction scored), printing PPL and tokens/s: the ppl task's\n"
-    "protocol=windows (`ctxbench sweep --tasks ppl` gives the same number for the same text).\n"
+    "usage: ctxbench ppl -m MODEL -f TEXT -c CTX [--chunks N] [--protocol P] [options]\n"
+    "Perplexity with windows of CTX tokens, printing PPL and tokens/s: the ppl task (`ctxbench\n"
+    "sweep --tasks ppl --task-opt ppl:protocol=P` gives the same number for the same text).\n"
+    "By default protocol windows: non-overlapping windows of BOS + CTX-1 text tokens, every\n"
+    "next-token prediction scored.\n"
     "  -f, --file FILE         text file (UTF-8, at most 1 GiB), read as one document (a BOM\n"
     "                          stripped, CRLF made LF, surrounding whitespace trimmed); or any\n"
     "                          dataset that sweep --data takes (its documents' tokens in a row)\n"
     "  -c, --ctx-size N        window length in tokens, 4..16777216 (default: the model's\n"
     "                          trained context)\n"
-    "      --chunks N          evaluate at most N windows (default: all)\n" CLI_RUN_HELP;
+    "      --chunks N          evaluate at most N windows (default: all)\n"
+    "      --protocol P        windows | yarn | longlora | llamacpp (tasks/README.md): yarn's\n"
+    "                          per-document sliding windows, LongLoRA's strided windows,\n"
+    "                          llama-perplexity's chunks scored from CTX/2 (default windows)\n"
+    "      --stride N          yarn and longlora: window starts every N tokens (default 256)\n"
+    "      --truncate          yarn: one window per document, its first CTX-1 tokens\n" CLI_RUN_HELP;
 
 /* The task's progress and notes, shown as this command always showed them: the progress
  * line starts when the forward passes do (after the task's opening note), and the
@@ -68,12 +74,16 @@ int cmd_ppl(int argc, char **argv) {
                                              {"file", required_argument, 0, 'f'},
                                              {"ctx-size", required_argument, 0, 'c'},
                                              {"chunks", required_argument, 0, 2001},
+                                             {"protocol", required_argument, 0, 2002},
+                                             {"stride", required_argument, 0, 2003},
+                                             {"truncate", no_argument, 0, 2004},
                                              {"help", no_argument, 0, 'h'},
                                              {0}};
     struct run_opts ro;
     run_opts_init(&ro);
-    const char *file = NULL;
-    long ctx = 0, max_chunks = -1;
+    const char *file = NULL, *protocol = "windows";
+    long ctx = 0, max_chunks = -1, stride = 0;
+    bool truncate = false;
     int opt;
     while ((opt = getopt_long(argc, argv, "m:t:f:c:h", longopts, NULL)) != -1) {
         int r = cli_run_opt(&ro, opt, optarg);
@@ -92,7 +102,14 @@ int cmd_ppl(int argc, char **argv) {
                 fprintf(stderr, "ctxbench: --chunks expects a positive count, got '%s'\n", ECHO(optarg));
                 return 2;
             }
-        } else if (opt == 'h') { fputs(help, stdout); return 0; }
+        } else if (opt == 2002) protocol = optarg;
+        else if (opt == 2003) {
+            if (!parse_int(optarg, 1, 1 << 24, &stride)) {
+                fprintf(stderr, "ctxbench: --stride expects a token count in 1..16777216, got '%s'\n", ECHO(optarg));
+                return 2;
+            }
+        } else if (opt == 2004) truncate = true;
+        else if (opt == 'h') { fputs(help, stdout); return 0; }
         else { fputs(help, stderr); return 2; }
     }
     if (!file || !ro.model) { fputs(help, stderr); return 2; }
@@ -101,6 +118,21 @@ int cmd_ppl(int argc, char **argv) {
     if (cli_method_spec(&ro, &spec, err, sizeof err) != 0) { fprintf(stderr, "ctxbench: %s\n", err); return 2; }
     const struct task *ppl = task_find("ppl");
     if (!ppl) { fprintf(stderr, "ctxbench: this build has no ppl task\n"); return 1; }
+    /* every window (the settings' largest caps) unless --chunks says fewer; the protocol
+     * and its options are the task's settings, checked by the task before anything loads */
+    char settings[256], extra[64] = "";
+    if (strpbrk(protocol, ",=;") || strlen(protocol) > 32) {
+        fprintf(stderr, "ctxbench: --protocol '%s' is not one of windows, yarn, longlora, llamacpp\n", ECHO(protocol));
+        return 2;
+    }
+    if (stride > 0) snprintf(extra, sizeof extra, ",stride=%ld", stride);
+    if (truncate) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ",truncate=1");
+    snprintf(settings, sizeof settings, "protocol=%s,max_windows=%ld,max_tokens=%lld%s", protocol,
+             max_chunks > 0 ? max_chunks : 1L << 30, 1LL << 40, extra);
+    if (ppl->check && ppl->check(settings, err, sizeof err) != 0) {
+        fprintf(stderr, "ctxbench: %s\n", err);
+        return 2;
+    }
     /* the text first: a file that cannot be read fails before the model is loaded */
     struct dataset ds;
     if (dataset_load(file, &ds, err, sizeof err) != 0) { fprintf(stderr, "ctxbench: %s\n", err); return 1; }
@@ -111,10 +143,6 @@ int cmd_ppl(int argc, char **argv) {
         return 1;
     }
     if (ctx == 0) ctx = rt.model->cfg.ctx_train;
-    /* every window (the settings' largest caps) unless --chunks says fewer */
-    char settings[160];
-    snprintf(settings, sizeof settings, "protocol=windows,max_windows=%ld,max_tokens=%lld",
-             max_chunks > 0 ? max_chunks : 1L << 30, 1LL << 40);
     struct ppl_view view = {0};
     progress_init(&view.pg, stderr, isatty(fileno(stderr)), 0, NULL, 0);
     struct task_ctx tc = {.rt = &rt,
@@ -138,8 +166,8 @@ int cmd_ppl(int argc, char **argv) {
     } else {
         double el = host_monotonic_s() - view.t0, scored = scalar(&res, "tokens_scored");
         if (view.begun) progress_end(&view.pg, "done");
-        printf("method %s ctx %ld windows %.0f tokens %.0f ppl %.4f nll %.6f tokens/s %.1f\n", spec.text, ctx,
-               scalar(&res, "windows"), scored, scalar(&res, "ppl"), scalar(&res, "nll"), scored / el);
+        printf("method %s ctx %ld windows %.0f tokens %.0f ppl %.4f nll %.6f tokens/s %.1f protocol %s\n", spec.text,
+               ctx, scalar(&res, "windows"), scored, scalar(&res, "ppl"), scalar(&res, "nll"), scored / el, protocol);
         rc = 0;
     }
     result_free(&res);

@@ -31,10 +31,26 @@ static void append(char *buf, size_t cap, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* Hugging Face rope_type names of methods that ctxbench names otherwise: accepted wherever
+ * a method name is, and resolved to the method itself (its name is what specs and results
+ * record). A constant table, not a registry: an alias is not a method. */
+static const struct {
+    const char *alias, *name;
+} method_aliases[] = {
+    {"default", "baseline"},
+    {"linear", "pi"},
+    {"dynamic", "dynamic_ntk"},
+};
+
 const struct method *method_find(const char *name) {
     if (!name) return NULL;
     for (const struct method *const *m = registry_methods; *m; m++)
         if (strcmp((*m)->name, name) == 0) return *m;
+    for (size_t i = 0; i < sizeof method_aliases / sizeof method_aliases[0]; i++)
+        if (strcmp(method_aliases[i].alias, name) == 0) {
+            for (const struct method *const *m = registry_methods; *m; m++)
+                if (strcmp((*m)->name, method_aliases[i].name) == 0) return *m;
+        }
     return NULL;
 }
 
@@ -51,6 +67,10 @@ static void method_names(char *buf, size_t cap) {
     buf[0] = '\0';
     for (const struct method *const *m = registry_methods; *m; m++)
         append(buf, cap, "%s%s", m == registry_methods ? "" : ", ", (*m)->name);
+    append(buf, cap, " (Hugging Face names:");
+    for (size_t i = 0; i < sizeof method_aliases / sizeof method_aliases[0]; i++)
+        append(buf, cap, "%s %s = %s", i ? "," : "", method_aliases[i].alias, method_aliases[i].name);
+    append(buf, cap, ")");
 }
 
 static void param_describe(const struct method_param *p, char *buf, size_t cap) {
@@ -431,4 +451,9 @@ void method_print_all(FILE *f) {
         }
         if (m->help) print_indented(f, m->help, 2);
     }
+    fprintf(f, "\nAliases (Hugging Face rope_type names, accepted wherever a method name is; results record the "
+            "method's own name)\n");
+    for (size_t i = 0; i < sizeof method_aliases / sizeof method_aliases[0]; i++)
+        if (method_find(method_aliases[i].alias))
+            fprintf(f, "  %-9s = %s\n", method_aliases[i].alias, method_aliases[i].name);
 }

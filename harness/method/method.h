@@ -85,6 +85,23 @@ int method_plan(const struct method_spec *spec, const struct method_ctx *ctx, st
                 char *err, size_t errlen);
 /* The forward_plan view of a method_plan (pointers into it). */
 struct forward_plan method_forward_plan(const struct method_plan *p);
+/* Hugging Face rope scaling (transformers modeling_rope_utils) as the method spec that
+ * computes the same table: rope_type (or the legacy "type") default/linear/dynamic/yarn/
+ * llama3 -> baseline/pi/dynamic_ntk/yarn/llama3 with HF's keys as the method's parameters,
+ * HF's defaults for absent or null keys. What ctxbench cannot honour (longrope, DeepSeek
+ * mscale/mscale_all_dim, a key HF does not define for that rope_type) is refused with a
+ * one-line reason. `json` is the rope_scaling object as text. max_position_embeddings
+ * (NAN: unknown) is the config's, which HF uses as L for dynamic, and for yarn when the
+ * dict has no original_max_position_embeddings; unknown, L is the model's context_length.
+ * Returns 0, or -1 + reason. */
+int method_spec_from_hf_json(const char *json, double max_position_embeddings, struct method_spec *out,
+                             char *err, size_t errlen);
+/* The same from a config.json: its rope_scaling (or transformers v5 rope_parameters;
+ * absent or null = default) and max_position_embeddings. *rope_theta (when not NULL) gets
+ * the config's rope_theta, NAN when it has none: a spec cannot change the model's base, so
+ * the caller checks it against the model (cli_open). */
+int method_spec_from_hf_config(const char *path, struct method_spec *out, double *rope_theta, char *err,
+                               size_t errlen);
 /* Lists every method with its summary, parameters (type, range, default) and help. */
 void method_print_all(FILE *f);
 
