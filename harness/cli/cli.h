@@ -93,6 +93,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_methods(int argc, char **argv);
+int cmd_tasks(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_export(int argc, char **argv);

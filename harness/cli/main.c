@@ -8,7 +8,6 @@
 #include "input.h"
 
 /* Declared here, not in cli.h, so this command's file stands alone. */
-int cmd_tasks(int argc, char **argv);
 
 struct command {
     const char *name;
