@@ -20,5 +20,5 @@ set bmargin 5
 # do not hide each other; the ticks mark the true lengths
 n = words(series)
 shift(i) = 2 ** (0.035 * (i - (n + 1) / 2.0))
-plot for [i = 1:n] data index (i - 1) using ($1 * shift(i)):2:3 with yerrorlines lt (word(lts, i) + 0) \
-     title word(series, i)
+plot for [i = 1:n] data index (i - 1) using ($1 * shift(i)):2:3 with yerrorlines lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt (word(points, i) + 0) ps 1.2 \
+     title legend[i]

@@ -22,7 +22,7 @@ if (by_length) {
     set palette defined (0 '#2c7bb6', 0.5 '#7b3294', 1 '#d7191c')
     unset colorbox
     plot for [i = 1:n] data index (i - 1) using 1:4 with lines lw 2 \
-         lc palette frac (n > 1 ? (i - 1.0) / (n - 1) : 0) title word(series, i)
+         lc palette frac (n > 1 ? (i - 1.0) / (n - 1) : 0) title legend[i]
 } else {
-    plot for [i = 1:n] data index (i - 1) using 1:4 with lines lt (word(lts, i) + 0) title word(series, i)
+    plot for [i = 1:n] data index (i - 1) using 1:4 with linespoints pointinterval -4 lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt (word(points, i) + 0) ps 1.2 title legend[i]
 }

@@ -58,7 +58,7 @@ do for [i = 1:n] {
         set colorbox user origin screen (right + 25.0 / width), screen bottom size screen 0.02, screen (top - bottom)
         set cblabel label.per_cell
     }
-    set title word(series, i) font ',12'
+    set title legend[i] font ',12'
     if ((i - 1) % cols == 0) { set ylabel 'key depth (% of prompt)' } else { unset ylabel }
     plot data index (i - 1) using 1:2:(0.5):(0.5):3 with boxxyerror fs solid 1.0 border lc rgb '#ffffff' fc palette, \
          data index (i - 1) using 1:2:(sprintf('%.2f', $3)):($3 < 0.55 ? 0xffffff : 0x000000) \

@@ -32,5 +32,5 @@ set key outside right top title 'method'
 eval mark_trained
 set bmargin 5
 
-plot for [i = 1:words(series)] data index (i - 1) using 1:2 with linespoints lt (word(lts, i) + 0) \
-     title word(series, i)
+plot for [i = 1:words(series)] data index (i - 1) using 1:2 with linespoints lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt (word(points, i) + 0) ps 1.2 \
+     title legend[i]

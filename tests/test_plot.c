@@ -162,6 +162,7 @@ static void write_file_b(const char *path) {
 
 struct block {
     char name[64];
+    char style[96];   /* "# style: ..." after the block's name, without the prefix */
     int n_rows, n_cols;
     double v[MAX_ROWS][MAX_COLS];
 };
@@ -191,6 +192,8 @@ static void read_dat(const char *dir, const char *name, struct dat *d) {
             cr_assert_eq(d->n == 0 ? 0 : blanks, d->n == 0 ? 0 : 2, "%s: two blank lines between blocks", name);
             struct block *b = &d->b[d->n++];
             snprintf(b->name, sizeof b->name, "%.*s", (int)strcspn(line + 10, "\n"), line + 10);
+        } else if (strncmp(line, "# style: ", 9) == 0 && d->n > 0) {
+            snprintf(d->b[d->n - 1].style, sizeof d->b[0].style, "%.*s", (int)strcspn(line + 9, "\n"), line + 9);
         } else if (line[0] == '#') {
             if (d->n == 0) strncat(d->header, line, sizeof d->header - strlen(d->header) - 1);
         } else {
@@ -433,6 +436,76 @@ Test(plot, groups_of_one_task_get_numbered_figures) {
     cr_expect(strstr(plan.notes.s, "no done cells"), "%s", plan.notes.s);
     plot_plan_free(&plan);
     remove_tree(dir);
+}
+
+/* A method's colour, dash and point shape follow its spec, not the sweep's order:
+ * the same methods written in the opposite order get the same style in every figure.
+ * Every method ctxbench has gets its own colour and shape; a spec with parameters is
+ * told apart from the plain one. */
+static void write_methods(const char *path, const char *const *specs, int n) {
+    char err[512];
+    struct store *st = store_open(path, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    for (int m = 0; m < n; m++)
+        for (long L = 512; L <= 1024; L *= 2) {
+            struct result r = {0};
+            ppl_result(&r, m % 2, L);
+            put_cell(st, &(struct cell_spec){"ppl", specs[m], "", L, CELL_DONE, 100 * m + (double)L / 512, 100, 10, NULL},
+                     &r);
+            result_free(&r);
+        }
+    store_close(st);
+}
+
+Test(plot, styles_follow_the_method_not_the_order) {
+    static const char *const specs[] = {"yarn", "baseline", "pi:factor=4", "pi", "yarn:factor=8", "newmethod"};
+    static const char *const reversed[] = {"newmethod", "yarn:factor=8", "pi", "pi:factor=4", "baseline", "yarn"};
+    const int n = 6;
+    char dir[64], h5[2][128], out[2][128], err[512];
+    temp_dir(dir, sizeof dir);
+    struct dat d[2];
+    for (int f = 0; f < 2; f++) {
+        snprintf(h5[f], sizeof h5[f], "%s/%d.h5", dir, f);
+        snprintf(out[f], sizeof out[f], "%s/out%d", dir, f);
+        cr_assert_eq(mkdir(out[f], 0777), 0);
+        write_methods(h5[f], f == 0 ? specs : reversed, n);
+        struct plot_plan plan;
+        cr_assert_eq(plot_prepare(h5[f], out[f], NULL, &plan, err, sizeof err), 0, "%s", err);
+        plot_plan_free(&plan);
+        read_dat(out[f], "ppl_vs_length", &d[f]);
+        cr_assert_eq(d[f].n, n);
+        cr_expect_str_eq(d[f].b[0].name, f == 0 ? specs[0] : reversed[0], "the files' orders differ");
+    }
+    for (int i = 0; i < n; i++) {
+        const struct block *a = &d[0].b[i], *b = find_block(&d[1], a->name);
+        cr_assert_not_null(b, "%s", a->name);
+        cr_expect(strncmp(a->style, "color #", 7) == 0, "%s: style '%s'", a->name, a->style);
+        cr_expect_str_eq(a->style, b->style, "%s: the same style in both files", a->name);
+        for (int j = 0; j < i; j++)
+            cr_expect_str_neq(a->style, d[0].b[j].style, "%s and %s look different", a->name, d[0].b[j].name);
+    }
+    /* the cost figure of the same file draws each method as the ppl figure does */
+    struct dat cost;
+    read_dat(out[0], "cost_ppl", &cost);
+    for (int i = 0; i < n; i++)
+        cr_expect_str_eq(find_block(&cost, specs[i])->style, find_block(&d[0], specs[i])->style, "%s", specs[i]);
+    remove_tree(dir);
+
+    /* every method ctxbench has: its own colour and its own point shape */
+    static const char *const all[] = {"abf", "baseline", "dynamic_ntk", "llama3", "ntk", "pi", "selfextend", "swa", "yarn"};
+    struct plot_style st[9];
+    for (int i = 0; i < 9; i++) {
+        plot_method_style(all[i], &st[i]);
+        for (int j = 0; j < i; j++) {
+            cr_expect_str_neq(st[i].color, st[j].color, "%s and %s: colours", all[i], all[j]);
+            cr_expect_neq(st[i].point, st[j].point, "%s and %s: point shapes", all[i], all[j]);
+        }
+    }
+    struct plot_style plain, given;
+    plot_method_style("yarn", &plain);
+    plot_method_style("yarn:factor=8", &given);
+    cr_expect_str_eq(plain.color, given.color, "a spec keeps its method's colour");
+    cr_expect(plain.dash != given.dash && plain.point != given.point, "but another dash and point shape");
 }
 
 Test(plot, bad_inputs_give_errors) {

@@ -24,7 +24,7 @@ static const char *const group_keys[] = {"model_sha256", "task", "task_settings"
 /* One line of a figure: a method (or, for the per-method loss figure, one length). */
 struct series {
     const char *name;                 /* method spec */
-    int lt;                           /* gnuplot line type: the method's place in the file's order */
+    struct plot_style style;          /* from the spec alone (plot_method_style), unique in the group */
     int n;
     const struct store_cell **cells;  /* its done cells, ascending length */
 };
@@ -89,6 +89,59 @@ static const double *res_array(const struct store_cell *c, const char *name, int
     if (!it || it->kind != RESULT_ARRAY || !it->data || it->cols != 1 || it->rows < 1) return NULL;
     *n = it->rows;
     return it->data;
+}
+
+/* ------------------------------------------------------------------ method styles */
+
+/* The methods ctxbench has, each with its own colour and point shape. Okabe-Ito
+ * (Wong, Nature Methods 8:441, 2011) has seven colours besides black that read on
+ * white; its yellow does not, so the last two methods get greys of their own
+ * lightness. Shapes: filled circle, square, triangles, diamond, pentagon, then star
+ * and cross; a spec with parameters gets the open shape. dynamic_ntk is dashed: under
+ * the windows protocol it draws the same numbers as ntk (methods/README.md). */
+static const struct {
+    const char *name, *color;
+    int point, dash;
+} method_styles[] = {
+    {"baseline", "#000000", 7, 1},    {"pi", "#0072B2", 5, 1},         {"ntk", "#D55E00", 9, 1},
+    {"dynamic_ntk", "#E69F00", 8, 2}, {"yarn", "#009E73", 13, 1},      {"llama3", "#CC79A7", 11, 1},
+    {"abf", "#56B4E9", 15, 1},        {"selfextend", "#666666", 3, 1}, {"swa", "#A6A6A6", 2, 1},
+};
+/* A method not in the table (a new plugin) takes one of these by a hash of its name
+ * (Paul Tol's muted scheme, also colour-blind safe). */
+static const char *const extra_colors[] = {"#332288", "#117733", "#882255", "#44AA99", "#999933", "#AA4499"};
+static const int extra_points[] = {4, 6, 10, 12, 14, 1};
+
+/* FNV-1a: a fixed function of the text, the same on every machine and in every file. */
+static unsigned long fnv1a(const char *s, size_t n) {
+    unsigned long h = 2166136261UL;
+    for (size_t i = 0; i < n && s[i]; i++) h = ((h ^ (unsigned char)s[i]) * 16777619UL) & 0xffffffffUL;
+    return h;
+}
+
+void plot_method_style(const char *spec, struct plot_style *st) {
+    const char *colon = strchr(spec, ':');
+    size_t name_len = colon ? (size_t)(colon - spec) : strlen(spec);
+    int k = 0, n = (int)(sizeof method_styles / sizeof method_styles[0]);
+    while (k < n && !(strlen(method_styles[k].name) == name_len && strncmp(method_styles[k].name, spec, name_len) == 0))
+        k++;
+    int base_dash = 1;
+    if (k < n) {
+        snprintf(st->color, sizeof st->color, "%s", method_styles[k].color);
+        st->point = method_styles[k].point;
+        base_dash = method_styles[k].dash;
+    } else {
+        unsigned long h = fnv1a(spec, name_len);
+        snprintf(st->color, sizeof st->color, "%s", extra_colors[h % 6]);
+        st->point = extra_points[(h / 6) % 6];
+        base_dash = 1 + (int)((h / 36) % 2);
+    }
+    st->dash = base_dash;
+    if (colon && colon[1]) {   /* given parameters: an open shape and a dash chosen by them */
+        if (st->point >= 5 && st->point % 2 == 1) st->point--;
+        int d = 2 + (int)(fnv1a(colon + 1, (size_t)-1) % 3);   /* 2..4 */
+        st->dash = d >= base_dash ? d + 1 : d;                  /* never the plain spec's dash */
+    }
 }
 
 static bool same_group(const struct store_cell *a, const struct store_cell *b) {
@@ -262,7 +315,18 @@ static int group_build(struct plotter *p, struct group *g) {
         }
         if (s->n > 0) {
             s->name = p->methods[m];
-            s->lt = m + 1;
+            plot_method_style(s->name, &s->style);
+            /* two specs of one method whose parameters hash to the same dash: the later one
+             * (in the file's order) takes the next dash, so no two lines look alike */
+            for (bool clash = true; clash;) {
+                clash = false;
+                for (int o = 0; o < g->n_series; o++)
+                    if (strcmp(g->series[o].style.color, s->style.color) == 0 && g->series[o].style.dash == s->style.dash &&
+                        g->series[o].style.point == s->style.point) {
+                        s->style.dash = s->style.dash % 5 + 1;
+                        clash = true;
+                    }
+            }
             g->n_series++;
         }
     }
@@ -278,7 +342,9 @@ struct figure {
     struct atomic_file af;   /* written beside path, renamed into place when finished */
     FILE *f;                 /* af.f */
     struct textbuf vars;
-    struct textbuf series, lts;      /* words: series titles and their line types */
+    struct textbuf series;           /* words: series titles */
+    struct textbuf colors, dashes, points;   /* words: each series' style */
+    struct textbuf legend;           /* gnuplot array items: each series' legend text */
     int n_blocks;
 };
 
@@ -305,13 +371,23 @@ static int figure_open(struct plotter *p, const struct group *g, struct figure *
     return 0;
 }
 
-static void block_begin(struct figure *fig, const char *title, int lt) {
+/* A block of the data file: one series. `st` NULL: a series without a method style
+ * (one length of the per-method loss figure); the script colours it by its place. */
+static void block_begin(struct figure *fig, const char *title, const struct plot_style *st, const char *legend) {
     if (fig->n_blocks++) fputs("\n\n", fig->f);
     fprintf(fig->f, "# series: %s\n", title);
+    static const struct plot_style none = {"#000000", 1, 7};
+    if (st) fprintf(fig->f, "# style: color %s dash %d point %d\n", st->color, st->dash, st->point);
+    else st = &none;
     add_word(&fig->series, title);
+    add_word(&fig->colors, st->color);
     char buf[16];
-    snprintf(buf, sizeof buf, "%d", lt);
-    add_word(&fig->lts, buf);
+    snprintf(buf, sizeof buf, "%d", st->dash);
+    add_word(&fig->dashes, buf);
+    snprintf(buf, sizeof buf, "%d", st->point);
+    add_word(&fig->points, buf);
+    if (fig->legend.n) textbuf_puts(&fig->legend, ",");
+    gp_quote(&fig->legend, legend ? legend : title);
 }
 
 /* The protocol words of a task's results: what a reader needs to know how a number
@@ -421,6 +497,15 @@ static void note_var(struct textbuf *v, const char *extra, const struct textbuf 
     textbuf_free(&t);
 }
 
+static void figure_free_text(struct figure *fig) {
+    textbuf_free(&fig->vars);
+    textbuf_free(&fig->series);
+    textbuf_free(&fig->colors);
+    textbuf_free(&fig->dashes);
+    textbuf_free(&fig->points);
+    textbuf_free(&fig->legend);
+}
+
 /* Closes the data file and, if it has any block, queues the gnuplot job. */
 static int figure_finish(struct plotter *p, struct figure *fig, const char *script) {
     fig->f = NULL;
@@ -430,9 +515,7 @@ static int figure_finish(struct plotter *p, struct figure *fig, const char *scri
         char line[256];
         snprintf(line, sizeof line, "%s: nothing to plot (no done cell has its data); figure skipped", fig->name);
         note(p, line);
-        textbuf_free(&fig->vars);
-        textbuf_free(&fig->series);
-        textbuf_free(&fig->lts);
+        figure_free_text(fig);
         return 0;
     }
     if (atomic_file_commit(&fig->af, p->err, p->errlen) != 0) goto fail;
@@ -446,8 +529,16 @@ static int figure_finish(struct plotter *p, struct figure *fig, const char *scri
     }
     var_str(&fig->vars, "data", fig->path);
     var_str(&fig->vars, "series", fig->series.s ? fig->series.s : "");
-    var_str(&fig->vars, "lts", fig->lts.s ? fig->lts.s : "");
-    if (fig->vars.oom || fig->series.oom || fig->lts.oom) goto oom;
+    var_str(&fig->vars, "colors", fig->colors.s ? fig->colors.s : "");
+    var_str(&fig->vars, "dashes", fig->dashes.s ? fig->dashes.s : "");
+    var_str(&fig->vars, "points", fig->points.s ? fig->points.s : "");
+    char arr[64];
+    snprintf(arr, sizeof arr, "array legend[%d] = [", fig->n_blocks);
+    textbuf_puts(&fig->vars, arr);
+    textbuf_puts(&fig->vars, fig->legend.s ? fig->legend.s : "");
+    textbuf_puts(&fig->vars, "]; ");
+    if (fig->vars.oom || fig->series.oom || fig->colors.oom || fig->dashes.oom || fig->points.oom || fig->legend.oom)
+        goto oom;
     struct plot_job *job = &plan->jobs[plan->n_jobs];
     memset(job, 0, sizeof *job);
     snprintf(job->script, sizeof job->script, "%s", script);
@@ -459,15 +550,12 @@ static int figure_finish(struct plotter *p, struct figure *fig, const char *scri
     job->vars = fig->vars.s;
     fig->vars = (struct textbuf){0};
     plan->n_jobs++;
-    textbuf_free(&fig->series);
-    textbuf_free(&fig->lts);
+    figure_free_text(fig);
     return 0;
 oom:
     snprintf(p->err, p->errlen, "out of memory");
 fail:
-    textbuf_free(&fig->vars);
-    textbuf_free(&fig->series);
-    textbuf_free(&fig->lts);
+    figure_free_text(fig);
     return -1;
 }
 
@@ -491,7 +579,7 @@ static int fig_ppl(struct plotter *p, const struct group *g) {
                 textbuf_puts(&dropped, buf);
                 continue;
             }
-            if (!begun) block_begin(&fig, se->name, se->lt);
+            if (!begun) block_begin(&fig, se->name, &se->style, NULL);
             begun = true;
             fprintf(fig.f, "%ld %.9g %.9g %.0f %.0f\n", cell_length(c), ppl, res_scalar(c, "nll"),
                     res_scalar(c, "tokens_scored"), res_scalar(c, "windows"));
@@ -560,7 +648,7 @@ static int fig_loss(struct plotter *p, const struct group *g) {
             add_word(&missing, se->name);
             continue;
         }
-        block_begin(&fig, se->name, se->lt);
+        block_begin(&fig, se->name, &se->style, NULL);
         write_bins(fig.f, c);
     }
     char extra[600] = "";
@@ -586,7 +674,7 @@ static int fig_loss(struct plotter *p, const struct group *g) {
         int with_bins = 0, n;
         for (int i = 0; i < se->n; i++) with_bins += res_array(se->cells[i], "nll_by_pos", &n) != NULL;
         if (with_bins < 2) continue;
-        char base[120], safe[100];
+        char base[160], safe[100];
         file_safe(se->name, safe, sizeof safe);
         bool clash = false;   /* two specs that make the same file name */
         for (int o = 0; o < s; o++) {
@@ -594,7 +682,7 @@ static int fig_loss(struct plotter *p, const struct group *g) {
             file_safe(g->series[o].name, other, sizeof other);
             clash |= strcmp(other, safe) == 0;
         }
-        if (clash) snprintf(base, sizeof base, "loss_by_position_%s_%d", safe, se->lt);
+        if (clash) snprintf(base, sizeof base, "loss_by_position_%s_%d", safe, s + 1);
         else snprintf(base, sizeof base, "loss_by_position_%s", safe);
         snprintf(what, sizeof what, "mean NLL by position for method %s, one block per length", se->name);
         if (figure_open(p, g, &fig, base, what) != 0) return -1;
@@ -605,7 +693,7 @@ static int fig_loss(struct plotter *p, const struct group *g) {
             if (!res_array(c, "nll_by_pos", &n)) continue;
             char title[48];
             snprintf(title, sizeof title, "L=%ld", cell_length(c));
-            block_begin(&fig, title, fig.n_blocks + 1);
+            block_begin(&fig, title, NULL, NULL);
             write_bins(fig.f, c);
             longest = cell_length(c);
         }
@@ -660,7 +748,7 @@ static int fig_passkey(struct plotter *p, const struct group *g) {
                 textbuf_puts(&odd, buf);
                 continue;
             }
-            if (!begun) block_begin(&fig, se->name, se->lt);
+            if (!begun) block_begin(&fig, se->name, &se->style, NULL);
             begun = true;
             if (isnan(trials)) trials = res_scalar(c, "trials");
             int li = 0;
@@ -714,7 +802,7 @@ static int fig_rouge(struct plotter *p, const struct group *g) {
             const struct store_cell *c = se->cells[i];
             double r = res_scalar(c, "rouge_l");
             if (!isfinite(r)) continue;
-            if (!begun) block_begin(&fig, se->name, se->lt);
+            if (!begun) block_begin(&fig, se->name, &se->style, NULL);
             begun = true;
             int n = 0;
             const double *v = res_array(c, "rouge_l_by_sample", &n);
@@ -751,7 +839,7 @@ static int fig_cost(struct plotter *p, const struct group *g) {
             const struct store_cell *c = se->cells[i];
             double tps = attr_num(c, "tokens_per_s"), rss = attr_num(c, "peak_rss_mib");
             if (!isfinite(tps) && !isfinite(rss)) continue;
-            if (!begun) block_begin(&fig, se->name, se->lt);
+            if (!begun) block_begin(&fig, se->name, &se->style, NULL);
             begun = true;
             fprintf(fig.f, "%ld %.9g %.9g %.9g %.9g\n", cell_length(c), tps, rss, attr_num(c, "session_mib"),
                     attr_num(c, "wall_s"));

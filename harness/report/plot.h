@@ -40,4 +40,16 @@ int plot_prepare(const char *results, const char *dir, const struct plot_opts *o
                  char *err, size_t errlen);
 void plot_plan_free(struct plot_plan *plan);
 
+/* How a method is drawn in every figure of every results file: the colour and point
+ * shape come from the method's name (Okabe-Ito colours, colour-blind safe; each
+ * method its own shape, so lines stay apart in grey print), the dash and an open
+ * point shape from the spec's parameters (a spec with none is solid, filled). The
+ * same spec always gets the same style; the sweep's order plays no part. */
+struct plot_style {
+    char color[8];   /* "#RRGGBB" */
+    int dash;        /* gnuplot dash type: 1 solid, 2 dashed, 3 dotted, 4 dash-dot, 5 dash-dot-dot */
+    int point;       /* gnuplot point type */
+};
+void plot_method_style(const char *spec, struct plot_style *st);
+
 #endif
