@@ -39,6 +39,11 @@ set datafile missing 'nan'
 if (strlen(note) > 0) {
     set label 100 note at screen 0.01, screen 0.015 left font ',9' tc rgb '#555555' front
 }
+# The second line: methods whose values coincide (equal by construction), drawn side by side.
+if (!exists('note2')) note2 = ''
+if (strlen(note2) > 0) {
+    set label 102 note2 at screen 0.01, screen (strlen(note) > 0 ? 0.045 : 0.015) left font ',9' tc rgb '#555555' front
+}
 
 # Length axis ticks at the lengths of the sweep (call with lengths/lenlabels set).
 length_tics = "set xtics (word(lenlabels, 1) word(lengths, 1) + 0); do for [k = 2:words(lengths)] { set xtics add (word(lenlabels, k) word(lengths, k) + 0) }"
@@ -49,3 +54,9 @@ mark_trained = "if (ctx_train > 0) { \
     set object 90 rect from first ctx_train, graph 0 to graph 1, graph 1 behind fc rgb '#f4f4f4' fs solid 1.0 noborder; \
     set arrow 90 from first ctx_train, graph 0 to first ctx_train, graph 1 nohead dt 2 lw 1.5 lc rgb '#444444' front; \
     set label 90 sprintf('trained context: %d', ctx_train) at first ctx_train, graph 1 center offset 0, 0.8 tc rgb '#444444' front }"
+
+# Where a fixed spec (pi:factor=4) is aimed: factor x trained length, a short tick in
+# the method's colour on the length axis (targets: one word per series, -1 for none).
+mark_targets = "if (exists('targets')) { do for [i = 1:words(targets)] { t = word(targets, i) + 0; \
+    if (t > 0 && t >= xmin && t <= xmax) { \
+    set arrow (200 + i) from first t, graph 0 to first t, graph 0.07 nohead lw 4 dt 1 lc rgb word(colors, i) front } } }"

@@ -17,6 +17,7 @@ if (strlen(host) > 0) {
     set label 101 sprintf('host %s, threads %d', host, threads) at screen 0.99, screen 0.015 right font ',9' tc rgb '#555555'
 }
 eval mark_trained
+eval mark_targets
 # one legend for both panels, under them
 set key at screen 0.5, screen 0.09 center center horizontal maxrows 2 title 'method'
 

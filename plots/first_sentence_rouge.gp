@@ -14,6 +14,7 @@ set xlabel 'context length (tokens)'
 set ylabel 'ROUGE-L F1 of the recalled first sentence (mean ± 1 s.e.)'
 set key outside right top title 'method'
 eval mark_trained
+eval mark_targets
 set bmargin 5
 
 # methods side by side at each length (a small shift on the log axis) so error bars

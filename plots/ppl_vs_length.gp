@@ -1,5 +1,6 @@
 # Figure 1: perplexity vs context length, one line per method (task ppl).
-# Data: ctxbench plot's ppl_vs_length.dat, columns length ppl nll tokens_scored windows.
+# Data: ctxbench plot's ppl_vs_length.dat, columns length ppl nll tokens_scored windows x_drawn
+# (the length, nudged apart where methods have identical perplexities: note2 says which).
 # Variables (besides common.gp's): lengths, lenlabels, xmin, xmax, ctx_train.
 width = 1000; height = 620
 load plotdir.'/common.gp'
@@ -30,7 +31,8 @@ if (yhi / ylo < 10) {
 set yrange [ylo:yhi]
 set key outside right top title 'method'
 eval mark_trained
-set bmargin 5
+eval mark_targets
+set bmargin (strlen(note2) > 0 ? 6 : 5)
 
-plot for [i = 1:words(series)] data index (i - 1) using 1:2 with linespoints lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt (word(points, i) + 0) ps 1.2 \
+plot for [i = 1:words(series)] data index (i - 1) using 6:2 with linespoints lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt (word(points, i) + 0) ps 1.2 \
      title legend[i]

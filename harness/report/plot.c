@@ -25,6 +25,8 @@ static const char *const group_keys[] = {"model_sha256", "task", "task_settings"
 struct series {
     const char *name;                 /* method spec */
     struct plot_style style;          /* from the spec alone (plot_method_style), unique in the group */
+    char legend[200];                 /* the spec and how its configuration relates to the length */
+    double target;                    /* the length a fixed spec was made for (factor x L), -1 if none */
     int n;
     const struct store_cell **cells;  /* its done cells, ascending length */
 };
@@ -266,6 +268,8 @@ static void group_free(struct group *g) {
     g->n_series = g->n_lengths = 0;
 }
 
+static void series_legend(const struct group *g, struct series *se);
+
 /* Lengths, series and the left-out list of a group whose cells are set. */
 static int group_build(struct plotter *p, struct group *g) {
     char line[512];
@@ -330,7 +334,65 @@ static int group_build(struct plotter *p, struct group *g) {
             g->n_series++;
         }
     }
+    for (int k = 0; k < g->n_series; k++) series_legend(g, &g->series[k]);
     return 0;
+}
+
+/* One configuration per curve, and the legend says which: a spec that gives no
+ * parameter takes its derived defaults at each length (yarn at 2k is factor 4, at 4k
+ * factor 8), which the legend shows as "yarn (factor L/512)" (or the range of the
+ * parameter that varies: "selfextend (group 1-11 by length)"); a spec with parameters is one fixed configuration, and
+ * the legend gives the length it targets (factor x trained length, SelfExtend's
+ * (L - W + floor(W/G)) x G), also marked on the length axis. */
+static void series_legend(const struct group *g, struct series *se) {
+    const struct store_cell *c0 = se->cells[0];
+    se->target = -1;
+    snprintf(se->legend, sizeof se->legend, "%s", se->name);
+    const char *varying = NULL;
+    double lo = INFINITY, hi = -INFINITY;
+    bool factor_is_ratio = g->ctx_train > 0;
+    static const char *const prefer[] = {"factor", "group", "window", "rope_theta"};
+    for (int pass = 0; pass < 2 && !varying; pass++)
+        for (int a = 0; a < c0->n_attrs && !varying; a++) {
+            const char *name = c0->attrs[a].name;
+            if (strncmp(name, "method.", 7) != 0) continue;
+            bool preferred = false;
+            for (int k = 0; k < 4; k++) preferred |= strcmp(name + 7, prefer[k]) == 0;
+            if (pass == 0 && !preferred) continue;
+            double first = attr_num(c0, name);
+            bool varies = false;
+            for (int i = 1; i < se->n; i++) varies |= attr_num(se->cells[i], name) != first;
+            if (!varies) continue;
+            varying = name + 7;
+            for (int i = 0; i < se->n; i++) {
+                double v = attr_num(se->cells[i], name);
+                lo = fmin(lo, v);
+                hi = fmax(hi, v);
+                double ratio = (double)cell_length(se->cells[i]) / (double)g->ctx_train;
+                factor_is_ratio &= fabs(v - fmax(1, ratio)) < 1e-9 * fmax(1, ratio);
+            }
+        }
+    if (varying && strcmp(varying, "factor") == 0 && factor_is_ratio)
+        snprintf(se->legend, sizeof se->legend, "%s (factor L/%ld)", se->name, g->ctx_train);
+    else if (varying)
+        snprintf(se->legend, sizeof se->legend, "%s (%s %g-%g by length)", se->name, varying, lo, hi);
+    if (!strchr(se->name, ':')) return;
+    /* a fixed spec: the length it is made for */
+    const char *m = attr_s(c0, "method_name");
+    double L = attr_num(c0, "method.original_max_position_embeddings");
+    if (!(L > 0)) L = (double)g->ctx_train;
+    double f = attr_num(c0, "method.factor"), G = attr_num(c0, "method.group"), W = attr_num(c0, "method.window");
+    if ((!strcmp(m, "pi") || !strcmp(m, "ntk") || !strcmp(m, "yarn") || !strcmp(m, "llama3")) && f > 0 && L > 0)
+        se->target = f * L;
+    else if (!strcmp(m, "selfextend") && G >= 1 && W >= 1 && g->ctx_train > 0)
+        se->target = ((double)g->ctx_train - W + floor(W / G)) * G;
+    if (se->target > 0 && se->target < 1e15 && !varying) {
+        char lab[32];
+        length_label((long)se->target, lab, sizeof lab);
+        snprintf(se->legend, sizeof se->legend, "%s (fixed, target %s)", se->name, lab);
+    } else {
+        se->target = -1;
+    }
 }
 
 /* ------------------------------------------------------------------ figure output */
@@ -345,6 +407,7 @@ struct figure {
     struct textbuf series;           /* words: series titles */
     struct textbuf colors, dashes, points;   /* words: each series' style */
     struct textbuf legend;           /* gnuplot array items: each series' legend text */
+    struct textbuf targets;          /* words: each series' target length, -1 for none */
     int n_blocks;
 };
 
@@ -373,7 +436,8 @@ static int figure_open(struct plotter *p, const struct group *g, struct figure *
 
 /* A block of the data file: one series. `st` NULL: a series without a method style
  * (one length of the per-method loss figure); the script colours it by its place. */
-static void block_begin(struct figure *fig, const char *title, const struct plot_style *st, const char *legend) {
+static void block_begin(struct figure *fig, const char *title, const struct plot_style *st, const char *legend,
+                        double target) {
     if (fig->n_blocks++) fputs("\n\n", fig->f);
     fprintf(fig->f, "# series: %s\n", title);
     static const struct plot_style none = {"#000000", 1, 7};
@@ -386,6 +450,8 @@ static void block_begin(struct figure *fig, const char *title, const struct plot
     add_word(&fig->dashes, buf);
     snprintf(buf, sizeof buf, "%d", st->point);
     add_word(&fig->points, buf);
+    snprintf(buf, sizeof buf, "%.0f", target > 0 ? target : -1);
+    add_word(&fig->targets, buf);
     if (fig->legend.n) textbuf_puts(&fig->legend, ",");
     gp_quote(&fig->legend, legend ? legend : title);
 }
@@ -504,6 +570,18 @@ static void figure_free_text(struct figure *fig) {
     textbuf_free(&fig->dashes);
     textbuf_free(&fig->points);
     textbuf_free(&fig->legend);
+    textbuf_free(&fig->targets);
+}
+
+/* The second note line: which methods give identical values (find_equal). */
+static void equal_var(struct textbuf *v, const struct textbuf *equal) {
+    char line[FIGURE_NOTE_MAX + 64] = "";
+    if (equal->n > FIGURE_NOTE_MAX)
+        snprintf(line, sizeof line, "identical values, drawn side by side: %.*s... (see notes.txt)", FIGURE_NOTE_MAX - 40,
+                 equal->s);
+    else if (equal->n)
+        snprintf(line, sizeof line, "identical values, drawn side by side: %s", equal->s);
+    var_str(v, "note2", line);
 }
 
 /* Closes the data file and, if it has any block, queues the gnuplot job. */
@@ -532,12 +610,13 @@ static int figure_finish(struct plotter *p, struct figure *fig, const char *scri
     var_str(&fig->vars, "colors", fig->colors.s ? fig->colors.s : "");
     var_str(&fig->vars, "dashes", fig->dashes.s ? fig->dashes.s : "");
     var_str(&fig->vars, "points", fig->points.s ? fig->points.s : "");
+    var_str(&fig->vars, "targets", fig->targets.s ? fig->targets.s : "");
     char arr[64];
     snprintf(arr, sizeof arr, "array legend[%d] = [", fig->n_blocks);
     textbuf_puts(&fig->vars, arr);
     textbuf_puts(&fig->vars, fig->legend.s ? fig->legend.s : "");
     textbuf_puts(&fig->vars, "]; ");
-    if (fig->vars.oom || fig->series.oom || fig->colors.oom || fig->dashes.oom || fig->points.oom || fig->legend.oom)
+    if (fig->vars.oom || fig->series.oom || fig->colors.oom || fig->dashes.oom || fig->points.oom || fig->legend.oom || fig->targets.oom)
         goto oom;
     struct plot_job *job = &plan->jobs[plan->n_jobs];
     memset(job, 0, sizeof *job);
@@ -561,12 +640,105 @@ fail:
 
 /* ------------------------------------------------------------------ the figures */
 
+static bool same_value(double a, double b) { return isfinite(a) && isfinite(b) && fabs(a - b) <= 1e-12 * fmax(fabs(a), fabs(b)); }
+
+/* Curves equal by construction: every method at factor 1 is the baseline, and under
+ * the windows protocol dynamic_ntk is ntk. Points of different series with the same
+ * value at one length are drawn side by side (dodge[s * g->n + i] multiplies the
+ * length of point i of series s), and `text` says which: "dynamic_ntk = ntk at every
+ * length" for a pair equal wherever both have a value (two lengths or more), then
+ * "at 512: baseline = pi = ..." for the other coincidences. */
+static void find_equal(const struct group *g, const char *metric, double *dodge, struct textbuf *text) {
+    for (int k = 0; k < g->n_series * g->n; k++) dodge[k] = 1;
+    int ns = g->n_series;
+    bool *whole = calloc((size_t)ns * (size_t)(ns ? ns : 1), sizeof *whole);   /* whole[a*ns+b]: a = b everywhere */
+    int *member = malloc((size_t)(ns ? ns : 1) * sizeof *member);
+    if (!whole || !member) {
+        free(whole);
+        free(member);
+        return;
+    }
+    for (int a = 0; a < ns; a++)
+        for (int b = a + 1; b < ns; b++) {
+            int common = 0, equal = 0;
+            for (int i = 0; i < g->series[a].n; i++)
+                for (int j = 0; j < g->series[b].n; j++)
+                    if (cell_length(g->series[a].cells[i]) == cell_length(g->series[b].cells[j])) {
+                        double x = res_scalar(g->series[a].cells[i], metric), y = res_scalar(g->series[b].cells[j], metric);
+                        if (!isfinite(x) || !isfinite(y)) continue;
+                        common++;
+                        equal += same_value(x, y);
+                    }
+            if (common >= 2 && equal == common) {
+                whole[a * ns + b] = whole[b * ns + a] = true;
+                char buf[240];
+                snprintf(buf, sizeof buf, "%s%s = %s at every length", text->n ? "; " : "", g->series[b].name,
+                         g->series[a].name);
+                textbuf_puts(text, buf);
+            }
+        }
+    for (int li = 0; li < g->n_lengths; li++) {
+        long L = g->lengths[li];
+        bool *done = calloc((size_t)(ns ? ns : 1), sizeof *done);
+        if (!done) break;
+        for (int a = 0; a < ns; a++) {
+            if (done[a]) continue;
+            int ia = -1;
+            for (int i = 0; i < g->series[a].n; i++)
+                if (cell_length(g->series[a].cells[i]) == L) ia = i;
+            if (ia < 0) continue;
+            double va = res_scalar(g->series[a].cells[ia], metric);
+            int c = 0;
+            member[c++] = a;
+            for (int b = a + 1; b < ns; b++) {
+                if (done[b]) continue;
+                for (int j = 0; j < g->series[b].n; j++)
+                    if (cell_length(g->series[b].cells[j]) == L && same_value(va, res_scalar(g->series[b].cells[j], metric))) {
+                        member[c++] = b;
+                        done[b] = true;
+                    }
+            }
+            if (c < 2) continue;
+            bool explained = true;   /* every member pair already said "at every length" */
+            for (int x = 0; x < c; x++)
+                for (int y = x + 1; y < c; y++) explained &= whole[member[x] * ns + member[y]];
+            for (int x = 0; x < c; x++) {
+                const struct series *se = &g->series[member[x]];
+                for (int i = 0; i < se->n; i++)
+                    if (cell_length(se->cells[i]) == L) dodge[member[x] * g->n + i] = pow(2, 0.035 * (x - (c - 1) / 2.0));
+            }
+            if (explained) continue;
+            char lab[32], buf[160];
+            length_label(L, lab, sizeof lab);
+            snprintf(buf, sizeof buf, "%sat %s: ", text->n ? "; " : "", lab);
+            textbuf_puts(text, buf);
+            for (int x = 0; x < c; x++) {
+                if (x) textbuf_puts(text, " = ");
+                textbuf_puts(text, g->series[member[x]].name);
+            }
+        }
+        free(done);
+    }
+    free(whole);
+    free(member);
+}
+
 /* Figure 1: perplexity vs length, one line per method. */
 static int fig_ppl(struct plotter *p, const struct group *g) {
     struct figure fig;
     if (figure_open(p, g, &fig, "ppl_vs_length", "perplexity vs context length") != 0) return -1;
-    fputs("# columns: length ppl nll tokens_scored windows\n", fig.f);
-    struct textbuf dropped = {0};
+    fputs("# columns: length ppl nll tokens_scored windows x_drawn (x_drawn: the length, nudged apart where methods "
+          "have the same perplexity)\n",
+          fig.f);
+    struct textbuf dropped = {0}, equal = {0};
+    double *dodge = malloc((size_t)(g->n_series * g->n + 1) * sizeof *dodge);
+    if (!dodge) {
+        snprintf(p->err, p->errlen, "out of memory");
+        figure_free_text(&fig);
+        atomic_file_discard(&fig.af);
+        return -1;
+    }
+    find_equal(g, "ppl", dodge, &equal);
     for (int s = 0; s < g->n_series; s++) {
         const struct series *se = &g->series[s];
         bool begun = false;
@@ -579,11 +751,17 @@ static int fig_ppl(struct plotter *p, const struct group *g) {
                 textbuf_puts(&dropped, buf);
                 continue;
             }
-            if (!begun) block_begin(&fig, se->name, &se->style, NULL);
+            if (!begun) block_begin(&fig, se->name, &se->style, se->legend, se->target);
             begun = true;
-            fprintf(fig.f, "%ld %.9g %.9g %.0f %.0f\n", cell_length(c), ppl, res_scalar(c, "nll"),
-                    res_scalar(c, "tokens_scored"), res_scalar(c, "windows"));
+            fprintf(fig.f, "%ld %.9g %.9g %.0f %.0f %.9g\n", cell_length(c), ppl, res_scalar(c, "nll"),
+                    res_scalar(c, "tokens_scored"), res_scalar(c, "windows"), (double)cell_length(c) * dodge[s * g->n + i]);
         }
+    }
+    free(dodge);
+    if (equal.n) {
+        char line[2048];
+        snprintf(line, sizeof line, "%s: identical perplexities (drawn side by side): %s", fig.name, equal.s);
+        note(p, line);
     }
     if (dropped.n) {
         char line[1024];
@@ -593,7 +771,9 @@ static int fig_ppl(struct plotter *p, const struct group *g) {
     title_vars(g, &fig.vars, "Perplexity vs context length");
     axis_vars(g, &fig.vars);
     note_var(&fig.vars, dropped.s, &g->left_out);
+    equal_var(&fig.vars, &equal);
     textbuf_free(&dropped);
+    textbuf_free(&equal);
     return figure_finish(p, &fig, "ppl_vs_length.gp");
 }
 
@@ -648,7 +828,7 @@ static int fig_loss(struct plotter *p, const struct group *g) {
             add_word(&missing, se->name);
             continue;
         }
-        block_begin(&fig, se->name, &se->style, NULL);
+        block_begin(&fig, se->name, &se->style, se->legend, se->target);
         write_bins(fig.f, c);
     }
     char extra[600] = "";
@@ -693,7 +873,7 @@ static int fig_loss(struct plotter *p, const struct group *g) {
             if (!res_array(c, "nll_by_pos", &n)) continue;
             char title[48];
             snprintf(title, sizeof title, "L=%ld", cell_length(c));
-            block_begin(&fig, title, NULL, NULL);
+            block_begin(&fig, title, NULL, NULL, -1);
             write_bins(fig.f, c);
             longest = cell_length(c);
         }
@@ -748,7 +928,7 @@ static int fig_passkey(struct plotter *p, const struct group *g) {
                 textbuf_puts(&odd, buf);
                 continue;
             }
-            if (!begun) block_begin(&fig, se->name, &se->style, NULL);
+            if (!begun) block_begin(&fig, se->name, &se->style, se->legend, se->target);
             begun = true;
             if (isnan(trials)) trials = res_scalar(c, "trials");
             int li = 0;
@@ -802,7 +982,7 @@ static int fig_rouge(struct plotter *p, const struct group *g) {
             const struct store_cell *c = se->cells[i];
             double r = res_scalar(c, "rouge_l");
             if (!isfinite(r)) continue;
-            if (!begun) block_begin(&fig, se->name, &se->style, NULL);
+            if (!begun) block_begin(&fig, se->name, &se->style, se->legend, se->target);
             begun = true;
             int n = 0;
             const double *v = res_array(c, "rouge_l_by_sample", &n);
@@ -839,7 +1019,7 @@ static int fig_cost(struct plotter *p, const struct group *g) {
             const struct store_cell *c = se->cells[i];
             double tps = attr_num(c, "tokens_per_s"), rss = attr_num(c, "peak_rss_mib");
             if (!isfinite(tps) && !isfinite(rss)) continue;
-            if (!begun) block_begin(&fig, se->name, &se->style, NULL);
+            if (!begun) block_begin(&fig, se->name, &se->style, se->legend, se->target);
             begun = true;
             fprintf(fig.f, "%ld %.9g %.9g %.9g %.9g\n", cell_length(c), tps, rss, attr_num(c, "session_mib"),
                     attr_num(c, "wall_s"));
