@@ -27,7 +27,9 @@ struct cell_spec {
     const char *error;
 };
 
-static void put_cell(struct store *st, const struct cell_spec *c, const struct result *r) {
+/* put_cell with more attributes (method_name, method.factor, ...). */
+static void put_cell_with(struct store *st, const struct cell_spec *c, const struct result *r,
+                          const struct store_attr *extra, int n_extra) {
     char id[STORE_ID_MAX + 1], key[256];
     snprintf(key, sizeof key, "task=%s;method=%s;length=%ld;settings=%s", c->task, c->method, c->length, c->settings);
     snprintf(id, sizeof id, "%s.%s.L%ld.%s", c->task, c->method, c->length, c->settings);
@@ -51,8 +53,17 @@ static void put_cell(struct store *st, const struct cell_spec *c, const struct r
         {.name = "error", .kind = STORE_STR, .s = (char *)(c->error ? c->error : "")},
     };
     int n = (int)(sizeof at / sizeof at[0]) - (c->error ? 0 : 1);
+    struct store_attr all[32];
+    cr_assert_leq(n + n_extra, 32);
+    memcpy(all, at, (size_t)n * sizeof at[0]);
+    for (int k = 0; k < n_extra; k++) all[n + k] = extra[k];
     char err[512];
-    cr_assert_eq(store_put(st, id, c->status, at, n, c->status == CELL_DONE ? r : NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(store_put(st, id, c->status, all, n + n_extra, c->status == CELL_DONE ? r : NULL, err, sizeof err), 0,
+                 "%s", err);
+}
+
+static void put_cell(struct store *st, const struct cell_spec *c, const struct result *r) {
+    put_cell_with(st, c, r, NULL, 0);
 }
 
 /* The ppl values the file holds, so the checks below compare with the inputs. */
@@ -506,6 +517,69 @@ Test(plot, styles_follow_the_method_not_the_order) {
     plot_method_style("yarn:factor=8", &given);
     cr_expect_str_eq(plain.color, given.color, "a spec keeps its method's colour");
     cr_expect(plain.dash != given.dash && plain.point != given.point, "but another dash and point shape");
+}
+
+/* One configuration per curve. A spec without parameters derives its factor at each
+ * length (the legend says "factor L/512"); a spec with one is fixed (the legend and the
+ * targets give factor x 512). Curves equal by construction -- dynamic_ntk is ntk at
+ * every length, every method is the baseline at 1x -- are drawn side by side and named. */
+Test(plot, configurations_and_equal_curves_are_labelled) {
+    char dir[64], h5[128], out[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(h5, sizeof h5, "%s/c.h5", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(mkdir(out, 0777), 0);
+    struct store *st = store_open(h5, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    static const char *const specs[] = {"baseline", "ntk", "dynamic_ntk", "yarn", "pi:factor=4"};
+    static const char *const names[] = {"baseline", "ntk", "dynamic_ntk", "yarn", "pi"};
+    for (int m = 0; m < 5; m++)
+        for (long L = 512; L <= 2048; L *= 2) {
+            double factor = m == 4 ? 4 : m == 2 ? 1 : m == 0 ? NAN : (double)L / 512;
+            /* at 512 every method but pi:factor=4 has the baseline's perplexity; ntk and
+             * dynamic_ntk agree everywhere */
+            double ppl = L == 512 && m < 4 ? 5.0 : 5.0 + (double)L / 512 * (m == 2 ? 1 : m + 1) + (m == 4 ? 0.5 : 0);
+            if (m == 2) ppl = L == 512 ? 5.0 : 5.0 + (double)L / 512 * 2;
+            struct store_attr extra[2] = {{.name = "method_name", .kind = STORE_STR, .s = (char *)names[m]},
+                                          {.name = "method.factor", .kind = STORE_F64, .f = factor}};
+            struct result r = {0};
+            cr_assert_eq(result_scalar(&r, "ppl", ppl), 0);
+            put_cell_with(st, &(struct cell_spec){"ppl", specs[m], "", L, CELL_DONE, m, 100, 10, NULL}, &r, extra,
+                          m == 0 ? 1 : 2);
+            result_free(&r);
+        }
+    store_close(st);
+    struct plot_plan plan;
+    cr_assert_eq(plot_prepare(h5, out, NULL, &plan, err, sizeof err), 0, "%s", err);
+    const char *vars = NULL;
+    for (int i = 0; i < plan.n_jobs; i++)
+        if (strcmp(plan.jobs[i].script, "ppl_vs_length.gp") == 0) vars = plan.jobs[i].vars;
+    cr_assert_not_null(vars);
+    cr_expect(strstr(vars, "'yarn (factor L/512)'") && strstr(vars, "'ntk (factor L/512)'"), "%s", vars);
+    cr_expect(strstr(vars, "'pi:factor=4 (fixed, target 2k)'"), "%s", vars);
+    cr_expect(strstr(vars, "'baseline',") && strstr(vars, "'dynamic_ntk',"), "constant configurations: the name: %s", vars);
+    cr_expect(strstr(vars, "targets='-1 -1 -1 -1 2048';"), "%s", vars);
+    const char *notes = plan.notes.s ? plan.notes.s : "";
+    cr_expect(strstr(notes, "dynamic_ntk = ntk at every length"), "%s", notes);
+    cr_expect(strstr(notes, "at 512: baseline = ntk = dynamic_ntk = yarn") && !strstr(notes, "= pi"), "%s", notes);
+    cr_expect(strstr(vars, "note2='identical values, drawn side by side: dynamic_ntk = ntk"), "%s", vars);
+
+    struct dat d;
+    read_dat(out, "ppl_vs_length", &d);
+    cr_assert_eq(d.n, 5);
+    const struct block *ntk = find_block(&d, "ntk"), *dyn = find_block(&d, "dynamic_ntk"),
+                       *base = find_block(&d, "baseline"), *pi = find_block(&d, "pi:factor=4");
+    cr_assert(ntk && dyn && base && pi);
+    for (int k = 0; k < 3; k++) {
+        cr_expect_eq(ntk->v[k][0], dyn->v[k][0], "the true lengths stay in column 1");
+        cr_expect_neq(ntk->v[k][5], dyn->v[k][5], "row %d: equal curves are drawn apart", k);
+        cr_expect_lt(fabs(log2(dyn->v[k][5] / dyn->v[k][0])), 0.2, "by a small nudge");
+        cr_expect_eq(pi->v[k][5], pi->v[k][0], "a point no other method shares stays at its length");
+    }
+    cr_expect_neq(base->v[0][5], 512, "at 512 the baseline shares its value");
+    cr_expect_eq(base->v[1][5], 1024);
+    plot_plan_free(&plan);
+    remove_tree(dir);
 }
 
 Test(plot, bad_inputs_give_errors) {
