@@ -12,7 +12,7 @@ eval length_tics
 set ytics 0.1
 set xlabel 'context length (tokens)'
 set ylabel 'ROUGE-L F1 of the recalled first sentence (mean ± 1 s.e.)'
-set key outside right top title 'method'
+set key outside right top Left reverse title 'method'
 eval mark_trained
 eval mark_targets
 set bmargin 5

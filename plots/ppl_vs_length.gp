@@ -29,7 +29,7 @@ if (yhi / ylo < 10) {
     do for [k = ceil(ylo / step) + 1 : floor(yhi / step)] { set ytics add (k * step) }
 }
 set yrange [ylo:yhi]
-set key outside right top title 'method'
+set key outside right top Left reverse title 'method'
 eval mark_trained
 eval mark_targets
 set bmargin (strlen(note2) > 0 ? 6 : 5)

@@ -50,6 +50,8 @@ static void put_cell_with(struct store *st, const struct cell_spec *c, const str
         {.name = "started_unix", .kind = STORE_F64, .f = c->started},
         {.name = "tokens_per_s", .kind = STORE_F64, .f = c->tokens_per_s},
         {.name = "peak_rss_mib", .kind = STORE_F64, .f = c->peak_rss_mib},
+        {.name = "git_rev", .kind = STORE_STR, .s = "0123456789ab"},
+        {.name = "data_sha256", .kind = STORE_STR, .s = strcmp(c->task, "passkey") ? "feedface" : ""},
         {.name = "error", .kind = STORE_STR, .s = (char *)(c->error ? c->error : "")},
     };
     int n = (int)(sizeof at / sizeof at[0]) - (c->error ? 0 : 1);
@@ -368,6 +370,29 @@ Test(plot, data_files_hold_the_done_cells_in_length_order) {
         }
     }
     cr_expect(heat);
+
+    /* short titles; the provenance goes into NAME.caption.txt (and the job's caption) */
+    for (int i = 0; i < plan.n_jobs; i++) {
+        const char *t = strstr(plan.jobs[i].vars, "title='");
+        cr_assert_not_null(t);
+        size_t len = strcspn(t + 7, "'");
+        cr_expect_lt(len, 60, "a short title: %.*s", (int)len, t + 7);
+        cr_expect(plan.jobs[i].caption && strstr(plan.jobs[i].caption, "sha256 abc123"), "%s", plan.jobs[i].caption);
+        const char *sub = strstr(plan.jobs[i].vars, "subtitle='");
+        cr_expect(sub && strcspn(sub + 10, "'") < 100 && !strstr(plan.jobs[i].vars, "max_tokens=4096'"),
+                  "the settings are in the caption, not the title: %s", plan.jobs[i].vars);
+    }
+    char *cap = test_read_text(strcat(strcpy((char[256]){0}, out), "/ppl_vs_length.caption.txt"));
+    cr_assert_not_null(cap);
+    cr_expect(strncmp(cap, "Perplexity vs context length.\n", 30) == 0, "%s", cap);
+    static const char *const must[] = {"sha256 abc123", "trained context 512", "protocol windows", "max_tokens=4096",
+                                       "seed 1", "tinystories", "sha256 feedface", "git revision 0123456789ab",
+                                       "backend cpu", "yarn:factor=4: colour #009E73",
+                                       "Not plotted (not done): yarn:factor=4@4096 (skipped)", "pi@512 (ppl inf)"};
+    for (size_t k = 0; k < sizeof must / sizeof must[0]; k++)
+        cr_expect(strstr(cap, must[k]), "caption has '%s': %s", must[k], cap);
+    free(cap);
+    cr_expect(file_exists(out, "passkey_heatmap.caption.txt") && file_exists(out, "cost_ppl.caption.txt"));
     plot_plan_free(&plan);
     remove_tree(dir);
 }
@@ -667,6 +692,17 @@ Test(plot, command_draws_png_and_svg, .timeout = 60) {
                                        "loss_by_position_baseline", "passkey_heatmap", "cost_ppl", "cost_passkey"};
     for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) expect_figure(out, figs[i]);
     cr_expect(file_exists(out, "notes.txt"));
+    /* the SVG carries the caption: its <title> is the figure's, its <desc> the provenance */
+    char svg_path[256];
+    snprintf(svg_path, sizeof svg_path, "%s/ppl_vs_length.svg", out);
+    char *svg = test_read_text(svg_path);
+    cr_assert_not_null(svg);
+    cr_expect(strstr(svg, "<title>Perplexity vs context length.</title>"), "%.400s", svg);
+    const char *desc = strstr(svg, "<desc>");
+    cr_expect(desc && strstr(desc, "sha256 abc123") && strstr(desc, "git revision 0123456789ab") &&
+                  strstr(desc, "</desc>") > strstr(desc, "sha256 abc123"),
+              "%.2000s", svg);
+    free(svg);
 
     /* a method name with a quote and a space reaches gnuplot intact */
     snprintf(out, sizeof out, "%s/figs/b", dir);

@@ -22,7 +22,9 @@ extern char **environ;
 static const char *help =
     "usage: ctxbench plot RESULTS.h5 [-o DIR] [options]\n"
     "Draws a sweep's figures with gnuplot as PNG and SVG, and writes the data behind each one next\n"
-    "to it (DIR/<figure>.dat: one block per method, with a comment header naming the columns):\n"
+    "to it (DIR/<figure>.dat: one block per method, with a comment header naming the columns) and\n"
+    "its caption (DIR/<figure>.caption.txt, also in the SVG's <desc>: model hash, protocol, data,\n"
+    "settings, git revision, the series and the notes):\n"
     "  ppl_vs_length         perplexity vs context length, per method (task ppl)\n"
     "  loss_by_position      mean NLL per position bin, every method at the longest length (ppl)\n"
     "  loss_by_position_<m>  the same for method m, one line per length (ppl)\n"
@@ -121,6 +123,58 @@ static void describe_status(int status, char *buf, size_t cap) {
     else snprintf(buf, cap, "ended with wait status 0x%x", (unsigned)status);
 }
 
+static void xml_escaped(struct textbuf *b, const char *s, size_t n) {
+    for (size_t i = 0; i < n && s[i]; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '&') textbuf_puts(b, "&amp;");
+        else if (ch == '<') textbuf_puts(b, "&lt;");
+        else if (ch == '>') textbuf_puts(b, "&gt;");
+        else if (ch < 0x20 && ch != '\n' && ch != '\t') textbuf_puts(b, " ");   /* not allowed in XML 1.0 */
+        else textbuf_append(b, &s[i], 1);
+    }
+}
+
+/* The SVG carries its caption: gnuplot's <title>Gnuplot</title> becomes the figure's
+ * title (the caption's first line) and its <desc> the whole caption, so a figure
+ * copied out of the directory still says what it shows and where it came from. */
+static int svg_embed_caption(const char *path, const char *caption, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    struct textbuf in = {0}, out = {0};
+    char buf[65536];
+    size_t n;
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", ECHO(path), strerror(errno));
+        return -1;
+    }
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) textbuf_append(&in, buf, n);
+    bool read_err = ferror(f);
+    fclose(f);
+    const char *t0 = in.s ? strstr(in.s, "<title>") : NULL;
+    const char *t1 = t0 ? strstr(t0, "</title>") : NULL;
+    const char *d0 = t1 ? strstr(t1, "<desc>") : NULL;
+    const char *d1 = d0 ? strstr(d0, "</desc>") : NULL;
+    if (read_err || in.oom || !d1) {
+        textbuf_free(&in);
+        snprintf(err, errlen, "gnuplot's SVG %s has no <title> and <desc> to hold the caption", ECHO(path));
+        return -1;
+    }
+    textbuf_append(&out, in.s, (size_t)(t0 - in.s));
+    textbuf_puts(&out, "<title>");
+    xml_escaped(&out, caption, strcspn(caption, "\n"));
+    textbuf_append(&out, t1, (size_t)(d0 - t1));
+    textbuf_puts(&out, "<desc>");
+    xml_escaped(&out, caption, strlen(caption));
+    textbuf_append(&out, d0 + 6, (size_t)(d1 - d0 - 6));
+    textbuf_puts(&out, d1);
+    textbuf_free(&in);
+    f = out.oom ? NULL : fopen(path, "wb");
+    bool ok = f && fwrite(out.s, 1, out.n, f) == out.n;
+    if (f && fclose(f) != 0) ok = false;
+    if (!ok) snprintf(err, errlen, "cannot write %s: %s", ECHO(path), out.oom ? "out of memory" : strerror(errno));
+    textbuf_free(&out);
+    return ok ? 0 : -1;
+}
+
 /* One figure in one format: gnuplot -e "plotdir=...; term=...; out=...; <vars>" SCRIPT.
  * gnuplot draws into a temporary file beside the figure, renamed over it when complete,
  * so a kill or a failure leaves the previous figure, never a truncated one. */
@@ -167,6 +221,12 @@ static int draw(const char *gnuplot, const char *scripts, const char *results, c
     if (stat(atomic_file_write_path(&af), &st) != 0 || st.st_size == 0) {
         fprintf(stderr, "ctxbench: gnuplot could not draw %s (%s): %s %s but wrote nothing\n", ECHO(out),
                 ECHO(script), gnuplot, how);
+        atomic_file_discard(&af);
+        return -1;
+    }
+    if (strcmp(term, "svg") == 0 && job->caption &&
+        svg_embed_caption(atomic_file_write_path(&af), job->caption, err, sizeof err) != 0) {
+        fprintf(stderr, "ctxbench: %s\n", err);
         atomic_file_discard(&af);
         return -1;
     }

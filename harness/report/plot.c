@@ -408,6 +408,10 @@ struct figure {
     struct textbuf colors, dashes, points;   /* words: each series' style */
     struct textbuf legend;           /* gnuplot array items: each series' legend text */
     struct textbuf targets;          /* words: each series' target length, -1 for none */
+    struct textbuf caption;          /* NAME.caption.txt: what, provenance, protocol (title_vars) */
+    struct textbuf caption_series;   /* its series lines (block_begin) */
+    struct textbuf caption_notes;    /* its notes (note_var, equal_var, figure text) */
+    const char *results;
     int n_blocks;
 };
 
@@ -422,6 +426,7 @@ static int figure_open(struct plotter *p, const struct group *g, struct figure *
     }
     if (atomic_file_open(&fig->af, fig->path, p->results, p->err, p->errlen) != 0) return -1;
     fig->f = fig->af.f;
+    fig->results = p->results;
     const struct store_cell *c = g->cells[0];
     fprintf(fig->f, "# ctxbench plot: %s\n# results: %s\n", what, p->results);
     fprintf(fig->f, "# model: %s (sha256 %s), trained context %ld tokens\n", attr_s(c, "model"),
@@ -454,6 +459,16 @@ static void block_begin(struct figure *fig, const char *title, const struct plot
     add_word(&fig->targets, buf);
     if (fig->legend.n) textbuf_puts(&fig->legend, ",");
     gp_quote(&fig->legend, legend ? legend : title);
+    textbuf_puts(&fig->caption_series, "  ");
+    textbuf_puts(&fig->caption_series, legend ? legend : title);
+    if (st != &none) {
+        static const char *const dash_names[] = {"", "solid", "dashed", "dotted", "dash-dot", "dash-dot-dot"};
+        char sty[96];
+        snprintf(sty, sizeof sty, ": colour %s, %s line, point type %d", st->color,
+                 st->dash >= 1 && st->dash <= 5 ? dash_names[st->dash] : "dashed", st->point);
+        textbuf_puts(&fig->caption_series, sty);
+    }
+    textbuf_puts(&fig->caption_series, "\n");
 }
 
 /* The protocol words of a task's results: what a reader needs to know how a number
@@ -502,21 +517,62 @@ static void wrapped_vars(struct textbuf *v, const char *text, size_t width) {
     }
 }
 
-/* Title lines: what, model and trained context; then the task's protocol, data and
- * settings. */
-static void title_vars(const struct group *g, struct textbuf *v, const char *what) {
+/* Every distinct value of a text attribute over the group's cells, ", "-separated
+ * (a figure can mix builds: the reader should see that). */
+static void distinct_attr(const struct group *g, const char *name, struct textbuf *out) {
+    for (int i = 0; i < g->n; i++) {
+        const char *v = attr_s(g->cells[i], name);
+        if (!v[0]) continue;
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++) seen = strcmp(attr_s(g->cells[j], name), v) == 0;
+        if (seen) continue;
+        if (out->n) textbuf_puts(out, ", ");
+        textbuf_puts(out, v);
+    }
+    if (!out->n) textbuf_puts(out, "unknown");
+}
+
+/* The title is short (what, the model and its trained context, the data): a paper's
+ * figure. Everything else a reader needs to reproduce it -- the protocol, the model's
+ * hash, the dataset's path and hash, settings, seed, backend, build revision --
+ * goes into the caption file beside the figure and into the SVG's <desc>. */
+static void title_vars(const struct group *g, struct figure *fig, const char *what) {
+    struct textbuf *v = &fig->vars;
     const struct store_cell *c = g->cells[0];
-    char line[1024], proto[600], sub[1400];
-    char ctx[64] = "";
-    if (g->ctx_train > 0) snprintf(ctx, sizeof ctx, ", trained context %ld tokens", g->ctx_train);
-    snprintf(line, sizeof line, "%s - %s%s", what, attr_s(c, "model")[0] ? attr_s(c, "model") : "model ?", ctx);
-    var_str(v, "title", line);
-    protocol_text(g, proto, sizeof proto);
+    char line[1024], proto[600];
+    var_str(v, "title", what);
+    const char *model = attr_s(c, "model")[0] ? attr_s(c, "model") : "model ?";
     const char *data = attr_s(c, "data");
-    snprintf(sub, sizeof sub, "task %s%s%s%s%s; settings %s; seed %.0f", g->task, proto[0] ? ", " : "", proto,
-             data[0] ? "; data " : "", data, attr_s(c, "task_settings")[0] ? attr_s(c, "task_settings") : "defaults",
-             attr_num(c, "seed"));
-    wrapped_vars(v, sub, 96);
+    char ctx[64] = "";
+    if (g->ctx_train > 0) snprintf(ctx, sizeof ctx, " (trained at %ld tokens)", g->ctx_train);
+    snprintf(line, sizeof line, "%s%s%s%s", model, ctx, data[0] ? ", data " : "", data);
+    wrapped_vars(v, line, 96);
+    protocol_text(g, proto, sizeof proto);
+    struct textbuf *t = &fig->caption;
+    textbuf_puts(t, what);
+    textbuf_puts(t, ".\n");
+    struct textbuf revs = {0}, versions = {0}, devices = {0};
+    distinct_attr(g, "git_rev", &revs);
+    distinct_attr(g, "ctxbench_version", &versions);
+    distinct_attr(g, "device", &devices);
+    char buf[4096];
+    snprintf(buf, sizeof buf,
+             "Model: %s (sha256 %s), trained context %ld tokens.\n"
+             "Task: %s; %s%ssettings: %s; seed %.0f.\n"
+             "Data: %s%s%s%s%s.\n"
+             "Ran on: backend %s, device %s, %.0f threads, host %s.\n"
+             "Built: ctxbench %s, git revision %s.\n"
+             "Results file: %s (figure data: the .dat file beside this caption).\n",
+             model, attr_s(c, "model_sha256")[0] ? attr_s(c, "model_sha256") : "unknown", g->ctx_train, g->task, proto,
+             proto[0] ? "; " : "", attr_s(c, "task_settings")[0] ? attr_s(c, "task_settings") : "the task's defaults",
+             attr_num(c, "seed"), data[0] ? data : "none (the task's own prompt)",
+             attr_s(c, "data_path")[0] ? ", path " : "", attr_s(c, "data_path"),
+             attr_s(c, "data_sha256")[0] ? ", sha256 " : "", attr_s(c, "data_sha256"), attr_s(c, "backend"),
+             devices.s, attr_num(c, "threads"), attr_s(c, "host"), versions.s, revs.s, fig->results);
+    textbuf_puts(t, buf);
+    textbuf_free(&revs);
+    textbuf_free(&versions);
+    textbuf_free(&devices);
 }
 
 /* Length axis: the group's lengths as ticks, the range widened to show the trained
@@ -542,7 +598,17 @@ static void axis_vars(const struct group *g, struct textbuf *v) {
     var_num(v, "ctx_train", (double)g->ctx_train);
 }
 
-static void note_var(struct textbuf *v, const char *extra, const struct textbuf *left_out) {
+static void note_var(struct figure *fig, const char *extra, const struct textbuf *left_out) {
+    struct textbuf *v = &fig->vars;
+    if (left_out && left_out->n) {
+        textbuf_puts(&fig->caption_notes, "Not plotted (not done): ");
+        textbuf_puts(&fig->caption_notes, left_out->s);
+        textbuf_puts(&fig->caption_notes, ".\n");
+    }
+    if (extra && extra[0]) {
+        textbuf_puts(&fig->caption_notes, extra);
+        textbuf_puts(&fig->caption_notes, ".\n");
+    }
     struct textbuf t = {0};
     if (left_out && left_out->n) {
         textbuf_puts(&t, "not plotted: ");
@@ -571,10 +637,19 @@ static void figure_free_text(struct figure *fig) {
     textbuf_free(&fig->points);
     textbuf_free(&fig->legend);
     textbuf_free(&fig->targets);
+    textbuf_free(&fig->caption);
+    textbuf_free(&fig->caption_series);
+    textbuf_free(&fig->caption_notes);
 }
 
 /* The second note line: which methods give identical values (find_equal). */
-static void equal_var(struct textbuf *v, const struct textbuf *equal) {
+static void equal_var(struct figure *fig, const struct textbuf *equal) {
+    struct textbuf *v = &fig->vars;
+    if (equal->n) {
+        textbuf_puts(&fig->caption_notes, "Identical values (equal by construction), drawn side by side: ");
+        textbuf_puts(&fig->caption_notes, equal->s);
+        textbuf_puts(&fig->caption_notes, ".\n");
+    }
     char line[FIGURE_NOTE_MAX + 64] = "";
     if (equal->n > FIGURE_NOTE_MAX)
         snprintf(line, sizeof line, "identical values, drawn side by side: %.*s... (see notes.txt)", FIGURE_NOTE_MAX - 40,
@@ -597,6 +672,21 @@ static int figure_finish(struct plotter *p, struct figure *fig, const char *scri
         return 0;
     }
     if (atomic_file_commit(&fig->af, p->err, p->errlen) != 0) goto fail;
+    /* the caption: provenance, then the series, then the notes */
+    textbuf_puts(&fig->caption, "Series (colour-blind safe colours, each method its own point shape; a spec without "
+                                "parameters takes its defaults at each length, and the legend names the one that "
+                                "varies; a spec with parameters is one configuration, its target length ticked on the "
+                                "length axis):\n");
+    textbuf_puts(&fig->caption, fig->caption_series.s ? fig->caption_series.s : "");
+    textbuf_puts(&fig->caption, fig->caption_notes.s ? fig->caption_notes.s : "");
+    if (fig->caption.oom) goto oom;
+    char cap_path[4096 + 16];
+    size_t plen = strlen(fig->path);
+    snprintf(cap_path, sizeof cap_path, "%.*s.caption.txt", (int)(plen - 4), fig->path);
+    struct atomic_file caf;
+    if (atomic_file_open(&caf, cap_path, p->results, p->err, p->errlen) != 0) goto fail;
+    fputs(fig->caption.s, caf.f);
+    if (atomic_file_commit(&caf, p->err, p->errlen) != 0) goto fail;
     struct plot_plan *plan = p->plan;
     if (plan->n_jobs == plan->cap_jobs) {
         int cap = plan->cap_jobs ? 2 * plan->cap_jobs : 16;
@@ -628,6 +718,8 @@ static int figure_finish(struct plotter *p, struct figure *fig, const char *scri
     job->out[n - 4] = 0;
     job->vars = fig->vars.s;
     fig->vars = (struct textbuf){0};
+    job->caption = fig->caption.s;
+    fig->caption = (struct textbuf){0};
     plan->n_jobs++;
     figure_free_text(fig);
     return 0;
@@ -768,10 +860,10 @@ static int fig_ppl(struct plotter *p, const struct group *g) {
         snprintf(line, sizeof line, "%s: not finite, left out: %s", fig.name, dropped.s);
         note(p, line);
     }
-    title_vars(g, &fig.vars, "Perplexity vs context length");
+    title_vars(g, &fig, "Perplexity vs context length");
     axis_vars(g, &fig.vars);
-    note_var(&fig.vars, dropped.s, &g->left_out);
-    equal_var(&fig.vars, &equal);
+    note_var(&fig, dropped.s, &g->left_out);
+    equal_var(&fig, &equal);
     textbuf_free(&dropped);
     textbuf_free(&equal);
     return figure_finish(p, &fig, "ppl_vs_length.gp");
@@ -841,11 +933,11 @@ static int fig_loss(struct plotter *p, const struct group *g) {
     textbuf_free(&missing);
     char t[160];
     snprintf(t, sizeof t, "Mean NLL by position at length %ld", Lmax);
-    title_vars(g, &fig.vars, t);
+    title_vars(g, &fig, t);
     var_num(&fig.vars, "ctx_train", g->ctx_train < Lmax ? (double)g->ctx_train : -1);   /* inside the axis only */
     var_num(&fig.vars, "xmax", (double)Lmax);
     var_num(&fig.vars, "by_length", 0);
-    note_var(&fig.vars, extra, &g->left_out);
+    note_var(&fig, extra, &g->left_out);
     if (figure_finish(p, &fig, "loss_by_position.gp") != 0) return -1;
 
     /* (b) each method with at least two lengths: one line per length */
@@ -878,11 +970,11 @@ static int fig_loss(struct plotter *p, const struct group *g) {
             longest = cell_length(c);
         }
         snprintf(t, sizeof t, "Mean NLL by position, method %s", se->name);
-        title_vars(g, &fig.vars, t);
+        title_vars(g, &fig, t);
         var_num(&fig.vars, "ctx_train", g->ctx_train < longest ? (double)g->ctx_train : -1);
         var_num(&fig.vars, "xmax", (double)longest);
         var_num(&fig.vars, "by_length", 1);
-        note_var(&fig.vars, NULL, NULL);
+        note_var(&fig, NULL, NULL);
         if (figure_finish(p, &fig, "loss_by_position.gp") != 0) return -1;
     }
     return 0;
@@ -947,7 +1039,7 @@ static int fig_passkey(struct plotter *p, const struct group *g) {
     textbuf_free(&odd);
     char t[160];
     snprintf(t, sizeof t, "Passkey retrieval (%s)", metric);
-    title_vars(g, &fig.vars, t);
+    title_vars(g, &fig, t);
     axis_vars(g, &fig.vars);
     struct textbuf dl = {0};
     for (int k = 0; k < nd; k++) {
@@ -963,7 +1055,7 @@ static int fig_passkey(struct plotter *p, const struct group *g) {
     var_num(&fig.vars, "trained_x", g->ctx_train > 0 && k > 0 && k < g->n_lengths ? k - 0.5 : -1);
     var_str(&fig.vars, "metric", metric);
     var_num(&fig.vars, "trials", trials);
-    note_var(&fig.vars, extra, &g->left_out);
+    note_var(&fig, extra, &g->left_out);
     return figure_finish(p, &fig, "passkey_heatmap.gp");
 }
 
@@ -997,9 +1089,9 @@ static int fig_rouge(struct plotter *p, const struct group *g) {
             fprintf(fig.f, "%ld %.9g %.9g %.0f %.9g\n", cell_length(c), r, se_, samples, res_scalar(c, "exact_match"));
         }
     }
-    title_vars(g, &fig.vars, "First-sentence retrieval");
+    title_vars(g, &fig, "First-sentence retrieval");
     axis_vars(g, &fig.vars);
-    note_var(&fig.vars, NULL, &g->left_out);
+    note_var(&fig, NULL, &g->left_out);
     return figure_finish(p, &fig, "first_sentence_rouge.gp");
 }
 
@@ -1027,11 +1119,11 @@ static int fig_cost(struct plotter *p, const struct group *g) {
     }
     char t[160];
     snprintf(t, sizeof t, "Throughput and peak memory (task %s)", g->task);
-    title_vars(g, &fig.vars, t);
+    title_vars(g, &fig, t);
     axis_vars(g, &fig.vars);
     var_str(&fig.vars, "host", attr_s(g->cells[0], "host"));
     var_num(&fig.vars, "threads", attr_num(g->cells[0], "threads"));
-    note_var(&fig.vars, NULL, &g->left_out);
+    note_var(&fig, NULL, &g->left_out);
     return figure_finish(p, &fig, "cost_vs_length.gp");
 }
 
@@ -1126,6 +1218,7 @@ void plot_plan_free(struct plot_plan *plan) {
     for (int i = 0; i < plan->n_jobs; i++) {
         free(plan->jobs[i].out);
         free(plan->jobs[i].vars);
+        free(plan->jobs[i].caption);
     }
     free(plan->jobs);
     textbuf_free(&plan->notes);

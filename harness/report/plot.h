@@ -5,6 +5,10 @@
  * plots/README.md). Drawing is cmd_plot.c's job, so the data can be checked without
  * gnuplot.
  *
+ * Beside each DIR/<figure>.dat goes DIR/<figure>.caption.txt: the figure's
+ * provenance (model and its hash, task protocol, dataset path and hash, settings,
+ * seed, backend, git revision), its series and its notes.
+ *
  * Only `done` cells are plotted. Skipped and failed cells, figures whose task is not
  * in the file, and anything else left out become notes (one line each). */
 #ifndef CTX_PLOT_H
@@ -25,6 +29,7 @@ struct plot_job {
     char script[48];
     char *out;     /* output path without extension: DIR/name */
     char *vars;    /* gnuplot statements, ';'-separated */
+    char *caption; /* the figure's caption (also DIR/name.caption.txt): for the SVG's <desc> */
 };
 
 struct plot_plan {
