@@ -23,13 +23,13 @@ set key at screen 0.5, screen 0.09 center center horizontal maxrows 2 title 'met
 
 set ylabel 'throughput (tokens/s)'
 set yrange [0:*]
-plot for [i = 1:words(series)] data index (i - 1) using 1:2 with linespoints lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt (word(points, i) + 0) ps 1.2 \
+plot for [i = 1:words(series)] data index (i - 1) using 1:2 with linespoints lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt int(word(points, i)) ps 1.2 \
      title legend[i]
 
 unset key
 unset label 100
 unset label 101
 set ylabel 'peak resident memory (MiB)'
-plot for [i = 1:words(series)] data index (i - 1) using 1:3 with linespoints lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt (word(points, i) + 0) ps 1.2 \
+plot for [i = 1:words(series)] data index (i - 1) using 1:3 with linespoints lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt int(word(points, i)) ps 1.2 \
      title legend[i]
 unset multiplot

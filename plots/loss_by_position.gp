@@ -24,5 +24,5 @@ if (by_length) {
     plot for [i = 1:n] data index (i - 1) using 1:4 with lines lw 2 \
          lc palette frac (n > 1 ? (i - 1.0) / (n - 1) : 0) title legend[i]
 } else {
-    plot for [i = 1:n] data index (i - 1) using 1:4 with linespoints pointinterval -4 lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt (word(points, i) + 0) ps 1.2 title legend[i]
+    plot for [i = 1:n] data index (i - 1) using 1:4 with linespoints pointinterval -4 lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt int(word(points, i)) ps 1.2 title legend[i]
 }

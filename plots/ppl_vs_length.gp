@@ -34,5 +34,5 @@ eval mark_trained
 eval mark_targets
 set bmargin (strlen(note2) > 0 ? 6 : 5)
 
-plot for [i = 1:words(series)] data index (i - 1) using 6:2 with linespoints lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt (word(points, i) + 0) ps 1.2 \
+plot for [i = 1:words(series)] data index (i - 1) using 6:2 with linespoints lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt int(word(points, i)) ps 1.2 \
      title legend[i]

@@ -358,7 +358,7 @@ Test(plot, data_files_hold_the_done_cells_in_length_order) {
     cr_expect(!file_exists(out, "first_sentence_rouge.dat"));
 
     /* the jobs: one per data file, each naming its script and data */
-    cr_expect_eq(plan.n_jobs, 7, "ppl, loss x3, cost_ppl, passkey, cost_passkey: got %d", plan.n_jobs);
+    cr_expect_eq(plan.n_jobs, 8, "ppl, loss x3, cost_ppl, passkey, passkey_accuracy, cost_passkey: got %d", plan.n_jobs);
     bool heat = false;
     for (int i = 0; i < plan.n_jobs; i++) {
         cr_expect(strstr(plan.jobs[i].vars, "data='"), "%s", plan.jobs[i].vars);
@@ -607,6 +607,83 @@ Test(plot, configurations_and_equal_curves_are_labelled) {
     remove_tree(dir);
 }
 
+/* Wilson score intervals against published values (Newcombe, Stat Med 17:857, 1998,
+ * table I: 95% intervals; and 0 of n: upper z^2 / (n + z^2)). */
+Test(plot, wilson_intervals_match_published_values) {
+    static const struct {
+        double k, n, lo, hi;
+    } cases[] = {
+        {81, 263, 0.2553, 0.3662},     /* Newcombe's example 1 */
+        {15, 148, 0.0624, 0.1605},     /* example 2 */
+        {0, 20, 0.0, 0.1611},          /* example 3 */
+        {1, 29, 0.0061, 0.1718},       /* example 4 */
+        {5, 10, 0.2366, 0.7634},
+        {0, 8, 0.0, 3.8414588 / (8 + 3.8414588)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double lo, hi;
+        plot_wilson(cases[i].k, cases[i].n, &lo, &hi);
+        cr_expect(fabs(lo - cases[i].lo) < 6e-5 && fabs(hi - cases[i].hi) < 6e-5, "%g/%g: [%.5f, %.5f], expected [%.4f, %.4f]",
+                  cases[i].k, cases[i].n, lo, hi, cases[i].lo, cases[i].hi);
+    }
+    double lo, hi;
+    plot_wilson(8, 8, &lo, &hi);
+    cr_expect_eq(hi, 1.0);
+    plot_wilson(1, 0, &lo, &hi);
+    cr_expect(isnan(lo) && isnan(hi), "no trials: no interval");
+}
+
+/* Passkey accuracy per length with its Wilson interval and n; the sample size is on
+ * the figure, and a small one is called small. */
+Test(plot, passkey_accuracy_has_wilson_intervals_and_n) {
+    char dir[64], h5[128], out[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(h5, sizeof h5, "%s/a.h5", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(mkdir(out, 0777), 0);
+    write_file_a(h5);
+    struct plot_plan plan;
+    cr_assert_eq(plot_prepare(h5, out, NULL, &plan, err, sizeof err), 0, "%s", err);
+    struct dat d;
+    read_dat(out, "passkey_accuracy", &d);
+    const struct block *b = find_block(&d, "baseline");
+    cr_assert_not_null(b);
+    cr_assert_eq(b->n_rows, 2);
+    for (int r = 0; r < 2; r++) {
+        long L = 512L << r;
+        double acc = (acc_of(0, L, 0) + acc_of(0, L, 1) + acc_of(0, L, 2)) / 3, lo, hi;
+        cr_expect_eq(b->v[r][0], (double)L);
+        cr_expect(close_to(b->v[r][1], acc));
+        plot_wilson(round(acc * 6), 6, &lo, &hi);
+        cr_expect(close_to(b->v[r][2], lo) && close_to(b->v[r][3], hi), "row %d: [%g, %g]", r, b->v[r][2], b->v[r][3]);
+        cr_expect_lt(b->v[r][2], acc + 1e-12);
+        cr_expect_gt(b->v[r][3], acc - 1e-12);
+        cr_expect_eq(b->v[r][4], 6, "n = the cell's trials");
+    }
+    const char *vars = NULL;
+    for (int i = 0; i < plan.n_jobs; i++)
+        if (strcmp(plan.jobs[i].script, "passkey_accuracy.gp") == 0) vars = plan.jobs[i].vars;
+    cr_assert_not_null(vars);
+    cr_expect(strstr(vars, "nlabel='n = 6 keys per point';"), "%s", vars);
+    cr_expect(strstr(vars, "note2='only n = 6 keys per point: the 95% Wilson intervals are wide';"), "%s", vars);
+    plot_plan_free(&plan);
+
+    /* first-sentence retrieval: n = 3 samples, called few; exact match with its interval */
+    snprintf(h5, sizeof h5, "%s/b.h5", dir);
+    write_file_b(h5);
+    cr_assert_eq(plot_prepare(h5, out, NULL, &plan, err, sizeof err), 0, "%s", err);
+    read_dat(out, "first_sentence_rouge", &d);
+    cr_assert_eq(d.b[0].n_cols, 7);
+    double lo, hi;
+    plot_wilson(3, 3, &lo, &hi);   /* the 512 cell: exact_match 1 over 3 samples */
+    cr_expect(close_to(d.b[0].v[1][5], lo) && close_to(d.b[0].v[1][6], 1.0), "%g %g", d.b[0].v[1][5], d.b[0].v[1][6]);
+    cr_expect(strstr(plan.jobs[0].vars, "nlabel='n = 3 samples per point';") &&
+                  strstr(plan.jobs[0].vars, "note2='only n = 3 samples"),
+              "%s", plan.jobs[0].vars);
+    plot_plan_free(&plan);
+    remove_tree(dir);
+}
+
 Test(plot, bad_inputs_give_errors) {
     char err[512], dir[64], path[128];
     struct plot_plan plan;
@@ -685,11 +762,12 @@ Test(plot, command_draws_png_and_svg, .timeout = 60) {
     }
     snprintf(args, sizeof args, "%s -o %s", a, out);
     cr_assert_eq(run_plot(args, text, sizeof text), 0, "%s", text);
-    cr_expect(strstr(text, "7 of 7 figures drawn"), "%s", text);
+    cr_expect(strstr(text, "8 of 8 figures drawn"), "%s", text);
     cr_expect(strstr(text, "note: ppl: yarn:factor=4 at length 4096 left out"), "%s", text);
     cr_expect(!strstr(text, "arning"), "gnuplot is quiet: %s", text);
     static const char *const figs[] = {"ppl_vs_length", "loss_by_position", "loss_by_position_yarn_factor_4",
-                                       "loss_by_position_baseline", "passkey_heatmap", "cost_ppl", "cost_passkey"};
+                                       "loss_by_position_baseline", "passkey_heatmap", "passkey_accuracy", "cost_ppl",
+                                       "cost_passkey"};
     for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) expect_figure(out, figs[i]);
     cr_expect(file_exists(out, "notes.txt"));
     /* the SVG carries the caption: its <title> is the figure's, its <desc> the provenance */

@@ -18,6 +18,9 @@
 static const char *const group_keys[] = {"model_sha256", "task", "task_settings", "data", "seed", "backend"};
 #define N_GROUP_KEYS (int)(sizeof group_keys / sizeof group_keys[0])
 
+/* Below this many samples per point an interval says little; the figure says so. */
+#define FEW_SAMPLES 10
+
 /* The figure's note (drawn under the plot) is cut here; notes.txt has every line. */
 #define FIGURE_NOTE_MAX 160
 
@@ -659,6 +662,26 @@ static void equal_var(struct figure *fig, const struct textbuf *equal) {
     var_str(v, "note2", line);
 }
 
+/* n on the figure: `nlabel` ("n = 2 samples per point") for the axis or colour bar,
+ * and, below FEW_SAMPLES, note2 says that the intervals say little. */
+static void sample_size_var(struct figure *fig, double n_min, double n_max, const char *unit, const char *caveat) {
+    char lab[96] = "", line[256] = "";
+    if (n_max > 0 && n_min == n_max) snprintf(lab, sizeof lab, "n = %.0f %s per point", n_min, unit);
+    else if (n_max > 0) snprintf(lab, sizeof lab, "n = %.0f-%.0f %s per point", n_min, n_max, unit);
+    var_str(&fig->vars, "nlabel", lab);
+    if (n_max > 0 && n_min < FEW_SAMPLES) {
+        snprintf(line, sizeof line, "only %s: %s", lab, caveat);
+        textbuf_puts(&fig->caption_notes, "Sample size: ");
+        textbuf_puts(&fig->caption_notes, line);
+        textbuf_puts(&fig->caption_notes, ".\n");
+    } else if (lab[0]) {
+        textbuf_puts(&fig->caption_notes, "Sample size: ");
+        textbuf_puts(&fig->caption_notes, lab);
+        textbuf_puts(&fig->caption_notes, ".\n");
+    }
+    var_str(&fig->vars, "note2", line);
+}
+
 /* Closes the data file and, if it has any block, queues the gnuplot job. */
 static int figure_finish(struct plotter *p, struct figure *fig, const char *script) {
     fig->f = NULL;
@@ -731,6 +754,24 @@ fail:
 }
 
 /* ------------------------------------------------------------------ the figures */
+
+/* The 95% Wilson score interval of k successes in n trials (Wilson 1927): unlike
+ * k/n +- 1.96 sd it stays inside [0, 1] and is not zero-width at 0/n or n/n, which
+ * is where a passkey cell usually is. */
+void plot_wilson(double k, double n, double *lo, double *hi) {
+    if (!(n > 0) || !(k >= 0) || k > n) {
+        *lo = *hi = NAN;
+        return;
+    }
+    const double z = 1.959963984540054;
+    double ph = k / n, z2n = z * z / n;
+    double centre = (ph + z2n / 2) / (1 + z2n);
+    double half = z / (1 + z2n) * sqrt(ph * (1 - ph) / n + z2n / (4 * n));
+    *lo = fmax(0, centre - half);
+    *hi = fmin(1, centre + half);
+    if (k == 0) *lo = 0;   /* exact at the ends: no rounding below 0 or above 1 */
+    if (k == n) *hi = 1;
+}
 
 static bool same_value(double a, double b) { return isfinite(a) && isfinite(b) && fabs(a - b) <= 1e-12 * fmax(fabs(a), fabs(b)); }
 
@@ -1059,14 +1100,47 @@ static int fig_passkey(struct plotter *p, const struct group *g) {
     return figure_finish(p, &fig, "passkey_heatmap.gp");
 }
 
+/* Figure 2b: passkey exact-match accuracy vs length (all depths together), with the
+ * 95% Wilson interval over the cell's trials. */
+static int fig_passkey_acc(struct plotter *p, const struct group *g) {
+    struct figure fig;
+    if (figure_open(p, g, &fig, "passkey_accuracy", "passkey exact-match accuracy vs context length") != 0) return -1;
+    fputs("# columns: length accuracy wilson_lo wilson_hi trials key_nll (wilson: 95% Wilson score interval over the "
+          "cell's trials, every depth)\n",
+          fig.f);
+    double n_min = INFINITY, n_max = 0;
+    for (int s = 0; s < g->n_series; s++) {
+        const struct series *se = &g->series[s];
+        bool begun = false;
+        for (int i = 0; i < se->n; i++) {
+            const struct store_cell *c = se->cells[i];
+            double acc = res_scalar(c, "accuracy"), n = res_scalar(c, "trials"), lo, hi;
+            if (!isfinite(acc) || !(n > 0)) continue;
+            if (!begun) block_begin(&fig, se->name, &se->style, se->legend, se->target);
+            begun = true;
+            plot_wilson(round(acc * n), n, &lo, &hi);
+            n_min = fmin(n_min, n);
+            n_max = fmax(n_max, n);
+            fprintf(fig.f, "%ld %.9g %.9g %.9g %.0f %.9g\n", cell_length(c), acc, lo, hi, n, res_scalar(c, "key_nll"));
+        }
+    }
+    title_vars(g, &fig, "Passkey retrieval");
+    axis_vars(g, &fig.vars);
+    note_var(&fig, NULL, &g->left_out);
+    sample_size_var(&fig, n_min, n_max, "keys", "the 95% Wilson intervals are wide");
+    return figure_finish(p, &fig, "passkey_accuracy.gp");
+}
+
 /* Figure 3: first-sentence retrieval ROUGE-L vs length, with the standard error
  * over samples. */
 static int fig_rouge(struct plotter *p, const struct group *g) {
     struct figure fig;
     if (figure_open(p, g, &fig, "first_sentence_rouge", "first-sentence retrieval ROUGE-L F1 vs context length") != 0)
         return -1;
-    fputs("# columns: length rouge_l stderr samples exact_match (stderr: sample sd / sqrt(samples), 0 for one sample)\n",
+    fputs("# columns: length rouge_l stderr samples exact_match exact_lo exact_hi (stderr: sample sd / sqrt(samples), 0 "
+          "for one sample; exact_lo, exact_hi: 95% Wilson interval of the exact-match rate)\n",
           fig.f);
+    double n_min = INFINITY, n_max = 0;
     for (int s = 0; s < g->n_series; s++) {
         const struct series *se = &g->series[s];
         bool begun = false;
@@ -1086,12 +1160,19 @@ static int fig_rouge(struct plotter *p, const struct group *g) {
                 se_ = sqrt(ss / (n - 1) / n);
             }
             double samples = v ? n : res_scalar(c, "samples");
-            fprintf(fig.f, "%ld %.9g %.9g %.0f %.9g\n", cell_length(c), r, se_, samples, res_scalar(c, "exact_match"));
+            double em = res_scalar(c, "exact_match"), lo, hi;
+            plot_wilson(round(em * samples), samples, &lo, &hi);
+            if (isfinite(samples)) {
+                n_min = fmin(n_min, samples);
+                n_max = fmax(n_max, samples);
+            }
+            fprintf(fig.f, "%ld %.9g %.9g %.0f %.9g %.9g %.9g\n", cell_length(c), r, se_, samples, em, lo, hi);
         }
     }
     title_vars(g, &fig, "First-sentence retrieval");
     axis_vars(g, &fig.vars);
     note_var(&fig, NULL, &g->left_out);
+    sample_size_var(&fig, n_min, n_max, "samples", "the error bars (1 s.e. over samples) are rough");
     return figure_finish(p, &fig, "first_sentence_rouge.gp");
 }
 
@@ -1142,7 +1223,7 @@ static int draw_group(struct plotter *p, struct group *g) {
     }
     int rc = 0;
     if (strcmp(g->task, "ppl") == 0) rc = fig_ppl(p, g) || fig_loss(p, g);
-    else if (strcmp(g->task, "passkey") == 0) rc = fig_passkey(p, g);
+    else if (strcmp(g->task, "passkey") == 0) rc = fig_passkey(p, g) || fig_passkey_acc(p, g);
     else if (strcmp(g->task, "first_sentence") == 0) rc = fig_rouge(p, g);
     return rc ? -1 : fig_cost(p, g);
 }

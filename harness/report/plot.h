@@ -57,4 +57,7 @@ struct plot_style {
 };
 void plot_method_style(const char *spec, struct plot_style *st);
 
+/* The 95% Wilson score interval of k successes in n trials; NaN when n <= 0. */
+void plot_wilson(double k, double n, double *lo, double *hi);
+
 #endif
