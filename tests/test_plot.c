@@ -92,6 +92,8 @@ static void ppl_result(struct result *r, int method, long L) {
 static const double depths[3] = {0, 0.5, 1};
 static double acc_of(int method, long L, int d) { return method == 0 ? (L <= 512 ? 1.0 : 0.5 * d / 2.0) : 0.25 * d; }
 
+static double key_nll_of(int method, long L, int d) { return 0.5 + method + (double)L / 512 + 0.25 * d; }
+
 static void passkey_result(struct result *r, int method, long L) {
     double acc[3];
     for (int d = 0; d < 3; d++) acc[d] = acc_of(method, L, d);
@@ -99,6 +101,9 @@ static void passkey_result(struct result *r, int method, long L) {
     cr_assert_eq(result_scalar(r, "trials", 6), 0);
     cr_assert_eq(result_array(r, "depth", depths, 3, 1), 0);
     cr_assert_eq(result_array(r, "accuracy_by_depth", acc, 3, 1), 0);
+    double knll[3];
+    for (int d = 0; d < 3; d++) knll[d] = key_nll_of(method, L, d);
+    cr_assert_eq(result_array(r, "key_nll_by_depth", knll, 3, 1), 0);
     cr_assert_eq(result_text(r, "variant", "yarn"), 0);
 }
 
@@ -336,6 +341,27 @@ Test(plot, data_files_hold_the_done_cells_in_length_order) {
             }
     }
 
+    /* the keys per cell and, for exact match, each cell's 95% Wilson interval */
+    read_dat(out, "passkey_heatmap", &d);
+    for (int r = 0; r < d.b[0].n_rows; r++) {
+        const double *row = d.b[0].v[r];
+        double lo, hi;
+        plot_wilson(round(row[2] * 2), 2, &lo, &hi);
+        cr_expect(row[5] == 2 && close_to(row[6], lo) && close_to(row[7], hi), "row %d: %g keys [%g, %g]", r, row[5],
+                  row[6], row[7]);
+    }
+    /* figure 2c: the graded measure the results hold (key NLL), not the one they lack */
+    read_dat(out, "passkey_heatmap_key_nll", &d);
+    cr_assert_eq(d.n, 2);
+    for (int m = 0; m < 2; m++) {
+        const struct block *b = find_block(&d, methods[m]);
+        cr_assert_not_null(b);
+        for (int r = 0; r < b->n_rows; r++)
+            cr_expect(close_to(b->v[r][2], key_nll_of(m, (long)b->v[r][3], (int)b->v[r][1])), "%s row %d: %g", methods[m],
+                      r, b->v[r][2]);
+    }
+    cr_expect(!file_exists(out, "passkey_heatmap_digit_accuracy.dat"), "no digit accuracy in the results, no heatmap");
+
     /* figure 5: throughput and peak memory per length */
     read_dat(out, "cost_ppl", &d);
     const struct block *b = find_block(&d, "baseline");
@@ -358,7 +384,8 @@ Test(plot, data_files_hold_the_done_cells_in_length_order) {
     cr_expect(!file_exists(out, "first_sentence_rouge.dat"));
 
     /* the jobs: one per data file, each naming its script and data */
-    cr_expect_eq(plan.n_jobs, 8, "ppl, loss x3, cost_ppl, passkey, passkey_accuracy, cost_passkey: got %d", plan.n_jobs);
+    cr_expect_eq(plan.n_jobs, 9, "ppl, loss x3, cost_ppl, passkey, passkey_accuracy, passkey key_nll, cost_passkey: got %d",
+                 plan.n_jobs);
     bool heat = false;
     for (int i = 0; i < plan.n_jobs; i++) {
         cr_expect(strstr(plan.jobs[i].vars, "data='"), "%s", plan.jobs[i].vars);
@@ -367,6 +394,13 @@ Test(plot, data_files_hold_the_done_cells_in_length_order) {
             cr_expect(strstr(plan.jobs[i].vars, "trained_x=0.5;"), "the line between 512 and 1k: %s",
                       plan.jobs[i].vars);
             cr_expect(strstr(plan.jobs[i].vars, "series='yarn:factor=4 baseline';"), "%s", plan.jobs[i].vars);
+            bool nll = strstr(plan.jobs[i].vars, "metric='key_nll'") != NULL;
+            /* the key NLL's colour scale runs to its largest value: yarn at 1024 is absent, baseline's
+             * largest is at 1024, yarn's at 512 */
+            double top = fmax(key_nll_of(0, 1024, 2), key_nll_of(1, 512, 2));
+            char want[64];
+            snprintf(want, sizeof want, "cbmax=%.17g;", nll ? top : 1.0);
+            cr_expect(strstr(plan.jobs[i].vars, want), "%s: %s", want, plan.jobs[i].vars);
         }
     }
     cr_expect(heat);
@@ -762,12 +796,12 @@ Test(plot, command_draws_png_and_svg, .timeout = 60) {
     }
     snprintf(args, sizeof args, "%s -o %s", a, out);
     cr_assert_eq(run_plot(args, text, sizeof text), 0, "%s", text);
-    cr_expect(strstr(text, "8 of 8 figures drawn"), "%s", text);
+    cr_expect(strstr(text, "9 of 9 figures drawn"), "%s", text);
     cr_expect(strstr(text, "note: ppl: yarn:factor=4 at length 4096 left out"), "%s", text);
     cr_expect(!strstr(text, "arning"), "gnuplot is quiet: %s", text);
     static const char *const figs[] = {"ppl_vs_length", "loss_by_position", "loss_by_position_yarn_factor_4",
-                                       "loss_by_position_baseline", "passkey_heatmap", "passkey_accuracy", "cost_ppl",
-                                       "cost_passkey"};
+                                       "loss_by_position_baseline", "passkey_heatmap", "passkey_accuracy",
+                                       "passkey_heatmap_key_nll", "cost_ppl", "cost_passkey"};
     for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) expect_figure(out, figs[i]);
     cr_expect(file_exists(out, "notes.txt"));
     /* the SVG carries the caption: its <title> is the figure's, its <desc> the provenance */

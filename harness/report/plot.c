@@ -1021,11 +1021,19 @@ static int fig_loss(struct plotter *p, const struct group *g) {
     return 0;
 }
 
-/* Figure 2: passkey accuracy by (length, depth), one panel per method. */
-static int fig_passkey(struct plotter *p, const struct group *g) {
-    const char *metric = p->o && p->o->passkey_metric ? p->o->passkey_metric : "accuracy";
+/* Figure 2: passkey accuracy by (length, depth), one panel per method; `graded`: an
+ * extra heatmap of a graded measure (digit accuracy, the key's NLL), drawn only when
+ * the results hold it. */
+static int fig_passkey(struct plotter *p, const struct group *g, const char *metric, bool graded) {
     char arr[64];
     snprintf(arr, sizeof arr, "%s_by_depth", metric);
+    if (graded) {   /* an extra heatmap: only when the results hold its measure */
+        bool any = false;
+        int n;
+        for (int s = 0; s < g->n_series && !any; s++)
+            for (int i = 0; i < g->series[s].n && !any; i++) any = res_array(g->series[s].cells[i], arr, &n) != NULL;
+        if (!any) return 0;
+    }
     /* the depth grid: from the first done cell that has it */
     const double *depth = NULL;
     int nd = 0;
@@ -1040,11 +1048,16 @@ static int fig_passkey(struct plotter *p, const struct group *g) {
     struct figure fig;
     char what[200];
     snprintf(what, sizeof what, "passkey %s by context length and key depth, one block per method", metric);
-    if (figure_open(p, g, &fig, "passkey_heatmap", what) != 0) return -1;
-    fprintf(fig.f, "# columns: length_index depth_index %s length depth_percent (indices place the cells on an even grid)\n",
+    char base[96];
+    snprintf(base, sizeof base, graded ? "passkey_heatmap_%s" : "passkey_heatmap", metric);
+    if (figure_open(p, g, &fig, base, what) != 0) return -1;
+    fprintf(fig.f,
+            "# columns: length_index depth_index %s length depth_percent keys wilson_lo wilson_hi (indices place the "
+            "cells on an even grid; keys: trials per depth; wilson: 95%% Wilson interval, exact-match accuracy only)\n",
             metric);
     struct textbuf odd = {0};
-    double trials = NAN;
+    double trials = NAN, vmax = 0;
+    bool binary = strcmp(metric, "accuracy") == 0;
     for (int s = 0; s < g->n_series; s++) {
         const struct series *se = &g->series[s];
         bool begun = false;
@@ -1066,8 +1079,14 @@ static int fig_passkey(struct plotter *p, const struct group *g) {
             if (isnan(trials)) trials = res_scalar(c, "trials");
             int li = 0;
             while (li < g->n_lengths && g->lengths[li] != cell_length(c)) li++;
-            for (int k = 0; k < nd; k++)
-                fprintf(fig.f, "%d %d %.9g %ld %.9g\n", li, k, v[k], cell_length(c), 100 * depth[k]);
+            double keys = res_scalar(c, "trials") / nd;
+            for (int k = 0; k < nd; k++) {
+                double lo = NAN, hi = NAN;
+                if (binary) plot_wilson(round(v[k] * keys), keys, &lo, &hi);
+                if (isfinite(v[k])) vmax = fmax(vmax, v[k]);
+                fprintf(fig.f, "%d %d %.9g %ld %.9g %.9g %.9g %.9g\n", li, k, v[k], cell_length(c), 100 * depth[k], keys,
+                        lo, hi);
+            }
         }
     }
     char extra[600] = "";
@@ -1079,7 +1098,9 @@ static int fig_passkey(struct plotter *p, const struct group *g) {
     }
     textbuf_free(&odd);
     char t[160];
-    snprintf(t, sizeof t, "Passkey retrieval (%s)", metric);
+    snprintf(t, sizeof t, "Passkey retrieval (%s)",
+             !strcmp(metric, "key_nll") ? "NLL of the key" : !strcmp(metric, "digit_accuracy") ? "digit accuracy"
+             : !strcmp(metric, "token_accuracy") ? "token accuracy" : "exact match");
     title_vars(g, &fig, t);
     axis_vars(g, &fig.vars);
     struct textbuf dl = {0};
@@ -1096,7 +1117,20 @@ static int fig_passkey(struct plotter *p, const struct group *g) {
     var_num(&fig.vars, "trained_x", g->ctx_train > 0 && k > 0 && k < g->n_lengths ? k - 0.5 : -1);
     var_str(&fig.vars, "metric", metric);
     var_num(&fig.vars, "trials", trials);
+    /* NLL has no upper bound: the colour scale runs to the largest value, low = good */
+    var_num(&fig.vars, "cbmax", strcmp(metric, "key_nll") == 0 ? (vmax > 0 ? vmax : 1) : 1);
     note_var(&fig, extra, &g->left_out);
+    double keys = trials / nd;
+    if (binary && keys > 0) {
+        double lo, hi;
+        plot_wilson(0, keys, &lo, &hi);
+        char cav[160];
+        snprintf(cav, sizeof cav, "one cell's 95%% Wilson interval at 0/%.0f is 0-%.2f", keys, hi);
+        sample_size_var(&fig, keys, keys, "keys", cav);
+    } else {
+        var_str(&fig.vars, "note2", "");
+        var_str(&fig.vars, "nlabel", "");
+    }
     return figure_finish(p, &fig, "passkey_heatmap.gp");
 }
 
@@ -1223,7 +1257,14 @@ static int draw_group(struct plotter *p, struct group *g) {
     }
     int rc = 0;
     if (strcmp(g->task, "ppl") == 0) rc = fig_ppl(p, g) || fig_loss(p, g);
-    else if (strcmp(g->task, "passkey") == 0) rc = fig_passkey(p, g) || fig_passkey_acc(p, g);
+    else if (strcmp(g->task, "passkey") == 0) {
+        const char *metric = p->o && p->o->passkey_metric ? p->o->passkey_metric : "accuracy";
+        rc = fig_passkey(p, g, metric, false) || fig_passkey_acc(p, g);
+        /* the graded measures, when the results hold them: nearer misses show there */
+        static const char *const graded[] = {"digit_accuracy", "key_nll"};
+        for (int k = 0; k < 2 && !rc; k++)
+            if (strcmp(metric, graded[k]) != 0) rc = fig_passkey(p, g, graded[k], true);
+    }
     else if (strcmp(g->task, "first_sentence") == 0) rc = fig_rouge(p, g);
     return rc ? -1 : fig_cost(p, g);
 }
