@@ -3,18 +3,27 @@
 # by_length = 1: one method, one line per length, short to long in a sequential
 # colour scale (loss_by_position_<method>.dat).
 # Data columns: position_center bin_start bin_end mean_nll count.
-# Variables (besides common.gp's): xmax (window length), ctx_train, by_length.
+# Variables (besides common.gp's): xmax (window length), ctx_train, by_length, logx (1: log2
+# position axis, ctxbench plot --loss-logx).
 width = 1000; height = 620
 load plotdir.'/common.gp'
 
-set xrange [0:xmax]
-set xlabel 'position in the window (tokens)'
+if (!exists('logx')) logx = 0
+if (logx) {
+    # log2 positions: the first bins (inside the trained range) get as much room as the last
+    set logscale x 2
+    set xrange [*:xmax]
+    set format x '%.0f'
+} else {
+    set xrange [0:xmax]
+}
+set xlabel 'position in the window (tokens)'.(logx ? ', log scale' : '')
 set ylabel 'mean NLL of the next token (nats)'
-set key outside right top title (by_length ? 'context length' : 'method') width (by_length ? 3 : 1)
+set key outside right top Left reverse title (by_length ? 'context length' : 'method') width (by_length ? 3 : 1)
 eval mark_trained
 set bmargin 5
 set xtics out
-set mxtics 2
+if (!logx) { set mxtics 2 }
 
 n = words(series)
 if (by_length) {

@@ -372,6 +372,8 @@ Test(plot, data_files_hold_the_done_cells_in_length_order) {
         cr_expect_gt(b->v[k][2], 39);
     }
     cr_expect_not_null(find_block(&d, "pi"), "pi's cost is known even though its perplexity is not finite");
+    /* the rates fall with the length (rate_of): nothing flagged */
+    cr_expect(!strstr(plan.notes.s, "throughput rises"), "%s", plan.notes.s);
 
     /* notes: the left-out cells with their reasons, the absent task */
     const char *notes = plan.notes.s ? plan.notes.s : "";
@@ -714,6 +716,49 @@ Test(plot, passkey_accuracy_has_wilson_intervals_and_n) {
     cr_expect(strstr(plan.jobs[0].vars, "nlabel='n = 3 samples per point';") &&
                   strstr(plan.jobs[0].vars, "note2='only n = 3 samples"),
               "%s", plan.jobs[0].vars);
+    plot_plan_free(&plan);
+    remove_tree(dir);
+}
+
+/* Work per token grows with the context: a throughput that rises with the length is
+ * flagged as disturbed timings (the results hold no load average to say more). The
+ * loss figures take a log position axis on request. */
+Test(plot, rising_throughput_is_flagged_and_loss_takes_log_x) {
+    char dir[64], h5[128], out[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(h5, sizeof h5, "%s/r.h5", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(mkdir(out, 0777), 0);
+    struct store *st = store_open(h5, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    static const double rates[2][3] = {{1000, 900, 800}, {500, 1000, 400}};   /* yarn: 512 -> 1k rises */
+    for (int m = 0; m < 2; m++)
+        for (int k = 0; k < 3; k++) {
+            struct result r = {0};
+            ppl_result(&r, m, 512L << k);
+            put_cell(st, &(struct cell_spec){"ppl", methods[m], "", 512L << k, CELL_DONE, m, rates[m][k], 10, NULL}, &r);
+            result_free(&r);
+        }
+    store_close(st);
+    struct plot_plan plan;
+    struct plot_opts o = {.passkey_metric = "accuracy", .loss_logx = true};
+    cr_assert_eq(plot_prepare(h5, out, &o, &plan, err, sizeof err), 0, "%s", err);
+    cr_expect(strstr(plan.notes.s, "cost_ppl: throughput rises with the length") &&
+                  strstr(plan.notes.s, "yarn:factor=4 512->1k (500->1000 tokens/s)") && !strstr(plan.notes.s, "baseline 512"),
+              "%s", plan.notes.s);
+    int loss = 0;
+    for (int i = 0; i < plan.n_jobs; i++) {
+        if (strcmp(plan.jobs[i].script, "cost_vs_length.gp") == 0)
+            cr_expect(strstr(plan.jobs[i].vars, "note2='tokens/s rises with length"), "%s", plan.jobs[i].vars);
+        if (strcmp(plan.jobs[i].script, "loss_by_position.gp") == 0) {
+            loss++;
+            cr_expect(strstr(plan.jobs[i].vars, "logx=1;"), "%s", plan.jobs[i].vars);
+        }
+    }
+    cr_expect_eq(loss, 3);
+    char *cap = test_read_text(strcat(strcpy((char[256]){0}, out), "/cost_ppl.caption.txt"));
+    cr_expect(cap && strstr(cap, "no load average"), "%s", cap);
+    free(cap);
     plot_plan_free(&plan);
     remove_tree(dir);
 }

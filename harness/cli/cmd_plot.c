@@ -36,6 +36,8 @@ static const char *help =
     "models or settings, the figure names get _2, _3, ...\n"
     "  -o, --out DIR            output directory (default plots/out/<RESULTS name without .h5>)\n"
     "      --passkey-metric M   accuracy (default), digit_accuracy or token_accuracy\n"
+    "      --loss-logx          loss-by-position figures with a log2 position axis (the start of\n"
+    "                           the window, where a method's trained range lies, spread out)\n"
     "      --scripts DIR        the gnuplot scripts (default: plots/ beside the binary's build\n"
     "                           directory, else ./plots)\n"
     "      --gnuplot PROG       the gnuplot program (default gnuplot)\n"
@@ -243,6 +245,7 @@ int cmd_plot(int argc, char **argv) {
                                              {"scripts", required_argument, 0, 1002},
                                              {"gnuplot", required_argument, 0, 1003},
                                              {"data-only", no_argument, 0, 1004},
+                                             {"loss-logx", no_argument, 0, 1005},
                                              {"help", no_argument, 0, 'h'},
                                              {0}};
     const char *out = NULL, *scripts = NULL, *gnuplot = "gnuplot";
@@ -256,6 +259,7 @@ int cmd_plot(int argc, char **argv) {
         else if (opt == 1002) scripts = optarg;
         else if (opt == 1003) gnuplot = optarg;
         else if (opt == 1004) data_only = true;
+        else if (opt == 1005) po.loss_logx = true;
         else if (opt == 'h') { fputs(help, stdout); return 0; }
         else { fputs(help, stderr); return 2; }
     }

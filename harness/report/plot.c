@@ -21,6 +21,9 @@ static const char *const group_keys[] = {"model_sha256", "task", "task_settings"
 /* Below this many samples per point an interval says little; the figure says so. */
 #define FEW_SAMPLES 10
 
+/* A throughput this much above the previous (shorter) length's is flagged. */
+#define RATE_RISE 1.10
+
 /* The figure's note (drawn under the plot) is cut here; notes.txt has every line. */
 #define FIGURE_NOTE_MAX 160
 
@@ -978,6 +981,7 @@ static int fig_loss(struct plotter *p, const struct group *g) {
     var_num(&fig.vars, "ctx_train", g->ctx_train < Lmax ? (double)g->ctx_train : -1);   /* inside the axis only */
     var_num(&fig.vars, "xmax", (double)Lmax);
     var_num(&fig.vars, "by_length", 0);
+    var_num(&fig.vars, "logx", p->o && p->o->loss_logx);
     note_var(&fig, extra, &g->left_out);
     if (figure_finish(p, &fig, "loss_by_position.gp") != 0) return -1;
 
@@ -1015,6 +1019,7 @@ static int fig_loss(struct plotter *p, const struct group *g) {
         var_num(&fig.vars, "ctx_train", g->ctx_train < longest ? (double)g->ctx_train : -1);
         var_num(&fig.vars, "xmax", (double)longest);
         var_num(&fig.vars, "by_length", 1);
+        var_num(&fig.vars, "logx", p->o && p->o->loss_logx);
         note_var(&fig, NULL, NULL);
         if (figure_finish(p, &fig, "loss_by_position.gp") != 0) return -1;
     }
@@ -1239,6 +1244,47 @@ static int fig_cost(struct plotter *p, const struct group *g) {
     var_str(&fig.vars, "host", attr_s(g->cells[0], "host"));
     var_num(&fig.vars, "threads", attr_num(g->cells[0], "threads"));
     note_var(&fig, NULL, &g->left_out);
+    /* Work per token grows with the context, so a rate that rises with the length says the
+     * timings were disturbed (other load on the machine, a cold first cell). The results
+     * hold no load average, so the figure can only flag the symptom. */
+    struct textbuf rising = {0};
+    for (int s = 0; s < g->n_series; s++) {
+        const struct series *se = &g->series[s];
+        double prev = NAN;
+        long prev_len = 0;
+        for (int i = 0; i < se->n; i++) {
+            double tps = attr_num(se->cells[i], "tokens_per_s");
+            if (!isfinite(tps)) continue;
+            if (isfinite(prev) && tps > RATE_RISE * prev) {
+                char a[32], b[32], buf[200];
+                length_label(prev_len, a, sizeof a);
+                length_label(cell_length(se->cells[i]), b, sizeof b);
+                snprintf(buf, sizeof buf, "%s%s %s->%s (%.0f->%.0f tokens/s)", rising.n ? ", " : "", se->name, a, b, prev,
+                         tps);
+                textbuf_puts(&rising, buf);
+            }
+            prev = tps;
+            prev_len = cell_length(se->cells[i]);
+        }
+    }
+    if (rising.n) {
+        char line[2048];
+        snprintf(line, sizeof line, "%s: throughput rises with the length (timings disturbed: load or warm-up?): %s",
+                 fig.name, rising.s);
+        note(p, line);
+        textbuf_puts(&fig.caption_notes, "Throughput rises with the length, which the work per token cannot do: the "
+                                         "timings were disturbed (other load on the machine, a cold first cell); the "
+                                         "results hold no load average to tell which: ");
+        textbuf_puts(&fig.caption_notes, rising.s);
+        textbuf_puts(&fig.caption_notes, ".\n");
+        char short_line[FIGURE_NOTE_MAX + 80];
+        snprintf(short_line, sizeof short_line, "tokens/s rises with length (disturbed timings?): %.*s%s", FIGURE_NOTE_MAX - 40,
+                 rising.s, rising.n > FIGURE_NOTE_MAX - 40 ? "... (see notes.txt)" : "");
+        var_str(&fig.vars, "note2", short_line);
+    } else {
+        var_str(&fig.vars, "note2", "");
+    }
+    textbuf_free(&rising);
     return figure_finish(p, &fig, "cost_vs_length.gp");
 }
 

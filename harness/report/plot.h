@@ -14,12 +14,14 @@
 #ifndef CTX_PLOT_H
 #define CTX_PLOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "textbuf.h"
 
 struct plot_opts {
     const char *passkey_metric;   /* the heatmap shows <metric>_by_depth (default "accuracy") */
+    bool loss_logx;               /* loss-by-position figures: log2 position axis */
 };
 
 /* One figure: gnuplot runs `script` (a file name in the scripts directory) with the
