@@ -21,7 +21,7 @@ set xlabel 'position in the window (tokens)'.(logx ? ', log scale' : '')
 set ylabel 'mean NLL of the next token (nats)'
 set key outside right top Left reverse title (by_length ? 'context length' : 'method') width (by_length ? 3 : 1)
 eval mark_trained
-set bmargin 5
+set bmargin (strlen(note2) > 0 ? 6 : 5)
 set xtics out
 if (!logx) { set mxtics 2 }
 

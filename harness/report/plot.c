@@ -649,19 +649,20 @@ static void figure_free_text(struct figure *fig) {
 }
 
 /* The second note line: which methods give identical values (find_equal). */
-static void equal_var(struct figure *fig, const struct textbuf *equal) {
+static void equal_var(struct figure *fig, const struct textbuf *equal, const char *what) {
     struct textbuf *v = &fig->vars;
     if (equal->n) {
-        textbuf_puts(&fig->caption_notes, "Identical values (equal by construction), drawn side by side: ");
+        textbuf_puts(&fig->caption_notes, "Equal by construction (");
+        textbuf_puts(&fig->caption_notes, what);
+        textbuf_puts(&fig->caption_notes, "): ");
         textbuf_puts(&fig->caption_notes, equal->s);
         textbuf_puts(&fig->caption_notes, ".\n");
     }
-    char line[FIGURE_NOTE_MAX + 64] = "";
+    char line[FIGURE_NOTE_MAX + 120] = "";
     if (equal->n > FIGURE_NOTE_MAX)
-        snprintf(line, sizeof line, "identical values, drawn side by side: %.*s... (see notes.txt)", FIGURE_NOTE_MAX - 40,
-                 equal->s);
+        snprintf(line, sizeof line, "%s: %.*s... (see notes.txt)", what, FIGURE_NOTE_MAX - 40, equal->s);
     else if (equal->n)
-        snprintf(line, sizeof line, "identical values, drawn side by side: %s", equal->s);
+        snprintf(line, sizeof line, "%s: %s", what, equal->s);
     var_str(v, "note2", line);
 }
 
@@ -907,7 +908,7 @@ static int fig_ppl(struct plotter *p, const struct group *g) {
     title_vars(g, &fig, "Perplexity vs context length");
     axis_vars(g, &fig.vars);
     note_var(&fig, dropped.s, &g->left_out);
-    equal_var(&fig, &equal);
+    equal_var(&fig, &equal, "identical values, drawn side by side");
     textbuf_free(&dropped);
     textbuf_free(&equal);
     return figure_finish(p, &fig, "ppl_vs_length.gp");
@@ -953,7 +954,14 @@ static int fig_loss(struct plotter *p, const struct group *g) {
     snprintf(what, sizeof what, "mean NLL by position at length %ld, one block per method", Lmax);
     if (figure_open(p, g, &fig, "loss_by_position", what) != 0) return -1;
     fputs(cols, fig.f);
-    struct textbuf missing = {0};
+    struct textbuf missing = {0}, equal = {0};
+    const struct store_cell **drawn = calloc((size_t)g->n_series + 1, sizeof *drawn);
+    if (!drawn) {
+        snprintf(p->err, p->errlen, "out of memory");
+        figure_free_text(&fig);
+        atomic_file_discard(&fig.af);
+        return -1;
+    }
     for (int s = 0; s < g->n_series; s++) {
         const struct series *se = &g->series[s];
         const struct store_cell *c = NULL;
@@ -966,6 +974,35 @@ static int fig_loss(struct plotter *p, const struct group *g) {
         }
         block_begin(&fig, se->name, &se->style, se->legend, se->target);
         write_bins(fig.f, c);
+        drawn[s] = c;
+    }
+    /* curves that coincide (a curve drawn over another hides it): the same loss in every
+     * bin, or in the bins up to some position (SWA and SelfExtend are the baseline while
+     * no key is beyond their window) */
+    for (int b = 0; b < g->n_series; b++)
+        for (int a = 0; a < b; a++) {
+            if (!drawn[a] || !drawn[b]) continue;
+            int na = 0, nb = 0, ne = 0;
+            const double *x = res_array(drawn[a], "nll_by_pos", &na), *y = res_array(drawn[b], "nll_by_pos", &nb);
+            const double *edges = res_array(drawn[b], "nll_by_pos_edges", &ne);
+            if (na != nb || !edges || ne != nb + 1) continue;
+            int k = 0;
+            while (k < na && (same_value(x[k], y[k]) || (isnan(x[k]) && isnan(y[k])))) k++;
+            if (k == 0) continue;
+            char buf[240];
+            if (k == na)
+                snprintf(buf, sizeof buf, "%s%s = %s (the same curve)", equal.n ? "; " : "", g->series[b].name,
+                         g->series[a].name);
+            else
+                snprintf(buf, sizeof buf, "%s%s = %s up to position %.0f", equal.n ? "; " : "", g->series[b].name,
+                         g->series[a].name, edges[k]);
+            textbuf_puts(&equal, buf);
+        }
+    free(drawn);
+    if (equal.n) {
+        char line[2048];
+        snprintf(line, sizeof line, "%s: identical losses: %s", fig.name, equal.s);
+        note(p, line);
     }
     char extra[600] = "";
     if (missing.n) {
@@ -983,6 +1020,8 @@ static int fig_loss(struct plotter *p, const struct group *g) {
     var_num(&fig.vars, "by_length", 0);
     var_num(&fig.vars, "logx", p->o && p->o->loss_logx);
     note_var(&fig, extra, &g->left_out);
+    equal_var(&fig, &equal, "identical losses, one line over the other");
+    textbuf_free(&equal);
     if (figure_finish(p, &fig, "loss_by_position.gp") != 0) return -1;
 
     /* (b) each method with at least two lengths: one line per length */
