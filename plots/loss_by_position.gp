@@ -21,6 +21,8 @@ set xlabel 'position in the window (tokens)'.(logx ? ', log scale' : '')
 set ylabel 'mean NLL of the next token (nats)'
 set key outside right top Left reverse title (by_length ? 'context length' : 'method') width (by_length ? 3 : 1)
 eval mark_trained
+# a fixed spec's target length, ticked at the bottom in its colour (where its loss may turn)
+if (!by_length) { xmin = 0; eval mark_targets }
 set bmargin (strlen(note2) > 0 ? 6 : 5)
 set xtics out
 if (!logx) { set mxtics 2 }

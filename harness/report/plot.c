@@ -1283,11 +1283,13 @@ static int fig_cost(struct plotter *p, const struct group *g) {
     var_str(&fig.vars, "host", attr_s(g->cells[0], "host"));
     var_num(&fig.vars, "threads", attr_num(g->cells[0], "threads"));
     note_var(&fig, NULL, &g->left_out);
-    /* Work per token grows with the context, so a rate that rises with the length says the
-     * timings were disturbed (other load on the machine, a cold first cell). The results
-     * hold no load average, so the figure can only flag the symptom. */
+    /* Perplexity is prefill only, and its work per token grows with the context, so a rate
+     * that rises with the length says the timings were disturbed (other load on the
+     * machine, a cold first cell). The results hold no load average, so the figure can
+     * only flag the symptom. Generation tasks are left alone: their decode steps cost more
+     * per token than the prefill, and the prefill's share grows with the length. */
     struct textbuf rising = {0};
-    for (int s = 0; s < g->n_series; s++) {
+    for (int s = 0; s < g->n_series && strcmp(g->task, "ppl") == 0; s++) {
         const struct series *se = &g->series[s];
         double prev = NAN;
         long prev_len = 0;
