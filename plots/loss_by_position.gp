@@ -29,10 +29,11 @@ if (!logx) { set mxtics 2 }
 
 n = words(series)
 if (by_length) {
-    # short lengths cool (blue), long ones warm (red), so order reads at a glance
+    # short lengths cool (blue), long ones warm (red), so order reads at a glance; and a
+    # dash per length for grey print
     set palette defined (0 '#2c7bb6', 0.5 '#7b3294', 1 '#d7191c')
     unset colorbox
-    plot for [i = 1:n] data index (i - 1) using 1:4 with lines lw 2 \
+    plot for [i = 1:n] data index (i - 1) using 1:4 with lines lw 2 dt int((i - 1) % 5 + 1) \
          lc palette frac (n > 1 ? (i - 1.0) / (n - 1) : 0) title legend[i]
 } else {
     plot for [i = 1:n] data index (i - 1) using 1:4 with linespoints pointinterval -4 lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt int(word(points, i)) ps 1.2 title legend[i]

@@ -1012,7 +1012,7 @@ static int fig_loss(struct plotter *p, const struct group *g) {
         note(p, line);
     }
     textbuf_free(&missing);
-    char t[160];
+    char t[260];
     snprintf(t, sizeof t, "Mean NLL by position at length %ld", Lmax);
     title_vars(g, &fig, t);
     var_num(&fig.vars, "ctx_train", g->ctx_train < Lmax ? (double)g->ctx_train : -1);   /* inside the axis only */
@@ -1053,7 +1053,7 @@ static int fig_loss(struct plotter *p, const struct group *g) {
             write_bins(fig.f, c);
             longest = cell_length(c);
         }
-        snprintf(t, sizeof t, "Mean NLL by position, method %s", se->name);
+        snprintf(t, sizeof t, "Mean NLL by position, %s", se->legend);
         title_vars(g, &fig, t);
         var_num(&fig.vars, "ctx_train", g->ctx_train < longest ? (double)g->ctx_train : -1);
         var_num(&fig.vars, "xmax", (double)longest);
