@@ -767,6 +767,38 @@ Test(plot, rising_throughput_is_flagged_and_loss_takes_log_x) {
     remove_tree(dir);
 }
 
+/* Identical ROUGE-L values of two methods are named in the caption and notes. */
+Test(plot, identical_rouge_is_named) {
+    char dir[64], h5[128], out[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(h5, sizeof h5, "%s/f.h5", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(mkdir(out, 0777), 0);
+    struct store *st = store_open(h5, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    static const char *const specs[2] = {"baseline", "yarn"};
+    for (int m = 0; m < 2; m++)
+        for (int k = 0; k < 2; k++) {
+            struct result r = {0};
+            double v = k == 0 ? 0.25 : 0.5 + 0.25 * m;   /* equal at 512 only */
+            cr_assert_eq(result_scalar(&r, "rouge_l", v), 0);
+            cr_assert_eq(result_scalar(&r, "samples", 1), 0);
+            put_cell(st, &(struct cell_spec){"first_sentence", specs[m], "", 512L << k, CELL_DONE, m, 100, 10, NULL}, &r);
+            result_free(&r);
+        }
+    store_close(st);
+    struct plot_plan plan;
+    cr_assert_eq(plot_prepare(h5, out, NULL, &plan, err, sizeof err), 0, "%s", err);
+    cr_expect(strstr(plan.notes.s, "identical ROUGE-L (drawn side by side): at 512: baseline = yarn") &&
+                  !strstr(plan.notes.s, "at 1k"),
+              "%s", plan.notes.s);
+    char *cap = test_read_text(strcat(strcpy((char[256]){0}, out), "/first_sentence_rouge.caption.txt"));
+    cr_expect(cap && strstr(cap, "at 512: baseline = yarn"), "%s", cap);
+    free(cap);
+    plot_plan_free(&plan);
+    remove_tree(dir);
+}
+
 Test(plot, bad_inputs_give_errors) {
     char err[512], dir[64], path[128];
     struct plot_plan plan;

@@ -1250,6 +1250,23 @@ static int fig_rouge(struct plotter *p, const struct group *g) {
     title_vars(g, &fig, "First-sentence retrieval");
     axis_vars(g, &fig.vars);
     note_var(&fig, NULL, &g->left_out);
+    /* equal by construction here too (every method is the baseline at factor 1), or by
+     * chance (few samples, several methods at 0): the methods are already drawn side by
+     * side, so the caption and notes.txt say which */
+    double *dodge = malloc((size_t)(g->n_series * g->n + 1) * sizeof *dodge);
+    struct textbuf equal = {0};
+    if (dodge) find_equal(g, "rouge_l", dodge, &equal);
+    free(dodge);
+    if (equal.n) {
+        textbuf_puts(&fig.caption_notes,
+                     "Identical ROUGE-L (equal by construction, or by chance with few samples), drawn side by side: ");
+        textbuf_puts(&fig.caption_notes, equal.s);
+        textbuf_puts(&fig.caption_notes, ".\n");
+        char line[2048];
+        snprintf(line, sizeof line, "%s: identical ROUGE-L (drawn side by side): %s", fig.name, equal.s);
+        note(p, line);
+    }
+    textbuf_free(&equal);
     sample_size_var(&fig, n_min, n_max, "samples", "the error bars (1 s.e. over samples) are rough");
     return figure_finish(p, &fig, "first_sentence_rouge.gp");
 }
