@@ -1,9 +1,9 @@
 # Shared by every figure script: the terminal (PNG or SVG), fonts, the title block,
-# the note under the plot, and one colour + point shape per method (the same method
-# has the same colour in every figure of a results file).
+# the note under the plot.
 #
 # ctxbench plot gives: plotdir, term ('png' or 'svg'), out (output file), data (.dat),
-# series and lts (words: line titles and their line types), title, subtitle,
+# series (words: block titles), colors, dashes, points (words: each block's style),
+# legend (array: each block's legend text), title, subtitle,
 # subtitle2, subtitle3 (empty when not needed), note. A script sets width and height (pixels) and then loads this file.
 if (!exists("width")) width = 1000
 if (!exists("height")) height = 620
@@ -20,19 +20,10 @@ if (term eq 'svg') {
 set output out
 set encoding utf8
 
-# Okabe-Ito colours (colour-blind safe) and five more; shapes differ too, so lines
-# stay apart in grey print. Past 10 methods the colours repeat with dashes.
-set linetype 1  lc rgb '#0072B2' lw 2 pt 7  ps 1.1 dt 1
-set linetype 2  lc rgb '#D55E00' lw 2 pt 5  ps 1.0 dt 1
-set linetype 3  lc rgb '#009E73' lw 2 pt 9  ps 1.3 dt 1
-set linetype 4  lc rgb '#CC79A7' lw 2 pt 11 ps 1.3 dt 1
-set linetype 5  lc rgb '#E69F00' lw 2 pt 13 ps 1.3 dt 1
-set linetype 6  lc rgb '#56B4E9' lw 2 pt 15 ps 1.2 dt 1
-set linetype 7  lc rgb '#000000' lw 2 pt 6  ps 1.1 dt 1
-set linetype 8  lc rgb '#8C564B' lw 2 pt 4  ps 1.0 dt 1
-set linetype 9  lc rgb '#7F7F7F' lw 2 pt 8  ps 1.2 dt 1
-set linetype 10 lc rgb '#9467BD' lw 2 pt 10 ps 1.2 dt 1
-set linetype cycle 10
+# Each series' colour, dash and point shape come from ctxbench plot (colors, dashes,
+# points: one word per series; legend: an array of the legend texts). They follow the
+# method's name, so a method looks the same in every figure of every results file
+# (harness/report/plot.c, plot_method_style).
 
 full_title = title."\n".subtitle.(strlen(subtitle2) > 0 ? "\n".subtitle2 : '').(strlen(subtitle3) > 0 ? "\n".subtitle3 : '')
 set title full_title font ',12' offset 0, 0.7
@@ -48,6 +39,11 @@ set datafile missing 'nan'
 if (strlen(note) > 0) {
     set label 100 note at screen 0.01, screen 0.015 left font ',9' tc rgb '#555555' front
 }
+# The second line: methods whose values coincide (equal by construction), drawn side by side.
+if (!exists('note2')) note2 = ''
+if (strlen(note2) > 0) {
+    set label 102 note2 at screen 0.01, screen (strlen(note) > 0 ? 0.045 : 0.015) left font ',9' tc rgb '#555555' front
+}
 
 # Length axis ticks at the lengths of the sweep (call with lengths/lenlabels set).
 length_tics = "set xtics (word(lenlabels, 1) word(lengths, 1) + 0); do for [k = 2:words(lengths)] { set xtics add (word(lenlabels, k) word(lengths, k) + 0) }"
@@ -58,3 +54,9 @@ mark_trained = "if (ctx_train > 0) { \
     set object 90 rect from first ctx_train, graph 0 to graph 1, graph 1 behind fc rgb '#f4f4f4' fs solid 1.0 noborder; \
     set arrow 90 from first ctx_train, graph 0 to first ctx_train, graph 1 nohead dt 2 lw 1.5 lc rgb '#444444' front; \
     set label 90 sprintf('trained context: %d', ctx_train) at first ctx_train, graph 1 center offset 0, 0.8 tc rgb '#444444' front }"
+
+# Where a fixed spec (pi:factor=4) is aimed: factor x trained length, a short tick in
+# the method's colour on the length axis (targets: one word per series, -1 for none).
+mark_targets = "if (exists('targets')) { do for [i = 1:words(targets)] { t = word(targets, i) + 0; \
+    if (t > 0 && t >= xmin && t <= xmax) { \
+    set arrow (200 + i) from first t, graph 0 to first t, graph 0.07 nohead lw 4 dt 1 lc rgb word(colors, i) front } } }"

@@ -1,6 +1,7 @@
 # Figure 3: first-sentence retrieval ROUGE-L F1 vs context length, one line per method;
 # error bars: one standard error over the cell's samples.
-# Data: first_sentence_rouge.dat, columns length rouge_l stderr samples exact_match.
+# Data: first_sentence_rouge.dat, columns length rouge_l stderr samples exact_match exact_lo exact_hi.
+# nlabel: n per point; note2: set when n is too small for the bars to say much.
 # Variables (besides common.gp's): lengths, lenlabels, xmin, xmax, ctx_train.
 width = 1000; height = 620
 load plotdir.'/common.gp'
@@ -12,13 +13,16 @@ eval length_tics
 set ytics 0.1
 set xlabel 'context length (tokens)'
 set ylabel 'ROUGE-L F1 of the recalled first sentence (mean ± 1 s.e.)'
-set key outside right top title 'method'
+# the sample size, top right above the plot
+set label 103 nlabel at graph 1, graph 1 right offset 0, 0.8 tc rgb '#444444' front
+set key outside right top Left reverse title 'method'
 eval mark_trained
-set bmargin 5
+eval mark_targets
+set bmargin (strlen(note2) > 0 ? 6 : 5)
 
 # methods side by side at each length (a small shift on the log axis) so error bars
 # do not hide each other; the ticks mark the true lengths
 n = words(series)
 shift(i) = 2 ** (0.035 * (i - (n + 1) / 2.0))
-plot for [i = 1:n] data index (i - 1) using ($1 * shift(i)):2:3 with yerrorlines lt (word(lts, i) + 0) \
-     title word(series, i)
+plot for [i = 1:n] data index (i - 1) using ($1 * shift(i)):2:3 with yerrorlines lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt int(word(points, i)) ps 1.2 \
+     title legend[i]

@@ -1,5 +1,6 @@
 # Figure 1: perplexity vs context length, one line per method (task ppl).
-# Data: ctxbench plot's ppl_vs_length.dat, columns length ppl nll tokens_scored windows.
+# Data: ctxbench plot's ppl_vs_length.dat, columns length ppl nll tokens_scored windows x_drawn
+# (the length, nudged apart where methods have identical perplexities: note2 says which).
 # Variables (besides common.gp's): lengths, lenlabels, xmin, xmax, ctx_train.
 width = 1000; height = 620
 load plotdir.'/common.gp'
@@ -28,9 +29,10 @@ if (yhi / ylo < 10) {
     do for [k = ceil(ylo / step) + 1 : floor(yhi / step)] { set ytics add (k * step) }
 }
 set yrange [ylo:yhi]
-set key outside right top title 'method'
+set key outside right top Left reverse title 'method'
 eval mark_trained
-set bmargin 5
+eval mark_targets
+set bmargin (strlen(note2) > 0 ? 6 : 5)
 
-plot for [i = 1:words(series)] data index (i - 1) using 1:2 with linespoints lt (word(lts, i) + 0) \
-     title word(series, i)
+plot for [i = 1:words(series)] data index (i - 1) using 6:2 with linespoints lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt int(word(points, i)) ps 1.2 \
+     title legend[i]

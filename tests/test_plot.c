@@ -27,7 +27,9 @@ struct cell_spec {
     const char *error;
 };
 
-static void put_cell(struct store *st, const struct cell_spec *c, const struct result *r) {
+/* put_cell with more attributes (method_name, method.factor, ...). */
+static void put_cell_with(struct store *st, const struct cell_spec *c, const struct result *r,
+                          const struct store_attr *extra, int n_extra) {
     char id[STORE_ID_MAX + 1], key[256];
     snprintf(key, sizeof key, "task=%s;method=%s;length=%ld;settings=%s", c->task, c->method, c->length, c->settings);
     snprintf(id, sizeof id, "%s.%s.L%ld.%s", c->task, c->method, c->length, c->settings);
@@ -48,11 +50,22 @@ static void put_cell(struct store *st, const struct cell_spec *c, const struct r
         {.name = "started_unix", .kind = STORE_F64, .f = c->started},
         {.name = "tokens_per_s", .kind = STORE_F64, .f = c->tokens_per_s},
         {.name = "peak_rss_mib", .kind = STORE_F64, .f = c->peak_rss_mib},
+        {.name = "git_rev", .kind = STORE_STR, .s = "0123456789ab"},
+        {.name = "data_sha256", .kind = STORE_STR, .s = strcmp(c->task, "passkey") ? "feedface" : ""},
         {.name = "error", .kind = STORE_STR, .s = (char *)(c->error ? c->error : "")},
     };
     int n = (int)(sizeof at / sizeof at[0]) - (c->error ? 0 : 1);
+    struct store_attr all[32];
+    cr_assert_leq(n + n_extra, 32);
+    memcpy(all, at, (size_t)n * sizeof at[0]);
+    for (int k = 0; k < n_extra; k++) all[n + k] = extra[k];
     char err[512];
-    cr_assert_eq(store_put(st, id, c->status, at, n, c->status == CELL_DONE ? r : NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(store_put(st, id, c->status, all, n + n_extra, c->status == CELL_DONE ? r : NULL, err, sizeof err), 0,
+                 "%s", err);
+}
+
+static void put_cell(struct store *st, const struct cell_spec *c, const struct result *r) {
+    put_cell_with(st, c, r, NULL, 0);
 }
 
 /* The ppl values the file holds, so the checks below compare with the inputs. */
@@ -79,6 +92,8 @@ static void ppl_result(struct result *r, int method, long L) {
 static const double depths[3] = {0, 0.5, 1};
 static double acc_of(int method, long L, int d) { return method == 0 ? (L <= 512 ? 1.0 : 0.5 * d / 2.0) : 0.25 * d; }
 
+static double key_nll_of(int method, long L, int d) { return 0.5 + method + (double)L / 512 + 0.25 * d; }
+
 static void passkey_result(struct result *r, int method, long L) {
     double acc[3];
     for (int d = 0; d < 3; d++) acc[d] = acc_of(method, L, d);
@@ -86,6 +101,9 @@ static void passkey_result(struct result *r, int method, long L) {
     cr_assert_eq(result_scalar(r, "trials", 6), 0);
     cr_assert_eq(result_array(r, "depth", depths, 3, 1), 0);
     cr_assert_eq(result_array(r, "accuracy_by_depth", acc, 3, 1), 0);
+    double knll[3];
+    for (int d = 0; d < 3; d++) knll[d] = key_nll_of(method, L, d);
+    cr_assert_eq(result_array(r, "key_nll_by_depth", knll, 3, 1), 0);
     cr_assert_eq(result_text(r, "variant", "yarn"), 0);
 }
 
@@ -162,6 +180,7 @@ static void write_file_b(const char *path) {
 
 struct block {
     char name[64];
+    char style[96];   /* "# style: ..." after the block's name, without the prefix */
     int n_rows, n_cols;
     double v[MAX_ROWS][MAX_COLS];
 };
@@ -191,6 +210,8 @@ static void read_dat(const char *dir, const char *name, struct dat *d) {
             cr_assert_eq(d->n == 0 ? 0 : blanks, d->n == 0 ? 0 : 2, "%s: two blank lines between blocks", name);
             struct block *b = &d->b[d->n++];
             snprintf(b->name, sizeof b->name, "%.*s", (int)strcspn(line + 10, "\n"), line + 10);
+        } else if (strncmp(line, "# style: ", 9) == 0 && d->n > 0) {
+            snprintf(d->b[d->n - 1].style, sizeof d->b[0].style, "%.*s", (int)strcspn(line + 9, "\n"), line + 9);
         } else if (line[0] == '#') {
             if (d->n == 0) strncat(d->header, line, sizeof d->header - strlen(d->header) - 1);
         } else {
@@ -320,6 +341,27 @@ Test(plot, data_files_hold_the_done_cells_in_length_order) {
             }
     }
 
+    /* the keys per cell and, for exact match, each cell's 95% Wilson interval */
+    read_dat(out, "passkey_heatmap", &d);
+    for (int r = 0; r < d.b[0].n_rows; r++) {
+        const double *row = d.b[0].v[r];
+        double lo, hi;
+        plot_wilson(round(row[2] * 2), 2, &lo, &hi);
+        cr_expect(row[5] == 2 && close_to(row[6], lo) && close_to(row[7], hi), "row %d: %g keys [%g, %g]", r, row[5],
+                  row[6], row[7]);
+    }
+    /* figure 2c: the graded measure the results hold (key NLL), not the one they lack */
+    read_dat(out, "passkey_heatmap_key_nll", &d);
+    cr_assert_eq(d.n, 2);
+    for (int m = 0; m < 2; m++) {
+        const struct block *b = find_block(&d, methods[m]);
+        cr_assert_not_null(b);
+        for (int r = 0; r < b->n_rows; r++)
+            cr_expect(close_to(b->v[r][2], key_nll_of(m, (long)b->v[r][3], (int)b->v[r][1])), "%s row %d: %g", methods[m],
+                      r, b->v[r][2]);
+    }
+    cr_expect(!file_exists(out, "passkey_heatmap_digit_accuracy.dat"), "no digit accuracy in the results, no heatmap");
+
     /* figure 5: throughput and peak memory per length */
     read_dat(out, "cost_ppl", &d);
     const struct block *b = find_block(&d, "baseline");
@@ -330,6 +372,8 @@ Test(plot, data_files_hold_the_done_cells_in_length_order) {
         cr_expect_gt(b->v[k][2], 39);
     }
     cr_expect_not_null(find_block(&d, "pi"), "pi's cost is known even though its perplexity is not finite");
+    /* the rates fall with the length (rate_of): nothing flagged */
+    cr_expect(!strstr(plan.notes.s, "throughput rises"), "%s", plan.notes.s);
 
     /* notes: the left-out cells with their reasons, the absent task */
     const char *notes = plan.notes.s ? plan.notes.s : "";
@@ -342,7 +386,8 @@ Test(plot, data_files_hold_the_done_cells_in_length_order) {
     cr_expect(!file_exists(out, "first_sentence_rouge.dat"));
 
     /* the jobs: one per data file, each naming its script and data */
-    cr_expect_eq(plan.n_jobs, 7, "ppl, loss x3, cost_ppl, passkey, cost_passkey: got %d", plan.n_jobs);
+    cr_expect_eq(plan.n_jobs, 9, "ppl, loss x3, cost_ppl, passkey, passkey_accuracy, passkey key_nll, cost_passkey: got %d",
+                 plan.n_jobs);
     bool heat = false;
     for (int i = 0; i < plan.n_jobs; i++) {
         cr_expect(strstr(plan.jobs[i].vars, "data='"), "%s", plan.jobs[i].vars);
@@ -351,9 +396,39 @@ Test(plot, data_files_hold_the_done_cells_in_length_order) {
             cr_expect(strstr(plan.jobs[i].vars, "trained_x=0.5;"), "the line between 512 and 1k: %s",
                       plan.jobs[i].vars);
             cr_expect(strstr(plan.jobs[i].vars, "series='yarn:factor=4 baseline';"), "%s", plan.jobs[i].vars);
+            bool nll = strstr(plan.jobs[i].vars, "metric='key_nll'") != NULL;
+            /* the key NLL's colour scale runs to its largest value: yarn at 1024 is absent, baseline's
+             * largest is at 1024, yarn's at 512 */
+            double top = fmax(key_nll_of(0, 1024, 2), key_nll_of(1, 512, 2));
+            char want[64];
+            snprintf(want, sizeof want, "cbmax=%.17g;", nll ? top : 1.0);
+            cr_expect(strstr(plan.jobs[i].vars, want), "%s: %s", want, plan.jobs[i].vars);
         }
     }
     cr_expect(heat);
+
+    /* short titles; the provenance goes into NAME.caption.txt (and the job's caption) */
+    for (int i = 0; i < plan.n_jobs; i++) {
+        const char *t = strstr(plan.jobs[i].vars, "title='");
+        cr_assert_not_null(t);
+        size_t len = strcspn(t + 7, "'");
+        cr_expect_lt(len, 60, "a short title: %.*s", (int)len, t + 7);
+        cr_expect(plan.jobs[i].caption && strstr(plan.jobs[i].caption, "sha256 abc123"), "%s", plan.jobs[i].caption);
+        const char *sub = strstr(plan.jobs[i].vars, "subtitle='");
+        cr_expect(sub && strcspn(sub + 10, "'") < 100 && !strstr(plan.jobs[i].vars, "max_tokens=4096'"),
+                  "the settings are in the caption, not the title: %s", plan.jobs[i].vars);
+    }
+    char *cap = test_read_text(strcat(strcpy((char[256]){0}, out), "/ppl_vs_length.caption.txt"));
+    cr_assert_not_null(cap);
+    cr_expect(strncmp(cap, "Perplexity vs context length.\n", 30) == 0, "%s", cap);
+    static const char *const must[] = {"sha256 abc123", "trained context 512", "protocol windows", "max_tokens=4096",
+                                       "seed 1", "tinystories", "sha256 feedface", "git revision 0123456789ab",
+                                       "backend cpu", "yarn:factor=4: colour #009E73",
+                                       "Not plotted (not done): yarn:factor=4@4096 (skipped)", "pi@512 (ppl inf)"};
+    for (size_t k = 0; k < sizeof must / sizeof must[0]; k++)
+        cr_expect(strstr(cap, must[k]), "caption has '%s': %s", must[k], cap);
+    free(cap);
+    cr_expect(file_exists(out, "passkey_heatmap.caption.txt") && file_exists(out, "cost_ppl.caption.txt"));
     plot_plan_free(&plan);
     remove_tree(dir);
 }
@@ -431,6 +506,295 @@ Test(plot, groups_of_one_task_get_numbered_figures) {
     cr_expect(!file_exists(out, "ppl_vs_length_3.dat"), "the all-failed group draws nothing");
     cr_expect(!file_exists(out, "ppl_vs_length.dat"));
     cr_expect(strstr(plan.notes.s, "no done cells"), "%s", plan.notes.s);
+    plot_plan_free(&plan);
+    remove_tree(dir);
+}
+
+/* A method's colour, dash and point shape follow its spec, not the sweep's order:
+ * the same methods written in the opposite order get the same style in every figure.
+ * Every method ctxbench has gets its own colour and shape; a spec with parameters is
+ * told apart from the plain one. */
+static void write_methods(const char *path, const char *const *specs, int n) {
+    char err[512];
+    struct store *st = store_open(path, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    for (int m = 0; m < n; m++)
+        for (long L = 512; L <= 1024; L *= 2) {
+            struct result r = {0};
+            ppl_result(&r, m % 2, L);
+            put_cell(st, &(struct cell_spec){"ppl", specs[m], "", L, CELL_DONE, 100 * m + (double)L / 512, 100, 10, NULL},
+                     &r);
+            result_free(&r);
+        }
+    store_close(st);
+}
+
+Test(plot, styles_follow_the_method_not_the_order) {
+    static const char *const specs[] = {"yarn", "baseline", "pi:factor=4", "pi", "yarn:factor=8", "newmethod"};
+    static const char *const reversed[] = {"newmethod", "yarn:factor=8", "pi", "pi:factor=4", "baseline", "yarn"};
+    const int n = 6;
+    char dir[64], h5[2][128], out[2][128], err[512];
+    temp_dir(dir, sizeof dir);
+    struct dat d[2];
+    for (int f = 0; f < 2; f++) {
+        snprintf(h5[f], sizeof h5[f], "%s/%d.h5", dir, f);
+        snprintf(out[f], sizeof out[f], "%s/out%d", dir, f);
+        cr_assert_eq(mkdir(out[f], 0777), 0);
+        write_methods(h5[f], f == 0 ? specs : reversed, n);
+        struct plot_plan plan;
+        cr_assert_eq(plot_prepare(h5[f], out[f], NULL, &plan, err, sizeof err), 0, "%s", err);
+        /* write_methods gives every other method the same losses: the loss figure says so */
+        if (f == 0)
+            cr_expect(strstr(plan.notes.s, "loss_by_position: identical losses: pi:factor=4 = yarn (the same curve)"), "%s",
+                      plan.notes.s);
+        plot_plan_free(&plan);
+        read_dat(out[f], "ppl_vs_length", &d[f]);
+        cr_assert_eq(d[f].n, n);
+        cr_expect_str_eq(d[f].b[0].name, f == 0 ? specs[0] : reversed[0], "the files' orders differ");
+    }
+    for (int i = 0; i < n; i++) {
+        const struct block *a = &d[0].b[i], *b = find_block(&d[1], a->name);
+        cr_assert_not_null(b, "%s", a->name);
+        cr_expect(strncmp(a->style, "color #", 7) == 0, "%s: style '%s'", a->name, a->style);
+        cr_expect_str_eq(a->style, b->style, "%s: the same style in both files", a->name);
+        for (int j = 0; j < i; j++)
+            cr_expect_str_neq(a->style, d[0].b[j].style, "%s and %s look different", a->name, d[0].b[j].name);
+    }
+    /* the cost figure of the same file draws each method as the ppl figure does */
+    struct dat cost;
+    read_dat(out[0], "cost_ppl", &cost);
+    for (int i = 0; i < n; i++)
+        cr_expect_str_eq(find_block(&cost, specs[i])->style, find_block(&d[0], specs[i])->style, "%s", specs[i]);
+    remove_tree(dir);
+
+    /* every method ctxbench has: its own colour and its own point shape */
+    static const char *const all[] = {"abf", "baseline", "dynamic_ntk", "llama3", "ntk", "pi", "selfextend", "swa", "yarn"};
+    struct plot_style st[9];
+    for (int i = 0; i < 9; i++) {
+        plot_method_style(all[i], &st[i]);
+        for (int j = 0; j < i; j++) {
+            cr_expect_str_neq(st[i].color, st[j].color, "%s and %s: colours", all[i], all[j]);
+            cr_expect_neq(st[i].point, st[j].point, "%s and %s: point shapes", all[i], all[j]);
+        }
+    }
+    struct plot_style plain, given;
+    plot_method_style("yarn", &plain);
+    plot_method_style("yarn:factor=8", &given);
+    cr_expect_str_eq(plain.color, given.color, "a spec keeps its method's colour");
+    cr_expect(plain.dash != given.dash && plain.point != given.point, "but another dash and point shape");
+}
+
+/* One configuration per curve. A spec without parameters derives its factor at each
+ * length (the legend says "factor L/512"); a spec with one is fixed (the legend and the
+ * targets give factor x 512). Curves equal by construction -- dynamic_ntk is ntk at
+ * every length, every method is the baseline at 1x -- are drawn side by side and named. */
+Test(plot, configurations_and_equal_curves_are_labelled) {
+    char dir[64], h5[128], out[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(h5, sizeof h5, "%s/c.h5", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(mkdir(out, 0777), 0);
+    struct store *st = store_open(h5, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    static const char *const specs[] = {"baseline", "ntk", "dynamic_ntk", "yarn", "pi:factor=4"};
+    static const char *const names[] = {"baseline", "ntk", "dynamic_ntk", "yarn", "pi"};
+    for (int m = 0; m < 5; m++)
+        for (long L = 512; L <= 2048; L *= 2) {
+            double factor = m == 4 ? 4 : m == 2 ? 1 : m == 0 ? NAN : (double)L / 512;
+            /* at 512 every method but pi:factor=4 has the baseline's perplexity; ntk and
+             * dynamic_ntk agree everywhere */
+            double ppl = L == 512 && m < 4 ? 5.0 : 5.0 + (double)L / 512 * (m == 2 ? 1 : m + 1) + (m == 4 ? 0.5 : 0);
+            if (m == 2) ppl = L == 512 ? 5.0 : 5.0 + (double)L / 512 * 2;
+            struct store_attr extra[2] = {{.name = "method_name", .kind = STORE_STR, .s = (char *)names[m]},
+                                          {.name = "method.factor", .kind = STORE_F64, .f = factor}};
+            struct result r = {0};
+            cr_assert_eq(result_scalar(&r, "ppl", ppl), 0);
+            put_cell_with(st, &(struct cell_spec){"ppl", specs[m], "", L, CELL_DONE, m, 100, 10, NULL}, &r, extra,
+                          m == 0 ? 1 : 2);
+            result_free(&r);
+        }
+    store_close(st);
+    struct plot_plan plan;
+    cr_assert_eq(plot_prepare(h5, out, NULL, &plan, err, sizeof err), 0, "%s", err);
+    const char *vars = NULL;
+    for (int i = 0; i < plan.n_jobs; i++)
+        if (strcmp(plan.jobs[i].script, "ppl_vs_length.gp") == 0) vars = plan.jobs[i].vars;
+    cr_assert_not_null(vars);
+    cr_expect(strstr(vars, "'yarn (factor L/512)'") && strstr(vars, "'ntk (factor L/512)'"), "%s", vars);
+    cr_expect(strstr(vars, "'pi:factor=4 (fixed, target 2k)'"), "%s", vars);
+    cr_expect(strstr(vars, "'baseline',") && strstr(vars, "'dynamic_ntk',"), "constant configurations: the name: %s", vars);
+    cr_expect(strstr(vars, "targets='-1 -1 -1 -1 2048';"), "%s", vars);
+    const char *notes = plan.notes.s ? plan.notes.s : "";
+    cr_expect(strstr(notes, "dynamic_ntk = ntk at every length"), "%s", notes);
+    cr_expect(strstr(notes, "at 512: baseline = ntk = dynamic_ntk = yarn") && !strstr(notes, "= pi"), "%s", notes);
+    cr_expect(strstr(vars, "note2='identical values, drawn side by side: dynamic_ntk = ntk"), "%s", vars);
+
+    struct dat d;
+    read_dat(out, "ppl_vs_length", &d);
+    cr_assert_eq(d.n, 5);
+    const struct block *ntk = find_block(&d, "ntk"), *dyn = find_block(&d, "dynamic_ntk"),
+                       *base = find_block(&d, "baseline"), *pi = find_block(&d, "pi:factor=4");
+    cr_assert(ntk && dyn && base && pi);
+    for (int k = 0; k < 3; k++) {
+        cr_expect_eq(ntk->v[k][0], dyn->v[k][0], "the true lengths stay in column 1");
+        cr_expect_neq(ntk->v[k][5], dyn->v[k][5], "row %d: equal curves are drawn apart", k);
+        cr_expect_lt(fabs(log2(dyn->v[k][5] / dyn->v[k][0])), 0.2, "by a small nudge");
+        cr_expect_eq(pi->v[k][5], pi->v[k][0], "a point no other method shares stays at its length");
+    }
+    cr_expect_neq(base->v[0][5], 512, "at 512 the baseline shares its value");
+    cr_expect_eq(base->v[1][5], 1024);
+    plot_plan_free(&plan);
+    remove_tree(dir);
+}
+
+/* Wilson score intervals against published values (Newcombe, Stat Med 17:857, 1998,
+ * table I: 95% intervals; and 0 of n: upper z^2 / (n + z^2)). */
+Test(plot, wilson_intervals_match_published_values) {
+    static const struct {
+        double k, n, lo, hi;
+    } cases[] = {
+        {81, 263, 0.2553, 0.3662},     /* Newcombe's example 1 */
+        {15, 148, 0.0624, 0.1605},     /* example 2 */
+        {0, 20, 0.0, 0.1611},          /* example 3 */
+        {1, 29, 0.0061, 0.1718},       /* example 4 */
+        {5, 10, 0.2366, 0.7634},
+        {0, 8, 0.0, 3.8414588 / (8 + 3.8414588)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double lo, hi;
+        plot_wilson(cases[i].k, cases[i].n, &lo, &hi);
+        cr_expect(fabs(lo - cases[i].lo) < 6e-5 && fabs(hi - cases[i].hi) < 6e-5, "%g/%g: [%.5f, %.5f], expected [%.4f, %.4f]",
+                  cases[i].k, cases[i].n, lo, hi, cases[i].lo, cases[i].hi);
+    }
+    double lo, hi;
+    plot_wilson(8, 8, &lo, &hi);
+    cr_expect_eq(hi, 1.0);
+    plot_wilson(1, 0, &lo, &hi);
+    cr_expect(isnan(lo) && isnan(hi), "no trials: no interval");
+}
+
+/* Passkey accuracy per length with its Wilson interval and n; the sample size is on
+ * the figure, and a small one is called small. */
+Test(plot, passkey_accuracy_has_wilson_intervals_and_n) {
+    char dir[64], h5[128], out[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(h5, sizeof h5, "%s/a.h5", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(mkdir(out, 0777), 0);
+    write_file_a(h5);
+    struct plot_plan plan;
+    cr_assert_eq(plot_prepare(h5, out, NULL, &plan, err, sizeof err), 0, "%s", err);
+    struct dat d;
+    read_dat(out, "passkey_accuracy", &d);
+    const struct block *b = find_block(&d, "baseline");
+    cr_assert_not_null(b);
+    cr_assert_eq(b->n_rows, 2);
+    for (int r = 0; r < 2; r++) {
+        long L = 512L << r;
+        double acc = (acc_of(0, L, 0) + acc_of(0, L, 1) + acc_of(0, L, 2)) / 3, lo, hi;
+        cr_expect_eq(b->v[r][0], (double)L);
+        cr_expect(close_to(b->v[r][1], acc));
+        plot_wilson(round(acc * 6), 6, &lo, &hi);
+        cr_expect(close_to(b->v[r][2], lo) && close_to(b->v[r][3], hi), "row %d: [%g, %g]", r, b->v[r][2], b->v[r][3]);
+        cr_expect_lt(b->v[r][2], acc + 1e-12);
+        cr_expect_gt(b->v[r][3], acc - 1e-12);
+        cr_expect_eq(b->v[r][4], 6, "n = the cell's trials");
+    }
+    const char *vars = NULL;
+    for (int i = 0; i < plan.n_jobs; i++)
+        if (strcmp(plan.jobs[i].script, "passkey_accuracy.gp") == 0) vars = plan.jobs[i].vars;
+    cr_assert_not_null(vars);
+    cr_expect(strstr(vars, "nlabel='n = 6 keys per point';"), "%s", vars);
+    cr_expect(strstr(vars, "note2='only n = 6 keys per point: the 95% Wilson intervals are wide';"), "%s", vars);
+    plot_plan_free(&plan);
+
+    /* first-sentence retrieval: n = 3 samples, called few; exact match with its interval */
+    snprintf(h5, sizeof h5, "%s/b.h5", dir);
+    write_file_b(h5);
+    cr_assert_eq(plot_prepare(h5, out, NULL, &plan, err, sizeof err), 0, "%s", err);
+    read_dat(out, "first_sentence_rouge", &d);
+    cr_assert_eq(d.b[0].n_cols, 7);
+    double lo, hi;
+    plot_wilson(3, 3, &lo, &hi);   /* the 512 cell: exact_match 1 over 3 samples */
+    cr_expect(close_to(d.b[0].v[1][5], lo) && close_to(d.b[0].v[1][6], 1.0), "%g %g", d.b[0].v[1][5], d.b[0].v[1][6]);
+    cr_expect(strstr(plan.jobs[0].vars, "nlabel='n = 3 samples per point';") &&
+                  strstr(plan.jobs[0].vars, "note2='only n = 3 samples"),
+              "%s", plan.jobs[0].vars);
+    plot_plan_free(&plan);
+    remove_tree(dir);
+}
+
+/* Work per token grows with the context: a throughput that rises with the length is
+ * flagged as disturbed timings (the results hold no load average to say more). The
+ * loss figures take a log position axis on request. */
+Test(plot, rising_throughput_is_flagged_and_loss_takes_log_x) {
+    char dir[64], h5[128], out[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(h5, sizeof h5, "%s/r.h5", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(mkdir(out, 0777), 0);
+    struct store *st = store_open(h5, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    static const double rates[2][3] = {{1000, 900, 800}, {500, 1000, 400}};   /* yarn: 512 -> 1k rises */
+    for (int m = 0; m < 2; m++)
+        for (int k = 0; k < 3; k++) {
+            struct result r = {0};
+            ppl_result(&r, m, 512L << k);
+            put_cell(st, &(struct cell_spec){"ppl", methods[m], "", 512L << k, CELL_DONE, m, rates[m][k], 10, NULL}, &r);
+            result_free(&r);
+        }
+    store_close(st);
+    struct plot_plan plan;
+    struct plot_opts o = {.passkey_metric = "accuracy", .loss_logx = true};
+    cr_assert_eq(plot_prepare(h5, out, &o, &plan, err, sizeof err), 0, "%s", err);
+    cr_expect(strstr(plan.notes.s, "cost_ppl: throughput rises with the length") &&
+                  strstr(plan.notes.s, "yarn:factor=4 512->1k (500->1000 tokens/s)") && !strstr(plan.notes.s, "baseline 512"),
+              "%s", plan.notes.s);
+    int loss = 0;
+    for (int i = 0; i < plan.n_jobs; i++) {
+        if (strcmp(plan.jobs[i].script, "cost_vs_length.gp") == 0)
+            cr_expect(strstr(plan.jobs[i].vars, "note2='tokens/s rises with length"), "%s", plan.jobs[i].vars);
+        if (strcmp(plan.jobs[i].script, "loss_by_position.gp") == 0) {
+            loss++;
+            cr_expect(strstr(plan.jobs[i].vars, "logx=1;"), "%s", plan.jobs[i].vars);
+        }
+    }
+    cr_expect_eq(loss, 3);
+    char *cap = test_read_text(strcat(strcpy((char[256]){0}, out), "/cost_ppl.caption.txt"));
+    cr_expect(cap && strstr(cap, "no load average"), "%s", cap);
+    free(cap);
+    plot_plan_free(&plan);
+    remove_tree(dir);
+}
+
+/* Identical ROUGE-L values of two methods are named in the caption and notes. */
+Test(plot, identical_rouge_is_named) {
+    char dir[64], h5[128], out[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(h5, sizeof h5, "%s/f.h5", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(mkdir(out, 0777), 0);
+    struct store *st = store_open(h5, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    static const char *const specs[2] = {"baseline", "yarn"};
+    for (int m = 0; m < 2; m++)
+        for (int k = 0; k < 2; k++) {
+            struct result r = {0};
+            double v = k == 0 ? 0.25 : 0.5 + 0.25 * m;   /* equal at 512 only */
+            cr_assert_eq(result_scalar(&r, "rouge_l", v), 0);
+            cr_assert_eq(result_scalar(&r, "samples", 1), 0);
+            put_cell(st, &(struct cell_spec){"first_sentence", specs[m], "", 512L << k, CELL_DONE, m, 100, 10, NULL}, &r);
+            result_free(&r);
+        }
+    store_close(st);
+    struct plot_plan plan;
+    cr_assert_eq(plot_prepare(h5, out, NULL, &plan, err, sizeof err), 0, "%s", err);
+    cr_expect(strstr(plan.notes.s, "identical ROUGE-L (drawn side by side): at 512: baseline = yarn") &&
+                  !strstr(plan.notes.s, "at 1k"),
+              "%s", plan.notes.s);
+    char *cap = test_read_text(strcat(strcpy((char[256]){0}, out), "/first_sentence_rouge.caption.txt"));
+    cr_expect(cap && strstr(cap, "at 512: baseline = yarn"), "%s", cap);
+    free(cap);
     plot_plan_free(&plan);
     remove_tree(dir);
 }
@@ -513,13 +877,25 @@ Test(plot, command_draws_png_and_svg, .timeout = 60) {
     }
     snprintf(args, sizeof args, "%s -o %s", a, out);
     cr_assert_eq(run_plot(args, text, sizeof text), 0, "%s", text);
-    cr_expect(strstr(text, "7 of 7 figures drawn"), "%s", text);
+    cr_expect(strstr(text, "9 of 9 figures drawn"), "%s", text);
     cr_expect(strstr(text, "note: ppl: yarn:factor=4 at length 4096 left out"), "%s", text);
     cr_expect(!strstr(text, "arning"), "gnuplot is quiet: %s", text);
     static const char *const figs[] = {"ppl_vs_length", "loss_by_position", "loss_by_position_yarn_factor_4",
-                                       "loss_by_position_baseline", "passkey_heatmap", "cost_ppl", "cost_passkey"};
+                                       "loss_by_position_baseline", "passkey_heatmap", "passkey_accuracy",
+                                       "passkey_heatmap_key_nll", "cost_ppl", "cost_passkey"};
     for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) expect_figure(out, figs[i]);
     cr_expect(file_exists(out, "notes.txt"));
+    /* the SVG carries the caption: its <title> is the figure's, its <desc> the provenance */
+    char svg_path[256];
+    snprintf(svg_path, sizeof svg_path, "%s/ppl_vs_length.svg", out);
+    char *svg = test_read_text(svg_path);
+    cr_assert_not_null(svg);
+    cr_expect(strstr(svg, "<title>Perplexity vs context length.</title>"), "%.400s", svg);
+    const char *desc = strstr(svg, "<desc>");
+    cr_expect(desc && strstr(desc, "sha256 abc123") && strstr(desc, "git revision 0123456789ab") &&
+                  strstr(desc, "</desc>") > strstr(desc, "sha256 abc123"),
+              "%.2000s", svg);
+    free(svg);
 
     /* a method name with a quote and a space reaches gnuplot intact */
     snprintf(out, sizeof out, "%s/figs/b", dir);

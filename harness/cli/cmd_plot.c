@@ -22,11 +22,16 @@ extern char **environ;
 static const char *help =
     "usage: ctxbench plot RESULTS.h5 [-o DIR] [options]\n"
     "Draws a sweep's figures with gnuplot as PNG and SVG, and writes the data behind each one next\n"
-    "to it (DIR/<figure>.dat: one block per method, with a comment header naming the columns):\n"
+    "to it (DIR/<figure>.dat: one block per method, with a comment header naming the columns) and\n"
+    "its caption (DIR/<figure>.caption.txt, also in the SVG's <desc>: model hash, protocol, data,\n"
+    "settings, git revision, the series and the notes):\n"
     "  ppl_vs_length         perplexity vs context length, per method (task ppl)\n"
     "  loss_by_position      mean NLL per position bin, every method at the longest length (ppl)\n"
     "  loss_by_position_<m>  the same for method m, one line per length (ppl)\n"
     "  passkey_heatmap       passkey accuracy by length x key depth, one panel per method\n"
+    "  passkey_heatmap_<m>   the same for the graded measures the results hold (digit_accuracy,\n"
+    "                        key_nll)\n"
+    "  passkey_accuracy      passkey exact-match accuracy vs length, 95% Wilson intervals\n"
     "  first_sentence_rouge  first-sentence retrieval ROUGE-L F1 vs length, per method\n"
     "  cost_<task>           throughput (tokens/s) and peak memory (MiB) vs length, per method\n"
     "Only done cells are drawn. Skipped and failed cells, and tasks absent from the file, are\n"
@@ -34,6 +39,8 @@ static const char *help =
     "models or settings, the figure names get _2, _3, ...\n"
     "  -o, --out DIR            output directory (default plots/out/<RESULTS name without .h5>)\n"
     "      --passkey-metric M   accuracy (default), digit_accuracy or token_accuracy\n"
+    "      --loss-logx          loss-by-position figures with a log2 position axis (the start of\n"
+    "                           the window, where a method's trained range lies, spread out)\n"
     "      --scripts DIR        the gnuplot scripts (default: plots/ beside the binary's build\n"
     "                           directory, else ./plots)\n"
     "      --gnuplot PROG       the gnuplot program (default gnuplot)\n"
@@ -121,6 +128,58 @@ static void describe_status(int status, char *buf, size_t cap) {
     else snprintf(buf, cap, "ended with wait status 0x%x", (unsigned)status);
 }
 
+static void xml_escaped(struct textbuf *b, const char *s, size_t n) {
+    for (size_t i = 0; i < n && s[i]; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '&') textbuf_puts(b, "&amp;");
+        else if (ch == '<') textbuf_puts(b, "&lt;");
+        else if (ch == '>') textbuf_puts(b, "&gt;");
+        else if (ch < 0x20 && ch != '\n' && ch != '\t') textbuf_puts(b, " ");   /* not allowed in XML 1.0 */
+        else textbuf_append(b, &s[i], 1);
+    }
+}
+
+/* The SVG carries its caption: gnuplot's <title>Gnuplot</title> becomes the figure's
+ * title (the caption's first line) and its <desc> the whole caption, so a figure
+ * copied out of the directory still says what it shows and where it came from. */
+static int svg_embed_caption(const char *path, const char *caption, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    struct textbuf in = {0}, out = {0};
+    char buf[65536];
+    size_t n;
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", ECHO(path), strerror(errno));
+        return -1;
+    }
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) textbuf_append(&in, buf, n);
+    bool read_err = ferror(f);
+    fclose(f);
+    const char *t0 = in.s ? strstr(in.s, "<title>") : NULL;
+    const char *t1 = t0 ? strstr(t0, "</title>") : NULL;
+    const char *d0 = t1 ? strstr(t1, "<desc>") : NULL;
+    const char *d1 = d0 ? strstr(d0, "</desc>") : NULL;
+    if (read_err || in.oom || !d1) {
+        textbuf_free(&in);
+        snprintf(err, errlen, "gnuplot's SVG %s has no <title> and <desc> to hold the caption", ECHO(path));
+        return -1;
+    }
+    textbuf_append(&out, in.s, (size_t)(t0 - in.s));
+    textbuf_puts(&out, "<title>");
+    xml_escaped(&out, caption, strcspn(caption, "\n"));
+    textbuf_append(&out, t1, (size_t)(d0 - t1));
+    textbuf_puts(&out, "<desc>");
+    xml_escaped(&out, caption, strlen(caption));
+    textbuf_append(&out, d0 + 6, (size_t)(d1 - d0 - 6));
+    textbuf_puts(&out, d1);
+    textbuf_free(&in);
+    f = out.oom ? NULL : fopen(path, "wb");
+    bool ok = f && fwrite(out.s, 1, out.n, f) == out.n;
+    if (f && fclose(f) != 0) ok = false;
+    if (!ok) snprintf(err, errlen, "cannot write %s: %s", ECHO(path), out.oom ? "out of memory" : strerror(errno));
+    textbuf_free(&out);
+    return ok ? 0 : -1;
+}
+
 /* One figure in one format: gnuplot -e "plotdir=...; term=...; out=...; <vars>" SCRIPT.
  * gnuplot draws into a temporary file beside the figure, renamed over it when complete,
  * so a kill or a failure leaves the previous figure, never a truncated one. */
@@ -170,6 +229,12 @@ static int draw(const char *gnuplot, const char *scripts, const char *results, c
         atomic_file_discard(&af);
         return -1;
     }
+    if (strcmp(term, "svg") == 0 && job->caption &&
+        svg_embed_caption(atomic_file_write_path(&af), job->caption, err, sizeof err) != 0) {
+        fprintf(stderr, "ctxbench: %s\n", err);
+        atomic_file_discard(&af);
+        return -1;
+    }
     if (atomic_file_commit(&af, err, sizeof err) != 0) {
         fprintf(stderr, "ctxbench: %s\n", err);
         return -1;
@@ -183,6 +248,7 @@ int cmd_plot(int argc, char **argv) {
                                              {"scripts", required_argument, 0, 1002},
                                              {"gnuplot", required_argument, 0, 1003},
                                              {"data-only", no_argument, 0, 1004},
+                                             {"loss-logx", no_argument, 0, 1005},
                                              {"help", no_argument, 0, 'h'},
                                              {0}};
     const char *out = NULL, *scripts = NULL, *gnuplot = "gnuplot";
@@ -196,6 +262,7 @@ int cmd_plot(int argc, char **argv) {
         else if (opt == 1002) scripts = optarg;
         else if (opt == 1003) gnuplot = optarg;
         else if (opt == 1004) data_only = true;
+        else if (opt == 1005) po.loss_logx = true;
         else if (opt == 'h') { fputs(help, stdout); return 0; }
         else { fputs(help, stderr); return 2; }
     }

@@ -18,13 +18,21 @@
 static const char *const group_keys[] = {"model_sha256", "task", "task_settings", "data", "seed", "backend"};
 #define N_GROUP_KEYS (int)(sizeof group_keys / sizeof group_keys[0])
 
+/* Below this many samples per point an interval says little; the figure says so. */
+#define FEW_SAMPLES 10
+
+/* A throughput this much above the previous (shorter) length's is flagged. */
+#define RATE_RISE 1.10
+
 /* The figure's note (drawn under the plot) is cut here; notes.txt has every line. */
 #define FIGURE_NOTE_MAX 160
 
 /* One line of a figure: a method (or, for the per-method loss figure, one length). */
 struct series {
     const char *name;                 /* method spec */
-    int lt;                           /* gnuplot line type: the method's place in the file's order */
+    struct plot_style style;          /* from the spec alone (plot_method_style), unique in the group */
+    char legend[200];                 /* the spec and how its configuration relates to the length */
+    double target;                    /* the length a fixed spec was made for (factor x L), -1 if none */
     int n;
     const struct store_cell **cells;  /* its done cells, ascending length */
 };
@@ -89,6 +97,59 @@ static const double *res_array(const struct store_cell *c, const char *name, int
     if (!it || it->kind != RESULT_ARRAY || !it->data || it->cols != 1 || it->rows < 1) return NULL;
     *n = it->rows;
     return it->data;
+}
+
+/* ------------------------------------------------------------------ method styles */
+
+/* The methods ctxbench has, each with its own colour and point shape. Okabe-Ito
+ * (Wong, Nature Methods 8:441, 2011) has seven colours besides black that read on
+ * white; its yellow does not, so the last two methods get greys of their own
+ * lightness. Shapes: filled circle, square, triangles, diamond, pentagon, then star
+ * and cross; a spec with parameters gets the open shape. dynamic_ntk is dashed: under
+ * the windows protocol it draws the same numbers as ntk (methods/README.md). */
+static const struct {
+    const char *name, *color;
+    int point, dash;
+} method_styles[] = {
+    {"baseline", "#000000", 7, 1},    {"pi", "#0072B2", 5, 1},         {"ntk", "#D55E00", 9, 1},
+    {"dynamic_ntk", "#E69F00", 8, 2}, {"yarn", "#009E73", 13, 1},      {"llama3", "#CC79A7", 11, 1},
+    {"abf", "#56B4E9", 15, 1},        {"selfextend", "#666666", 3, 1}, {"swa", "#A6A6A6", 2, 1},
+};
+/* A method not in the table (a new plugin) takes one of these by a hash of its name
+ * (Paul Tol's muted scheme, also colour-blind safe). */
+static const char *const extra_colors[] = {"#332288", "#117733", "#882255", "#44AA99", "#999933", "#AA4499"};
+static const int extra_points[] = {4, 6, 10, 12, 14, 1};
+
+/* FNV-1a: a fixed function of the text, the same on every machine and in every file. */
+static unsigned long fnv1a(const char *s, size_t n) {
+    unsigned long h = 2166136261UL;
+    for (size_t i = 0; i < n && s[i]; i++) h = ((h ^ (unsigned char)s[i]) * 16777619UL) & 0xffffffffUL;
+    return h;
+}
+
+void plot_method_style(const char *spec, struct plot_style *st) {
+    const char *colon = strchr(spec, ':');
+    size_t name_len = colon ? (size_t)(colon - spec) : strlen(spec);
+    int k = 0, n = (int)(sizeof method_styles / sizeof method_styles[0]);
+    while (k < n && !(strlen(method_styles[k].name) == name_len && strncmp(method_styles[k].name, spec, name_len) == 0))
+        k++;
+    int base_dash = 1;
+    if (k < n) {
+        snprintf(st->color, sizeof st->color, "%s", method_styles[k].color);
+        st->point = method_styles[k].point;
+        base_dash = method_styles[k].dash;
+    } else {
+        unsigned long h = fnv1a(spec, name_len);
+        snprintf(st->color, sizeof st->color, "%s", extra_colors[h % 6]);
+        st->point = extra_points[(h / 6) % 6];
+        base_dash = 1 + (int)((h / 36) % 2);
+    }
+    st->dash = base_dash;
+    if (colon && colon[1]) {   /* given parameters: an open shape and a dash chosen by them */
+        if (st->point >= 5 && st->point % 2 == 1) st->point--;
+        int d = 2 + (int)(fnv1a(colon + 1, (size_t)-1) % 3);   /* 2..4 */
+        st->dash = d >= base_dash ? d + 1 : d;                  /* never the plain spec's dash */
+    }
 }
 
 static bool same_group(const struct store_cell *a, const struct store_cell *b) {
@@ -213,6 +274,8 @@ static void group_free(struct group *g) {
     g->n_series = g->n_lengths = 0;
 }
 
+static void series_legend(const struct group *g, struct series *se);
+
 /* Lengths, series and the left-out list of a group whose cells are set. */
 static int group_build(struct plotter *p, struct group *g) {
     char line[512];
@@ -262,11 +325,80 @@ static int group_build(struct plotter *p, struct group *g) {
         }
         if (s->n > 0) {
             s->name = p->methods[m];
-            s->lt = m + 1;
+            plot_method_style(s->name, &s->style);
+            /* two specs of one method whose parameters hash to the same dash: the later one
+             * (in the file's order) takes the next dash, so no two lines look alike */
+            for (bool clash = true; clash;) {
+                clash = false;
+                for (int o = 0; o < g->n_series; o++)
+                    if (strcmp(g->series[o].style.color, s->style.color) == 0 && g->series[o].style.dash == s->style.dash &&
+                        g->series[o].style.point == s->style.point) {
+                        s->style.dash = s->style.dash % 5 + 1;
+                        clash = true;
+                    }
+            }
             g->n_series++;
         }
     }
+    for (int k = 0; k < g->n_series; k++) series_legend(g, &g->series[k]);
     return 0;
+}
+
+/* One configuration per curve, and the legend says which: a spec that gives no
+ * parameter takes its derived defaults at each length (yarn at 2k is factor 4, at 4k
+ * factor 8), which the legend shows as "yarn (factor L/512)" (or the range of the
+ * parameter that varies: "selfextend (group 1-11 by length)"); a spec with parameters is one fixed configuration, and
+ * the legend gives the length it targets (factor x trained length, SelfExtend's
+ * (L - W + floor(W/G)) x G), also marked on the length axis. */
+static void series_legend(const struct group *g, struct series *se) {
+    const struct store_cell *c0 = se->cells[0];
+    se->target = -1;
+    snprintf(se->legend, sizeof se->legend, "%s", se->name);
+    const char *varying = NULL;
+    double lo = INFINITY, hi = -INFINITY;
+    bool factor_is_ratio = g->ctx_train > 0;
+    static const char *const prefer[] = {"factor", "group", "window", "rope_theta"};
+    for (int pass = 0; pass < 2 && !varying; pass++)
+        for (int a = 0; a < c0->n_attrs && !varying; a++) {
+            const char *name = c0->attrs[a].name;
+            if (strncmp(name, "method.", 7) != 0) continue;
+            bool preferred = false;
+            for (int k = 0; k < 4; k++) preferred |= strcmp(name + 7, prefer[k]) == 0;
+            if (pass == 0 && !preferred) continue;
+            double first = attr_num(c0, name);
+            bool varies = false;
+            for (int i = 1; i < se->n; i++) varies |= attr_num(se->cells[i], name) != first;
+            if (!varies) continue;
+            varying = name + 7;
+            for (int i = 0; i < se->n; i++) {
+                double v = attr_num(se->cells[i], name);
+                lo = fmin(lo, v);
+                hi = fmax(hi, v);
+                double ratio = (double)cell_length(se->cells[i]) / (double)g->ctx_train;
+                factor_is_ratio &= fabs(v - fmax(1, ratio)) < 1e-9 * fmax(1, ratio);
+            }
+        }
+    if (varying && strcmp(varying, "factor") == 0 && factor_is_ratio)
+        snprintf(se->legend, sizeof se->legend, "%s (factor L/%ld)", se->name, g->ctx_train);
+    else if (varying)
+        snprintf(se->legend, sizeof se->legend, "%s (%s %g-%g by length)", se->name, varying, lo, hi);
+    if (!strchr(se->name, ':')) return;
+    /* a fixed spec: the length it is made for */
+    const char *m = attr_s(c0, "method_name");
+    double L = attr_num(c0, "method.original_max_position_embeddings");
+    if (!(L > 0)) L = (double)g->ctx_train;
+    double f = attr_num(c0, "method.factor"), G = attr_num(c0, "method.group"), W = attr_num(c0, "method.window");
+    if ((!strcmp(m, "pi") || !strcmp(m, "ntk") || !strcmp(m, "yarn") || !strcmp(m, "llama3")) && f > 0 && L > 0)
+        se->target = f * L;
+    else if (!strcmp(m, "selfextend") && G >= 1 && W >= 1 && g->ctx_train > 0)
+        se->target = ((double)g->ctx_train - W + floor(W / G)) * G;
+    if (se->target > 0 && se->target < 1e15 && !varying) {
+        char lab[32];
+        length_label((long)se->target, lab, sizeof lab);
+        snprintf(se->legend, sizeof se->legend, "%s (fixed, target %s)", se->name, lab);
+    } else {
+        se->target = -1;
+    }
 }
 
 /* ------------------------------------------------------------------ figure output */
@@ -278,7 +410,14 @@ struct figure {
     struct atomic_file af;   /* written beside path, renamed into place when finished */
     FILE *f;                 /* af.f */
     struct textbuf vars;
-    struct textbuf series, lts;      /* words: series titles and their line types */
+    struct textbuf series;           /* words: series titles */
+    struct textbuf colors, dashes, points;   /* words: each series' style */
+    struct textbuf legend;           /* gnuplot array items: each series' legend text */
+    struct textbuf targets;          /* words: each series' target length, -1 for none */
+    struct textbuf caption;          /* NAME.caption.txt: what, provenance, protocol (title_vars) */
+    struct textbuf caption_series;   /* its series lines (block_begin) */
+    struct textbuf caption_notes;    /* its notes (note_var, equal_var, figure text) */
+    const char *results;
     int n_blocks;
 };
 
@@ -293,6 +432,7 @@ static int figure_open(struct plotter *p, const struct group *g, struct figure *
     }
     if (atomic_file_open(&fig->af, fig->path, p->results, p->err, p->errlen) != 0) return -1;
     fig->f = fig->af.f;
+    fig->results = p->results;
     const struct store_cell *c = g->cells[0];
     fprintf(fig->f, "# ctxbench plot: %s\n# results: %s\n", what, p->results);
     fprintf(fig->f, "# model: %s (sha256 %s), trained context %ld tokens\n", attr_s(c, "model"),
@@ -305,13 +445,36 @@ static int figure_open(struct plotter *p, const struct group *g, struct figure *
     return 0;
 }
 
-static void block_begin(struct figure *fig, const char *title, int lt) {
+/* A block of the data file: one series. `st` NULL: a series without a method style
+ * (one length of the per-method loss figure); the script colours it by its place. */
+static void block_begin(struct figure *fig, const char *title, const struct plot_style *st, const char *legend,
+                        double target) {
     if (fig->n_blocks++) fputs("\n\n", fig->f);
     fprintf(fig->f, "# series: %s\n", title);
+    static const struct plot_style none = {"#000000", 1, 7};
+    if (st) fprintf(fig->f, "# style: color %s dash %d point %d\n", st->color, st->dash, st->point);
+    else st = &none;
     add_word(&fig->series, title);
+    add_word(&fig->colors, st->color);
     char buf[16];
-    snprintf(buf, sizeof buf, "%d", lt);
-    add_word(&fig->lts, buf);
+    snprintf(buf, sizeof buf, "%d", st->dash);
+    add_word(&fig->dashes, buf);
+    snprintf(buf, sizeof buf, "%d", st->point);
+    add_word(&fig->points, buf);
+    snprintf(buf, sizeof buf, "%.0f", target > 0 ? target : -1);
+    add_word(&fig->targets, buf);
+    if (fig->legend.n) textbuf_puts(&fig->legend, ",");
+    gp_quote(&fig->legend, legend ? legend : title);
+    textbuf_puts(&fig->caption_series, "  ");
+    textbuf_puts(&fig->caption_series, legend ? legend : title);
+    if (st != &none) {
+        static const char *const dash_names[] = {"", "solid", "dashed", "dotted", "dash-dot", "dash-dot-dot"};
+        char sty[96];
+        snprintf(sty, sizeof sty, ": colour %s, %s line, point type %d", st->color,
+                 st->dash >= 1 && st->dash <= 5 ? dash_names[st->dash] : "dashed", st->point);
+        textbuf_puts(&fig->caption_series, sty);
+    }
+    textbuf_puts(&fig->caption_series, "\n");
 }
 
 /* The protocol words of a task's results: what a reader needs to know how a number
@@ -360,21 +523,62 @@ static void wrapped_vars(struct textbuf *v, const char *text, size_t width) {
     }
 }
 
-/* Title lines: what, model and trained context; then the task's protocol, data and
- * settings. */
-static void title_vars(const struct group *g, struct textbuf *v, const char *what) {
+/* Every distinct value of a text attribute over the group's cells, ", "-separated
+ * (a figure can mix builds: the reader should see that). */
+static void distinct_attr(const struct group *g, const char *name, struct textbuf *out) {
+    for (int i = 0; i < g->n; i++) {
+        const char *v = attr_s(g->cells[i], name);
+        if (!v[0]) continue;
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++) seen = strcmp(attr_s(g->cells[j], name), v) == 0;
+        if (seen) continue;
+        if (out->n) textbuf_puts(out, ", ");
+        textbuf_puts(out, v);
+    }
+    if (!out->n) textbuf_puts(out, "unknown");
+}
+
+/* The title is short (what, the model and its trained context, the data): a paper's
+ * figure. Everything else a reader needs to reproduce it -- the protocol, the model's
+ * hash, the dataset's path and hash, settings, seed, backend, build revision --
+ * goes into the caption file beside the figure and into the SVG's <desc>. */
+static void title_vars(const struct group *g, struct figure *fig, const char *what) {
+    struct textbuf *v = &fig->vars;
     const struct store_cell *c = g->cells[0];
-    char line[1024], proto[600], sub[1400];
-    char ctx[64] = "";
-    if (g->ctx_train > 0) snprintf(ctx, sizeof ctx, ", trained context %ld tokens", g->ctx_train);
-    snprintf(line, sizeof line, "%s - %s%s", what, attr_s(c, "model")[0] ? attr_s(c, "model") : "model ?", ctx);
-    var_str(v, "title", line);
-    protocol_text(g, proto, sizeof proto);
+    char line[1024], proto[600];
+    var_str(v, "title", what);
+    const char *model = attr_s(c, "model")[0] ? attr_s(c, "model") : "model ?";
     const char *data = attr_s(c, "data");
-    snprintf(sub, sizeof sub, "task %s%s%s%s%s; settings %s; seed %.0f", g->task, proto[0] ? ", " : "", proto,
-             data[0] ? "; data " : "", data, attr_s(c, "task_settings")[0] ? attr_s(c, "task_settings") : "defaults",
-             attr_num(c, "seed"));
-    wrapped_vars(v, sub, 96);
+    char ctx[64] = "";
+    if (g->ctx_train > 0) snprintf(ctx, sizeof ctx, " (trained at %ld tokens)", g->ctx_train);
+    snprintf(line, sizeof line, "%s%s%s%s", model, ctx, data[0] ? ", data " : "", data);
+    wrapped_vars(v, line, 96);
+    protocol_text(g, proto, sizeof proto);
+    struct textbuf *t = &fig->caption;
+    textbuf_puts(t, what);
+    textbuf_puts(t, ".\n");
+    struct textbuf revs = {0}, versions = {0}, devices = {0};
+    distinct_attr(g, "git_rev", &revs);
+    distinct_attr(g, "ctxbench_version", &versions);
+    distinct_attr(g, "device", &devices);
+    char buf[4096];
+    snprintf(buf, sizeof buf,
+             "Model: %s (sha256 %s), trained context %ld tokens.\n"
+             "Task: %s; %s%ssettings: %s; seed %.0f.\n"
+             "Data: %s%s%s%s%s.\n"
+             "Ran on: backend %s, device %s, %.0f threads, host %s.\n"
+             "Built: ctxbench %s, git revision %s.\n"
+             "Results file: %s (figure data: the .dat file beside this caption).\n",
+             model, attr_s(c, "model_sha256")[0] ? attr_s(c, "model_sha256") : "unknown", g->ctx_train, g->task, proto,
+             proto[0] ? "; " : "", attr_s(c, "task_settings")[0] ? attr_s(c, "task_settings") : "the task's defaults",
+             attr_num(c, "seed"), data[0] ? data : "none (the task's own prompt)",
+             attr_s(c, "data_path")[0] ? ", path " : "", attr_s(c, "data_path"),
+             attr_s(c, "data_sha256")[0] ? ", sha256 " : "", attr_s(c, "data_sha256"), attr_s(c, "backend"),
+             devices.s, attr_num(c, "threads"), attr_s(c, "host"), versions.s, revs.s, fig->results);
+    textbuf_puts(t, buf);
+    textbuf_free(&revs);
+    textbuf_free(&versions);
+    textbuf_free(&devices);
 }
 
 /* Length axis: the group's lengths as ticks, the range widened to show the trained
@@ -400,7 +604,17 @@ static void axis_vars(const struct group *g, struct textbuf *v) {
     var_num(v, "ctx_train", (double)g->ctx_train);
 }
 
-static void note_var(struct textbuf *v, const char *extra, const struct textbuf *left_out) {
+static void note_var(struct figure *fig, const char *extra, const struct textbuf *left_out) {
+    struct textbuf *v = &fig->vars;
+    if (left_out && left_out->n) {
+        textbuf_puts(&fig->caption_notes, "Not plotted (not done): ");
+        textbuf_puts(&fig->caption_notes, left_out->s);
+        textbuf_puts(&fig->caption_notes, ".\n");
+    }
+    if (extra && extra[0]) {
+        textbuf_puts(&fig->caption_notes, extra);
+        textbuf_puts(&fig->caption_notes, ".\n");
+    }
     struct textbuf t = {0};
     if (left_out && left_out->n) {
         textbuf_puts(&t, "not plotted: ");
@@ -421,6 +635,57 @@ static void note_var(struct textbuf *v, const char *extra, const struct textbuf 
     textbuf_free(&t);
 }
 
+static void figure_free_text(struct figure *fig) {
+    textbuf_free(&fig->vars);
+    textbuf_free(&fig->series);
+    textbuf_free(&fig->colors);
+    textbuf_free(&fig->dashes);
+    textbuf_free(&fig->points);
+    textbuf_free(&fig->legend);
+    textbuf_free(&fig->targets);
+    textbuf_free(&fig->caption);
+    textbuf_free(&fig->caption_series);
+    textbuf_free(&fig->caption_notes);
+}
+
+/* The second note line: which methods give identical values (find_equal). */
+static void equal_var(struct figure *fig, const struct textbuf *equal, const char *what) {
+    struct textbuf *v = &fig->vars;
+    if (equal->n) {
+        textbuf_puts(&fig->caption_notes, "Equal by construction (");
+        textbuf_puts(&fig->caption_notes, what);
+        textbuf_puts(&fig->caption_notes, "): ");
+        textbuf_puts(&fig->caption_notes, equal->s);
+        textbuf_puts(&fig->caption_notes, ".\n");
+    }
+    char line[FIGURE_NOTE_MAX + 120] = "";
+    if (equal->n > FIGURE_NOTE_MAX)
+        snprintf(line, sizeof line, "%s: %.*s... (see notes.txt)", what, FIGURE_NOTE_MAX - 40, equal->s);
+    else if (equal->n)
+        snprintf(line, sizeof line, "%s: %s", what, equal->s);
+    var_str(v, "note2", line);
+}
+
+/* n on the figure: `nlabel` ("n = 2 samples per point") for the axis or colour bar,
+ * and, below FEW_SAMPLES, note2 says that the intervals say little. */
+static void sample_size_var(struct figure *fig, double n_min, double n_max, const char *unit, const char *caveat) {
+    char lab[96] = "", line[256] = "";
+    if (n_max > 0 && n_min == n_max) snprintf(lab, sizeof lab, "n = %.0f %s per point", n_min, unit);
+    else if (n_max > 0) snprintf(lab, sizeof lab, "n = %.0f-%.0f %s per point", n_min, n_max, unit);
+    var_str(&fig->vars, "nlabel", lab);
+    if (n_max > 0 && n_min < FEW_SAMPLES) {
+        snprintf(line, sizeof line, "only %s: %s", lab, caveat);
+        textbuf_puts(&fig->caption_notes, "Sample size: ");
+        textbuf_puts(&fig->caption_notes, line);
+        textbuf_puts(&fig->caption_notes, ".\n");
+    } else if (lab[0]) {
+        textbuf_puts(&fig->caption_notes, "Sample size: ");
+        textbuf_puts(&fig->caption_notes, lab);
+        textbuf_puts(&fig->caption_notes, ".\n");
+    }
+    var_str(&fig->vars, "note2", line);
+}
+
 /* Closes the data file and, if it has any block, queues the gnuplot job. */
 static int figure_finish(struct plotter *p, struct figure *fig, const char *script) {
     fig->f = NULL;
@@ -430,12 +695,25 @@ static int figure_finish(struct plotter *p, struct figure *fig, const char *scri
         char line[256];
         snprintf(line, sizeof line, "%s: nothing to plot (no done cell has its data); figure skipped", fig->name);
         note(p, line);
-        textbuf_free(&fig->vars);
-        textbuf_free(&fig->series);
-        textbuf_free(&fig->lts);
+        figure_free_text(fig);
         return 0;
     }
     if (atomic_file_commit(&fig->af, p->err, p->errlen) != 0) goto fail;
+    /* the caption: provenance, then the series, then the notes */
+    textbuf_puts(&fig->caption, "Series (colour-blind safe colours, each method its own point shape; a spec without "
+                                "parameters takes its defaults at each length, and the legend names the one that "
+                                "varies; a spec with parameters is one configuration, its target length ticked on the "
+                                "length axis):\n");
+    textbuf_puts(&fig->caption, fig->caption_series.s ? fig->caption_series.s : "");
+    textbuf_puts(&fig->caption, fig->caption_notes.s ? fig->caption_notes.s : "");
+    if (fig->caption.oom) goto oom;
+    char cap_path[4096 + 16];
+    size_t plen = strlen(fig->path);
+    snprintf(cap_path, sizeof cap_path, "%.*s.caption.txt", (int)(plen - 4), fig->path);
+    struct atomic_file caf;
+    if (atomic_file_open(&caf, cap_path, p->results, p->err, p->errlen) != 0) goto fail;
+    fputs(fig->caption.s, caf.f);
+    if (atomic_file_commit(&caf, p->err, p->errlen) != 0) goto fail;
     struct plot_plan *plan = p->plan;
     if (plan->n_jobs == plan->cap_jobs) {
         int cap = plan->cap_jobs ? 2 * plan->cap_jobs : 16;
@@ -446,8 +724,17 @@ static int figure_finish(struct plotter *p, struct figure *fig, const char *scri
     }
     var_str(&fig->vars, "data", fig->path);
     var_str(&fig->vars, "series", fig->series.s ? fig->series.s : "");
-    var_str(&fig->vars, "lts", fig->lts.s ? fig->lts.s : "");
-    if (fig->vars.oom || fig->series.oom || fig->lts.oom) goto oom;
+    var_str(&fig->vars, "colors", fig->colors.s ? fig->colors.s : "");
+    var_str(&fig->vars, "dashes", fig->dashes.s ? fig->dashes.s : "");
+    var_str(&fig->vars, "points", fig->points.s ? fig->points.s : "");
+    var_str(&fig->vars, "targets", fig->targets.s ? fig->targets.s : "");
+    char arr[64];
+    snprintf(arr, sizeof arr, "array legend[%d] = [", fig->n_blocks);
+    textbuf_puts(&fig->vars, arr);
+    textbuf_puts(&fig->vars, fig->legend.s ? fig->legend.s : "");
+    textbuf_puts(&fig->vars, "]; ");
+    if (fig->vars.oom || fig->series.oom || fig->colors.oom || fig->dashes.oom || fig->points.oom || fig->legend.oom || fig->targets.oom)
+        goto oom;
     struct plot_job *job = &plan->jobs[plan->n_jobs];
     memset(job, 0, sizeof *job);
     snprintf(job->script, sizeof job->script, "%s", script);
@@ -458,27 +745,137 @@ static int figure_finish(struct plotter *p, struct figure *fig, const char *scri
     job->out[n - 4] = 0;
     job->vars = fig->vars.s;
     fig->vars = (struct textbuf){0};
+    job->caption = fig->caption.s;
+    fig->caption = (struct textbuf){0};
     plan->n_jobs++;
-    textbuf_free(&fig->series);
-    textbuf_free(&fig->lts);
+    figure_free_text(fig);
     return 0;
 oom:
     snprintf(p->err, p->errlen, "out of memory");
 fail:
-    textbuf_free(&fig->vars);
-    textbuf_free(&fig->series);
-    textbuf_free(&fig->lts);
+    figure_free_text(fig);
     return -1;
 }
 
 /* ------------------------------------------------------------------ the figures */
 
+/* The 95% Wilson score interval of k successes in n trials (Wilson 1927): unlike
+ * k/n +- 1.96 sd it stays inside [0, 1] and is not zero-width at 0/n or n/n, which
+ * is where a passkey cell usually is. */
+void plot_wilson(double k, double n, double *lo, double *hi) {
+    if (!(n > 0) || !(k >= 0) || k > n) {
+        *lo = *hi = NAN;
+        return;
+    }
+    const double z = 1.959963984540054;
+    double ph = k / n, z2n = z * z / n;
+    double centre = (ph + z2n / 2) / (1 + z2n);
+    double half = z / (1 + z2n) * sqrt(ph * (1 - ph) / n + z2n / (4 * n));
+    *lo = fmax(0, centre - half);
+    *hi = fmin(1, centre + half);
+    if (k == 0) *lo = 0;   /* exact at the ends: no rounding below 0 or above 1 */
+    if (k == n) *hi = 1;
+}
+
+static bool same_value(double a, double b) { return isfinite(a) && isfinite(b) && fabs(a - b) <= 1e-12 * fmax(fabs(a), fabs(b)); }
+
+/* Curves equal by construction: every method at factor 1 is the baseline, and under
+ * the windows protocol dynamic_ntk is ntk. Points of different series with the same
+ * value at one length are drawn side by side (dodge[s * g->n + i] multiplies the
+ * length of point i of series s), and `text` says which: "dynamic_ntk = ntk at every
+ * length" for a pair equal wherever both have a value (two lengths or more), then
+ * "at 512: baseline = pi = ..." for the other coincidences. */
+static void find_equal(const struct group *g, const char *metric, double *dodge, struct textbuf *text) {
+    for (int k = 0; k < g->n_series * g->n; k++) dodge[k] = 1;
+    int ns = g->n_series;
+    bool *whole = calloc((size_t)ns * (size_t)(ns ? ns : 1), sizeof *whole);   /* whole[a*ns+b]: a = b everywhere */
+    int *member = malloc((size_t)(ns ? ns : 1) * sizeof *member);
+    if (!whole || !member) {
+        free(whole);
+        free(member);
+        return;
+    }
+    for (int a = 0; a < ns; a++)
+        for (int b = a + 1; b < ns; b++) {
+            int common = 0, equal = 0;
+            for (int i = 0; i < g->series[a].n; i++)
+                for (int j = 0; j < g->series[b].n; j++)
+                    if (cell_length(g->series[a].cells[i]) == cell_length(g->series[b].cells[j])) {
+                        double x = res_scalar(g->series[a].cells[i], metric), y = res_scalar(g->series[b].cells[j], metric);
+                        if (!isfinite(x) || !isfinite(y)) continue;
+                        common++;
+                        equal += same_value(x, y);
+                    }
+            if (common >= 2 && equal == common) {
+                whole[a * ns + b] = whole[b * ns + a] = true;
+                char buf[240];
+                snprintf(buf, sizeof buf, "%s%s = %s at every length", text->n ? "; " : "", g->series[b].name,
+                         g->series[a].name);
+                textbuf_puts(text, buf);
+            }
+        }
+    for (int li = 0; li < g->n_lengths; li++) {
+        long L = g->lengths[li];
+        bool *done = calloc((size_t)(ns ? ns : 1), sizeof *done);
+        if (!done) break;
+        for (int a = 0; a < ns; a++) {
+            if (done[a]) continue;
+            int ia = -1;
+            for (int i = 0; i < g->series[a].n; i++)
+                if (cell_length(g->series[a].cells[i]) == L) ia = i;
+            if (ia < 0) continue;
+            double va = res_scalar(g->series[a].cells[ia], metric);
+            int c = 0;
+            member[c++] = a;
+            for (int b = a + 1; b < ns; b++) {
+                if (done[b]) continue;
+                for (int j = 0; j < g->series[b].n; j++)
+                    if (cell_length(g->series[b].cells[j]) == L && same_value(va, res_scalar(g->series[b].cells[j], metric))) {
+                        member[c++] = b;
+                        done[b] = true;
+                    }
+            }
+            if (c < 2) continue;
+            bool explained = true;   /* every member pair already said "at every length" */
+            for (int x = 0; x < c; x++)
+                for (int y = x + 1; y < c; y++) explained &= whole[member[x] * ns + member[y]];
+            for (int x = 0; x < c; x++) {
+                const struct series *se = &g->series[member[x]];
+                for (int i = 0; i < se->n; i++)
+                    if (cell_length(se->cells[i]) == L) dodge[member[x] * g->n + i] = pow(2, 0.035 * (x - (c - 1) / 2.0));
+            }
+            if (explained) continue;
+            char lab[32], buf[160];
+            length_label(L, lab, sizeof lab);
+            snprintf(buf, sizeof buf, "%sat %s: ", text->n ? "; " : "", lab);
+            textbuf_puts(text, buf);
+            for (int x = 0; x < c; x++) {
+                if (x) textbuf_puts(text, " = ");
+                textbuf_puts(text, g->series[member[x]].name);
+            }
+        }
+        free(done);
+    }
+    free(whole);
+    free(member);
+}
+
 /* Figure 1: perplexity vs length, one line per method. */
 static int fig_ppl(struct plotter *p, const struct group *g) {
     struct figure fig;
     if (figure_open(p, g, &fig, "ppl_vs_length", "perplexity vs context length") != 0) return -1;
-    fputs("# columns: length ppl nll tokens_scored windows\n", fig.f);
-    struct textbuf dropped = {0};
+    fputs("# columns: length ppl nll tokens_scored windows x_drawn (x_drawn: the length, nudged apart where methods "
+          "have the same perplexity)\n",
+          fig.f);
+    struct textbuf dropped = {0}, equal = {0};
+    double *dodge = malloc((size_t)(g->n_series * g->n + 1) * sizeof *dodge);
+    if (!dodge) {
+        snprintf(p->err, p->errlen, "out of memory");
+        figure_free_text(&fig);
+        atomic_file_discard(&fig.af);
+        return -1;
+    }
+    find_equal(g, "ppl", dodge, &equal);
     for (int s = 0; s < g->n_series; s++) {
         const struct series *se = &g->series[s];
         bool begun = false;
@@ -491,21 +888,29 @@ static int fig_ppl(struct plotter *p, const struct group *g) {
                 textbuf_puts(&dropped, buf);
                 continue;
             }
-            if (!begun) block_begin(&fig, se->name, se->lt);
+            if (!begun) block_begin(&fig, se->name, &se->style, se->legend, se->target);
             begun = true;
-            fprintf(fig.f, "%ld %.9g %.9g %.0f %.0f\n", cell_length(c), ppl, res_scalar(c, "nll"),
-                    res_scalar(c, "tokens_scored"), res_scalar(c, "windows"));
+            fprintf(fig.f, "%ld %.9g %.9g %.0f %.0f %.9g\n", cell_length(c), ppl, res_scalar(c, "nll"),
+                    res_scalar(c, "tokens_scored"), res_scalar(c, "windows"), (double)cell_length(c) * dodge[s * g->n + i]);
         }
+    }
+    free(dodge);
+    if (equal.n) {
+        char line[2048];
+        snprintf(line, sizeof line, "%s: identical perplexities (drawn side by side): %s", fig.name, equal.s);
+        note(p, line);
     }
     if (dropped.n) {
         char line[1024];
         snprintf(line, sizeof line, "%s: not finite, left out: %s", fig.name, dropped.s);
         note(p, line);
     }
-    title_vars(g, &fig.vars, "Perplexity vs context length");
+    title_vars(g, &fig, "Perplexity vs context length");
     axis_vars(g, &fig.vars);
-    note_var(&fig.vars, dropped.s, &g->left_out);
+    note_var(&fig, dropped.s, &g->left_out);
+    equal_var(&fig, &equal, "identical values, drawn side by side");
     textbuf_free(&dropped);
+    textbuf_free(&equal);
     return figure_finish(p, &fig, "ppl_vs_length.gp");
 }
 
@@ -549,7 +954,14 @@ static int fig_loss(struct plotter *p, const struct group *g) {
     snprintf(what, sizeof what, "mean NLL by position at length %ld, one block per method", Lmax);
     if (figure_open(p, g, &fig, "loss_by_position", what) != 0) return -1;
     fputs(cols, fig.f);
-    struct textbuf missing = {0};
+    struct textbuf missing = {0}, equal = {0};
+    const struct store_cell **drawn = calloc((size_t)g->n_series + 1, sizeof *drawn);
+    if (!drawn) {
+        snprintf(p->err, p->errlen, "out of memory");
+        figure_free_text(&fig);
+        atomic_file_discard(&fig.af);
+        return -1;
+    }
     for (int s = 0; s < g->n_series; s++) {
         const struct series *se = &g->series[s];
         const struct store_cell *c = NULL;
@@ -560,8 +972,37 @@ static int fig_loss(struct plotter *p, const struct group *g) {
             add_word(&missing, se->name);
             continue;
         }
-        block_begin(&fig, se->name, se->lt);
+        block_begin(&fig, se->name, &se->style, se->legend, se->target);
         write_bins(fig.f, c);
+        drawn[s] = c;
+    }
+    /* curves that coincide (a curve drawn over another hides it): the same loss in every
+     * bin, or in the bins up to some position (SWA and SelfExtend are the baseline while
+     * no key is beyond their window) */
+    for (int b = 0; b < g->n_series; b++)
+        for (int a = 0; a < b; a++) {
+            if (!drawn[a] || !drawn[b]) continue;
+            int na = 0, nb = 0, ne = 0;
+            const double *x = res_array(drawn[a], "nll_by_pos", &na), *y = res_array(drawn[b], "nll_by_pos", &nb);
+            const double *edges = res_array(drawn[b], "nll_by_pos_edges", &ne);
+            if (na != nb || !edges || ne != nb + 1) continue;
+            int k = 0;
+            while (k < na && (same_value(x[k], y[k]) || (isnan(x[k]) && isnan(y[k])))) k++;
+            if (k == 0) continue;
+            char buf[240];
+            if (k == na)
+                snprintf(buf, sizeof buf, "%s%s = %s (the same curve)", equal.n ? "; " : "", g->series[b].name,
+                         g->series[a].name);
+            else
+                snprintf(buf, sizeof buf, "%s%s = %s up to position %.0f", equal.n ? "; " : "", g->series[b].name,
+                         g->series[a].name, edges[k]);
+            textbuf_puts(&equal, buf);
+        }
+    free(drawn);
+    if (equal.n) {
+        char line[2048];
+        snprintf(line, sizeof line, "%s: identical losses: %s", fig.name, equal.s);
+        note(p, line);
     }
     char extra[600] = "";
     if (missing.n) {
@@ -571,13 +1012,16 @@ static int fig_loss(struct plotter *p, const struct group *g) {
         note(p, line);
     }
     textbuf_free(&missing);
-    char t[160];
+    char t[260];
     snprintf(t, sizeof t, "Mean NLL by position at length %ld", Lmax);
-    title_vars(g, &fig.vars, t);
+    title_vars(g, &fig, t);
     var_num(&fig.vars, "ctx_train", g->ctx_train < Lmax ? (double)g->ctx_train : -1);   /* inside the axis only */
     var_num(&fig.vars, "xmax", (double)Lmax);
     var_num(&fig.vars, "by_length", 0);
-    note_var(&fig.vars, extra, &g->left_out);
+    var_num(&fig.vars, "logx", p->o && p->o->loss_logx);
+    note_var(&fig, extra, &g->left_out);
+    equal_var(&fig, &equal, "identical losses, one line over the other");
+    textbuf_free(&equal);
     if (figure_finish(p, &fig, "loss_by_position.gp") != 0) return -1;
 
     /* (b) each method with at least two lengths: one line per length */
@@ -586,7 +1030,7 @@ static int fig_loss(struct plotter *p, const struct group *g) {
         int with_bins = 0, n;
         for (int i = 0; i < se->n; i++) with_bins += res_array(se->cells[i], "nll_by_pos", &n) != NULL;
         if (with_bins < 2) continue;
-        char base[120], safe[100];
+        char base[160], safe[100];
         file_safe(se->name, safe, sizeof safe);
         bool clash = false;   /* two specs that make the same file name */
         for (int o = 0; o < s; o++) {
@@ -594,7 +1038,7 @@ static int fig_loss(struct plotter *p, const struct group *g) {
             file_safe(g->series[o].name, other, sizeof other);
             clash |= strcmp(other, safe) == 0;
         }
-        if (clash) snprintf(base, sizeof base, "loss_by_position_%s_%d", safe, se->lt);
+        if (clash) snprintf(base, sizeof base, "loss_by_position_%s_%d", safe, s + 1);
         else snprintf(base, sizeof base, "loss_by_position_%s", safe);
         snprintf(what, sizeof what, "mean NLL by position for method %s, one block per length", se->name);
         if (figure_open(p, g, &fig, base, what) != 0) return -1;
@@ -605,26 +1049,35 @@ static int fig_loss(struct plotter *p, const struct group *g) {
             if (!res_array(c, "nll_by_pos", &n)) continue;
             char title[48];
             snprintf(title, sizeof title, "L=%ld", cell_length(c));
-            block_begin(&fig, title, fig.n_blocks + 1);
+            block_begin(&fig, title, NULL, NULL, -1);
             write_bins(fig.f, c);
             longest = cell_length(c);
         }
-        snprintf(t, sizeof t, "Mean NLL by position, method %s", se->name);
-        title_vars(g, &fig.vars, t);
+        snprintf(t, sizeof t, "Mean NLL by position, %s", se->legend);
+        title_vars(g, &fig, t);
         var_num(&fig.vars, "ctx_train", g->ctx_train < longest ? (double)g->ctx_train : -1);
         var_num(&fig.vars, "xmax", (double)longest);
         var_num(&fig.vars, "by_length", 1);
-        note_var(&fig.vars, NULL, NULL);
+        var_num(&fig.vars, "logx", p->o && p->o->loss_logx);
+        note_var(&fig, NULL, NULL);
         if (figure_finish(p, &fig, "loss_by_position.gp") != 0) return -1;
     }
     return 0;
 }
 
-/* Figure 2: passkey accuracy by (length, depth), one panel per method. */
-static int fig_passkey(struct plotter *p, const struct group *g) {
-    const char *metric = p->o && p->o->passkey_metric ? p->o->passkey_metric : "accuracy";
+/* Figure 2: passkey accuracy by (length, depth), one panel per method; `graded`: an
+ * extra heatmap of a graded measure (digit accuracy, the key's NLL), drawn only when
+ * the results hold it. */
+static int fig_passkey(struct plotter *p, const struct group *g, const char *metric, bool graded) {
     char arr[64];
     snprintf(arr, sizeof arr, "%s_by_depth", metric);
+    if (graded) {   /* an extra heatmap: only when the results hold its measure */
+        bool any = false;
+        int n;
+        for (int s = 0; s < g->n_series && !any; s++)
+            for (int i = 0; i < g->series[s].n && !any; i++) any = res_array(g->series[s].cells[i], arr, &n) != NULL;
+        if (!any) return 0;
+    }
     /* the depth grid: from the first done cell that has it */
     const double *depth = NULL;
     int nd = 0;
@@ -639,11 +1092,16 @@ static int fig_passkey(struct plotter *p, const struct group *g) {
     struct figure fig;
     char what[200];
     snprintf(what, sizeof what, "passkey %s by context length and key depth, one block per method", metric);
-    if (figure_open(p, g, &fig, "passkey_heatmap", what) != 0) return -1;
-    fprintf(fig.f, "# columns: length_index depth_index %s length depth_percent (indices place the cells on an even grid)\n",
+    char base[96];
+    snprintf(base, sizeof base, graded ? "passkey_heatmap_%s" : "passkey_heatmap", metric);
+    if (figure_open(p, g, &fig, base, what) != 0) return -1;
+    fprintf(fig.f,
+            "# columns: length_index depth_index %s length depth_percent keys wilson_lo wilson_hi (indices place the "
+            "cells on an even grid; keys: trials per depth; wilson: 95%% Wilson interval, exact-match accuracy only)\n",
             metric);
     struct textbuf odd = {0};
-    double trials = NAN;
+    double trials = NAN, vmax = 0;
+    bool binary = strcmp(metric, "accuracy") == 0;
     for (int s = 0; s < g->n_series; s++) {
         const struct series *se = &g->series[s];
         bool begun = false;
@@ -660,13 +1118,19 @@ static int fig_passkey(struct plotter *p, const struct group *g) {
                 textbuf_puts(&odd, buf);
                 continue;
             }
-            if (!begun) block_begin(&fig, se->name, se->lt);
+            if (!begun) block_begin(&fig, se->name, &se->style, se->legend, se->target);
             begun = true;
             if (isnan(trials)) trials = res_scalar(c, "trials");
             int li = 0;
             while (li < g->n_lengths && g->lengths[li] != cell_length(c)) li++;
-            for (int k = 0; k < nd; k++)
-                fprintf(fig.f, "%d %d %.9g %ld %.9g\n", li, k, v[k], cell_length(c), 100 * depth[k]);
+            double keys = res_scalar(c, "trials") / nd;
+            for (int k = 0; k < nd; k++) {
+                double lo = NAN, hi = NAN;
+                if (binary) plot_wilson(round(v[k] * keys), keys, &lo, &hi);
+                if (isfinite(v[k])) vmax = fmax(vmax, v[k]);
+                fprintf(fig.f, "%d %d %.9g %ld %.9g %.9g %.9g %.9g\n", li, k, v[k], cell_length(c), 100 * depth[k], keys,
+                        lo, hi);
+            }
         }
     }
     char extra[600] = "";
@@ -678,8 +1142,10 @@ static int fig_passkey(struct plotter *p, const struct group *g) {
     }
     textbuf_free(&odd);
     char t[160];
-    snprintf(t, sizeof t, "Passkey retrieval (%s)", metric);
-    title_vars(g, &fig.vars, t);
+    snprintf(t, sizeof t, "Passkey retrieval (%s)",
+             !strcmp(metric, "key_nll") ? "NLL of the key" : !strcmp(metric, "digit_accuracy") ? "digit accuracy"
+             : !strcmp(metric, "token_accuracy") ? "token accuracy" : "exact match");
+    title_vars(g, &fig, t);
     axis_vars(g, &fig.vars);
     struct textbuf dl = {0};
     for (int k = 0; k < nd; k++) {
@@ -695,8 +1161,52 @@ static int fig_passkey(struct plotter *p, const struct group *g) {
     var_num(&fig.vars, "trained_x", g->ctx_train > 0 && k > 0 && k < g->n_lengths ? k - 0.5 : -1);
     var_str(&fig.vars, "metric", metric);
     var_num(&fig.vars, "trials", trials);
-    note_var(&fig.vars, extra, &g->left_out);
+    /* NLL has no upper bound: the colour scale runs to the largest value, low = good */
+    var_num(&fig.vars, "cbmax", strcmp(metric, "key_nll") == 0 ? (vmax > 0 ? vmax : 1) : 1);
+    note_var(&fig, extra, &g->left_out);
+    double keys = trials / nd;
+    if (binary && keys > 0) {
+        double lo, hi;
+        plot_wilson(0, keys, &lo, &hi);
+        char cav[160];
+        snprintf(cav, sizeof cav, "one cell's 95%% Wilson interval at 0/%.0f is 0-%.2f", keys, hi);
+        sample_size_var(&fig, keys, keys, "keys", cav);
+    } else {
+        var_str(&fig.vars, "note2", "");
+        var_str(&fig.vars, "nlabel", "");
+    }
     return figure_finish(p, &fig, "passkey_heatmap.gp");
+}
+
+/* Figure 2b: passkey exact-match accuracy vs length (all depths together), with the
+ * 95% Wilson interval over the cell's trials. */
+static int fig_passkey_acc(struct plotter *p, const struct group *g) {
+    struct figure fig;
+    if (figure_open(p, g, &fig, "passkey_accuracy", "passkey exact-match accuracy vs context length") != 0) return -1;
+    fputs("# columns: length accuracy wilson_lo wilson_hi trials key_nll (wilson: 95% Wilson score interval over the "
+          "cell's trials, every depth)\n",
+          fig.f);
+    double n_min = INFINITY, n_max = 0;
+    for (int s = 0; s < g->n_series; s++) {
+        const struct series *se = &g->series[s];
+        bool begun = false;
+        for (int i = 0; i < se->n; i++) {
+            const struct store_cell *c = se->cells[i];
+            double acc = res_scalar(c, "accuracy"), n = res_scalar(c, "trials"), lo, hi;
+            if (!isfinite(acc) || !(n > 0)) continue;
+            if (!begun) block_begin(&fig, se->name, &se->style, se->legend, se->target);
+            begun = true;
+            plot_wilson(round(acc * n), n, &lo, &hi);
+            n_min = fmin(n_min, n);
+            n_max = fmax(n_max, n);
+            fprintf(fig.f, "%ld %.9g %.9g %.9g %.0f %.9g\n", cell_length(c), acc, lo, hi, n, res_scalar(c, "key_nll"));
+        }
+    }
+    title_vars(g, &fig, "Passkey retrieval");
+    axis_vars(g, &fig.vars);
+    note_var(&fig, NULL, &g->left_out);
+    sample_size_var(&fig, n_min, n_max, "keys", "the 95% Wilson intervals are wide");
+    return figure_finish(p, &fig, "passkey_accuracy.gp");
 }
 
 /* Figure 3: first-sentence retrieval ROUGE-L vs length, with the standard error
@@ -705,8 +1215,10 @@ static int fig_rouge(struct plotter *p, const struct group *g) {
     struct figure fig;
     if (figure_open(p, g, &fig, "first_sentence_rouge", "first-sentence retrieval ROUGE-L F1 vs context length") != 0)
         return -1;
-    fputs("# columns: length rouge_l stderr samples exact_match (stderr: sample sd / sqrt(samples), 0 for one sample)\n",
+    fputs("# columns: length rouge_l stderr samples exact_match exact_lo exact_hi (stderr: sample sd / sqrt(samples), 0 "
+          "for one sample; exact_lo, exact_hi: 95% Wilson interval of the exact-match rate)\n",
           fig.f);
+    double n_min = INFINITY, n_max = 0;
     for (int s = 0; s < g->n_series; s++) {
         const struct series *se = &g->series[s];
         bool begun = false;
@@ -714,7 +1226,7 @@ static int fig_rouge(struct plotter *p, const struct group *g) {
             const struct store_cell *c = se->cells[i];
             double r = res_scalar(c, "rouge_l");
             if (!isfinite(r)) continue;
-            if (!begun) block_begin(&fig, se->name, se->lt);
+            if (!begun) block_begin(&fig, se->name, &se->style, se->legend, se->target);
             begun = true;
             int n = 0;
             const double *v = res_array(c, "rouge_l_by_sample", &n);
@@ -726,12 +1238,36 @@ static int fig_rouge(struct plotter *p, const struct group *g) {
                 se_ = sqrt(ss / (n - 1) / n);
             }
             double samples = v ? n : res_scalar(c, "samples");
-            fprintf(fig.f, "%ld %.9g %.9g %.0f %.9g\n", cell_length(c), r, se_, samples, res_scalar(c, "exact_match"));
+            double em = res_scalar(c, "exact_match"), lo, hi;
+            plot_wilson(round(em * samples), samples, &lo, &hi);
+            if (isfinite(samples)) {
+                n_min = fmin(n_min, samples);
+                n_max = fmax(n_max, samples);
+            }
+            fprintf(fig.f, "%ld %.9g %.9g %.0f %.9g %.9g %.9g\n", cell_length(c), r, se_, samples, em, lo, hi);
         }
     }
-    title_vars(g, &fig.vars, "First-sentence retrieval");
+    title_vars(g, &fig, "First-sentence retrieval");
     axis_vars(g, &fig.vars);
-    note_var(&fig.vars, NULL, &g->left_out);
+    note_var(&fig, NULL, &g->left_out);
+    /* equal by construction here too (every method is the baseline at factor 1), or by
+     * chance (few samples, several methods at 0): the methods are already drawn side by
+     * side, so the caption and notes.txt say which */
+    double *dodge = malloc((size_t)(g->n_series * g->n + 1) * sizeof *dodge);
+    struct textbuf equal = {0};
+    if (dodge) find_equal(g, "rouge_l", dodge, &equal);
+    free(dodge);
+    if (equal.n) {
+        textbuf_puts(&fig.caption_notes,
+                     "Identical ROUGE-L (equal by construction, or by chance with few samples), drawn side by side: ");
+        textbuf_puts(&fig.caption_notes, equal.s);
+        textbuf_puts(&fig.caption_notes, ".\n");
+        char line[2048];
+        snprintf(line, sizeof line, "%s: identical ROUGE-L (drawn side by side): %s", fig.name, equal.s);
+        note(p, line);
+    }
+    textbuf_free(&equal);
+    sample_size_var(&fig, n_min, n_max, "samples", "the error bars (1 s.e. over samples) are rough");
     return figure_finish(p, &fig, "first_sentence_rouge.gp");
 }
 
@@ -751,7 +1287,7 @@ static int fig_cost(struct plotter *p, const struct group *g) {
             const struct store_cell *c = se->cells[i];
             double tps = attr_num(c, "tokens_per_s"), rss = attr_num(c, "peak_rss_mib");
             if (!isfinite(tps) && !isfinite(rss)) continue;
-            if (!begun) block_begin(&fig, se->name, se->lt);
+            if (!begun) block_begin(&fig, se->name, &se->style, se->legend, se->target);
             begun = true;
             fprintf(fig.f, "%ld %.9g %.9g %.9g %.9g\n", cell_length(c), tps, rss, attr_num(c, "session_mib"),
                     attr_num(c, "wall_s"));
@@ -759,11 +1295,54 @@ static int fig_cost(struct plotter *p, const struct group *g) {
     }
     char t[160];
     snprintf(t, sizeof t, "Throughput and peak memory (task %s)", g->task);
-    title_vars(g, &fig.vars, t);
+    title_vars(g, &fig, t);
     axis_vars(g, &fig.vars);
     var_str(&fig.vars, "host", attr_s(g->cells[0], "host"));
     var_num(&fig.vars, "threads", attr_num(g->cells[0], "threads"));
-    note_var(&fig.vars, NULL, &g->left_out);
+    note_var(&fig, NULL, &g->left_out);
+    /* Perplexity is prefill only, and its work per token grows with the context, so a rate
+     * that rises with the length says the timings were disturbed (other load on the
+     * machine, a cold first cell). The results hold no load average, so the figure can
+     * only flag the symptom. Generation tasks are left alone: their decode steps cost more
+     * per token than the prefill, and the prefill's share grows with the length. */
+    struct textbuf rising = {0};
+    for (int s = 0; s < g->n_series && strcmp(g->task, "ppl") == 0; s++) {
+        const struct series *se = &g->series[s];
+        double prev = NAN;
+        long prev_len = 0;
+        for (int i = 0; i < se->n; i++) {
+            double tps = attr_num(se->cells[i], "tokens_per_s");
+            if (!isfinite(tps)) continue;
+            if (isfinite(prev) && tps > RATE_RISE * prev) {
+                char a[32], b[32], buf[200];
+                length_label(prev_len, a, sizeof a);
+                length_label(cell_length(se->cells[i]), b, sizeof b);
+                snprintf(buf, sizeof buf, "%s%s %s->%s (%.0f->%.0f tokens/s)", rising.n ? ", " : "", se->name, a, b, prev,
+                         tps);
+                textbuf_puts(&rising, buf);
+            }
+            prev = tps;
+            prev_len = cell_length(se->cells[i]);
+        }
+    }
+    if (rising.n) {
+        char line[2048];
+        snprintf(line, sizeof line, "%s: throughput rises with the length (timings disturbed: load or warm-up?): %s",
+                 fig.name, rising.s);
+        note(p, line);
+        textbuf_puts(&fig.caption_notes, "Throughput rises with the length, which the work per token cannot do: the "
+                                         "timings were disturbed (other load on the machine, a cold first cell); the "
+                                         "results hold no load average to tell which: ");
+        textbuf_puts(&fig.caption_notes, rising.s);
+        textbuf_puts(&fig.caption_notes, ".\n");
+        char short_line[FIGURE_NOTE_MAX + 80];
+        snprintf(short_line, sizeof short_line, "tokens/s rises with length (disturbed timings?): %.*s%s", FIGURE_NOTE_MAX - 40,
+                 rising.s, rising.n > FIGURE_NOTE_MAX - 40 ? "... (see notes.txt)" : "");
+        var_str(&fig.vars, "note2", short_line);
+    } else {
+        var_str(&fig.vars, "note2", "");
+    }
+    textbuf_free(&rising);
     return figure_finish(p, &fig, "cost_vs_length.gp");
 }
 
@@ -782,7 +1361,14 @@ static int draw_group(struct plotter *p, struct group *g) {
     }
     int rc = 0;
     if (strcmp(g->task, "ppl") == 0) rc = fig_ppl(p, g) || fig_loss(p, g);
-    else if (strcmp(g->task, "passkey") == 0) rc = fig_passkey(p, g);
+    else if (strcmp(g->task, "passkey") == 0) {
+        const char *metric = p->o && p->o->passkey_metric ? p->o->passkey_metric : "accuracy";
+        rc = fig_passkey(p, g, metric, false) || fig_passkey_acc(p, g);
+        /* the graded measures, when the results hold them: nearer misses show there */
+        static const char *const graded[] = {"digit_accuracy", "key_nll"};
+        for (int k = 0; k < 2 && !rc; k++)
+            if (strcmp(metric, graded[k]) != 0) rc = fig_passkey(p, g, graded[k], true);
+    }
     else if (strcmp(g->task, "first_sentence") == 0) rc = fig_rouge(p, g);
     return rc ? -1 : fig_cost(p, g);
 }
@@ -858,6 +1444,7 @@ void plot_plan_free(struct plot_plan *plan) {
     for (int i = 0; i < plan->n_jobs; i++) {
         free(plan->jobs[i].out);
         free(plan->jobs[i].vars);
+        free(plan->jobs[i].caption);
     }
     free(plan->jobs);
     textbuf_free(&plan->notes);
