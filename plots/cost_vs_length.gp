@@ -1,9 +1,11 @@
 # Figure 5: cost vs context length, one line per method: throughput (tokens per
 # second of wall time, the cell's evaluated tokens over its wall-clock seconds) and the
 # process's peak resident memory during the cell.
-# Data: cost_<task>.dat, columns length tokens_per_s peak_rss_mib session_mib wall_s.
+# Data: cost_<task>.dat, columns length tokens_per_s peak_rss_mib session_mib wall_s
+# load_avg_start load_avg_end.
 # Variables (besides common.gp's): lengths, lenlabels, xmin, xmax, ctx_train, host, threads,
-# note2 (set when a method's throughput rises with the length: disturbed timings).
+# note2 (set when a method's throughput rises with the length: disturbed timings),
+# note3 (set when the load average exceeded the cells' own threads: a shared machine).
 width = 1400; height = 600
 load plotdir.'/common.gp'
 
@@ -16,6 +18,9 @@ set xlabel 'context length (tokens)'
 # where it ran, top right (the notes are bottom left)
 if (strlen(host) > 0) {
     set label 101 sprintf('host %s, threads %d', host, threads) at screen 0.99, screen 0.97 right font ',9' tc rgb '#555555'
+}
+if (exists('note3') && strlen(note3) > 0) {
+    set label 103 note3 at screen 0.01, screen 0.075 left font ',9' tc rgb '#aa3300' front
 }
 eval mark_trained
 eval mark_targets

@@ -761,8 +761,49 @@ Test(plot, rising_throughput_is_flagged_and_loss_takes_log_x) {
     }
     cr_expect_eq(loss, 3);
     char *cap = test_read_text(strcat(strcpy((char[256]){0}, out), "/cost_ppl.caption.txt"));
-    cr_expect(cap && strstr(cap, "no load average"), "%s", cap);
+    cr_expect(cap && strstr(cap, "timings were disturbed"), "%s", cap);
+    cr_expect(cap && !strstr(cap, "shared machine"), "no load recorded, no judgement: %s", cap);
     free(cap);
+    plot_plan_free(&plan);
+    remove_tree(dir);
+}
+
+/* A cell timed while the load average exceeded its own threads says so on its cost figure;
+ * a cell alone on the machine (load = its 2 threads) does not. */
+Test(plot, cost_names_a_shared_machine_from_the_load_average) {
+    char dir[64], h5[128], out[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(h5, sizeof h5, "%s/r.h5", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(mkdir(out, 0777), 0);
+    struct store *st = store_open(h5, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    static const double loads[3] = {2.0, 2.3, 5.5};   /* threads 2: only the last had company (3.5 more) */
+    for (int k = 0; k < 3; k++) {
+        struct result r = {0};
+        ppl_result(&r, 0, 512L << k);
+        struct store_attr load[] = {{.name = "load_avg_start", .kind = STORE_F64, .f = loads[k]},
+                                    {.name = "load_avg_end", .kind = STORE_F64, .f = 2.0}};
+        put_cell_with(st, &(struct cell_spec){"ppl", methods[0], "", 512L << k, CELL_DONE, k, 1000 - k, 10, NULL}, &r,
+                      load, 2);
+        result_free(&r);
+    }
+    store_close(st);
+    struct plot_plan plan;
+    struct plot_opts o = {.passkey_metric = "accuracy"};
+    cr_assert_eq(plot_prepare(h5, out, &o, &plan, err, sizeof err), 0, "%s", err);
+    cr_expect(strstr(plan.notes.s, "cost_ppl: measured on a shared machine: in 1 of 3 cells the load average exceeded "
+                                   "the cell's own threads by up to 3.5"), "%s", plan.notes.s);
+    int found = 0;
+    for (int i = 0; i < plan.n_jobs; i++)
+        if (strcmp(plan.jobs[i].script, "cost_vs_length.gp") == 0) {
+            found++;
+            cr_expect(strstr(plan.jobs[i].vars, "note3='measured on a shared machine"), "%s", plan.jobs[i].vars);
+        }
+    cr_expect_eq(found, 1);
+    char *dat = test_read_text(strcat(strcpy((char[256]){0}, out), "/cost_ppl.dat"));
+    cr_expect(dat && strstr(dat, " 5.5 2\n"), "the loads are in the figure's data: %s", dat);
+    free(dat);
     plot_plan_free(&plan);
     remove_tree(dir);
 }

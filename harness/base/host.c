@@ -35,6 +35,15 @@ size_t host_mem_available(void) {
     return found && kb < (SIZE_MAX >> 10) ? (size_t)kb << 10 : SIZE_MAX;
 }
 
+double host_load_avg(void) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f) return NAN;
+    double load = NAN;
+    if (fscanf(f, "%lf", &load) != 1) load = NAN;
+    fclose(f);
+    return load;
+}
+
 double host_peak_rss_mib(void) {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f) return NAN;

@@ -9,6 +9,9 @@ double host_monotonic_s(void);      /* for durations */
 double host_wall_s(void);           /* seconds since the epoch, for timestamps */
 /* MemAvailable from /proc/meminfo in bytes; SIZE_MAX when unknown (never refuse on a guess). */
 size_t host_mem_available(void);
+/* The 1-minute load average (/proc/loadavg): runnable threads of every process, this
+ * one's included; NAN when unknown. */
+double host_load_avg(void);
 /* Peak resident memory of this process in MiB (VmHWM); NAN when unknown. */
 double host_peak_rss_mib(void);
 /* Sets the peak back to the current RSS so the next phase reports its own peak

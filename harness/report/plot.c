@@ -23,6 +23,9 @@ static const char *const group_keys[] = {"model_sha256", "task", "task_settings"
 
 /* A throughput this much above the previous (shorter) length's is flagged. */
 #define RATE_RISE 1.10
+/* Load average above a cell's own threads by more than this: another process shared the
+ * cores while the cell was timed. */
+#define LOAD_OTHER 0.5
 
 /* The figure's note (drawn under the plot) is cut here; notes.txt has every line. */
 #define FIGURE_NOTE_MAX 160
@@ -1279,7 +1282,7 @@ static int fig_cost(struct plotter *p, const struct group *g) {
     snprintf(base, sizeof base, "cost_%s", safe);
     snprintf(what, sizeof what, "throughput and peak memory vs context length (task %s)", g->task);
     if (figure_open(p, g, &fig, base, what) != 0) return -1;
-    fputs("# columns: length tokens_per_s peak_rss_mib session_mib wall_s\n", fig.f);
+    fputs("# columns: length tokens_per_s peak_rss_mib session_mib wall_s load_avg_start load_avg_end\n", fig.f);
     for (int s = 0; s < g->n_series; s++) {
         const struct series *se = &g->series[s];
         bool begun = false;
@@ -1289,8 +1292,8 @@ static int fig_cost(struct plotter *p, const struct group *g) {
             if (!isfinite(tps) && !isfinite(rss)) continue;
             if (!begun) block_begin(&fig, se->name, &se->style, se->legend, se->target);
             begun = true;
-            fprintf(fig.f, "%ld %.9g %.9g %.9g %.9g\n", cell_length(c), tps, rss, attr_num(c, "session_mib"),
-                    attr_num(c, "wall_s"));
+            fprintf(fig.f, "%ld %.9g %.9g %.9g %.9g %.9g %.9g\n", cell_length(c), tps, rss, attr_num(c, "session_mib"),
+                    attr_num(c, "wall_s"), attr_num(c, "load_avg_start"), attr_num(c, "load_avg_end"));
         }
     }
     char t[160];
@@ -1331,8 +1334,8 @@ static int fig_cost(struct plotter *p, const struct group *g) {
                  fig.name, rising.s);
         note(p, line);
         textbuf_puts(&fig.caption_notes, "Throughput rises with the length, which the work per token cannot do: the "
-                                         "timings were disturbed (other load on the machine, a cold first cell); the "
-                                         "results hold no load average to tell which: ");
+                                         "timings were disturbed (other load on the machine, whose load average each "
+                                         "cell records from now on, or a cold first cell): ");
         textbuf_puts(&fig.caption_notes, rising.s);
         textbuf_puts(&fig.caption_notes, ".\n");
         char short_line[FIGURE_NOTE_MAX + 80];
@@ -1343,6 +1346,33 @@ static int fig_cost(struct plotter *p, const struct group *g) {
         var_str(&fig.vars, "note2", "");
     }
     textbuf_free(&rising);
+    /* A shared machine: the load average above the cell's own threads is other work
+     * competing for the cores while the cell was timed (results from before the load was
+     * recorded have none and are not judged). */
+    double worst_other = 0;
+    int n_loaded = 0, n_known = 0;
+    for (int i = 0; i < g->n; i++) {
+        const struct store_cell *c = g->cells[i];
+        double a = attr_num(c, "load_avg_start"), b = attr_num(c, "load_avg_end"), th = attr_num(c, "threads");
+        if (!isfinite(a) || !isfinite(b) || !isfinite(th)) continue;
+        n_known++;
+        double other = (a > b ? a : b) - th;
+        if (other > LOAD_OTHER) n_loaded++;
+        if (other > worst_other) worst_other = other;
+    }
+    if (n_loaded > 0) {
+        char line[400];
+        snprintf(line, sizeof line, "measured on a shared machine: in %d of %d cells the load average exceeded the "
+                 "cell's own threads by up to %.1f", n_loaded, n_known, worst_other);
+        char full[600];
+        snprintf(full, sizeof full, "%s: %s", fig.name, line);
+        note(p, full);
+        textbuf_puts(&fig.caption_notes, line);
+        textbuf_puts(&fig.caption_notes, " (other work competed for the cores: the times are upper bounds).\n");
+        var_str(&fig.vars, "note3", line);
+    } else {
+        var_str(&fig.vars, "note3", "");
+    }
     return figure_finish(p, &fig, "cost_vs_length.gp");
 }
 

@@ -330,6 +330,7 @@ static int run_cell(struct runtime *rt, const struct sweep_config *cfg, const st
     int n_used = 0;
 
     double t_wall = host_wall_s(), t0 = host_monotonic_s();
+    const double load_start = host_load_avg();   /* a shared machine's other work shows in the timings */
     time_t secs = (time_t)t_wall;
     struct tm tmv;
     gmtime_r(&secs, &tmv);
@@ -401,6 +402,8 @@ static int run_cell(struct runtime *rt, const struct sweep_config *cfg, const st
     add_i(&l, "tokens", n_tok);
     add_f(&l, "tokens_per_s", wall > 0 ? n_tok / wall : 0);
     add_f(&l, "peak_rss_mib", status == CELL_DONE ? host_peak_rss_mib() : NAN);
+    add_f(&l, "load_avg_start", load_start);
+    add_f(&l, "load_avg_end", host_load_avg());
 
     if (cfg->writing) *cfg->writing = 1;
     int w = store_put(st, id, status, l.a, l.n, status == CELL_DONE ? &res : NULL, err, errlen);
