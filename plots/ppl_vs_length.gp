@@ -1,6 +1,7 @@
 # Figure 1: perplexity vs context length, one line per method (task ppl).
-# Data: ctxbench plot's ppl_vs_length.dat, columns length ppl nll tokens_scored windows x_drawn
-# (the length, nudged apart where methods have identical perplexities: note2 says which).
+# Data: ctxbench plot's ppl_vs_length.dat, columns length ppl nll tokens_scored windows x_drawn ppl_lo ppl_hi
+# (x_drawn: the length, nudged apart where methods have identical perplexities: note2 says which;
+# ppl_lo/hi: 95% bootstrap interval over the cell's windows, drawn as error bars).
 # Variables (besides common.gp's): lengths, lenlabels, xmin, xmax, ctx_train.
 width = 1000; height = 620
 load plotdir.'/common.gp'
@@ -34,5 +35,13 @@ eval mark_trained
 eval mark_targets
 set bmargin (strlen(note2) > 0 ? 6 : 5)
 
+# 95% bootstrap intervals over each cell's windows (columns 7, 8; none with one window,
+# and has_ci = 0 when no cell has one)
+if (exists('has_ci') && has_ci) {
+plot for [i = 1:words(series)] data index (i - 1) using 6:2:7:8 with yerrorbars lc rgb word(colors, i) pt 0 lw 1 notitle, \
+     for [i = 1:words(series)] data index (i - 1) using 6:2 with linespoints lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt int(word(points, i)) ps 1.2 \
+     title legend[i]
+} else {
 plot for [i = 1:words(series)] data index (i - 1) using 6:2 with linespoints lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt int(word(points, i)) ps 1.2 \
      title legend[i]
+}

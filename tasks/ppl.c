@@ -94,6 +94,7 @@ struct ppl_cell {
     struct cell_plan cp;
     /* evaluation */
     double sum_window_means, sum_nll;
+    double *win_nll, *win_scored; /* [n_win] each window's summed NLL and scored tokens (for intervals) */
     long scored, forward;
     struct pos_bins bins;
 };
@@ -164,8 +165,10 @@ static int eval_windows(struct ppl_cell *pc, const struct task_ctx *ctx, const s
     struct session *s = NULL;
     int32_t *seq = malloc((size_t)L * sizeof *seq), *targets = malloc((size_t)L * sizeof *targets);
     float *logprob = malloc((size_t)L * sizeof *logprob);
+    pc->win_nll = calloc((size_t)pc->n_win + 1, sizeof *pc->win_nll);
+    pc->win_scored = calloc((size_t)pc->n_win + 1, sizeof *pc->win_scored);
     int rc = -1;
-    if (!seq || !targets || !logprob || pos_bins_init(&pc->bins, (int)pc->o.bins < L ? (int)pc->o.bins : L, L) != 0) {
+    if (!seq || !targets || !logprob || !pc->win_nll || !pc->win_scored || pos_bins_init(&pc->bins, (int)pc->o.bins < L ? (int)pc->o.bins : L, L) != 0) {
         snprintf(err, errlen, "ppl: out of memory");
         goto out;
     }
@@ -203,6 +206,8 @@ static int eval_windows(struct ppl_cell *pc, const struct task_ctx *ctx, const s
             pos_bins_add(&pc->bins, j + 1, nll);
         }
         if (wn > 0) pc->sum_window_means += wsum / wn;
+        pc->win_nll[w] = wsum;
+        pc->win_scored[w] = wn;
         pc->sum_nll += wsum;
         pc->scored += wn;
         pc->forward += n - 1;
@@ -258,6 +263,9 @@ static int write_results(const struct ppl_cell *pc, const struct dataset *ds, co
     sink_array(&k, "nll_by_pos", tmp, nb);
     for (int b = 0; b < nb; b++) tmp[b] = (double)pc->bins.count[b];
     sink_array(&k, "nll_by_pos_count", tmp, nb);
+    /* per window: what a bootstrap over windows resamples (the figures' intervals) */
+    sink_array(&k, "nll_by_window", pc->win_nll, (int)pc->n_win);
+    sink_array(&k, "scored_by_window", pc->win_scored, (int)pc->n_win);
     for (int b = 0; b <= nb; b++) tmp[b] = (double)L * b / nb;
     sink_array(&k, "nll_by_pos_edges", tmp, nb + 1);
     sink_text(&k, "protocol", protocols[pc->o.protocol]);
@@ -293,6 +301,8 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
         rc = 0;
     pos_bins_free(&pc.bins);
     free(pc.win);
+    free(pc.win_nll);
+    free(pc.win_scored);
     corpus_free(&c);
     dataset_free(&own);
     return rc;

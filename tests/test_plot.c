@@ -1054,3 +1054,38 @@ Test(plot, failed_data_write_leaves_whole_files, .timeout = 60) {
     snapshot_free(&after);
     remove_tree(dir);
 }
+
+/* The perplexity interval: none below 2 windows, a point when every window is the same,
+ * and for 400 windows of equal size the normal-theory interval exp(mean +- 1.96 sd/sqrt(n))
+ * of the token mean (computed here in double), which the bootstrap must approach. The
+ * mean of window means is checked the same way with windows of unequal size. */
+Test(plot, ppl_bootstrap_interval_matches_normal_theory) {
+    double lo, hi;
+    double one[1] = {10}, one_n[1] = {5};
+    plot_ppl_bootstrap(one, one_n, 1, false, &lo, &hi);
+    cr_expect(isnan(lo) && isnan(hi));
+    double same[5] = {6, 6, 6, 6, 6}, same_n[5] = {4, 4, 4, 4, 4};
+    plot_ppl_bootstrap(same, same_n, 5, false, &lo, &hi);
+    cr_expect(fabs(lo - exp(1.5)) < 1e-12 && fabs(hi - exp(1.5)) < 1e-12, "%g %g", lo, hi);
+    enum { N = 400 };
+    double nll[N], scored[N], sum = 0, sum2 = 0;
+    unsigned long long s = 12345;
+    for (int w = 0; w < N; w++) {
+        double mean_w = 2.0 + 0.8 * test_rng_uniform(&s);   /* each window's mean NLL */
+        scored[w] = 100;
+        nll[w] = mean_w * scored[w];
+        sum += mean_w;
+        sum2 += mean_w * mean_w;
+    }
+    double mean = sum / N, sd = sqrt((sum2 - N * mean * mean) / (N - 1)), se = sd / sqrt((double)N);
+    plot_ppl_bootstrap(nll, scored, N, false, &lo, &hi);
+    cr_expect(fabs(log(lo) - (mean - 1.96 * se)) < 0.15 * 1.96 * se && fabs(log(hi) - (mean + 1.96 * se)) < 0.15 * 1.96 * se,
+              "token mean: [%g, %g] vs normal [%g, %g]", lo, hi, exp(mean - 1.96 * se), exp(mean + 1.96 * se));
+    for (int w = 0; w < N; w++) {   /* unequal windows: the mean of window means ignores their size */
+        scored[w] = 10 + w % 7 * 30;
+        nll[w] = nll[w] / 100 * scored[w];
+    }
+    plot_ppl_bootstrap(nll, scored, N, true, &lo, &hi);
+    cr_expect(fabs(log(lo) - (mean - 1.96 * se)) < 0.15 * 1.96 * se && fabs(log(hi) - (mean + 1.96 * se)) < 0.15 * 1.96 * se,
+              "mean of window means: [%g, %g] vs normal [%g, %g]", lo, hi, exp(mean - 1.96 * se), exp(mean + 1.96 * se));
+}

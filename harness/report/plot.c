@@ -864,12 +864,57 @@ static void find_equal(const struct group *g, const char *metric, double *dodge,
 }
 
 /* Figure 1: perplexity vs length, one line per method. */
+/* A 95% percentile-bootstrap interval of a ppl cell's perplexity over its windows
+ * (nll_by_window, scored_by_window): windows drawn with replacement, the protocol's own
+ * mean recomputed (token mean, or the mean of window means for yarn and longlora).
+ * Deterministic (a fixed generator per cell). NAN, NAN with fewer than 2 windows or
+ * without the per-window arrays (results from before they were stored). */
+#define BOOTSTRAP_RESAMPLES 2000
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void plot_ppl_bootstrap(const double *nll, const double *scored, int n, bool mean_of_windows, double *lo, double *hi) {
+    *lo = *hi = NAN;
+    if (n < 2) return;
+    double *stat = malloc(BOOTSTRAP_RESAMPLES * sizeof *stat);
+    if (!stat) return;
+    unsigned long long s = 0x9E3779B97F4A7C15ULL ^ (unsigned long long)n;
+    for (int b = 0; b < BOOTSTRAP_RESAMPLES; b++) {
+        double sum = 0, tok = 0;
+        for (int k = 0; k < n; k++) {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            int w = (int)(s % (unsigned long long)n);
+            if (mean_of_windows) sum += scored[w] > 0 ? nll[w] / scored[w] : 0, tok += 1;
+            else sum += nll[w], tok += scored[w];
+        }
+        stat[b] = tok > 0 ? exp(sum / tok) : NAN;
+    }
+    qsort(stat, BOOTSTRAP_RESAMPLES, sizeof *stat, cmp_dbl);
+    *lo = stat[(int)(0.025 * BOOTSTRAP_RESAMPLES)];
+    *hi = stat[(int)(0.975 * BOOTSTRAP_RESAMPLES) - 1];
+    free(stat);
+}
+
+static void ppl_interval(const struct store_cell *c, double *lo, double *hi) {
+    const struct result_item *nll = result_find(&c->res, "nll_by_window");
+    const struct result_item *sc = result_find(&c->res, "scored_by_window");
+    const char *proto = res_text(c, "protocol");
+    *lo = *hi = NAN;
+    if (!nll || !sc || nll->kind != RESULT_ARRAY || sc->kind != RESULT_ARRAY || nll->rows != sc->rows) return;
+    bool mean_of_windows = proto && (strcmp(proto, "yarn") == 0 || strcmp(proto, "longlora") == 0);
+    plot_ppl_bootstrap(nll->data, sc->data, nll->rows, mean_of_windows, lo, hi);
+}
+
 static int fig_ppl(struct plotter *p, const struct group *g) {
     struct figure fig;
     if (figure_open(p, g, &fig, "ppl_vs_length", "perplexity vs context length") != 0) return -1;
-    fputs("# columns: length ppl nll tokens_scored windows x_drawn (x_drawn: the length, nudged apart where methods "
-          "have the same perplexity)\n",
+    fputs("# columns: length ppl nll tokens_scored windows x_drawn ppl_lo ppl_hi (x_drawn: the length, nudged apart "
+          "where methods have the same perplexity; ppl_lo/hi: 95% bootstrap interval over the cell's windows, nan "
+          "with fewer than 2)\n",
           fig.f);
+    int few_windows = 0, n_points = 0;
     struct textbuf dropped = {0}, equal = {0};
     double *dodge = malloc((size_t)(g->n_series * g->n + 1) * sizeof *dodge);
     if (!dodge) {
@@ -893,8 +938,13 @@ static int fig_ppl(struct plotter *p, const struct group *g) {
             }
             if (!begun) block_begin(&fig, se->name, &se->style, se->legend, se->target);
             begun = true;
-            fprintf(fig.f, "%ld %.9g %.9g %.0f %.0f %.9g\n", cell_length(c), ppl, res_scalar(c, "nll"),
-                    res_scalar(c, "tokens_scored"), res_scalar(c, "windows"), (double)cell_length(c) * dodge[s * g->n + i]);
+            double lo, hi;
+            ppl_interval(c, &lo, &hi);
+            if (!isfinite(lo)) few_windows++;
+            n_points++;
+            fprintf(fig.f, "%ld %.9g %.9g %.0f %.0f %.9g %.9g %.9g\n", cell_length(c), ppl, res_scalar(c, "nll"),
+                    res_scalar(c, "tokens_scored"), res_scalar(c, "windows"), (double)cell_length(c) * dodge[s * g->n + i],
+                    lo, hi);
         }
     }
     free(dodge);
@@ -908,6 +958,18 @@ static int fig_ppl(struct plotter *p, const struct group *g) {
         snprintf(line, sizeof line, "%s: not finite, left out: %s", fig.name, dropped.s);
         note(p, line);
     }
+    if (few_windows) {
+        char line[300];
+        snprintf(line, sizeof line, "%s: %d point%s without an interval (one window, or results without per-window "
+                 "values)", fig.name, few_windows, few_windows == 1 ? "" : "s");
+        note(p, line);
+        textbuf_puts(&fig.caption_notes, "Error bars: 95% bootstrap intervals over each cell's windows; ");
+        textbuf_puts(&fig.caption_notes, line + strlen(fig.name) + 2);
+        textbuf_puts(&fig.caption_notes, ".\n");
+    } else {
+        textbuf_puts(&fig.caption_notes, "Error bars: 95% bootstrap intervals over each cell's windows.\n");
+    }
+    var_num(&fig.vars, "has_ci", few_windows < n_points);
     title_vars(g, &fig, "Perplexity vs context length");
     axis_vars(g, &fig.vars);
     note_var(&fig, dropped.s, &g->left_out);

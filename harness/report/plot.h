@@ -61,5 +61,9 @@ void plot_method_style(const char *spec, struct plot_style *st);
 
 /* The 95% Wilson score interval of k successes in n trials; NaN when n <= 0. */
 void plot_wilson(double k, double n, double *lo, double *hi);
+/* 95% percentile-bootstrap interval of a perplexity over n windows (summed NLL and scored
+ * tokens per window), recomputing the token mean or (mean_of_windows) the mean of window
+ * means; NAN, NAN when n < 2. Deterministic. */
+void plot_ppl_bootstrap(const double *nll, const double *scored, int n, bool mean_of_windows, double *lo, double *hi);
 
 #endif
