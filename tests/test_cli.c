@@ -29,7 +29,7 @@ static void paths(void) {
 TestSuite(cli, .init = paths, .timeout = 60);
 
 Test(cli, every_subcommand_has_help) {
-    const char *cmds[] = {"info", "tokenize", "generate", "ppl", "methods", "synth", "bench"};
+    const char *cmds[] = {"info", "tokenize", "generate", "ppl", "methods", "tasks", "synth", "bench", "sweep", "plot", "export", "report"};
     char out[16384];
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char args[64];
@@ -721,5 +721,36 @@ Test(cli, ppl_protocol_is_the_sweep_cells_protocol, .timeout = 240) {
     snprintf(script, sizeof script, "\"$BIN\" ppl -m /nonexistent.gguf -f %s --protocol 'yarn,stride=1'", path);
     cr_expect_eq(run_sh(out, sizeof out, script), 2);
     cr_expect(strstr(out, "--protocol 'yarn,stride=1' is not one of") && one_line(out), "%s", out);
+    test_rm_rf(dir);
+}
+
+/* A sweep takes a Hugging Face rope_scaling like --methods takes a spec: the same cell (its
+ * method text is the spec the dict maps to) and the same perplexity; a dict ctxbench cannot
+ * honour stops the sweep before its results file exists. */
+Test(cli, sweep_takes_a_hugging_face_rope_scaling) {
+    char dir[256], a[512], b[512], c[512], out[16384], script[8192];
+    test_temp_dir(dir, sizeof dir, "cli_sweep_hf");
+    snprintf(a, sizeof a, "%s/hf.h5", dir);
+    snprintf(b, sizeof b, "%s/spec.h5", dir);
+    snprintf(c, sizeof c, "%s/refused.h5", dir);
+    snprintf(script, sizeof script,
+             "\"$BIN\" sweep -m %s --rope-scaling-json '{\"rope_type\":\"yarn\",\"factor\":4}' --tasks ppl --lengths 1k "
+             "-t 1 --task-opt ppl:max_tokens=2048 -o %s | tail -1 && "
+             "\"$BIN\" sweep -m %s --methods yarn:factor=4 --tasks ppl --lengths 1k -t 1 --task-opt ppl:max_tokens=2048 "
+             "-o %s | tail -1 && \"$BIN\" export %s | cut -d, -f4,11,12 | grep ppl && \"$BIN\" export %s | cut -d, -f4,11,12 "
+             "| grep ppl",
+             model, a, model, b, a, b);
+    cr_assert_eq(run_sh(out, sizeof out, script), 0, "%s", out);
+    char *first = strstr(out, "\"yarn:factor=4\",\"ppl\",");
+    cr_assert(first, "%s", out);
+    char *second = strstr(first + 1, "\"yarn:factor=4\",\"ppl\",");
+    cr_assert(second, "%s", out);
+    cr_expect_eq(strncmp(first, second, strcspn(first, "\n")), 0, "the same cell and value: %s", out);
+    snprintf(script, sizeof script,
+             "\"$BIN\" sweep -m %s --rope-scaling-json '{\"rope_type\":\"longrope\",\"factor\":4}' --tasks ppl "
+             "--lengths 1k -o %s; echo \"rc=$?\"; test -e %s && echo exists",
+             model, c, c);
+    run_sh(out, sizeof out, script);
+    cr_expect(strstr(out, "longrope") && strstr(out, "rc=2") && !strstr(out, "exists"), "%s", out);
     test_rm_rf(dir);
 }

@@ -25,6 +25,8 @@ static const char *help =
     "  -m, --model FILE        GGUF model\n"
     "  -o, --out FILE          results file (HDF5; created if absent)\n"
     "      --methods LIST      method specs, e.g. yarn:factor=4,pi,abf, or all (default: all)\n"
+    "      --rope-scaling-json J, --hf-config FILE  one more method: a Hugging Face rope_scaling\n"
+    "                          dict, or a config.json's (alone: that method only; see ctxbench ppl --help)\n"
     "      --tasks LIST        task names, e.g. ppl,passkey, or all (default: all)\n"
     "      --lengths SPEC      e.g. 4k:128k (doubling), 512,1k,2k, 1x:32x (x = trained context);\n"
     "                          each length in 4..16777216 (16384k) (default: 1x:32x)\n"
@@ -263,6 +265,8 @@ int cmd_sweep(int argc, char **argv) {
                                              {"limit", required_argument, 0, 2010},
                                              {"output-path", required_argument, 0, 2011},
                                              {"log-samples", no_argument, 0, 2012},
+                                             {"rope-scaling-json", required_argument, 0, 1009},
+                                             {"hf-config", required_argument, 0, 1010},
                                              {"help", no_argument, 0, 'h'},
                                              {0}};
     struct run_opts ro;
@@ -278,7 +282,8 @@ int cmd_sweep(int argc, char **argv) {
     if (!task_opts) return 1;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "m:t:o:h", longopts, NULL)) != -1) {
-        int r = (opt == 'm' || opt == 't' || opt == 1001 || opt == 1008) ? cli_run_opt(&ro, opt, optarg) : 0;
+        int r = (opt == 'm' || opt == 't' || opt == 1001 || opt == 1008 || opt == 1009 || opt == 1010)
+                    ? cli_run_opt(&ro, opt, optarg) : 0;
         if (r < 0) { free(task_opts); return 2; }
         if (r > 0) continue;
         switch (opt) {
@@ -342,10 +347,23 @@ int cmd_sweep(int argc, char **argv) {
     char (*raw)[2048] = NULL;
     struct runtime rt = {0};
     bool opened = false;
+    const bool hf = ro.rope_scaling_json || ro.hf_config;
     if (methods_text && strcmp(methods_text, "all") == 0) methods_text = NULL;
-    if ((methods_text ? method_spec_list_parse(methods_text, &methods, &n_methods, err, sizeof err)
-                      : all_methods(&methods, &n_methods, err, sizeof err)) != 0 ||
-        parse_tasks(tasks_text, &tasks, &n_tasks, err, sizeof err) != 0 ||
+    if (hf && !methods_text) {   /* a Hugging Face rope_scaling alone: that one method */
+        methods = malloc(sizeof *methods);
+        if (!methods) { snprintf(err, sizeof err, "out of memory"); goto fail; }
+    } else if ((methods_text ? method_spec_list_parse(methods_text, &methods, &n_methods, err, sizeof err)
+                             : all_methods(&methods, &n_methods, err, sizeof err)) != 0) {
+        goto fail;
+    }
+    if (hf) {   /* the method the dict or config.json names, after --methods' (its rope_theta is checked at open) */
+        struct method_spec *more = realloc(methods, (size_t)(n_methods + 1) * sizeof *methods);
+        if (!more) { snprintf(err, sizeof err, "out of memory"); goto fail; }
+        methods = more;
+        if (cli_method_spec(&ro, &methods[n_methods], err, sizeof err) != 0) goto fail;
+        n_methods++;
+    }
+    if (parse_tasks(tasks_text, &tasks, &n_tasks, err, sizeof err) != 0 ||
         sweep_parse_lengths(lengths_text, 512, &lengths, &n_lengths, err, sizeof err) != 0)
         goto fail;
     free(lengths);
