@@ -45,6 +45,10 @@ const char *echo_text(char *buf, size_t cap, const char *s, size_t n);
 static inline const char *echo_str(char *buf, size_t cap, const char *s) {
     return echo_text(buf, cap, s, s ? strlen(s) : 0);
 }
+/* Appends printf-style text to the NUL-terminated buf of cap bytes, cut at the end (for
+ * error text and listings). */
+void text_append(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #define ECHO(s) echo_str((char[ECHO_CAP]){0}, ECHO_CAP, (s))
 #define ECHO_N(s, n) echo_text((char[ECHO_CAP]){0}, ECHO_CAP, (s), (n))
 

@@ -70,19 +70,11 @@ static const struct hf_type hf_types[] = {
 };
 #define N_HF_TYPES (sizeof hf_types / sizeof hf_types[0])
 
-static void append(char *buf, size_t cap, const char *fmt, ...) {
-    size_t len = strlen(buf);
-    if (len + 1 >= cap) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf + len, cap - len, fmt, ap);
-    va_end(ap);
-}
 
 static void type_keys(const struct hf_type *t, char *buf, size_t cap) {
     buf[0] = '\0';
-    append(buf, cap, "rope_type");
-    for (int i = 0; i < t->n_keys; i++) append(buf, cap, ", %s", t->keys[i].name);
+    text_append(buf, cap, "rope_type");
+    for (int i = 0; i < t->n_keys; i++) text_append(buf, cap, ", %s", t->keys[i].name);
 }
 
 /* The rope_type: "rope_type", or the legacy "type" (HF reads rope_type, else type). */
@@ -157,7 +149,7 @@ static int hf_map(const cJSON *rs, double max_pos, bool allow_theta, struct meth
             v = it->valuedouble;
             if (key->read == HF_OR_DEFAULT && v == 0) continue;
         }
-        append(text, sizeof text, "%s%s=%.17g", n_given++ ? "," : ":", k, v);
+        text_append(text, sizeof text, "%s%s=%.17g", n_given++ ? "," : ":", k, v);
         if (strcmp(k, "original_max_position_embeddings") == 0) have_orig = true;
     }
     for (int i = 0; i < t->n_keys; i++) {
@@ -168,7 +160,7 @@ static int hf_map(const cJSON *rs, double max_pos, bool allow_theta, struct meth
         }
     }
     if (t->orig_from_config && !have_orig && !isnan(max_pos))
-        append(text, sizeof text, "%soriginal_max_position_embeddings=%.17g", n_given++ ? "," : ":", max_pos);
+        text_append(text, sizeof text, "%soriginal_max_position_embeddings=%.17g", n_given++ ? "," : ":", max_pos);
     if (strlen(text) + 1 >= sizeof text) { fail(err, errlen, "rope_scaling: too long"); return -1; }
     char why[768];
     if (method_spec_parse(text, out, why, sizeof why) != 0) {

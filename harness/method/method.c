@@ -21,15 +21,6 @@ static void fail(char *err, size_t errlen, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* Appends to a fixed buffer; silently truncates (used only for error text and listings). */
-static void append(char *buf, size_t cap, const char *fmt, ...) {
-    size_t len = strlen(buf);
-    if (len + 1 >= cap) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf + len, cap - len, fmt, ap);
-    va_end(ap);
-}
 
 /* Hugging Face rope_type names of methods that ctxbench names otherwise: accepted wherever
  * a method name is, and resolved to the method itself (its name is what specs and results
@@ -66,11 +57,11 @@ static void format_value(double v, char *buf, size_t cap) {
 static void method_names(char *buf, size_t cap) {
     buf[0] = '\0';
     for (const struct method *const *m = registry_methods; *m; m++)
-        append(buf, cap, "%s%s", m == registry_methods ? "" : ", ", (*m)->name);
-    append(buf, cap, " (Hugging Face names:");
+        text_append(buf, cap, "%s%s", m == registry_methods ? "" : ", ", (*m)->name);
+    text_append(buf, cap, " (Hugging Face names:");
     for (size_t i = 0; i < sizeof method_aliases / sizeof method_aliases[0]; i++)
-        append(buf, cap, "%s %s = %s", i ? "," : "", method_aliases[i].alias, method_aliases[i].name);
-    append(buf, cap, ")");
+        text_append(buf, cap, "%s %s = %s", i ? "," : "", method_aliases[i].alias, method_aliases[i].name);
+    text_append(buf, cap, ")");
 }
 
 static void param_describe(const struct method_param *p, char *buf, size_t cap) {
@@ -85,11 +76,11 @@ static void param_describe(const struct method_param *p, char *buf, size_t cap) 
 
 static void param_list(const struct method *m, char *buf, size_t cap) {
     buf[0] = '\0';
-    if (m->n_params == 0) { append(buf, cap, "none"); return; }
+    if (m->n_params == 0) { text_append(buf, cap, "none"); return; }
     for (int i = 0; i < m->n_params; i++) {
         char one[160];
         param_describe(&m->params[i], one, sizeof one);
-        append(buf, cap, "%s%s", i ? ", " : "", one);
+        text_append(buf, cap, "%s%s", i ? ", " : "", one);
     }
 }
 
@@ -133,7 +124,7 @@ static int spec_canonical(struct method_spec *s, char *err, size_t errlen) {
         if (isnan(s->values[i])) continue;
         char val[32];
         format_value(s->values[i], val, sizeof val);
-        append(text, sizeof text, "%s%s=%s", first ? ":" : ",", m->params[i].name, val);
+        text_append(text, sizeof text, "%s%s=%s", first ? ":" : ",", m->params[i].name, val);
         first = 0;
     }
     if (strlen(text) >= sizeof s->text) {
