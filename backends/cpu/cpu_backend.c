@@ -446,16 +446,7 @@ static int cpu_score(struct backend *e, const struct dbuf *x, int n, const int32
     for (int r0 = 0; r0 < n; r0 += e->logits_rows) {
         int nr = n - r0 < e->logits_rows ? n - r0 : e->logits_rows;
         bool need_last = last_logits && r0 + nr == n;
-        bool need_scores = false;
-        if (targets)
-            for (int r = 0; r < nr; r++) need_scores |= targets[r0 + r] >= 0;
-        if (logprob && !targets)
-            for (int r = 0; r < nr; r++) logprob[r0 + r] = 0.0f;
-        if (!need_scores && !need_last) {
-            if (logprob)
-                for (int r = 0; r < nr; r++) logprob[r0 + r] = 0.0f;
-            continue;
-        }
+        if (!score_block_needed(targets, logprob, r0, nr, need_last)) continue;
         matmul(e, &e->output, x->p + (size_t)r0 * c->dim, nr, e->logits);
         if (targets) {   /* ids were checked by the engine */
             struct lsm_job j = {e->logits, c->n_vocab, targets + r0, logprob + r0};

@@ -632,16 +632,7 @@ static int ocl_score(struct backend *b, const struct dbuf *x, int n, const int32
     for (int r0 = 0; r0 < n && !b->error[0]; r0 += b->logits_rows) {
         int nr = n - r0 < b->logits_rows ? n - r0 : b->logits_rows;
         bool need_last = last_logits && r0 + nr == n;
-        bool need_scores = false;
-        if (targets)
-            for (int r = 0; r < nr; r++) need_scores |= targets[r0 + r] >= 0;
-        if (logprob && !targets)
-            for (int r = 0; r < nr; r++) logprob[r0 + r] = 0.0f;
-        if (!need_scores && !need_last) {
-            if (logprob)
-                for (int r = 0; r < nr; r++) logprob[r0 + r] = 0.0f;
-            continue;
-        }
+        if (!score_block_needed(targets, logprob, r0, nr, need_last)) continue;
         /* logits[nr][vocab] = x[r0 .. r0+nr][dim] . output^T */
         cl_mem wout = matrix_f32(b, &b->output);
         if (b->error[0]) break;

@@ -104,3 +104,13 @@ int backend_param_long(const char *backend, const char *params, const char *key,
     return 0;
 }
 
+
+bool score_block_needed(const int32_t *targets, float *logprob, int r0, int nr, bool need_last) {
+    bool need_scores = false;
+    for (int r = 0; r < nr; r++) {
+        bool scored = targets && targets[r0 + r] >= 0;
+        need_scores |= scored;
+        if (logprob && !scored) logprob[r0 + r] = 0.0f;
+    }
+    return need_scores || need_last;
+}

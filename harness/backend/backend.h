@@ -120,6 +120,11 @@ struct backend_ops {
                  float *last_logits, char *err, size_t errlen);
 };
 
+/* For score(): whether rows [r0, r0+nr) must be projected onto the vocabulary (a target
+ * >= 0 among them, or need_last); rows without a target get logprob 0 here (logprob may be
+ * NULL). Every backend's score loop asks it, so all agree on which rows are computed. */
+bool score_block_needed(const int32_t *targets, float *logprob, int r0, int nr, bool need_last);
+
 /* Backends compiled into this binary (the registry, generated from the folders under
  * backends/), NULL-terminated. */
 extern const struct backend_ops *const backend_list[];
