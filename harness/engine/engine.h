@@ -38,8 +38,9 @@ const char *engine_cannot_run(const struct engine *e, const struct forward_plan 
  * (NULL: a plain plan), for "does it fit" checks before any work. */
 size_t engine_session_bytes(const struct engine *e, int n_tokens, const struct forward_plan *plan);
 
-/* NULL if a session of n tokens can be made on the device as far as buffer sizes go;
- * otherwise why not (written into why). Memory in total is engine_session_bytes'. */
+/* NULL if the largest buffer a session of n tokens needs (its KV cache) fits the device's
+ * largest allowed buffer; otherwise why not (written into why). The total is checked
+ * against engine_session_bytes. */
 const char *engine_session_too_big(const struct engine *e, int n_tokens, char *why, size_t cap);
 
 /* A KV cache for up to max_tokens positions. On error: NULL, the engine unchanged. */
