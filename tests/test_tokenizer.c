@@ -711,6 +711,11 @@ Test(tokenizer, load_errors) {
     expect_load_error(&bad_pre, "unsupported tokenizer.ggml.pre 'klingon'");
     struct bad_vocab bad_model = { "bert", 8, 8, 8, false, NULL, -2 };
     expect_load_error(&bad_model, "unsupported tokenizer.ggml.model 'bert'");
+    /* names from the file are echoed escaped: the message stays one line */
+    struct bad_vocab newline_pre = { "gpt2", 8, -1, 8, true, "kl\ningon", -2 };
+    expect_load_error(&newline_pre, "unsupported tokenizer.ggml.pre 'kl\\ningon'");
+    struct bad_vocab newline_model = { "be\nrt", 8, 8, 8, false, NULL, -2 };
+    expect_load_error(&newline_model, "unsupported tokenizer.ggml.model 'be\\nrt'");
     struct bad_vocab bad_bos = { "llama", 8, 8, 8, false, NULL, 8 };
     expect_load_error(&bad_bos, "bos_token_id");
 }

@@ -9,6 +9,7 @@
 
 #include "gguf.h"
 #include "tokenizer.h"
+#include "input.h"
 
 /* "<arch>.<suffix>" */
 static const char *arch_key(char *buf, size_t cap, const char *arch, const char *suffix) {
@@ -58,7 +59,7 @@ static int read_config(const struct gguf *g, struct model_config *c, char *err, 
         c->rope_style = ROPE_NEOX;
     } else {
         snprintf(err, errlen, "%s: architecture '%s' is not supported (supported: llama, qwen2)", g->path,
-                 c->arch_name);
+                 ECHO(c->arch_name));
         return -1;
     }
     const char *a = c->arch_name;

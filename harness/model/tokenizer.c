@@ -10,6 +10,7 @@
 #include "tokenizer.h"
 #include "gguf.h"
 #include "unicode.h"
+#include "input.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -267,8 +268,8 @@ struct tokenizer *tokenizer_load(const struct gguf *g, char *err, size_t errlen)
         return fail(t, err, errlen, "tokenizer: no tokenizer.ggml.model string in %s (a GGUF without a vocabulary?)", g->path);
     if (gguf_str_eq(model, "llama")) t->kind = TOKENIZER_SPM;
     else if (gguf_str_eq(model, "gpt2")) t->kind = TOKENIZER_GPT2;
-    else return fail(t, err, errlen, "tokenizer: unsupported tokenizer.ggml.model '%.*s' (only 'llama' and 'gpt2')",
-                     (int)(model.len > 64 ? 64 : model.len), model.ptr);
+    else return fail(t, err, errlen, "tokenizer: unsupported tokenizer.ggml.model '%s' (only 'llama' and 'gpt2')",
+                     ECHO_N(model.ptr, model.len > 64 ? 64 : model.len));
 
     const struct gguf_kv *tokens = find_array(g, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, &why);
     if (!tokens) return fail(t, err, errlen, "tokenizer: tokenizer.ggml.tokens %s (need an array of strings)", why);
@@ -340,7 +341,7 @@ struct tokenizer *tokenizer_load(const struct gguf *g, char *err, size_t errlen)
         }
         bool llama3 = false;
         if (!pick_pre(name, &t->pre, &t->pre_name, &llama3))
-            return fail(t, err, errlen, "tokenizer: unsupported tokenizer.ggml.pre '%s' (known: default, gpt-2, llama-bpe, qwen2)", name);
+            return fail(t, err, errlen, "tokenizer: unsupported tokenizer.ggml.pre '%s' (known: default, gpt-2, llama-bpe, qwen2)", ECHO(name));
         t->ignore_merges = llama3;
         t->add_bos = get_bool(g, "tokenizer.ggml.add_bos_token", llama3);
         for (size_t c = 0; c < GPT2_CHARS; c++) t->char_byte[c] = -1;
