@@ -1,13 +1,17 @@
 /* Fuzzes the text parsers of the command line and the sweep: method specs and lists
  * (harness/method/method.c), task settings (harness/task/settings.c, each task's check hook), the
  * llama.cpp-style --rope-* flags and strict numbers (harness/cli/cli.c), --lengths and the
- * canonical settings text (harness/sweep/sweep.c), and `ctxbench sweep`'s own --methods /
+ * canonical settings text (harness/sweep/sweep.c), Hugging Face rope_scaling dicts and
+ * config.json files (harness/method/hf_rope.c), and `ctxbench sweep`'s own --methods /
  * --tasks / --task-opt / --lengths / --data handling up to the point where it would
  * open the output file (harness/cli/cmd_sweep.c). The first byte picks the parser, the rest
  * is its text; for the sweep, lines are the option values. Checks beyond "no crash":
  * errors are one line, canonical texts parse back to themselves, lengths come sorted,
  * distinct and in range, and plans have finite, positive frequencies. */
+#include <errno.h>
 #include <getopt.h>
+#include <string.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <math.h>
 #include <stdint.h>
@@ -190,6 +194,33 @@ static void fuzz_sweep_cli(char *text) {
     FUZZ_CHECK(rc == 1 || rc == 2, "sweep returned %d without a writable output", rc);
 }
 
+/* A Hugging Face rope_scaling dict (or, with the low bit of byte 2, a whole config.json
+ * in a file): a mapped spec is an ordinary spec (its canonical text parses back, it plans). */
+static void fuzz_hf(const char *text, size_t n, int len, bool as_config, bool known_max_pos) {
+    char err[512];
+    struct method_spec spec;
+    int rc;
+    if (as_config) {
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/ctxbench-fuzz-hf-%ld.json", (long)getpid());
+        FILE *f = fopen(path, "wb");
+        if (!f) fuzz_setup_failed(path, strerror(errno));
+        fwrite(text, 1, n, f);
+        fclose(f);
+        double theta;
+        rc = method_spec_from_hf_config(path, &spec, &theta, err, sizeof err);
+        unlink(path);
+    } else {
+        rc = method_spec_from_hf_json(text, known_max_pos ? (double)len : NAN, &spec, err, sizeof err);
+    }
+    if (rc != 0) {
+        check_error(err);
+        return;
+    }
+    check_canonical(&spec);
+    check_plan(&spec, len);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 3) return 0;
     /* byte 0: the parser; bytes 1-2: a length or trained context for those that take one */
@@ -205,6 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 4: fuzz_lengths(text, len); break;
     case 5: fuzz_run_opts(text); break;
     case 6: fuzz_numbers(text); break;
+    case 8: fuzz_hf(text, size - 3, len, data[2] & 1, data[1] & 1); break;
     default: fuzz_sweep_cli(text); break;
     }
     free(text);
