@@ -1,16 +1,18 @@
-# Figure 5: cost vs context length, one line per method: throughput (tokens per
-# second of wall time, the cell's evaluated tokens over its wall-clock seconds) and the
-# process's peak resident memory during the cell.
+# Figure 5: cost vs context length, one line per method: throughput (the forward passes of
+# the cell's windows or prompts, tokens over seconds each: the median, bars from the slowest
+# to the fastest; where a cell recorded none, its evaluated tokens over its wall time) and
+# the process's peak resident memory during the cell.
 # Data: cost_<task>.dat, columns length tokens_per_s peak_rss_mib session_mib wall_s
-# load_avg_start load_avg_end.
+# load_avg_start load_avg_end rate_median rate_min rate_max n_units.
 # Variables (besides common.gp's): lengths, lenlabels, xmin, xmax, ctx_train, host, threads,
 # note2 (set when a method's throughput rises with the length: disturbed timings),
-# note3 (set when the load average exceeded the cells' own threads: a shared machine).
+# note3 (set when the load average exceeded the cells' own threads: a shared machine),
+# nlabel (what a point and its bars are, and n).
 width = 1400; height = 600
 load plotdir.'/common.gp'
 
 unset title
-set multiplot layout 1, 2 title full_title font ',12' margins 0.06, 0.70, 0.22, 0.80 spacing 0.07, 0
+set multiplot layout 1, 2 title full_title font ',12' margins 0.08, 0.70, 0.22, 0.80 spacing 0.07, 0
 set logscale x 2
 set xrange [xmin:xmax]
 eval length_tics
@@ -27,10 +29,13 @@ eval mark_targets
 # one legend for both panels, right of them
 set key at screen 0.72, screen 0.80 left top vertical Left reverse title 'method'
 
-set ylabel 'throughput (tokens/s)'
+set ylabel 'forward-pass throughput (tokens/s)'
 set yrange [0:*]
-plot for [i = 1:words(series)] data index (i - 1) using 1:2 with linespoints lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt int(word(points, i)) ps 1.2 \
+set label 104 nlabel at screen 0.01, screen 0.11 left font ',9' tc rgb '#444444' front
+set bars small
+plot for [i = 1:words(series)] data index (i - 1) using 1:8:9:10 with yerrorlines lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt int(word(points, i)) ps 1.2 \
      title legend[i]
+unset label 104
 
 unset key
 unset label 100

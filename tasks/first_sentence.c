@@ -298,6 +298,7 @@ tok_fail:
 struct fs_tally {
     int S;
     double *rouge, *exact, *rnll, *starts;   /* per sample */
+    double *prefill_tps;                     /* per sample: prompt tokens / seconds of its forward pass */
     long forward, prompt_total, gen_total;
     struct textbuf examples;                 /* the first answers beside their references */
     struct sample_log samples;               /* per sample: reference, the whole answer, ROUGE-L */
@@ -388,6 +389,7 @@ static int run_samples(const struct task_ctx *ctx, const struct fs_opts *o, cons
         if (cell_plan_decode(cp, ctx, s, &rq, &dr, err, errlen) != 0) goto out;
         ty->forward += dr.forward_tokens;
         ty->prompt_total += (long)np;
+        ty->prefill_tps[i] = dr.prefill_s > 0 ? (double)np / dr.prefill_s : NAN;
         ty->gen_total += dr.n_gen;
         if (score_sample(ty, i, tok, gen, dr.n_gen, &ref, dr.target_nll, n_target, &b, &ans, err, errlen) != 0)
             goto out;
@@ -431,6 +433,7 @@ static int write_results(const struct fs_tally *ty, const char *tpl_path, const 
     sink_array(&k, "exact_by_sample", ty->exact, S);
     sink_array(&k, "reference_nll_by_sample", ty->rnll, S);
     sink_array(&k, "start_byte_by_sample", ty->starts, S);
+    sink_array(&k, "timing_tokens_per_s", ty->prefill_tps, S);
     sink_text(&k, "prompt", prompt_label);
     sink_text(&k, "prompt_file", tpl_path);
     sink_text(&k, "examples", ty->examples.s && !ty->examples.oom ? ty->examples.s : "");
@@ -461,7 +464,7 @@ static int fs_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     }
     const int S = (int)o.samples;
     struct fs_tally ty = {.S = S};
-    double **arrays[] = {&ty.rouge, &ty.exact, &ty.rnll, &ty.starts};
+    double **arrays[] = {&ty.rouge, &ty.exact, &ty.rnll, &ty.starts, &ty.prefill_tps};
     bool oom = false;
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) oom |= !(*arrays[i] = calloc((size_t)S, sizeof(double)));
     struct fs_source so = {0};

@@ -364,6 +364,7 @@ struct pk_tally {
     int n_exact;
     double sum_dacc, sum_tacc, sum_knll;
     long forward, prompt_tokens;
+    double *prefill_tps;      /* per trial (depth-major): prompt tokens / seconds of its forward pass */
     struct textbuf answers;   /* "depth:key->digits" per trial */
     struct sample_log samples;   /* per trial: key, the whole answer, exact */
 };
@@ -425,6 +426,7 @@ static int write_results(const struct pk_tally *ty, const struct pk_opts *o, con
     sink_array(&k, "digit_accuracy_by_depth", ty->dacc, D);
     sink_array(&k, "token_accuracy_by_depth", ty->tacc, D);
     sink_array(&k, "key_nll_by_depth", ty->knll, D);
+    sink_array(&k, "timing_tokens_per_s", ty->prefill_tps, total_trials);
     sink_text(&k, "variant", variants[o->variant]);
     sink_text(&k, "prompt_file", t->path);
     sink_text(&k, "answers", ty->answers.oom || !ty->answers.s ? "" : ty->answers.s);
@@ -489,6 +491,7 @@ static int run_trials(const struct task_ctx *ctx, const struct pk_opts *o, const
             if (cell_plan_decode(cp, ctx, s, &rq, &dr, err, errlen) != 0) goto out;
             ty->forward += dr.forward_tokens;
             ty->prompt_tokens += (long)n;
+            ty->prefill_tps[di * K + tr] = dr.prefill_s > 0 ? (double)n / dr.prefill_s : NAN;
             if (score_trial(ty, di, tr, depth, key, tok, gen, &dr, answer + nq, n_ans, &b, err, errlen) != 0) goto out;
             if (ctx->progress) ctx->progress(ctx->progress_arg, (double)(di * K + tr + 1) / (D * K), ty->forward);
         }
@@ -530,6 +533,7 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
     double **arrays[] = {&ty.acc, &ty.dacc, &ty.tacc, &ty.knll, &ty.dact, &ty.dval};
     bool oom = false;
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) oom |= !(*arrays[i] = calloc((size_t)D, sizeof(double)));
+    oom |= !(ty.prefill_tps = calloc((size_t)D * (size_t)ty.K, sizeof(double)));
     struct textbuf b = {0};
     struct filler_fit f;
     struct cell_plan cp;
@@ -541,6 +545,7 @@ static int pk_run(const struct task_ctx *ctx, struct result *out, char *err, siz
              write_results(&ty, &o, t, &f, max_new, cp.plan.note, out, err, errlen) == 0)
         rc = 0;
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(*arrays[i]);
+    free(ty.prefill_tps);
     textbuf_free(&ty.answers);
     sample_log_free(&ty.samples);
     textbuf_free(&b);

@@ -95,6 +95,7 @@ struct ppl_cell {
     /* evaluation */
     double sum_window_means, sum_nll;
     double *win_nll, *win_scored; /* [n_win] each window's summed NLL and scored tokens (for intervals) */
+    double *win_tps;              /* [n_win] each window's forward tokens / seconds (a timing: run-specific) */
     long scored, forward;
     struct pos_bins bins;
 };
@@ -167,8 +168,9 @@ static int eval_windows(struct ppl_cell *pc, const struct task_ctx *ctx, const s
     float *logprob = malloc((size_t)L * sizeof *logprob);
     pc->win_nll = calloc((size_t)pc->n_win + 1, sizeof *pc->win_nll);
     pc->win_scored = calloc((size_t)pc->n_win + 1, sizeof *pc->win_scored);
+    pc->win_tps = calloc((size_t)pc->n_win + 1, sizeof *pc->win_tps);
     int rc = -1;
-    if (!seq || !targets || !logprob || !pc->win_nll || !pc->win_scored || pos_bins_init(&pc->bins, (int)pc->o.bins < L ? (int)pc->o.bins : L, L) != 0) {
+    if (!seq || !targets || !logprob || !pc->win_nll || !pc->win_scored || !pc->win_tps || pos_bins_init(&pc->bins, (int)pc->o.bins < L ? (int)pc->o.bins : L, L) != 0) {
         snprintf(err, errlen, "ppl: out of memory");
         goto out;
     }
@@ -196,7 +198,10 @@ static int eval_windows(struct ppl_cell *pc, const struct task_ctx *ctx, const s
         task_progress_step(&tp, (double)pc->forward / total_forward, (double)(pc->forward + n - 1) / total_forward,
                            pc->forward, n - 1);
         /* the last token predicts nothing scored, so it is not fed */
+        double tw = host_monotonic_s();
         if (session_eval(s, seq, NULL, n - 1, &pc->cp.fp, targets, logprob, NULL, err, errlen) != 0) goto out;
+        tw = host_monotonic_s() - tw;
+        pc->win_tps[w] = tw > 0 ? (n - 1) / tw : NAN;
         double wsum = 0;
         int wn = 0;
         for (int j = pw->score_from; j < n - 1; j++) {
@@ -266,6 +271,7 @@ static int write_results(const struct ppl_cell *pc, const struct dataset *ds, co
     /* per window: what a bootstrap over windows resamples (the figures' intervals) */
     sink_array(&k, "nll_by_window", pc->win_nll, (int)pc->n_win);
     sink_array(&k, "scored_by_window", pc->win_scored, (int)pc->n_win);
+    sink_array(&k, "timing_tokens_per_s", pc->win_tps, (int)pc->n_win);
     for (int b = 0; b <= nb; b++) tmp[b] = (double)L * b / nb;
     sink_array(&k, "nll_by_pos_edges", tmp, nb + 1);
     sink_text(&k, "protocol", protocols[pc->o.protocol]);
@@ -303,6 +309,7 @@ static int ppl_run(const struct task_ctx *ctx, struct result *out, char *err, si
     free(pc.win);
     free(pc.win_nll);
     free(pc.win_scored);
+    free(pc.win_tps);
     corpus_free(&c);
     dataset_free(&own);
     return rc;

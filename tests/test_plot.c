@@ -176,7 +176,7 @@ static void write_file_b(const char *path) {
 
 #define MAX_BLOCKS 8
 #define MAX_ROWS 64
-#define MAX_COLS 8
+#define MAX_COLS 12
 
 struct block {
     char name[64];
@@ -802,8 +802,62 @@ Test(plot, cost_names_a_shared_machine_from_the_load_average) {
         }
     cr_expect_eq(found, 1);
     char *dat = test_read_text(strcat(strcpy((char[256]){0}, out), "/cost_ppl.dat"));
-    cr_expect(dat && strstr(dat, " 5.5 2\n"), "the loads are in the figure's data: %s", dat);
+    cr_expect(dat && strstr(dat, " 5.5 2 "), "the loads are in the figure's data: %s", dat);
     free(dat);
+    plot_plan_free(&plan);
+    remove_tree(dir);
+}
+
+/* The cost figure's throughput is the median over a cell's forward passes (its windows),
+ * with the slowest and fastest as bars and n beside them; a cell without per-window
+ * timings (an older results file) shows its overall rate, n = 0, and no spread. */
+Test(plot, cost_shows_the_spread_over_repeated_forward_passes) {
+    char dir[64], h5[128], out[128], err[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(h5, sizeof h5, "%s/r.h5", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    cr_assert_eq(mkdir(out, 0777), 0);
+    struct store *st = store_open(h5, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    /* 512: five windows, one NAN (a pass too short to time) left out -> median of 4 */
+    static const double rates512[5] = {900, 1100, NAN, 700, 1300};
+    static const double rates1k[3] = {500, 400, 450};
+    for (int k = 0; k < 3; k++) {
+        struct result r = {0};
+        ppl_result(&r, 0, 512L << k);
+        if (k == 0) cr_assert_eq(result_array(&r, "timing_tokens_per_s", rates512, 5, 1), 0);
+        if (k == 1) cr_assert_eq(result_array(&r, "timing_tokens_per_s", rates1k, 3, 1), 0);
+        put_cell(st, &(struct cell_spec){"ppl", methods[0], "", 512L << k, CELL_DONE, k, 250, 10, NULL}, &r);
+        result_free(&r);
+    }
+    store_close(st);
+    struct plot_plan plan;
+    struct plot_opts o = {.passkey_metric = "accuracy"};
+    cr_assert_eq(plot_prepare(h5, out, &o, &plan, err, sizeof err), 0, "%s", err);
+    struct dat d;
+    read_dat(out, "cost_ppl", &d);
+    const struct block *b = find_block(&d, "baseline");
+    cr_assert_not_null(b);
+    cr_assert_eq(b->n_cols, 11);
+    cr_assert_eq(b->n_rows, 3);
+    /* columns 8-11 (0-based 7-10): median, min, max, n */
+    cr_expect(close_to(b->v[0][7], 1000) && close_to(b->v[0][8], 700) && close_to(b->v[0][9], 1300) &&
+                  b->v[0][10] == 4, "%g %g %g %g", b->v[0][7], b->v[0][8], b->v[0][9], b->v[0][10]);
+    cr_expect(close_to(b->v[1][7], 450) && close_to(b->v[1][8], 400) && close_to(b->v[1][9], 500) &&
+                  b->v[1][10] == 3);
+    cr_expect(close_to(b->v[2][7], 250) && close_to(b->v[2][8], 250) && close_to(b->v[2][9], 250) &&
+                  b->v[2][10] == 0, "no timings: the cell's rate, n 0");
+    int found = 0;
+    for (int i = 0; i < plan.n_jobs; i++)
+        if (strcmp(plan.jobs[i].script, "cost_vs_length.gp") == 0) {
+            found++;
+            cr_expect(strstr(plan.jobs[i].vars, "nlabel='median of n = 0-4 forward passes per point, bars min-max'"),
+                      "%s", plan.jobs[i].vars);
+        }
+    cr_expect_eq(found, 1);
+    char *cap = test_read_text(strcat(strcpy((char[256]){0}, out), "/cost_ppl.caption.txt"));
+    cr_expect(cap && strstr(cap, "(a point with n < 2 has no spread to show)"), "%s", cap);
+    free(cap);
     plot_plan_free(&plan);
     remove_tree(dir);
 }

@@ -497,6 +497,15 @@ Test(tasks, settings_are_checked) {
     cr_assert_eq(fs->check("samples=x", err, sizeof err), -1);
 }
 
+/* Every window or prompt of a cell has its own forward-pass rate (the spread over
+ * repeats the cost figure draws): one per unit, each a positive, finite rate. */
+static void expect_unit_rates(const struct result *r, int n_units) {
+    const struct result_item *t = result_find(r, "timing_tokens_per_s");
+    cr_assert(t && t->kind == RESULT_ARRAY, "timing_tokens_per_s missing");
+    cr_expect_eq(t->rows, n_units);
+    for (int i = 0; i < t->rows; i++) cr_expect(isfinite(t->data[i]) && t->data[i] > 0, "rate %d: %g", i, t->data[i]);
+}
+
 /* The windows protocol's NLL, recomputed here window by window through the backend. */
 Test(tasks, ppl_windows_end_to_end, .init = open_model, .fini = close_model) {
     struct result r;
@@ -504,6 +513,7 @@ Test(tasks, ppl_windows_end_to_end, .init = open_model, .fini = close_model) {
     const int L = 256;
     cr_assert_eq(run_task("ppl", L, "tinystories-sampled", "max_windows=3,bins=8", &r, err, sizeof err), 0, "%s", err);
     cr_assert_eq(scalar(&r, "windows"), 3);
+    expect_unit_rates(&r, 3);
     cr_assert_eq(scalar(&r, "tokens_scored"), 3 * (L - 1));
     cr_assert_eq(scalar(&r, "tokens"), 3 * (L - 1));
     double nll = scalar(&r, "nll");
@@ -674,6 +684,7 @@ Test(tasks, passkey_end_to_end, .init = open_model, .fini = close_model) {
     cr_assert(act->data[0] < act->data[1] && act->data[1] < act->data[2]);
     cr_assert(fabs(act->data[1] - 0.5) < 0.1, "middle depth reached %g", act->data[1]);
     cr_assert_eq(result_find(&r, "accuracy_by_depth")->rows, 3);
+    expect_unit_rates(&r, 6);
     cr_assert_str_eq(result_find(&r, "variant")->text, "yarn");
     cr_assert(strstr(result_find(&r, "answers")->text, "0.50:"));
     result_free(&r);
@@ -696,6 +707,7 @@ Test(tasks, first_sentence_end_to_end, .init = open_model, .fini = close_model) 
     cr_assert(pt > 150 && pt <= 256 - 24, "prompt tokens %g", pt);
     cr_assert(isfinite(scalar(&r, "reference_nll")));
     cr_assert_eq(result_find(&r, "rouge_l_by_sample")->rows, 2);
+    expect_unit_rates(&r, 2);
     cr_assert(strstr(result_find(&r, "prompt")->text, "does not publish"));
     cr_assert(strstr(result_find(&r, "examples")->text, "ref: "));
     result_free(&r);

@@ -5,6 +5,7 @@
  * comment header names the figure, the results file, the model, the task and every
  * column. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1336,6 +1337,30 @@ static int fig_rouge(struct plotter *p, const struct group *g) {
     return figure_finish(p, &fig, "first_sentence_rouge.gp");
 }
 
+/* A cell's forward-pass rates, one per window or prompt (timing_tokens_per_s: the same
+ * work repeated, so their spread is the timing's own noise): the median and the extremes
+ * of the finite ones and how many there are. Without them (results from before they were
+ * recorded) the cell's overall rate stands in, with n = 0. */
+static void unit_rates(const struct store_cell *c, double *med, double *lo, double *hi, int *n) {
+    const struct result_item *r = result_find(&c->res, "timing_tokens_per_s");
+    *n = 0;
+    *med = *lo = *hi = attr_num(c, "tokens_per_s");
+    if (!r || r->kind != RESULT_ARRAY || r->rows < 1) return;
+    double *v = malloc((size_t)r->rows * sizeof *v);
+    if (!v) return;
+    int k = 0;
+    for (int i = 0; i < r->rows; i++)
+        if (isfinite(r->data[i]) && r->data[i] > 0) v[k++] = r->data[i];
+    if (k > 0) {
+        qsort(v, (size_t)k, sizeof *v, cmp_dbl);
+        *med = k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
+        *lo = v[0];
+        *hi = v[k - 1];
+        *n = k;
+    }
+    free(v);
+}
+
 /* Figure 5: throughput and peak memory vs length, for any task. */
 static int fig_cost(struct plotter *p, const struct group *g) {
     struct figure fig;
@@ -1344,7 +1369,12 @@ static int fig_cost(struct plotter *p, const struct group *g) {
     snprintf(base, sizeof base, "cost_%s", safe);
     snprintf(what, sizeof what, "throughput and peak memory vs context length (task %s)", g->task);
     if (figure_open(p, g, &fig, base, what) != 0) return -1;
-    fputs("# columns: length tokens_per_s peak_rss_mib session_mib wall_s load_avg_start load_avg_end\n", fig.f);
+    fputs("# columns: length tokens_per_s peak_rss_mib session_mib wall_s load_avg_start load_avg_end rate_median "
+          "rate_min rate_max n_units (tokens_per_s: the cell's tokens over its wall time; rate_*: the forward passes "
+          "of its windows or prompts, n_units of them, tokens over seconds each; n_units 0: not recorded, the "
+          "cell's rate stands in)\n",
+          fig.f);
+    int n_min = INT_MAX, n_max = 0;
     for (int s = 0; s < g->n_series; s++) {
         const struct series *se = &g->series[s];
         bool begun = false;
@@ -1354,8 +1384,14 @@ static int fig_cost(struct plotter *p, const struct group *g) {
             if (!isfinite(tps) && !isfinite(rss)) continue;
             if (!begun) block_begin(&fig, se->name, &se->style, se->legend, se->target);
             begun = true;
-            fprintf(fig.f, "%ld %.9g %.9g %.9g %.9g %.9g %.9g\n", cell_length(c), tps, rss, attr_num(c, "session_mib"),
-                    attr_num(c, "wall_s"), attr_num(c, "load_avg_start"), attr_num(c, "load_avg_end"));
+            double med, lo, hi;
+            int nu;
+            unit_rates(c, &med, &lo, &hi, &nu);
+            if (nu < n_min) n_min = nu;
+            if (nu > n_max) n_max = nu;
+            fprintf(fig.f, "%ld %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g %.9g %d\n", cell_length(c), tps, rss,
+                    attr_num(c, "session_mib"), attr_num(c, "wall_s"), attr_num(c, "load_avg_start"),
+                    attr_num(c, "load_avg_end"), med, lo, hi, nu);
         }
     }
     char t[160];
@@ -1364,6 +1400,20 @@ static int fig_cost(struct plotter *p, const struct group *g) {
     axis_vars(g, &fig.vars);
     var_str(&fig.vars, "host", attr_s(g->cells[0], "host"));
     var_num(&fig.vars, "threads", attr_num(g->cells[0], "threads"));
+    /* The spread over repeats: each cell's windows or prompts are the same forward pass run
+     * again, so the bars (smallest to largest) show how steady the timing was. */
+    char nlab[160] = "";
+    if (n_max == 0)
+        snprintf(nlab, sizeof nlab, "one timing per cell (no per-window timings recorded): no spread shown");
+    else if (n_min == n_max)
+        snprintf(nlab, sizeof nlab, "median of n = %d forward passes per point, bars min-max", n_min);
+    else
+        snprintf(nlab, sizeof nlab, "median of n = %d-%d forward passes per point, bars min-max", n_min == INT_MAX ? 0 : n_min,
+                 n_max);
+    var_str(&fig.vars, "nlabel", nlab);
+    textbuf_puts(&fig.caption_notes, "Throughput: ");
+    textbuf_puts(&fig.caption_notes, nlab);
+    textbuf_puts(&fig.caption_notes, n_max > 0 && n_min < 2 ? " (a point with n < 2 has no spread to show).\n" : ".\n");
     note_var(&fig, NULL, &g->left_out);
     /* Perplexity is prefill only, and its work per token grows with the context, so a rate
      * that rises with the length says the timings were disturbed (other load on the

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "decode.h"
+#include "host.h"
 
 double decode_nll(const float *logits, int n_vocab, int32_t id) {
     double mx = logits[0];
@@ -28,6 +29,7 @@ int decode_greedy_scored(struct runtime *rt, struct session *s, const struct for
     out->n_gen = 0;
     out->target_nll = 0;
     out->forward_tokens = 0;
+    out->prefill_s = 0;
     if (rq->n_prompt < 1 || rq->n_target < 0 || rq->max_new < 0) {
         snprintf(err, errlen, "decode: empty prompt or negative counts");
         return -1;
@@ -45,7 +47,9 @@ int decode_greedy_scored(struct runtime *rt, struct session *s, const struct for
         goto out;
     }
     session_reset(s);
+    double t0 = host_monotonic_s();
     if (session_eval(s, rq->prompt, NULL, rq->n_prompt, fp, NULL, NULL, logits, err, errlen) != 0) goto out;
+    out->prefill_s = host_monotonic_s() - t0;
     out->forward_tokens += rq->n_prompt;
     bool stopped = rq->max_new == 0;
     /* Shared path: the context is prompt + target[0..i) = prompt + gen[0..i). */

@@ -27,6 +27,7 @@ struct decode_result {
     int n_gen;
     double target_nll;         /* sum over the target's tokens of -log p(token | prompt, earlier targets) */
     long forward_tokens;       /* tokens run through the model */
+    double prefill_s;          /* wall seconds of the prompt's forward pass (a timing: run-specific) */
 };
 
 /* Positions the session needs: n_prompt + max(n_target, max_new). Runs on `s` (reset
