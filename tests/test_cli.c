@@ -598,6 +598,20 @@ static void flags_bad(const char *args, int want_rc, const char *want_in_err) {
               want_in_err, err);
 }
 
+/* llama.cpp's --grp-attn-n/-w name an algorithm ctxbench does not implement: refused
+ * with a pointer to the nearest method, not run as something else. */
+Test(cli, llamacpp_group_attention_is_refused_with_a_pointer) {
+    char out[4096], args[2400];
+    for (int w = 0; w < 2; w++) {
+        snprintf(args, sizeof args, "ppl -m %s -f %s -c 128 --chunks 1 %s 4", model, text,
+                 w ? "--grp-attn-w" : "--grp-attn-n");
+        cr_expect_eq(run(out, sizeof out, args), 2, "%s", args);
+        cr_expect(strstr(out, w ? "--grp-attn-w: llama.cpp's group attention" : "--grp-attn-n: llama.cpp's group attention") &&
+                      strstr(out, "selfextend:group=N,window=W") && !strstr(out, "PPL"),
+                  "%s", out);
+    }
+}
+
 Test(cli, llamacpp_rope_flags_are_the_specs_they_compute) {
     flags_ok("", "baseline");
     flags_ok("--rope-scaling yarn --rope-scale 4", "yarn:factor=4");

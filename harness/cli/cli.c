@@ -100,6 +100,14 @@ int cli_run_opt(struct run_opts *o, int opt, const char *arg) {
         }
         return 1;
     }
+    case 1030:
+    case 1031:
+        /* llama.cpp's self-extend divides the cached keys' positions as batches arrive: a
+         * different algorithm from LongLM's, whose numbers are not SelfExtend's. */
+        fprintf(stderr, "ctxbench: --%s: llama.cpp's group attention (KV-cache positions divided as batches "
+                "arrive) is not implemented; LongLM's SelfExtend, a different algorithm, is --method "
+                "selfextend:group=N,window=W (methods/README.md)\n", opt == 1030 ? "grp-attn-n" : "grp-attn-w");
+        return -1;
     case 1009: o->rope_scaling_json = arg; return 1;
     case 1010: o->hf_config = arg; return 1;
     case 1008:

@@ -40,7 +40,8 @@ struct run_opts {
     {"rope-scaling-json", required_argument, 0, 1009}, {"hf-config", required_argument, 0, 1010},  \
     {"rope-freq-scale", required_argument, 0, 1011}, {"yarn-orig-ctx", required_argument, 0, 1012}, \
     {"yarn-ext-factor", required_argument, 0, 1013}, {"yarn-attn-factor", required_argument, 0, 1014}, \
-    {"yarn-beta-fast", required_argument, 0, 1015}, {"yarn-beta-slow", required_argument, 0, 1016}
+    {"yarn-beta-fast", required_argument, 0, 1015}, {"yarn-beta-slow", required_argument, 0, 1016}, \
+    {"grp-attn-n", required_argument, 0, 1030}, {"grp-attn-w", required_argument, 0, 1031}
 
 #define CLI_RUN_HELP                                                                               \
     "  -m, --model FILE        GGUF model\n"                                                       \
