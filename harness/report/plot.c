@@ -1416,9 +1416,9 @@ static int fig_cost(struct plotter *p, const struct group *g) {
     textbuf_puts(&fig.caption_notes, n_max > 0 && n_min < 2 ? " (a point with n < 2 has no spread to show).\n" : ".\n");
     note_var(&fig, NULL, &g->left_out);
     /* Perplexity is prefill only, and its work per token grows with the context, so a rate
-     * that rises with the length says the timings were disturbed (other load on the
-     * machine, a cold first cell). The results hold no load average, so the figure can
-     * only flag the symptom. Generation tasks are left alone: their decode steps cost more
+     * (the one drawn) that rises with the length says the timings were disturbed (other
+     * load on the machine, a cold first cell); the load averages below say whether the
+     * machine was shared. Generation tasks are left alone: their decode steps cost more
      * per token than the prefill, and the prefill's share grows with the length. */
     struct textbuf rising = {0};
     for (int s = 0; s < g->n_series && strcmp(g->task, "ppl") == 0; s++) {
@@ -1426,7 +1426,9 @@ static int fig_cost(struct plotter *p, const struct group *g) {
         double prev = NAN;
         long prev_len = 0;
         for (int i = 0; i < se->n; i++) {
-            double tps = attr_num(se->cells[i], "tokens_per_s");
+            double tps, lo, hi;
+            int nu;
+            unit_rates(se->cells[i], &tps, &lo, &hi, &nu);
             if (!isfinite(tps)) continue;
             if (isfinite(prev) && tps > RATE_RISE * prev) {
                 char a[32], b[32], buf[200];
