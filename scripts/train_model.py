@@ -692,19 +692,56 @@ def lr_at(args, step):
 
 # ---------------------------------------------------------------- export
 
-def blended_state(ck, base_tensors, blend):
-    """WiSE-FT (Wortsman et al. 2022): base + blend x (trained - base), weight by weight."""
-    if blend == 1.0:
+def blended_state(ck, base_tensors, blend, mix=()):
+    """WiSE-FT (Wortsman et al. 2022): base + blend x (trained - base), weight by weight; with
+    mix = [(checkpoint, weight), ...] the other runs' task vectors are added the same way
+    (a model soup of runs that started from the same base: base + sum w_i x (run_i - base))."""
+    if blend == 1.0 and not mix:
         return ck["model"]
-    return {k: torch.from_numpy(np.array(base_tensors[k.replace("__", ".")], dtype=np.float32)) * (1 - blend) +
-            v * blend for k, v in ck["model"].items()}
+    out = {}
+    for k, v in ck["model"].items():
+        b = torch.from_numpy(np.array(base_tensors[k.replace("__", ".")], dtype=np.float32))
+        t = b + blend * (v - b)
+        for other, w in mix:
+            t = t + w * (other["model"][k] - b)
+        out[k] = t
+    return out
 
 
-def export(ckpt_path, out, name, blend=1.0):
+def load_mix(ck, specs):
+    """--mix CHECKPOINT:WEIGHT arguments as [(checkpoint, weight)]; every run must share the base
+    model and shape of the first, or the sum of their differences means nothing."""
+    mix = []
+    for spec in specs or []:
+        path, sep, w = spec.rpartition(":")
+        try:
+            weight = float(w)
+        except ValueError:
+            weight = None
+        if not sep or not path or weight is None or not math.isfinite(weight):
+            raise SystemExit(f"train_model.py: --mix wants CHECKPOINT:WEIGHT, got {spec!r}")
+        other = load_checkpoint(path)
+        if other["base_sha256"] != ck["base_sha256"] or other["cfg"] != ck["cfg"]:
+            raise SystemExit(f"train_model.py: --mix {path}: trained from another base model or shape")
+        mix.append((other, weight, path))
+    return mix
+
+
+def require_finished(ck, path):
+    if ck["state"]["step"] < ck["recipe"]["steps"]:
+        die(f"{path} is at step {ck['state']['step']} of {ck['recipe']['steps']}: "
+            f"finish it with train --resume (same options) before exporting")
+
+
+def export(ckpt_path, out, name, blend=1.0, mix_specs=()):
     ck = load_checkpoint(ckpt_path)
+    require_finished(ck, ckpt_path)
+    mix = load_mix(ck, mix_specs)
+    for c, _, p in mix:
+        require_finished(c, p)
     base = gguf_io.read(ck["base"])
     model = Llama(ck["cfg"], base.tensors)
-    model.load_state_dict(blended_state(ck, base.tensors, blend))
+    model.load_state_dict(blended_state(ck, base.tensors, blend, [(c, w) for c, w, _ in mix]))
     kv = dict(base.kv)
     S = gguf_io.STRING
     kv["general.name"] = (S, name)
@@ -726,6 +763,16 @@ def export(ckpt_path, out, name, blend=1.0):
     kv["ctxbench.training.tokens"] = (gguf_io.U64, ck["state"]["tokens"])
     kv["ctxbench.training.seed"] = (gguf_io.U64, ck["recipe"]["seed"])
     kv["ctxbench.training.blend"] = (gguf_io.F32, float(blend))
+    if mix:
+        # each added run: its recipe, length and weight (the first run's are the keys above)
+        kv["ctxbench.training.mix"] = (S, json.dumps([{
+            "weight": w, "checkpoint": os.path.basename(os.path.dirname(os.path.abspath(p))) + "/" + os.path.basename(p),
+            "recipe": c["recipe"], "steps": c["state"]["step"], "tokens": c["state"]["tokens"],
+            "final_eval": dict(zip(["step", "tokens", "seconds", "train_kl", "train_ce", "valid_nll", "passkey_exact",
+                                    "passkey_token_acc", "first_sentence_exact", "first_sentence_token_acc"],
+                                   c["state"]["curve"][-1] if c["state"]["curve"] else []))}
+            for c, w, p in mix], sort_keys=True))
+        kv["ctxbench.training.tokens_all_runs"] = (gguf_io.U64, ck["state"]["tokens"] + sum(c["state"]["tokens"] for c, _, _ in mix))
     kv.pop("general.alignment", None)
     order = [n for n in base.tensors if n in model.names] + [n for n in model.names if n not in base.tensors]
     tensors = dict(model.tensors())
@@ -736,7 +783,7 @@ def export(ckpt_path, out, name, blend=1.0):
 
 
 def cmd_export(args):
-    export(args.checkpoint, args.out, args.name, args.blend)
+    export(args.checkpoint, args.out, args.name, args.blend, args.mix)
 
 
 def cmd_blends(args):
@@ -837,6 +884,8 @@ def main():
     e.add_argument("--name", default="ctxbench-retrieval-3M")
     e.add_argument("--blend", type=float, default=1.0,
                    help="write base + BLEND x (trained - base) (WiSE-FT weight-space ensembling); 1 = as trained")
+    e.add_argument("--mix", action="append", metavar="CHECKPOINT:WEIGHT",
+                   help="add WEIGHT x (that run - base) too (a soup of runs from the same base; repeatable)")
     e.set_defaults(func=cmd_export)
     b = sub.add_parser("blends", help="held-out measures of base + b x (trained - base) for several b")
     b.add_argument("checkpoint")
