@@ -532,6 +532,9 @@ int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_s
     if (cfg->stop && *cfg->stop) sum->interrupted = 1;
     rc = 0;
 out:
+    /* the journaled cells into the HDF5 file; a failure (a full disk) loses none: they stay
+     * in the journal, which readers see and the next run folds */
+    if (rc == 0 && st && store_fold(st, err, errlen) != 0) rc = -1;
     store_close(st);
     store_cells_free(prior, n_prior);
     free(done);
