@@ -894,3 +894,84 @@ Test(sweep, cell_time_estimate_prices_the_tasks_work) {
     cr_expect_geq(r.context, 1024 + 8);
     runtime_close(&rt);
 }
+
+/* ------------------------------------------------------------------ shards */
+
+Test(sweep, shards_partition_the_grid_balanced_by_cost) {
+    char model[512], err[512];
+    struct grid g;
+    make_grid(&g, "baseline,pi:factor=2,pi:factor=3,ntk:factor=2,yarn:factor=4", "", 6);   /* 30 cells, 64..2048 */
+    struct runtime rt;
+    open_model(&rt, model, sizeof model);
+    struct sweep_config cfg = config(&g, model, "/nonexistent/unused.h5");
+    for (int n_shards = 1; n_shards <= 7; n_shards++) {
+        struct sweep_cell_info *a, *b;
+        int n, n2;
+        cr_assert_eq(sweep_list_cells(&rt, &cfg, n_shards, &a, &n, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(sweep_list_cells(&rt, &cfg, n_shards, &b, &n2, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(n, 30);
+        double load[8] = {0}, biggest = 0;
+        for (int c = 0; c < n; c++) {
+            cr_assert(a[c].shard >= 0 && a[c].shard < n_shards, "each cell in exactly one share");
+            cr_assert_eq(a[c].shard, b[c].shard, "the same shares every time");
+            cr_assert_gt(a[c].cost, 0);
+            load[a[c].shard] += a[c].cost;
+            if (a[c].cost > biggest) biggest = a[c].cost;
+        }
+        double lo = load[0], hi = load[0];
+        for (int s = 1; s < n_shards; s++) {
+            lo = load[s] < lo ? load[s] : lo;
+            hi = load[s] > hi ? load[s] : hi;
+        }
+        /* greedy LPT: no share exceeds the lightest by more than one cell's cost */
+        cr_expect_leq(hi - lo, biggest * (1 + 1e-12), "%d shares: loads %g..%g, largest cell %g", n_shards, lo, hi,
+                      biggest);
+        /* cost, not count: the 2048-token cells weigh 32 times the 64-token ones */
+        cr_expect_gt(a[29].cost, 20 * a[0].cost);
+        free(a);
+        free(b);
+    }
+    /* a real sweep of each share into its own file: together exactly the grid */
+    char dir[64], out[3][128];
+    test_temp_dir(dir, sizeof dir, "sweep");
+    int total = 0;
+    for (int s = 1; s <= 3; s++) {
+        snprintf(out[s - 1], sizeof out[s - 1], "%s/shard%d.h5", dir, s);
+        cfg.out_path = out[s - 1];
+        cfg.shard = s;
+        cfg.n_shards = 3;
+        struct sweep_summary sum;
+        cr_assert_eq(sweep_run(&rt, &cfg, &sum, err, sizeof err), 0, "%s", err);
+        cr_expect_eq(sum.done, sum.total);
+        total += check_file(out[s - 1], 4);
+    }
+    cr_expect_eq(total, 30, "the shares together are the grid");
+    struct sweep_cell_info *a;
+    int n;
+    cr_assert_eq(sweep_list_cells(&rt, &cfg, 3, &a, &n, err, sizeof err), 0, "%s", err);
+    for (int c = 0; c < n; c++) {
+        struct store_cell *cells;
+        int m;
+        cr_assert_eq(store_read(out[a[c].shard], false, &cells, &m, err, sizeof err), 0, "%s", err);
+        int found = 0;
+        for (int k = 0; k < m; k++) found += strcmp(cells[k].id, a[c].id) == 0;
+        cr_expect_eq(found, 1, "cell %s in its share's file", a[c].id);
+        store_cells_free(cells, m);
+    }
+    free(a);
+    runtime_close(&rt);
+    free(g.methods);
+    test_rm_rf(dir);
+}
+
+Test(sweep, shard_argument_is_checked) {
+    char out[2048];
+    const char *bad[] = {"0/3", "4/3", "3", "x/2", "1/0", "-1/3", "1/3x", "1/100001"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "sweep -m none.gguf -o /tmp/none.h5 --shard '%s'", bad[i]);
+        int rc = ctxbench_run(args, out, sizeof out);
+        cr_expect_eq(rc, 2, "--shard %s: %s", bad[i], out);
+        cr_expect(strstr(out, "expected I/N") && strchr(out, '\n') == out + strlen(out) - 1, "one line: %s", out);
+    }
+}
