@@ -48,6 +48,7 @@ struct store_attr {
 /* --- writing (one writer per file, enforced with a lock file OUT.lock) --- */
 
 struct store;
+struct store_cell;
 /* Opens or creates the results file for appending cells. Fails with a one-line reason
  * when the directory is not writable, another process holds the file, the file is not a
  * ctxbench results file of this schema version, or its mode is read-only. Removes a
@@ -65,6 +66,10 @@ int store_count(const struct store *st, enum cell_status s);
 int store_fold(struct store *st, char *err, size_t errlen);
 /* Folds (quietly: a failure keeps the journal for the next open) and releases the lock. */
 void store_close(struct store *st);
+/* Replaces the file's cells with exactly these (written whole into a new file beside it,
+ * synced and renamed over it: a kill leaves the old file or the new one) and empties the
+ * journal. 0, or -1 + reason with the file as it was. */
+int store_replace(struct store *st, const struct store_cell *cells, int n, char *err, size_t errlen);
 /* For readers that may leave the file self-contained (report, export, plot): folds a
  * journal left by a killed writer when no writer holds the file and it is writable.
  * 0 when there was nothing to fold or it was folded, -1 otherwise (store_read still
@@ -86,6 +91,17 @@ struct store_cell {
 int store_read(const char *path, bool with_arrays, struct store_cell **cells, int *n, char *err, size_t errlen);
 void store_cells_free(struct store_cell *cells, int n);
 const struct store_attr *store_cell_attr(const struct store_cell *c, const char *name);
+/* Attributes that describe one run of a cell rather than the cell: when and where it ran
+ * and how long it took (started, started_unix, wall_s, tokens_per_s, peak_rss_mib,
+ * load_avg_start, load_avg_end, host, threads, device, backend_params), the paths it read
+ * from (model_path, data_path: the files are in the key by their SHA-256) and the build
+ * (git_rev, ctxbench_version). The same cell computed twice differs only in these. */
+bool store_attr_run_specific(const char *name);
+/* Whether a and b hold the same result: the same status, the same attributes other than
+ * the run-specific ones (names, kinds, values; numbers bit for bit) and the same result
+ * items bit for bit. When not, what differs, in why (one line). */
+bool store_cells_same(const struct store_cell *a, const struct store_cell *b, char *why, size_t cap);
+
 /* The attribute as text ("" when absent); numbers are printed with %.17g / %lld. */
 const char *store_attr_text(const struct store_cell *c, const char *name, char *buf, size_t cap);
 
