@@ -252,7 +252,10 @@ static int all_methods(struct method_spec **out, int *n, char *err, size_t errle
     return method_spec_list_parse(list, out, n, err, errlen);
 }
 
-int cmd_sweep(int argc, char **argv) {
+int cmd_sweep(int argc, char **argv) { return cmd_sweep_with(argc, argv, NULL, NULL); }
+
+int cmd_sweep_with(int argc, char **argv, int (*instead)(struct runtime *, const struct sweep_config *, void *),
+                   void *arg) {
     static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
                                              {"threads", required_argument, 0, 't'},
                                              {"backend", required_argument, 0, 1001}, {"device", required_argument, 0, 1008},
@@ -445,6 +448,10 @@ int cmd_sweep(int argc, char **argv) {
                                .dry_run = dry_run,
                                .shard = shard,
                                .n_shards = n_shards};
+    if (instead) {   /* ctxbench slurm: the grid, checked and opened as a sweep would, planned not run */
+        rc = instead(&rt, &cfg, arg);
+        goto done;
+    }
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
