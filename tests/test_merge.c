@@ -264,3 +264,69 @@ Test(merge, shards_merged_equal_the_sweep_in_one_process, .timeout = 240) {
     cr_expect_eq(ctxbench_run(args, out, sizeof out), 1, "%s", out);
     test_rm_rf(dir);
 }
+
+Test(merge, slurm_scripts_and_resubmission_of_missing_shards_only, .timeout = 240) {
+    /* sbatch is the one program ctxbench slurm talks to: here a stand-in script that records
+     * its arguments and prints a job id as sbatch --parsable does (scripts/slurm_ci.sh runs
+     * the real one). */
+    char dir[64], model[512], args[4096], out[16384], fake[160], calls[160], work[160];
+    test_temp_dir(dir, sizeof dir, "slurm");
+    shared_path(model, sizeof model, "models/stories260K.gguf");
+    snprintf(fake, sizeof fake, "%s/sbatch", dir);
+    snprintf(calls, sizeof calls, "%s/calls.txt", dir);
+    snprintf(work, sizeof work, "%s/work", dir);
+    FILE *f = fopen(fake, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "#!/bin/sh\necho \"$*\" >> '%s'\necho 4242\n", calls);
+    fclose(f);
+    chmod(fake, 0755);
+    const char *grid = "--methods baseline,pi:factor=2 --tasks ppl,passkey --lengths 256:512 "
+                       "--task-opt 'ppl:max_windows=1;passkey:depths=1,trials=1' -t 1";
+    snprintf(args, sizeof args,
+             "slurm -m '%s' %s -o '%s/r.h5' --shards 3 --work-dir '%s' --partition p1 --account a1 --qos q1 "
+             "--sbatch-extra '--constraint=x' --dry-run",
+             model, grid, dir, work);
+    cr_assert_eq(ctxbench_run(args, out, sizeof out), 0, "%s", out);
+    const char *want[] = {"#SBATCH --array=1,2,3", "#SBATCH --partition=p1", "#SBATCH --account=a1", "#SBATCH --qos=q1",
+                          "#SBATCH --constraint=x", "#SBATCH --mem=", "#SBATCH --time=", "/logs/shard-%a.err",
+                          "--shard \"$SLURM_ARRAY_TASK_ID/3\"", " merge ", "--expect", "--dependency=afterany"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_expect_not_null(strstr(out, want[i]), "'%s' in: %s", want[i], out);
+    cr_expect_null(strstr(out, "--gres"), "no GPU on the CPU backend");
+    cr_expect_neq(access(work, F_OK), 0, "a dry run writes nothing");
+    /* submitted: the array, then the merge depending on it */
+    snprintf(args, sizeof args, "slurm -m '%s' %s -o '%s/r.h5' --shards 3 --work-dir '%s'", model, grid, dir, work);
+    char cmd[4400];
+    setenv("CTXBENCH_SBATCH", fake, 1);
+    cr_assert_eq(ctxbench_run(args, out, sizeof out), 0, "%s", out);
+    char *log = test_read_text(calls);
+    cr_expect(strstr(log, "array.sbatch") && strstr(log, "--dependency=afterany:4242") && strstr(log, "merge.sbatch"),
+              "%s", log);
+    free(log);
+    /* shard 1 done by hand (as its array task would): a resubmission runs shards 2 and 3 only */
+    char script[256];
+    snprintf(script, sizeof script, "%s/array.sbatch", work);
+    snprintf(cmd, sizeof cmd, "SLURM_ARRAY_TASK_ID=1 bash '%s' 2>/dev/null", script);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s --dry-run", args);
+    cr_assert_eq(ctxbench_run(cmd, out, sizeof out), 0, "%s", out);
+    cr_expect_not_null(strstr(out, "#SBATCH --array=2,3"), "%s", out);
+    for (int s = 2; s <= 3; s++) {
+        snprintf(cmd, sizeof cmd, "SLURM_ARRAY_TASK_ID=%d bash '%s' 2>/dev/null", s, script);
+        cr_assert_eq(system(cmd), 0);
+    }
+    snprintf(cmd, sizeof cmd, "%s --dry-run", args);
+    cr_assert_eq(ctxbench_run(cmd, out, sizeof out), 0, "%s", out);
+    cr_expect_not_null(strstr(out, "every shard is complete"), "%s", out);
+    /* the merge script joins them, every expected cell present */
+    snprintf(cmd, sizeof cmd, "bash '%s/merge.sbatch' 2>&1", work);
+    cr_expect_eq(test_shell_output(cmd, out, sizeof out), 0, "%s", out);
+    cr_expect_not_null(strstr(out, "merge: 8 cells"), "%s", out);
+    /* bad values: one line, status 2 */
+    snprintf(args, sizeof args, "slurm -m '%s' -o '%s/r.h5' --shards 0", model, dir);
+    cr_expect_eq(ctxbench_run(args, out, sizeof out), 2, "%s", out);
+    cr_expect(strchr(out, '\n') == out + strlen(out) - 1, "one line: %s", out);
+    snprintf(args, sizeof args, "slurm -m '%s' -o '%s/r.h5' --shards 2 --shard 1/2", model, dir);
+    cr_expect_eq(ctxbench_run(args, out, sizeof out), 2, "%s", out);
+    test_rm_rf(dir);
+}
