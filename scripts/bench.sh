@@ -55,5 +55,11 @@ f="$SHARED/datasets/tinystories/stories_sampled.txt"
 /usr/bin/time -f "%e s wall, %M KB peak RSS for $(wc -c < "$f") bytes" \
     "$BIN" tokenize --ids-only -f "$f" "$SHARED/models/stories260K.gguf" > /dev/null
 
+# The results store: 10,000 cells written one by one (append + sync each); the time per cell
+# stays flat as the file grows (the copy-per-cell store copied the whole file each time: at
+# the end about what the one fold below costs, per cell).
+echo "== results store: time per cell written, 10,000 cells"
+"$BIN" bench --store "${STORE_CELLS:-10000}" --store-dir "$D"
+
 echo "== CPU time of a cell, idle vs loaded (every core busy with another process)"
 sh "$(dirname "$0")/bench_load.sh" "$BIN" 3

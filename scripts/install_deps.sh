@@ -3,7 +3,7 @@
 # As root it uses apt-get; otherwise it names the missing packages and fails.
 # Arguments name extra groups: `opencl` (the OpenCL backend's headers and CLBlast, and PoCL
 # so that its kernels run on any CPU; the Makefile asks for it unless OPENCL=0), `cross`
-# (the aarch64 cross compiler for make check-cross).
+# (the aarch64 cross compiler for make check-cross), `slurm` (Slurm and munge for scripts/slurm_ci.sh).
 set -eu
 PKGS="build-essential pkg-config libopenblas-dev libhdf5-dev hdf5-tools libcsv-dev libcjson-dev libcriterion-dev nettle-dev gnuplot-nox python3 python3-numpy python3-torch python3-jsonschema python3-pandas python3-h5py time"
 for group in "$@"; do
@@ -13,7 +13,9 @@ for group in "$@"; do
         # make fuzz, make fuzz-ci: clang and its libFuzzer runtime (libclang_rt.fuzzer-x86_64.a);
         # the normal build does not need them.
         fuzz) PKGS="$PKGS clang libclang-rt-14-dev" ;;
-        *) echo "install_deps.sh: unknown package group '$group' (known: opencl, cross, fuzz)" >&2; exit 2 ;;
+        # scripts/slurm_ci.sh: a one-node Slurm (slurmctld, slurmd, sbatch) with munge
+        slurm) PKGS="$PKGS slurm-wlm munge" ;;
+        *) echo "install_deps.sh: unknown package group '$group' (known: opencl, cross, fuzz, slurm)" >&2; exit 2 ;;
     esac
 done
 missing=""

@@ -280,6 +280,7 @@ int cli_read_results(int argc, char **argv, const char *usage, struct store_cell
         return 2;
     }
     char err[1024];
+    store_settle(argv[optind]);   /* a killed writer's journal, folded when nobody writes the file */
     if (store_read(argv[optind], false, cells, n, err, sizeof err) != 0) {
         fprintf(stderr, "ctxbench: %s\n", err);
         return 1;

@@ -100,5 +100,12 @@ int cmd_sweep(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+struct sweep_config;
+/* cmd_sweep, but with `instead` called on the opened runtime and the checked grid in place
+ * of running it (ctxbench slurm); its return value is the exit status. */
+int cmd_sweep_with(int argc, char **argv, int (*instead)(struct runtime *, const struct sweep_config *, void *),
+                   void *arg);
+int cmd_slurm(int argc, char **argv);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <math.h>
 
@@ -12,6 +13,7 @@
 #include "cli.h"
 #include "host.h"
 #include "input.h"
+#include "store.h"
 
 void openblas_set_num_threads(int n);
 
@@ -26,7 +28,10 @@ static const char *help =
     "      --kernels           instead: the backend's matrix product (the model's largest layer\n"
     "                          matrix times 2048 rows) and its attention kernel (2048 causal\n"
     "                          queries, the model's heads) in GFLOP/s, each call timed to its\n"
-    "                          end, attention as a share of the device's own product rate\n" CLI_RUN_HELP;
+    "                          end, attention as a share of the device's own product rate\n"
+    "      --store N           instead: write N results-store cells (a 512-value array each) into\n"
+    "                          a new file in --store-dir DIR (default /tmp) and print the time per\n"
+    "                          cell written for each tenth of them, then the fold into HDF5\n" CLI_RUN_HELP;
 
 
 
@@ -47,6 +52,80 @@ static double sgemm_gflops(int threads) {
     openblas_set_num_threads(1);
     free(a); free(b); free(c);
     return 2.0 * n * n * n / best / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The results store's cost per cell as the file grows: N cells of the shape of a ppl cell
+ * with a per-position curve, each put timed (append + sync), then the fold. */
+static int bench_store(long n, const char *dir) {
+    char path[4096], err[1024];
+    snprintf(path, sizeof path, "%s/ctxbench-bench-store-XXXXXX", dir);
+    if (!mkdtemp(path)) {
+        fprintf(stderr, "ctxbench: --store-dir %s: cannot create a directory there\n", ECHO(dir));
+        return 1;
+    }
+    char tmpdir[4096];
+    snprintf(tmpdir, sizeof tmpdir, "%s", path);
+    strncat(path, "/bench.h5", sizeof path - strlen(path) - 1);
+    struct store *st = store_open(path, err, sizeof err);
+    double *t = malloc((size_t)n * sizeof *t), curve[512];
+    int rc = 1;
+    if (!st || !t) {
+        fprintf(stderr, "ctxbench: %s\n", st ? "out of memory" : err);
+        goto out;
+    }
+    printf("store: %ld cells, a 512-value array and 3 scalars each, into %s\n", n, path);
+    long block = n >= 10 ? n / 10 : 1;
+    for (long i = 0; i < n; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "ppl.bench.L%ld.%012lx", i, (unsigned long)i * 2654435761u);
+        for (int k = 0; k < 512; k++) curve[k] = 2.0 + (double)((i + k) % 97) / 97;
+        struct result r = {0};
+        result_scalar(&r, "ppl", 3.5);
+        result_scalar(&r, "nll", 1.25);
+        result_scalar(&r, "tokens", 512);
+        result_array(&r, "nll_by_position", curve, 512, 1);
+        struct store_attr at[] = {{.name = "key", .kind = STORE_STR, .s = id},
+                                  {.name = "length", .kind = STORE_I64, .i = i},
+                                  {.name = "wall_s", .kind = STORE_F64, .f = 0.5}};
+        double t0 = host_monotonic_s();
+        int w = store_put(st, id, CELL_DONE, at, 3, &r, err, sizeof err);
+        t[i] = host_monotonic_s() - t0;
+        result_free(&r);
+        if (w != 0) {
+            fprintf(stderr, "ctxbench: %s\n", err);
+            goto out;
+        }
+        if ((i + 1) % block == 0 || i + 1 == n) {
+            long from = i + 1 - ((i + 1) % block ? (i + 1) % block : block);
+            double sum = 0;
+            for (long k = from; k <= i; k++) sum += t[k];
+            qsort(t + from, (size_t)(i + 1 - from), sizeof *t, cmp_double);
+            printf("cells %6ld..%-6ld  mean %.3f ms/cell, median %.3f ms/cell\n", from + 1, i + 1,
+                   1e3 * sum / (double)(i + 1 - from), 1e3 * t[from + (i - from) / 2]);
+            fflush(stdout);
+        }
+    }
+    double t0 = host_monotonic_s();
+    if (store_fold(st, err, sizeof err) != 0) {
+        fprintf(stderr, "ctxbench: %s\n", err);
+        goto out;
+    }
+    struct stat sb;
+    printf("fold of %ld cells into HDF5: %.2f s, file %.1f MB\n", n, host_monotonic_s() - t0,
+           stat(path, &sb) == 0 ? (double)sb.st_size / 1e6 : 0.0);
+    rc = 0;
+out:
+    store_close(st);
+    free(t);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "ctxbench: could not remove %s\n", ECHO(tmpdir));
+    return rc;
 }
 
 /* Seconds of the best of `reps` runs of fn, each timed to its end (sync). */
@@ -167,13 +246,16 @@ int cmd_bench(int argc, char **argv) {
                                              {"sgemm", no_argument, 0, 2001},
                                              {"repeat", required_argument, 0, 2002},
                                              {"kernels", no_argument, 0, 2003},
+                                             {"store", required_argument, 0, 2004},
+                                             {"store-dir", required_argument, 0, 2005},
                                              {"help", no_argument, 0, 'h'},
                                              {0}};
     struct run_opts ro;
     run_opts_init(&ro);
     const char *lens = "512";
     int do_sgemm = 0, do_kernels = 0, opt;
-    long repeat = 1;
+    long repeat = 1, store_cells = 0;
+    const char *store_dir = "/tmp";
     while ((opt = getopt_long(argc, argv, "m:t:c:h", longopts, NULL)) != -1) {
         int r = cli_run_opt(&ro, opt, optarg);
         if (r < 0) return 2;
@@ -181,6 +263,12 @@ int cmd_bench(int argc, char **argv) {
         if (opt == 'c') lens = optarg;
         else if (opt == 2001) do_sgemm = 1;
         else if (opt == 2003) do_kernels = 1;
+        else if (opt == 2004) {
+            if (!parse_int(optarg, 1, 10000000, &store_cells)) {
+                fprintf(stderr, "ctxbench: --store expects a cell count in 1..10000000, got '%s'\n", ECHO(optarg));
+                return 2;
+            }
+        } else if (opt == 2005) store_dir = optarg;
         else if (opt == 2002) {
             if (!parse_int(optarg, 1, 100, &repeat)) { fprintf(stderr, "ctxbench: --repeat expects 1..100\n"); return 2; }
         } else if (opt == 'h') { fputs(help, stdout); return 0; }
@@ -191,6 +279,7 @@ int cmd_bench(int argc, char **argv) {
         printf("sgemm 2048^3 threads %d: %.1f GFLOP/s\n", threads ? threads : 1, sgemm_gflops(threads ? threads : 1));
         fflush(stdout);
     }
+    if (store_cells) return bench_store(store_cells, store_dir);
     if (!ro.model) return do_sgemm ? 0 : (fputs(help, stderr), 2);
     if (do_kernels) return bench_kernels(&ro);
 

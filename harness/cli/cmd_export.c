@@ -220,6 +220,7 @@ int cmd_export(int argc, char **argv) {
     int n;
     int status;
     if (json && input) {   /* the per-sample scores are arrays: read them too */
+        store_settle(input);   /* a killed writer's journal, folded when nobody writes the file */
         status = store_read(input, samples, &cells, &n, err, sizeof err) == 0 ? 0 : 1;
         if (status) fprintf(stderr, "ctxbench: %s\n", err);
     } else {

@@ -48,6 +48,10 @@ static const char *help =
     "      --output-path F.json  also write the whole results file as JSON when the sweep ends\n"
     "                          (interrupted or not; schema results/results.schema.json)\n"
     "      --log-samples       with --output-path: each cell's per-sample records too\n"
+    "      --shard I/N         run only the I-th of N shares of the grid (1 <= I <= N), balanced by\n"
+    "                          the cells' estimated cost and the same on every machine (a job array\n"
+    "                          gives each task one share and its own OUT.h5; ctxbench merge joins\n"
+    "                          them; ctxbench slurm does both)\n"
     "      --dry-run           print every cell with its session memory and estimated time\n"
     "                          (from a ~2 s calibration of this model and threads) and the\n"
     "                          total on stdout; run nothing, write nothing\n"
@@ -248,7 +252,10 @@ static int all_methods(struct method_spec **out, int *n, char *err, size_t errle
     return method_spec_list_parse(list, out, n, err, errlen);
 }
 
-int cmd_sweep(int argc, char **argv) {
+int cmd_sweep(int argc, char **argv) { return cmd_sweep_with(argc, argv, NULL, NULL); }
+
+int cmd_sweep_with(int argc, char **argv, int (*instead)(struct runtime *, const struct sweep_config *, void *),
+                   void *arg) {
     static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
                                              {"threads", required_argument, 0, 't'},
                                              {"backend", required_argument, 0, 1001}, {"device", required_argument, 0, 1008},
@@ -265,6 +272,7 @@ int cmd_sweep(int argc, char **argv) {
                                              {"limit", required_argument, 0, 2010},
                                              {"output-path", required_argument, 0, 2011},
                                              {"log-samples", no_argument, 0, 2012},
+                                             {"shard", required_argument, 0, 2013},
                                              {"rope-scaling-json", required_argument, 0, 1009},
                                              {"hf-config", required_argument, 0, 1010},
                                              {"help", no_argument, 0, 'h'},
@@ -278,7 +286,7 @@ int cmd_sweep(int argc, char **argv) {
     const char **task_opts = calloc((size_t)argc + 1, sizeof *task_opts);
     int n_task_opts = 0;
     long seed = 1, mem_mib = 0;
-    int opt, dry_run = 0;
+    int opt, dry_run = 0, shard = 0, n_shards = 0;
     if (!task_opts) return 1;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "m:t:o:h", longopts, NULL)) != -1) {
@@ -318,6 +326,15 @@ int cmd_sweep(int argc, char **argv) {
             break;
         case 2011: json_out = optarg; break;
         case 2012: log_samples = true; break;
+        case 2013: {
+            char e[512];
+            if (sweep_parse_shard(optarg, &shard, &n_shards, e, sizeof e) != 0) {
+                fprintf(stderr, "ctxbench: %s\n", e);
+                free(task_opts);
+                return 2;
+            }
+            break;
+        }
         case 'h': fputs(help, stdout); free(task_opts); return 0;
         default: fputs(help, stderr); free(task_opts); return 2;
         }
@@ -428,7 +445,13 @@ int cmd_sweep(int argc, char **argv) {
                                .stop = &interrupts,
                                .writing = &writing,
                                .log = dry_run ? stdout : stderr,
-                               .dry_run = dry_run};
+                               .dry_run = dry_run,
+                               .shard = shard,
+                               .n_shards = n_shards};
+    if (instead) {   /* ctxbench slurm: the grid, checked and opened as a sweep would, planned not run */
+        rc = instead(&rt, &cfg, arg);
+        goto done;
+    }
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

@@ -25,6 +25,8 @@ static const struct command commands[] = {
     {"synth", "write a random-weight GGUF of a given shape and type", cmd_synth},
     {"bench", "prefill speed, attention share and peak memory of a model", cmd_bench},
     {"sweep", "run methods x tasks x lengths on a model into an HDF5 file (resumable)", cmd_sweep},
+    {"merge", "join results files (a job array's shards) into one, refusing conflicting cells", cmd_merge},
+    {"slurm", "run a sweep as a Slurm job array of shards and a dependent merge (sbatch)", cmd_slurm},
     {"export", "write a sweep's HDF5 results as CSV", cmd_export},
     {"report", "Markdown tables (method x length) of a sweep's headline metrics", cmd_report},
     {"plot", "PNG + SVG figures (gnuplot) and their data files from a sweep's HDF5 results", cmd_plot},

@@ -1526,6 +1526,7 @@ int plot_prepare(const char *results, const char *dir, const struct plot_opts *o
         return -1;
     }
     struct plotter p = {.results = results, .dir = dir, .o = o, .plan = plan, .err = err, .errlen = errlen};
+    store_settle(results);   /* a killed writer's journal, folded when nobody writes the file */
     if (store_read(results, true, &p.cells, &p.n_cells, err, errlen) != 0) return -1;
     int rc = -1;
     struct group g = {0};

@@ -14,6 +14,7 @@
 
 #include "atomic_file.h"
 #include "input.h"
+#include "store_journal.h"
 
 static const char *const status_names[] = {"absent", "done", "skipped", "failed"};
 
@@ -41,40 +42,6 @@ static void quiet_end(const struct h5_quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->f
 
 /* ------------------------------------------------------------------ strings */
 
-/* Attribute texts are stored as UTF-8; a model's output can contain broken byte
- * sequences (byte-fallback tokens), which would make h5py fail to decode the
- * attribute. Invalid bytes become U+FFFD. Returns a malloc'd copy or NULL. */
-static char *utf8_clean(const char *s) {
-    size_t n = strlen(s);
-    if (n > ((size_t)-1 - 1) / 3) return NULL;
-    char *out = malloc(3 * n + 1), *o = out;
-    if (!out) return NULL;
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        int len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
-        bool ok = len > 0;
-        for (int i = 1; ok && i < len; i++) ok = (p[i] & 0xC0) == 0x80;
-        if (ok && len > 1) {   /* reject overlong forms, surrogates and code points past U+10FFFF */
-            unsigned cp = len == 2 ? (p[0] & 31u) << 6 | (p[1] & 63u)
-                        : len == 3 ? (p[0] & 15u) << 12 | (p[1] & 63u) << 6 | (p[2] & 63u)
-                                   : (p[0] & 7u) << 18 | (p[1] & 63u) << 12 | (p[2] & 63u) << 6 | (p[3] & 63u);
-            unsigned min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
-            ok = cp >= min && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
-        }
-        if (ok) {
-            memcpy(o, p, (size_t)len);
-            o += len;
-            p += len;
-        } else {
-            memcpy(o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            p++;
-        }
-    }
-    *o = 0;
-    return out;
-}
-
 /* ------------------------------------------------------------------ attributes */
 
 static hid_t vlen_utf8_type(void) {
@@ -95,7 +62,7 @@ static int attr_write(hid_t loc, const char *name, hid_t type, const void *value
 }
 
 static int attr_write_str(hid_t loc, const char *name, const char *s) {
-    char *clean = utf8_clean(s ? s : "");
+    char *clean = store_utf8_clean(s ? s : "");   /* a model's broken bytes would trip h5py */
     hid_t t = vlen_utf8_type();
     int rc = !clean || t < 0 ? -1 : attr_write(loc, name, t, &clean);
     if (t >= 0) H5Tclose(t);
@@ -346,20 +313,49 @@ struct store_entry {
 
 struct store {
     char *shown;        /* the path as given, for messages */
-    char *path;         /* the real file (links resolved): the lock, the copy and the rename are beside it */
-    char *tmp_path, *lock_path;
+    char *path;         /* the real file (links resolved): the lock, the journal, the copy and the rename are beside it */
+    char *tmp_path, *lock_path, *journal_path;
     char *image_name;   /* a name no file can have (under the results file), for HDF5's in-memory file */
     int lock_fd;
+    bool opened;        /* store_open succeeded: store_close may fold */
+    int journal_fd;     /* open for appending once the journal exists; -1 before */
+    off_t journal_len;  /* bytes of whole records in the journal */
+    int journal_cells;  /* its records, not yet folded into the HDF5 file */
     struct store_entry *cells;
     int n, cap;
+    int *slots;         /* hash table of indexes into cells (-1: empty), n_slots a power of two */
+    size_t n_slots;
 };
 
+/* Frees what one cell read back holds (not the cell itself). */
+static void cell_release(struct store_cell *c) {
+    for (int j = 0; j < c->n_attrs; j++) free(c->attrs[j].s);
+    free(c->attrs);
+    result_free(&c->res);
+    memset(c, 0, sizeof *c);
+}
+
+static uint64_t id_hash(const char *s) {   /* FNV-1a */
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int index_find(const struct store *st, const char *id) {
+    if (!st->n_slots) return -1;
+    for (size_t k = id_hash(id) & (st->n_slots - 1);; k = (k + 1) & (st->n_slots - 1)) {
+        int i = st->slots[k];
+        if (i < 0) return -1;
+        if (strcmp(st->cells[i].id, id) == 0) return i;
+    }
+}
+
 static int index_set(struct store *st, const char *id, enum cell_status s) {
-    for (int i = 0; i < st->n; i++)
-        if (strcmp(st->cells[i].id, id) == 0) {
-            st->cells[i].status = s;
-            return 0;
-        }
+    int i = index_find(st, id);
+    if (i >= 0) {
+        st->cells[i].status = s;
+        return 0;
+    }
     if (st->n == st->cap) {
         int cap = st->cap ? 2 * st->cap : 64;
         struct store_entry *c = realloc(st->cells, (size_t)cap * sizeof *c);
@@ -367,8 +363,25 @@ static int index_set(struct store *st, const char *id, enum cell_status s) {
         st->cells = c;
         st->cap = cap;
     }
+    if ((size_t)(st->n + 1) * 2 > st->n_slots) {   /* at most half full: short probes */
+        size_t n_slots = st->n_slots ? 2 * st->n_slots : 128;
+        int *slots = malloc(n_slots * sizeof *slots);
+        if (!slots) return -1;
+        for (size_t k = 0; k < n_slots; k++) slots[k] = -1;
+        for (int j = 0; j < st->n; j++) {
+            size_t k = id_hash(st->cells[j].id) & (n_slots - 1);
+            while (slots[k] >= 0) k = (k + 1) & (n_slots - 1);
+            slots[k] = j;
+        }
+        free(st->slots);
+        st->slots = slots;
+        st->n_slots = n_slots;
+    }
     snprintf(st->cells[st->n].id, sizeof st->cells[st->n].id, "%s", id);
-    st->cells[st->n++].status = s;
+    st->cells[st->n].status = s;
+    size_t k = id_hash(id) & (st->n_slots - 1);
+    while (st->slots[k] >= 0) k = (k + 1) & (st->n_slots - 1);
+    st->slots[k] = st->n++;
     return 0;
 }
 
@@ -387,6 +400,11 @@ static herr_t index_cb(hid_t group, const char *name, const H5L_info_t *info, vo
 
 void store_close(struct store *st) {
     if (!st) return;
+    if (st->opened && st->journal_cells > 0) {
+        char why[1024];   /* a fold that fails keeps the journal: no cell is lost, the next open folds it */
+        store_fold(st, why, sizeof why);
+    }
+    if (st->journal_fd >= 0) close(st->journal_fd);
     if (st->lock_fd >= 0) {
         unlink(st->lock_path);   /* while still holding the lock; see store_open */
         close(st->lock_fd);
@@ -395,8 +413,10 @@ void store_close(struct store *st) {
     free(st->path);
     free(st->tmp_path);
     free(st->lock_path);
+    free(st->journal_path);
     free(st->image_name);
     free(st->cells);
+    free(st->slots);
     free(st);
 }
 
@@ -413,6 +433,27 @@ static int check_writable(const char *path, const char *shown, char *err, size_t
     return 0;
 }
 
+/* The journal's bytes (NULL with *len 0 when there is none). -1 when it exists and cannot be read. */
+static int journal_read(const char *journal_path, unsigned char **buf, size_t *len, char *err, size_t errlen) {
+    *buf = NULL;
+    *len = 0;
+    if (access(journal_path, F_OK) != 0) return 0;
+    *buf = (unsigned char *)input_read_file_max(journal_path, INPUT_UNLIMITED, len, err, errlen);
+    return *buf ? 0 : -1;
+}
+
+/* The directory a resolved path is in, synced (a new journal's name survives a crash). */
+static void sync_dir_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        sync_path(".", true);
+        return;
+    }
+    char *dir = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+    if (dir) sync_path(dir, true);
+    free(dir);
+}
+
 struct store *store_open(const char *path, char *err, size_t errlen) {
     struct stat sb;
     if (!path || !*path) {
@@ -426,12 +467,12 @@ struct store *store_open(const char *path, char *err, size_t errlen) {
     char why[1024];
     struct store *st = calloc(1, sizeof *st);
     if (!st) goto oom;
-    st->lock_fd = -1;
+    st->lock_fd = st->journal_fd = -1;
     st->shown = strdup(path);
     if (!st->shown) goto oom;
-    /* The real file, once: through a symbolic link the lock, the copy and the rename
-     * happen beside the target, so the link stays a link and a sweep through the link
-     * and one on the target contend for one lock. */
+    /* The real file, once: through a symbolic link the lock, the journal, the copy and the
+     * rename happen beside the target, so the link stays a link and a sweep through the
+     * link and one on the target contend for one lock. */
     st->path = path_resolve(path, why, sizeof why);
     if (!st->path) {
         snprintf(err, errlen, "cannot write results to %s", why);
@@ -439,8 +480,9 @@ struct store *store_open(const char *path, char *err, size_t errlen) {
     }
     st->tmp_path = str_cat(st->path, ".tmp");
     st->lock_path = str_cat(st->path, ".lock");
+    st->journal_path = str_cat(st->path, JOURNAL_SUFFIX);
     st->image_name = str_cat(st->path, "/in-memory");
-    if (!st->tmp_path || !st->lock_path || !st->image_name) goto oom;
+    if (!st->tmp_path || !st->lock_path || !st->journal_path || !st->image_name) goto oom;
     /* One writer per file. The lock file is removed on close; a process that opened it
      * just before the removal would lock a dead inode, so the inode is checked. */
     st->lock_fd = open(st->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
@@ -456,7 +498,7 @@ struct store *store_open(const char *path, char *err, size_t errlen) {
         st->lock_fd = -1;
         goto fail;
     }
-    unlink(st->tmp_path);   /* a copy left by a writer killed mid-cell: its cell never finished */
+    unlink(st->tmp_path);   /* a copy left by a writer killed mid-fold: the journal still holds its cells */
     if (access(st->path, F_OK) == 0) {
         struct h5_quiet q;
         quiet_begin(&q);
@@ -471,6 +513,48 @@ struct store *store_open(const char *path, char *err, size_t errlen) {
         if (it < 0) goto fail;
         if (check_writable(st->path, path, err, errlen) != 0) goto fail;
     }
+    /* Cells journaled by a writer that did not fold them (killed): indexed, and a torn
+     * last record (killed inside its write) cut off so that new records follow whole ones. */
+    unsigned char *jb;
+    size_t jlen;
+    if (journal_read(st->journal_path, &jb, &jlen, err, errlen) != 0) goto fail;
+    if (jb) {
+        size_t off = 0, plen;
+        const unsigned char *payload;
+        for (size_t at = 0; journal_next(jb, jlen, &off, &payload, &plen); at = off) {
+            struct store_cell c;
+            if (journal_decode(payload, plen, false, &c) != 0) {
+                off = at;
+                break;
+            }
+            int r = index_set(st, c.id, c.status);
+            cell_release(&c);
+            if (r != 0) {
+                free(jb);
+                goto oom;
+            }
+            st->journal_cells++;
+        }
+        free(jb);
+        st->journal_len = (off_t)off;
+        if (off < jlen) {
+            st->journal_fd = open(st->journal_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+            if (st->journal_fd < 0 || ftruncate(st->journal_fd, (off_t)off) != 0 || fdatasync(st->journal_fd) != 0) {
+                snprintf(err, errlen, "cannot write results to %s: %s (cutting the torn end of %s)", path,
+                         strerror(errno), st->journal_path);
+                goto fail;
+            }
+        }
+    }
+    st->opened = true;
+    /* Folded now, so the HDF5 file holds every cell again; when that fails (a full disk)
+     * the journal keeps them and the sweep goes on appending to it. */
+    if (st->journal_cells > 0) store_fold(st, why, sizeof why);
+    else if (jb && st->journal_len == 0) {
+        if (st->journal_fd >= 0) close(st->journal_fd);
+        st->journal_fd = -1;
+        unlink(st->journal_path);
+    }
     return st;
 oom:
     snprintf(err, errlen, "out of memory opening %s", path ? path : "(null)");
@@ -480,9 +564,8 @@ fail:
 }
 
 enum cell_status store_cell_status(const struct store *st, const char *id) {
-    for (int i = 0; i < st->n; i++)
-        if (strcmp(st->cells[i].id, id) == 0) return st->cells[i].status;
-    return CELL_ABSENT;
+    int i = index_find(st, id);
+    return i >= 0 ? st->cells[i].status : CELL_ABSENT;
 }
 
 int store_count(const struct store *st, enum cell_status s) {
@@ -574,33 +657,182 @@ static hid_t create_file(const char *path, hid_t fapl) {
     return f;
 }
 
-/* Writes the finished file image to the temporary file beside the results file, with
- * the results file's mode and owner, and renames it into place. */
-static int write_image(struct store *st, const void *image, size_t len, const struct stat *old, const char *id,
-                       char *err, size_t errlen) {
-    int fd = open(st->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+/* Writes a finished file image to the temporary file beside `path`, with the mode and
+ * owner of the file it replaces, and renames it into place. `what` names the change for
+ * messages ("cell X", "the journal's 12 cells"). */
+static int write_image_at(const char *path, const char *tmp_path, const char *shown, const void *image, size_t len,
+                          const struct stat *old, const char *what, char *err, size_t errlen) {
+    int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot write cell %s to %s: %s (creating %s)", id, st->shown, strerror(errno),
-                 st->tmp_path);
+        snprintf(err, errlen, "cannot write %s to %s: %s (creating %s)", what, shown, strerror(errno), tmp_path);
         return -1;
     }
     int rc = 0;
     if (old && match_mode_owner(fd, old) != 0) rc = -1;   /* looks like the file it replaces */
     if (rc == 0 && write_all(fd, image, len) != 0) rc = -1;
-    if (rc != 0) snprintf(err, errlen, "cannot write cell %s to %s: %s", id, st->shown, strerror(errno));
+    if (rc != 0) snprintf(err, errlen, "cannot write %s to %s: %s", what, shown, strerror(errno));
     if (close(fd) != 0 && rc == 0) {
-        snprintf(err, errlen, "cannot write cell %s to %s: %s", id, st->shown, strerror(errno));
+        snprintf(err, errlen, "cannot write %s to %s: %s", what, shown, strerror(errno));
         rc = -1;
     }
     if (rc == 0) {
         char why[1024];
-        if (atomic_replace(st->tmp_path, st->path, why, sizeof why) != 0) {
-            snprintf(err, errlen, "cell %s: %s", id, why);
+        if (atomic_replace(tmp_path, path, why, sizeof why) != 0) {
+            snprintf(err, errlen, "%s: %s", what, why);
             rc = -1;
         }
     }
-    if (rc != 0) unlink(st->tmp_path);
+    if (rc != 0) unlink(tmp_path);
     return rc;
+}
+
+/* The in-memory file's bytes (H5Fget_file_image, its superblock checksum fixed); closes f.
+ * NULL + reason. */
+static void *file_image_close(hid_t f, size_t *len, const char *shown, char *err, size_t errlen) {
+    void *image = NULL;
+    ssize_t n = H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0 ? H5Fget_file_image(f, NULL, 0) : -1;
+    if (n > 0 && (image = malloc((size_t)n)) != NULL && H5Fget_file_image(f, image, (size_t)n) == n &&
+        fix_superblock_checksum(image, (size_t)n) == 0) {
+        *len = (size_t)n;
+    } else {
+        snprintf(err, errlen, "%s: HDF5 could not produce the file (out of memory?)", shown);
+        free(image);
+        image = NULL;
+    }
+    if (close_file(f) != 0 && image) {
+        snprintf(err, errlen, "%s: HDF5 could not close the file", shown);
+        free(image);
+        image = NULL;
+    }
+    return image;
+}
+
+/* Writes the cell's stored attributes except "status" (write_cell adds it). */
+static int write_store_cell(hid_t f, const struct store_cell *c, char *err, size_t errlen) {
+    struct store_attr *attrs = malloc((size_t)(c->n_attrs ? c->n_attrs : 1) * sizeof *attrs);
+    if (!attrs) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int n = 0;
+    for (int i = 0; i < c->n_attrs; i++)
+        if (strcmp(c->attrs[i].name, "status") != 0) attrs[n++] = c->attrs[i];
+    int rc = write_cell(f, c->id, c->status, attrs, n, &c->res, err, errlen);
+    free(attrs);
+    return rc;
+}
+
+int store_fold(struct store *st, char *err, size_t errlen) {
+    if (st->journal_cells == 0) return 0;
+    struct stat old;
+    bool exists = stat(st->path, &old) == 0;
+    if (exists && check_writable(st->path, st->shown, err, errlen) != 0) return -1;
+    unsigned char *jb = NULL;
+    size_t jlen = 0, len = 0;
+    void *image = NULL;
+    if (journal_read(st->journal_path, &jb, &jlen, err, errlen) != 0) return -1;
+    if (exists && !(image = input_read_file_max(st->path, INPUT_UNLIMITED, &len, err, errlen))) {
+        free(jb);
+        return -1;
+    }
+    struct h5_quiet q;
+    quiet_begin(&q);
+    int rc = -1, folded = 0;
+    hid_t fapl = memory_access(image, len);
+    free(image);   /* HDF5 keeps its own copy */
+    image = NULL;
+    hid_t f = fapl < 0 ? -1 : exists ? H5Fopen(st->image_name, H5F_ACC_RDWR, fapl) : create_file(st->image_name, fapl);
+    if (fapl >= 0) H5Pclose(fapl);
+    if (f < 0) {
+        snprintf(err, errlen, "%s: HDF5 could not %s the file", st->shown, exists ? "open" : "create");
+        goto out;
+    }
+    /* the journal's records in order: a later record of a cell replaces an earlier one */
+    size_t off = 0, plen;
+    const unsigned char *payload;
+    char why[1024];
+    while (off < (size_t)st->journal_len && journal_next(jb, jlen, &off, &payload, &plen)) {
+        struct store_cell c;
+        if (journal_decode(payload, plen, true, &c) != 0) break;
+        int w = write_store_cell(f, &c, why, sizeof why);
+        cell_release(&c);
+        if (w != 0) {
+            snprintf(err, errlen, "%s: %s", st->shown, why);
+            close_file(f);
+            goto out;
+        }
+        folded++;
+    }
+    if (!(image = file_image_close(f, &len, st->shown, err, errlen))) goto out;
+    char what[64];
+    snprintf(what, sizeof what, "the journal's %d cell%s", folded, folded == 1 ? "" : "s");
+    if (write_image_at(st->path, st->tmp_path, st->shown, image, len, exists ? &old : NULL, what, err, errlen) != 0)
+        goto out;
+    /* The cells are in the HDF5 file: the journal goes. A kill before the unlink leaves
+     * records whose cells are already there; folding them again changes nothing. */
+    if (st->journal_fd >= 0) close(st->journal_fd);
+    st->journal_fd = -1;
+    unlink(st->journal_path);
+    sync_dir_of(st->path);
+    st->journal_len = 0;
+    st->journal_cells = 0;
+    rc = 0;
+out:
+    free(image);
+    free(jb);
+    quiet_end(&q);
+    return rc;
+}
+
+/* A new results file without cells, written atomically. */
+static int create_empty(struct store *st, char *err, size_t errlen) {
+    struct h5_quiet q;
+    quiet_begin(&q);
+    int rc = -1;
+    size_t len = 0;
+    void *image = NULL;
+    hid_t fapl = memory_access(NULL, 0);
+    hid_t f = fapl < 0 ? -1 : create_file(st->image_name, fapl);
+    if (fapl >= 0) H5Pclose(fapl);
+    if (f < 0) snprintf(err, errlen, "%s: HDF5 could not create the file", st->shown);
+    else if ((image = file_image_close(f, &len, st->shown, err, errlen)) != NULL)
+        rc = write_image_at(st->path, st->tmp_path, st->shown, image, len, NULL, "a new results file", err, errlen);
+    free(image);
+    quiet_end(&q);
+    return rc;
+}
+
+/* What write_cell would refuse, refused before the cell is journaled (a journaled cell
+ * must fold). */
+static int check_cell(const char *id, const struct store_attr *attrs, int n_attrs, const struct result *res,
+                      char *err, size_t errlen) {
+    for (int i = 0; i < n_attrs; i++) {
+        const char *name = attrs[i].name;
+        bool bad = !name[0] || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "status") == 0 ||
+                   (unsigned)attrs[i].kind > STORE_I64;
+        for (int j = 0; j < i && !bad; j++) bad = strcmp(attrs[j].name, name) == 0;
+        if (bad) {
+            snprintf(err, errlen, "could not write attribute '%s' of cell %s (duplicate name?)", name, id);
+            return -1;
+        }
+    }
+    for (int i = 0; res && i < res->n && i < RESULT_MAX_ITEMS; i++) {
+        const struct result_item *it = &res->items[i];
+        if (!it->name[0] || strchr(it->name, '/') || strcmp(it->name, ".") == 0) {
+            snprintf(err, errlen, "result item name '%s' cannot be an HDF5 name", it->name);
+            return -1;
+        }
+        bool dup = false;
+        for (int j = 0; j < i && !dup; j++) dup = strcmp(res->items[j].name, it->name) == 0;
+        bool bad_array = it->kind == RESULT_ARRAY &&
+                         (!it->data || it->rows <= 0 || it->cols <= 0 || it->rows > (1 << 30) || it->cols > (1 << 30) ||
+                          (int64_t)it->rows * it->cols > ((int64_t)1 << 31));
+        if (dup || bad_array || (unsigned)it->kind > RESULT_TEXT) {
+            snprintf(err, errlen, "could not write result item '%s'", it->name);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int store_put(struct store *st, const char *id, enum cell_status status, const struct store_attr *attrs,
@@ -609,56 +841,65 @@ int store_put(struct store *st, const char *id, enum cell_status status, const s
         snprintf(err, errlen, "bad cell id '%s'", id ? id : "(null)");
         return -1;
     }
-    if (status == CELL_ABSENT) {
+    if (status == CELL_ABSENT || (unsigned)status > CELL_FAILED) {
         snprintf(err, errlen, "cell %s: no status to write", id);
         return -1;
     }
-    /* 1. the current file, read into memory (or a new file); HDF5 works on it there, so
-     *    a full disk fails our own write below, never one inside HDF5 */
     struct stat old;
     bool exists = stat(st->path, &old) == 0;
     if (exists && check_writable(st->path, st->shown, err, errlen) != 0) return -1;
-    void *image = NULL;
-    size_t len = 0;
-    if (exists && !(image = input_read_file_max(st->path, INPUT_UNLIMITED, &len, err, errlen))) return -1;
-    struct h5_quiet q;
-    quiet_begin(&q);
+    char why[1024];
+    if (check_cell(id, attrs, n_attrs, status == CELL_DONE ? res : NULL, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: %s", st->shown, why);
+        return -1;
+    }
+    /* The first cell of a new file: the HDF5 file is created first (empty, a few hundred
+     * bytes), so a results file exists, and opens, from the first finished cell on. */
+    if (!exists) {
+        if (create_empty(st, err, errlen) != 0) return -1;
+        exists = stat(st->path, &old) == 0;
+    }
+    unsigned char *rec;
+    size_t len;
+    if (journal_encode(id, status, attrs, n_attrs, res, &rec, &len) != 0) {
+        snprintf(err, errlen, "out of memory writing cell %s", id);
+        return -1;
+    }
+    /* One record appended and synced: the cost of a cell is its own size, whatever the
+     * size of the file. A kill inside the write leaves a torn record that readers ignore. */
+    bool created = false;
+    if (st->journal_fd < 0) {
+        created = access(st->journal_path, F_OK) != 0;
+        st->journal_fd = open(st->journal_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+        if (st->journal_fd >= 0 && exists && created) match_mode_owner(st->journal_fd, &old);
+    }
     int rc = -1;
-    hid_t fapl = memory_access(image, len);
-    free(image);   /* HDF5 keeps its own copy */
-    image = NULL;
-    hid_t f = fapl < 0 ? -1 : exists ? H5Fopen(st->image_name, H5F_ACC_RDWR, fapl) : create_file(st->image_name, fapl);
-    if (fapl >= 0) H5Pclose(fapl);   /* and with it the property list's copy of the image */
-    if (f < 0) {
-        snprintf(err, errlen, "%s: HDF5 could not %s the file", st->shown, exists ? "open" : "create");
+    if (st->journal_fd < 0) {
+        snprintf(err, errlen, "cannot write cell %s to %s: %s (creating %s)", id, st->shown, strerror(errno),
+                 st->journal_path);
         goto out;
     }
-    /* 2. the cell, added to the copy in memory, and the copy's bytes */
-    char why[1024];
-    int w = write_cell(f, id, status, attrs, n_attrs, res, why, sizeof why);
-    if (w != 0) snprintf(err, errlen, "%s: %s", st->shown, why);
-    ssize_t n = w == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0 ? H5Fget_file_image(f, NULL, 0) : -1;
-    if (w == 0 && n > 0 && (image = malloc((size_t)n)) != NULL && H5Fget_file_image(f, image, (size_t)n) == n &&
-        fix_superblock_checksum(image, (size_t)n) == 0)
-        len = (size_t)n;
-    else if (w == 0) {
-        snprintf(err, errlen, "%s: HDF5 could not produce the file with cell %s (out of memory?)", st->shown, id);
-        w = -1;
+    if (write_all(st->journal_fd, rec, len) != 0 || fdatasync(st->journal_fd) != 0) {
+        snprintf(err, errlen, "cannot write cell %s to %s: %s", id, st->shown, strerror(errno));
+        /* the partial record goes: the journal stays whole records */
+        if (ftruncate(st->journal_fd, st->journal_len) == 0) fdatasync(st->journal_fd);
+        if (st->journal_len == 0) {
+            close(st->journal_fd);
+            st->journal_fd = -1;
+            unlink(st->journal_path);
+        }
+        goto out;
     }
-    if (close_file(f) != 0 && w == 0) {
-        snprintf(err, errlen, "%s: HDF5 could not close the file with cell %s", st->shown, id);
-        w = -1;
-    }
-    /* 3. on disk beside the results file, then in its place in one step */
-    if (w != 0 || write_image(st, image, len, exists ? &old : NULL, id, err, errlen) != 0) goto out;
+    if (created) sync_dir_of(st->path);
+    st->journal_len += (off_t)len;
+    st->journal_cells++;
     if (index_set(st, id, status) != 0) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
     rc = 0;
 out:
-    free(image);
-    quiet_end(&q);
+    free(rec);
     return rc;
 }
 
@@ -779,8 +1020,9 @@ static herr_t list_cb(hid_t group, const char *name, const H5L_info_t *info, voi
     return 0;
 }
 
-int store_read(const char *path, bool with_arrays, struct store_cell **cells_out, int *n_out, char *err,
-               size_t errlen) {
+/* The cells of the HDF5 file alone, sorted by id. */
+static int read_h5(const char *path, bool with_arrays, struct store_cell **cells_out, int *n_out, char *err,
+                   size_t errlen) {
     *cells_out = NULL;
     *n_out = 0;
     struct h5_quiet q;
@@ -861,4 +1103,209 @@ const char *store_attr_text(const struct store_cell *c, const char *name, char *
     if (a->kind == STORE_F64) snprintf(buf, cap, "%.17g", a->f);
     else snprintf(buf, cap, "%lld", (long long)a->i);
     return buf;
+}
+
+struct ordered {
+    const struct store_cell *c;
+    int seq;   /* the HDF5 file's cells first, then the journal's records in order */
+};
+static int cmp_ordered(const void *a, const void *b) {
+    const struct ordered *x = a, *y = b;
+    int c = strcmp(x->c->id, y->c->id);
+    return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+int store_read(const char *path, bool with_arrays, struct store_cell **cells_out, int *n_out, char *err,
+               size_t errlen) {
+    *cells_out = NULL;
+    *n_out = 0;
+    /* The journal first, then the HDF5 file: a fold between the two reads makes cells
+     * appear in both (the same), never in neither. */
+    char why[1024];
+    char *real = path_resolve(path, why, sizeof why);
+    char *jpath = str_cat(real ? real : path, JOURNAL_SUFFIX);
+    free(real);
+    unsigned char *jb = NULL;
+    size_t jlen = 0;
+    if (!jpath) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int r = journal_read(jpath, &jb, &jlen, err, errlen);
+    free(jpath);
+    if (r != 0) return -1;
+    int n_rec = 0;
+    size_t off = 0, plen;
+    const unsigned char *payload;
+    while (jb && journal_next(jb, jlen, &off, &payload, &plen)) n_rec++;
+    struct store_cell *h5 = NULL, *all = NULL;
+    int n_h5 = 0;
+    if ((n_rec == 0 || access(path, F_OK) == 0) && read_h5(path, with_arrays, &h5, &n_h5, err, errlen) != 0) {
+        free(jb);
+        return -1;
+    }
+    if (n_rec == 0) {
+        free(jb);
+        *cells_out = h5;
+        *n_out = n_h5;
+        return 0;
+    }
+    /* Journaled cells over the file's: the last record of a cell is the cell. */
+    int n = n_h5, n_out_cells = 0, rc = -1;
+    struct store_cell *jc = calloc((size_t)n_rec, sizeof *jc);
+    struct ordered *ord = calloc((size_t)(n_h5 + n_rec), sizeof *ord);
+    all = calloc((size_t)(n_h5 + n_rec), sizeof *all);
+    int n_jc = 0;
+    if (!jc || !ord || !all) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    off = 0;
+    while (n_jc < n_rec && journal_next(jb, jlen, &off, &payload, &plen)) {
+        if (journal_decode(payload, plen, with_arrays, &jc[n_jc]) != 0) break;   /* damage ends the journal */
+        n_jc++;
+    }
+    for (int i = 0; i < n_h5; i++) ord[i] = (struct ordered){&h5[i], i};
+    for (int i = 0; i < n_jc; i++) ord[n + i] = (struct ordered){&jc[i], n + i};
+    n += n_jc;
+    qsort(ord, (size_t)n, sizeof *ord, cmp_ordered);
+    /* moved into `all`; the cells left behind are released below */
+    for (int i = 0; i < n; i++) {
+        if (i + 1 < n && strcmp(ord[i].c->id, ord[i + 1].c->id) == 0) continue;
+        struct store_cell *c = (struct store_cell *)ord[i].c;
+        all[n_out_cells++] = *c;
+        memset(c, 0, sizeof *c);
+    }
+    rc = 0;
+out:
+    for (int i = 0; i < n_h5; i++) cell_release(&h5[i]);
+    for (int i = 0; i < n_jc; i++) cell_release(&jc[i]);
+    free(h5);
+    free(jc);
+    free(ord);
+    free(jb);
+    if (rc != 0) {
+        store_cells_free(all, n_out_cells);
+        return -1;
+    }
+    *cells_out = all;
+    *n_out = n_out_cells;
+    return 0;
+}
+
+int store_settle(const char *path) {
+    char why[1024];
+    char *real = path_resolve(path, why, sizeof why);
+    char *jpath = real ? str_cat(real, JOURNAL_SUFFIX) : NULL;
+    bool journal = jpath && access(jpath, F_OK) == 0;
+    free(real);
+    free(jpath);
+    if (!journal) return 0;
+    struct store *st = store_open(path, why, sizeof why);   /* folds */
+    if (!st) return -1;
+    int rc = st->journal_cells > 0 ? -1 : 0;
+    store_close(st);
+    return rc;
+}
+
+int store_replace(struct store *st, const struct store_cell *cells, int n, char *err, size_t errlen) {
+    struct stat old;
+    bool exists = stat(st->path, &old) == 0;
+    if (exists && check_writable(st->path, st->shown, err, errlen) != 0) return -1;
+    struct h5_quiet q;
+    quiet_begin(&q);
+    int rc = -1;
+    size_t len = 0;
+    void *image = NULL;
+    char why[1024];
+    hid_t fapl = memory_access(NULL, 0);
+    hid_t f = fapl < 0 ? -1 : create_file(st->image_name, fapl);
+    if (fapl >= 0) H5Pclose(fapl);
+    if (f < 0) {
+        snprintf(err, errlen, "%s: HDF5 could not create the file", st->shown);
+        goto out;
+    }
+    for (int i = 0; i < n; i++)
+        if (write_store_cell(f, &cells[i], why, sizeof why) != 0) {
+            snprintf(err, errlen, "%s: %s", st->shown, why);
+            close_file(f);
+            goto out;
+        }
+    if (!(image = file_image_close(f, &len, st->shown, err, errlen))) goto out;
+    char what[64];
+    snprintf(what, sizeof what, "%d cell%s", n, n == 1 ? "" : "s");
+    if (write_image_at(st->path, st->tmp_path, st->shown, image, len, exists ? &old : NULL, what, err, errlen) != 0)
+        goto out;
+    /* the journal's cells were among those given (the caller read them under the lock) */
+    if (st->journal_fd >= 0) close(st->journal_fd);
+    st->journal_fd = -1;
+    unlink(st->journal_path);
+    sync_dir_of(st->path);
+    st->journal_len = 0;
+    st->journal_cells = 0;
+    st->n = 0;
+    free(st->slots);
+    st->slots = NULL;
+    st->n_slots = 0;
+    for (int i = 0; i < n; i++)
+        if (index_set(st, cells[i].id, cells[i].status) != 0) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+    rc = 0;
+out:
+    free(image);
+    quiet_end(&q);
+    return rc;
+}
+
+bool store_attr_run_specific(const char *name) {
+    static const char *const names[] = {"started", "started_unix", "wall_s", "tokens_per_s", "peak_rss_mib",
+                                        "load_avg_start", "load_avg_end", "host", "threads", "device",
+                                        "backend_params", "model_path", "data_path", "git_rev", "ctxbench_version"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(name, names[i]) == 0) return true;
+    return false;
+}
+
+static bool attr_same(const struct store_attr *a, const struct store_attr *b) {
+    if (a->kind != b->kind) return false;
+    if (a->kind == STORE_STR) return strcmp(a->s ? a->s : "", b->s ? b->s : "") == 0;
+    if (a->kind == STORE_F64) return memcmp(&a->f, &b->f, sizeof a->f) == 0;
+    return a->i == b->i;
+}
+
+static bool item_same(const struct result_item *a, const struct result_item *b) {
+    if (a->kind != b->kind) return false;
+    if (a->kind == RESULT_SCALAR) return memcmp(&a->value, &b->value, sizeof a->value) == 0;
+    if (a->kind == RESULT_TEXT) return strcmp(a->text ? a->text : "", b->text ? b->text : "") == 0;
+    return a->rows == b->rows && a->cols == b->cols &&
+           (!a->data || !b->data ? a->data == b->data
+                                 : memcmp(a->data, b->data, (size_t)a->rows * (size_t)a->cols * sizeof *a->data) == 0);
+}
+
+bool store_cells_same(const struct store_cell *a, const struct store_cell *b, char *why, size_t cap) {
+    if (a->status != b->status) {
+        snprintf(why, cap, "status %s vs %s", cell_status_name(a->status), cell_status_name(b->status));
+        return false;
+    }
+    for (int pass = 0; pass < 2; pass++) {   /* every attribute of a in b, then of b in a */
+        const struct store_cell *x = pass ? b : a, *y = pass ? a : b;
+        for (int i = 0; i < x->n_attrs; i++) {
+            if (store_attr_run_specific(x->attrs[i].name)) continue;
+            const struct store_attr *o = store_cell_attr(y, x->attrs[i].name);
+            if (!o || !attr_same(&x->attrs[i], o)) {
+                snprintf(why, cap, "attribute '%s' %s", x->attrs[i].name, o ? "differs" : "is in one only");
+                return false;
+            }
+        }
+        for (int i = 0; i < x->res.n; i++) {
+            const struct result_item *o = result_find(&y->res, x->res.items[i].name);
+            if (!o || !item_same(&x->res.items[i], o)) {
+                snprintf(why, cap, "result '%s' %s", x->res.items[i].name, o ? "differs" : "is in one only");
+                return false;
+            }
+        }
+    }
+    return true;
 }

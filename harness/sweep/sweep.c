@@ -424,6 +424,125 @@ static int run_cell(struct runtime *rt, const struct sweep_config *cfg, const st
     return w;
 }
 
+/* ------------------------------------------------------------------ shards */
+
+int sweep_parse_shard(const char *text, int *shard, int *n_shards, char *err, size_t errlen) {
+    const char *slash = text ? strchr(text, '/') : NULL;
+    char a[16], b[16];
+    long i = 0, n = 0;
+    bool ok = slash && slash > text && (size_t)(slash - text) < sizeof a && strlen(slash + 1) < sizeof b;
+    if (ok) {
+        snprintf(a, sizeof a, "%.*s", (int)(slash - text), text);
+        snprintf(b, sizeof b, "%s", slash + 1);
+        char *e1, *e2;
+        ok = a[0] >= '0' && a[0] <= '9' && b[0] >= '0' && b[0] <= '9';
+        i = strtol(a, &e1, 10);
+        n = strtol(b, &e2, 10);
+        ok = ok && !*e1 && !*e2 && n >= 1 && n <= 100000 && i >= 1 && i <= n;
+    }
+    if (!ok) {
+        snprintf(err, errlen, "--shard '%s': expected I/N, the I-th of N shares with 1 <= I <= N <= 100000 (e.g. 2/8)",
+                 ECHO(text));
+        return -1;
+    }
+    *shard = (int)i;
+    *n_shards = (int)n;
+    return 0;
+}
+
+struct by_cost {
+    const struct sweep_cell_info *c;
+};
+static int cmp_by_cost(const void *a, const void *b) {
+    const struct sweep_cell_info *x = ((const struct by_cost *)a)->c, *y = ((const struct by_cost *)b)->c;
+    if (x->cost != y->cost) return x->cost > y->cost ? -1 : 1;   /* largest first */
+    return strcmp(x->id, y->id);
+}
+
+/* Longest processing time first: each cell, largest first, to the least loaded share. */
+static int assign_shards(struct sweep_cell_info *cells, int n, int n_shards) {
+    struct by_cost *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    double *load = calloc((size_t)n_shards, sizeof *load);
+    if (!order || !load) {
+        free(order);
+        free(load);
+        return -1;
+    }
+    for (int c = 0; c < n; c++) order[c].c = &cells[c];
+    qsort(order, (size_t)n, sizeof *order, cmp_by_cost);
+    for (int k = 0; k < n; k++) {
+        int best = 0;
+        for (int s = 1; s < n_shards; s++)
+            if (load[s] < load[best]) best = s;
+        ((struct sweep_cell_info *)order[k].c)->shard = best;
+        load[best] += order[k].c->cost;
+    }
+    free(order);
+    free(load);
+    return 0;
+}
+
+/* The grid's cells with ids, keys (keys may be NULL) and shares. */
+static int list_cells(const struct runtime *rt, const struct sweep_config *cfg, const struct sweep_facts *fx,
+                      int n_shards, struct sweep_cell_info *cells, char (*keys)[2048]) {
+    char key[2048];
+    for (int li = 0, c = 0; li < cfg->n_lengths; li++)
+        for (int ti = 0; ti < cfg->n_tasks; ti++)
+            for (int mi = 0; mi < cfg->n_methods; mi++, c++) {
+                struct sweep_cell_info *ci = &cells[c];
+                sweep_cell_key(fx->model_sha256, rt->be->name, &cfg->methods[mi], &cfg->tasks[ti], fx->data_sha256[ti],
+                               cfg->lengths[li], cfg->seed, keys ? keys[c] : key, sizeof key, ci->id, sizeof ci->id);
+                ci->li = li;
+                ci->ti = ti;
+                ci->mi = mi;
+                ci->cost = n_shards > 0 ? sweep_cell_cost(rt, &cfg->tasks[ti], cfg->lengths[li]) : 0;
+                ci->shard = 0;
+            }
+    return n_shards > 0 ? assign_shards(cells, cfg->n_methods * cfg->n_tasks * cfg->n_lengths, n_shards) : 0;
+}
+
+static int grid_size(const struct sweep_config *cfg, char *err, size_t errlen) {
+    if (cfg->n_methods < 1 || cfg->n_tasks < 1 || cfg->n_lengths < 1 || !cfg->methods || !cfg->tasks ||
+        !cfg->lengths) {
+        snprintf(err, errlen, "the grid is empty (methods %d, tasks %d, lengths %d)", cfg->n_methods, cfg->n_tasks,
+                 cfg->n_lengths);
+        return -1;
+    }
+    if ((long)cfg->n_methods * cfg->n_tasks * cfg->n_lengths > 1000000) {
+        snprintf(err, errlen, "the grid has more than a million cells");
+        return -1;
+    }
+    return cfg->n_methods * cfg->n_tasks * cfg->n_lengths;
+}
+
+int sweep_list_cells(struct runtime *rt, const struct sweep_config *cfg, int n_shards, struct sweep_cell_info **out,
+                     int *n_out, char *err, size_t errlen) {
+    *out = NULL;
+    *n_out = 0;
+    int n = grid_size(cfg, err, errlen);
+    if (n < 0) return -1;
+    struct sweep_facts fx;
+    struct sweep_cell_info *cells = calloc((size_t)n, sizeof *cells);
+    int rc = -1;
+    if (!cells) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (prepare_facts(cfg, rt, &fx, err, errlen) == 0) {
+        if (list_cells(rt, cfg, &fx, n_shards, cells, NULL) != 0) snprintf(err, errlen, "out of memory");
+        else rc = 0;
+    }
+    free(fx.data_path);
+    free(fx.data_sha256);
+    if (rc != 0) {
+        free(cells);
+        return -1;
+    }
+    *out = cells;
+    *n_out = n;
+    return 0;
+}
+
 static int cmp_cell_id(const void *key, const void *cell) {
     return strcmp(key, ((const struct store_cell *)cell)->id);
 }
@@ -437,31 +556,31 @@ static bool prior_done(const struct store_cell *cells, int n, const char *id) {
 int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_summary *sum, char *err,
               size_t errlen) {
     memset(sum, 0, sizeof *sum);
-    if (cfg->n_methods < 1 || cfg->n_tasks < 1 || cfg->n_lengths < 1 || !cfg->methods || !cfg->tasks ||
-        !cfg->lengths) {
-        snprintf(err, errlen, "the grid is empty (methods %d, tasks %d, lengths %d)", cfg->n_methods, cfg->n_tasks,
-                 cfg->n_lengths);
+    int n = grid_size(cfg, err, errlen), rc = -1;
+    if (n < 0) return -1;
+    if (cfg->n_shards < 0 || (cfg->n_shards > 0 && (cfg->shard < 1 || cfg->shard > cfg->n_shards))) {
+        snprintf(err, errlen, "shard %d of %d: expected 1 <= shard <= shards", cfg->shard, cfg->n_shards);
         return -1;
     }
-    if ((long)cfg->n_methods * cfg->n_tasks * cfg->n_lengths > 1000000) {
-        snprintf(err, errlen, "the grid has more than a million cells");
-        return -1;
-    }
-    int n = cfg->n_methods * cfg->n_tasks * cfg->n_lengths, rc = -1;
     struct sweep_facts fx;
     struct store *st = NULL;
-    char (*ids)[STORE_ID_MAX + 1] = calloc((size_t)n, sizeof *ids);
+    struct sweep_cell_info *cells = calloc((size_t)n, sizeof *cells);
     char (*keys)[2048] = calloc((size_t)n, sizeof *keys);
+    bool *mine = calloc((size_t)n, sizeof *mine);   /* this shard's cells (all without sharding) */
     struct progress_cell *todo = NULL;
     bool *done = NULL;                 /* per cell: done in the file before this run */
     struct store_cell *prior = NULL;   /* a dry run: the file's cells, sorted by id */
     int n_prior = 0;
     memset(&fx, 0, sizeof fx);
-    if (!ids || !keys) {
+    if (!cells || !keys || !mine) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
     if (prepare_facts(cfg, rt, &fx, err, errlen) != 0) goto out;
+    if (list_cells(rt, cfg, &fx, cfg->n_shards, cells, keys) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     done = calloc((size_t)n, sizeof *done);
     if (!done) {
         snprintf(err, errlen, "out of memory");
@@ -480,17 +599,21 @@ int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_s
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    int n_todo = 0;
+    int n_todo = 0, n_mine = 0;
+    double cost_mine = 0, cost_all = 0;
     for (int li = 0, c = 0; li < cfg->n_lengths; li++)
         for (int ti = 0; ti < cfg->n_tasks; ti++)
             for (int mi = 0; mi < cfg->n_methods; mi++, c++) {
-                sweep_cell_key(fx.model_sha256, rt->be->name, &cfg->methods[mi], &cfg->tasks[ti], fx.data_sha256[ti],
-                               cfg->lengths[li], cfg->seed, keys[c], sizeof keys[c], ids[c], sizeof ids[c]);
-                done[c] = st ? store_cell_status(st, ids[c]) == CELL_DONE : prior_done(prior, n_prior, ids[c]);
+                mine[c] = cfg->n_shards == 0 || cells[c].shard == cfg->shard - 1;
+                cost_all += cells[c].cost;
+                if (!mine[c]) continue;
+                n_mine++;
+                cost_mine += cells[c].cost;
+                done[c] = st ? store_cell_status(st, cells[c].id) == CELL_DONE : prior_done(prior, n_prior, cells[c].id);
                 if (done[c]) sum->cached++;
                 else todo[n_todo++] = (struct progress_cell){.group = ti % PROGRESS_MAX_GROUPS, .length = cfg->lengths[li]};
             }
-    sum->total = n;
+    sum->total = n_mine;
     struct progress pg;
     if (cfg->log) {
         char line[2048];
@@ -498,6 +621,9 @@ int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_s
                  "%d already done in %s", cfg->model_path, (unsigned long long)fx.model_size, fx.model_sha256,
                  cfg->n_methods, cfg->n_tasks, cfg->n_lengths, n, sum->cached, cfg->out_path);
         fprintf(cfg->log, "%s\n", line);
+        if (cfg->n_shards > 0)
+            fprintf(cfg->log, "  shard %d/%d: %d of the %d cells, %.1f%% of the grid's nominal cost\n", cfg->shard,
+                    cfg->n_shards, n_mine, n, cost_all > 0 ? 100 * cost_mine / cost_all : 0.0);
         for (int ti = 0; ti < cfg->n_tasks; ti++)
             fprintf(cfg->log, "  task %s: settings '%s', data '%s'\n", cfg->tasks[ti].task->name,
                     cfg->tasks[ti].settings[0] ? cfg->tasks[ti].settings : "(defaults)",
@@ -505,16 +631,19 @@ int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_s
     }
     size_t avail = cfg->mem_limit ? cfg->mem_limit : rt->device.mem_free;
     if (cfg->dry_run) {
-        rc = sweep_dry_run(cfg->log ? cfg->log : stdout, rt, cfg, done, avail, sum);
+        rc = sweep_dry_run(cfg->log ? cfg->log : stdout, rt, cfg, done, mine, avail, sum);
         goto out;
     }
     if (cfg->log) {
-        sweep_warn_skips(cfg->log, rt, cfg, done, avail);
-        progress_init(&pg, cfg->log, isatty(fileno(cfg->log)), n, todo, n_todo);
+        sweep_warn_skips(cfg->log, rt, cfg, done, mine, avail);
+        progress_init(&pg, cfg->log, isatty(fileno(cfg->log)), n_mine, todo, n_todo);
     }
+    int k_mine = 0;
     for (int li = 0, c = 0; li < cfg->n_lengths; li++)
         for (int ti = 0; ti < cfg->n_tasks; ti++)
             for (int mi = 0; mi < cfg->n_methods; mi++, c++) {
+                if (!mine[c]) continue;
+                k_mine++;   /* the cell's number within this run's share */
                 if (done[c]) continue;
                 if (cfg->stop && *cfg->stop) {
                     sum->interrupted = 1;
@@ -524,21 +653,25 @@ int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_s
                 char label[160];
                 snprintf(label, sizeof label, "%.40s %.100s L=%d", cfg->tasks[ti].task->name, cfg->methods[mi].text,
                          cfg->lengths[li]);
-                if (cfg->log) progress_begin(&pg, c + 1, label);
-                if (run_cell(rt, cfg, &fx, st, cfg->log ? &pg : NULL, ids[c], keys[c], &cfg->methods[mi], ti,
+                if (cfg->log) progress_begin(&pg, k_mine, label);
+                if (run_cell(rt, cfg, &fx, st, cfg->log ? &pg : NULL, cells[c].id, keys[c], &cfg->methods[mi], ti,
                              cfg->lengths[li], sum, err, errlen) != 0)
                     goto out;
             }
     if (cfg->stop && *cfg->stop) sum->interrupted = 1;
     rc = 0;
 out:
+    /* the journaled cells into the HDF5 file; a failure (a full disk) loses none: they stay
+     * in the journal, which readers see and the next run folds */
+    if (rc == 0 && st && store_fold(st, err, errlen) != 0) rc = -1;
     store_close(st);
     store_cells_free(prior, n_prior);
     free(done);
     free(fx.data_path);
     free(fx.data_sha256);
-    free(ids);
+    free(cells);
     free(keys);
+    free(mine);
     free(todo);
     return rc;
 }

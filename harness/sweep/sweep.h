@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "method.h"
+#include "store.h"
 #include "runtime.h"
 #include "task.h"
 
@@ -47,6 +48,8 @@ struct sweep_config {
     /* Print every cell with its memory and estimated time on log (sweep_plan.h) and
      * stop: no cell runs and the results file is neither created nor changed. */
     int dry_run;
+    /* Run only share `shard` (1..n_shards) of the grid (sweep_list_cells); n_shards 0 = all. */
+    int shard, n_shards;
 };
 
 struct sweep_summary {
@@ -54,6 +57,10 @@ struct sweep_summary {
     int cached;       /* already done in the file before this run */
     int done, skipped, failed;   /* a dry run: skipped = cells that will not run */
     int interrupted;  /* stopped early by *stop */
+    /* a dry run: estimated seconds of the cells to run (NAN: unknown) and the largest
+     * session among them (bytes) */
+    double est_seconds;
+    size_t max_session_bytes;
 };
 
 /* Runs the grid on an open runtime. Returns 0 when every cell was attempted or it was
@@ -61,6 +68,25 @@ struct sweep_summary {
  * not be written. */
 int sweep_run(struct runtime *rt, const struct sweep_config *cfg, struct sweep_summary *sum, char *err,
               size_t errlen);
+
+/* A cell of the grid, in run order (lengths, then tasks, then methods). */
+struct sweep_cell_info {
+    char id[STORE_ID_MAX + 1];
+    int li, ti, mi;     /* its length, task and method */
+    double cost;        /* nominal cost for sharding (sweep_cell_cost) */
+    int shard;          /* 0-based share of n_shards; 0 without sharding */
+};
+
+/* Every cell of cfg's grid (cfg->shard ignored) with its id and, for n_shards > 0, its
+ * share: greedy longest-processing-time over the cells sorted by nominal cost (largest
+ * first, ties by id), each to the share with the least cost so far (ties: the lowest
+ * share). The same on every machine: the cost is priced from the model's shape, not
+ * timed. *out malloc'd. 0, or -1 + reason. */
+int sweep_list_cells(struct runtime *rt, const struct sweep_config *cfg, int n_shards, struct sweep_cell_info **out,
+                     int *n, char *err, size_t errlen);
+
+/* "I/N" with 1 <= I <= N <= 100000. 0, or -1 + a one-line reason naming the text. */
+int sweep_parse_shard(const char *text, int *shard, int *n_shards, char *err, size_t errlen);
 
 /* Lengths: a comma list of items, each N, Nk (x1024) or Nx (x the trained context),
  * or A:B = A, 2A, 4A, ... up to B. "4k:128k", "512,1k,2k", "1x:32x". Sorted, without

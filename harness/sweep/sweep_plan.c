@@ -215,13 +215,13 @@ static const char *list_text(struct line_list *l) {
 }
 
 void sweep_warn_skips(FILE *f, const struct runtime *rt, const struct sweep_config *cfg, const bool *done,
-                      size_t avail) {
+                      const bool *mine, size_t avail) {
     struct line_list l = {0};
     int n = 0;
     for (int li = 0, c = 0; li < cfg->n_lengths; li++)
         for (int ti = 0; ti < cfg->n_tasks; ti++)
             for (int mi = 0; mi < cfg->n_methods; mi++, c++) {
-                if (done[c]) continue;
+                if (done[c] || (mine && !mine[c])) continue;
                 struct cell_need need;
                 sweep_cell_need(rt, &cfg->tasks[ti], &cfg->methods[mi], cfg->lengths[li], avail, &need);
                 if (need.fit != CELL_TOO_BIG) continue;   /* the memory warning; unsupported cells say why in their results */
@@ -239,8 +239,8 @@ void sweep_warn_skips(FILE *f, const struct runtime *rt, const struct sweep_conf
     fflush(f);
 }
 
-int sweep_dry_run(FILE *f, struct runtime *rt, const struct sweep_config *cfg, const bool *done, size_t avail,
-                  struct sweep_summary *sum) {
+int sweep_dry_run(FILE *f, struct runtime *rt, const struct sweep_config *cfg, const bool *done, const bool *mine,
+                  size_t avail, struct sweep_summary *sum) {
     struct sweep_rates r;
     char d[32], m[32], why[512];
     /* Without a calibration (e.g. no memory for its session) the cells are still listed,
@@ -260,14 +260,15 @@ int sweep_dry_run(FILE *f, struct runtime *rt, const struct sweep_config *cfg, c
             r.tokenize_s > 0 ? 1e-6 / r.tokenize_s : 0.0);
     struct line_list skipped = {0};
     double total_s = 0;
-    int n_run = 0, unknown = 0, w = snprintf(NULL, 0, "%d", sum->total);
+    int n_run = 0, unknown = 0, w = snprintf(NULL, 0, "%d", sum->total), k = 0;
     for (int li = 0, c = 0; li < cfg->n_lengths; li++)
         for (int ti = 0; ti < cfg->n_tasks; ti++)
             for (int mi = 0; mi < cfg->n_methods; mi++, c++) {
+                if (mine && !mine[c]) continue;   /* another shard's */
                 const struct sweep_task *t = &cfg->tasks[ti];
                 char label[200];
                 cell_label(cfg, ti, mi, li, label, sizeof label);
-                fprintf(f, "[%*d/%d] %s (%s): ", w, c + 1, sum->total, label, t->settings[0] ? t->settings : "defaults");
+                fprintf(f, "[%*d/%d] %s (%s): ", w, ++k, sum->total, label, t->settings[0] ? t->settings : "defaults");
                 if (done[c]) {
                     fprintf(f, "done before\n");
                     continue;
@@ -284,9 +285,11 @@ int sweep_dry_run(FILE *f, struct runtime *rt, const struct sweep_config *cfg, c
                 fprintf(f, "session %d tokens, %s, ~%s\n", need.tokens, mib(need.bytes, m, sizeof m),
                         progress_duration(s, d, sizeof d));
                 n_run++;
+                if (need.bytes > sum->max_session_bytes) sum->max_session_bytes = need.bytes;
                 if (isfinite(s)) total_s += s;
                 else unknown++;
             }
+    sum->est_seconds = n_run > 0 && unknown == n_run ? NAN : total_s;
     fprintf(f, "dry run: %d cells: %d done before, %d to run, estimated %s%s", sum->total, sum->cached, n_run,
             n_run > 0 && unknown == n_run ? "?" : progress_duration(total_s, d, sizeof d),
             unknown && unknown < n_run ? " (without the cells of unknown cost)" : "");
@@ -294,4 +297,16 @@ int sweep_dry_run(FILE *f, struct runtime *rt, const struct sweep_config *cfg, c
     fprintf(f, ". Nothing was run or written.\n");
     fflush(f);
     return 0;
+}
+
+double sweep_cell_cost(const struct runtime *rt, const struct sweep_task *t, int length) {
+    const struct model_config *c = &rt->model->cfg;
+    double token = 2.0 * (double)rt->model->n_params, pair = 4.0 * c->n_layers * c->n_heads * c->head_dim;
+    struct sweep_rates flops = {.token_s = token, .pair_s = pair, .step_s = token, .tokenize_s = 1e3};
+    double cost = sweep_cell_seconds(&flops, t, length);
+    if (!isfinite(cost)) {
+        int tokens = t->task->session_tokens ? t->task->session_tokens(length, t->settings) : length;
+        cost = token * (tokens > 0 ? tokens : length);
+    }
+    return cost;
 }

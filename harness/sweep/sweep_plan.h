@@ -37,6 +37,7 @@ struct sweep_rates {
     bool pair_from_flops; /* pair_s from the FLOP ratio (the timings could not separate it) */
 };
 
+/* Totals of a dry run (struct sweep_summary's plan), for job scripts. */
 /* Times a few short evals on rt with its threads (a 512-token chunk, then more chunks up
  * to a few thousand tokens of context as ~1 s allows, each the fastest of its repeats;
  * then the median of eight decode steps) and the tokenizer, and fits the rates:
@@ -47,18 +48,26 @@ int sweep_calibrate(struct runtime *rt, struct sweep_rates *r, char *err, size_t
 /* Estimated seconds of one cell of task t at `length`; NAN when the task gives no work. */
 double sweep_cell_seconds(const struct sweep_rates *r, const struct sweep_task *t, int length);
 
+/* A cell's nominal cost for sharding: its task's work (struct task_work) priced in
+ * FLOPs from the model's shape (2 x parameters per prefill token or decode step, 4 x
+ * layers x heads x head_dim per attended pair) instead of the timed calibration, so that
+ * every node computes the same shares. A task without a work estimate: its session's
+ * tokens as prefill. */
+double sweep_cell_cost(const struct runtime *rt, const struct sweep_task *t, int length);
+
 /* The cells of the grid, in run order (lengths, then tasks, then methods; index c),
  * that are not done[c] and whose session does not fit in avail bytes: one line on f,
  * "sweep: warning: N cells will be skipped ...", naming them. Nothing when all fit. */
 void sweep_warn_skips(FILE *f, const struct runtime *rt, const struct sweep_config *cfg, const bool *done,
-                      size_t avail);
+                      const bool *mine, size_t avail);
 
+/* sweep_warn_skips and sweep_dry_run consider only the cells with mine[c] (NULL: all). */
 /* The dry run: calibrates, then prints every cell of the grid (task, method, length,
  * settings, session tokens and memory, estimated time, or why it will be skipped) and
  * the totals on f. Runs no cell and writes no file. sum: total, cached (done[]),
  * skipped (will not fit or has no plan). A failed calibration is reported on f and
  * leaves the times unknown. Returns 0. */
-int sweep_dry_run(FILE *f, struct runtime *rt, const struct sweep_config *cfg, const bool *done, size_t avail,
-                  struct sweep_summary *sum);
+int sweep_dry_run(FILE *f, struct runtime *rt, const struct sweep_config *cfg, const bool *done, const bool *mine,
+                  size_t avail, struct sweep_summary *sum);
 
 #endif
