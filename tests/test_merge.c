@@ -19,7 +19,7 @@
 TestSuite(merge, .timeout = 120);
 
 /* Cell i (an array of n_array values, every kind of attribute); `variant` changes its
- * result, `host` only where it ran. */
+ * result, `host` only where it ran (and its timings). */
 static void put_cell(struct store *st, int i, int n_array, double variant, const char *host) {
     char id[64], key[32], err[512];
     snprintf(id, sizeof id, "toy.m%d.L%d.%04x", i % 3, i, i * 7919 % 65536);
@@ -32,6 +32,9 @@ static void put_cell(struct store *st, int i, int n_array, double variant, const
     cr_assert_eq(result_array(&r, "curve", a, n_array, 1), 0);
     cr_assert_eq(result_array(&r, "matrix", m, 3, 2), 0);
     cr_assert_eq(result_text(&r, "text", "sample, \"quoted\""), 0);
+    /* a timing: run-specific like the host, so it differs with it */
+    double timing[2] = {1000 + host[strlen(host) - 1], 2000 + host[strlen(host) - 1]};
+    cr_assert_eq(result_array(&r, "timing_tokens_per_s", timing, 2, 1), 0);
     struct store_attr at[] = {{.name = "key", .kind = STORE_STR, .s = key},
                               {.name = "length", .kind = STORE_I64, .i = i},
                               {.name = "method.factor", .kind = STORE_F64, .f = 4},

@@ -97,9 +97,12 @@ const struct store_attr *store_cell_attr(const struct store_cell *c, const char 
  * from (model_path, data_path: the files are in the key by their SHA-256) and the build
  * (git_rev, ctxbench_version). The same cell computed twice differs only in these. */
 bool store_attr_run_specific(const char *name);
+/* The same for a task's result items: timings (names starting "timing_", e.g. each
+ * window's forward-pass rate) differ on every run. */
+bool store_result_run_specific(const char *name);
 /* Whether a and b hold the same result: the same status, the same attributes other than
  * the run-specific ones (names, kinds, values; numbers bit for bit) and the same result
- * items bit for bit. When not, what differs, in why (one line). */
+ * items bit for bit, timings aside. When not, what differs, in why (one line). */
 bool store_cells_same(const struct store_cell *a, const struct store_cell *b, char *why, size_t cap);
 
 /* The attribute as text ("" when absent); numbers are printed with %.17g / %lld. */

@@ -1268,6 +1268,10 @@ bool store_attr_run_specific(const char *name) {
     return false;
 }
 
+bool store_result_run_specific(const char *name) {
+    return strncmp(name, "timing_", 7) == 0;
+}
+
 static bool attr_same(const struct store_attr *a, const struct store_attr *b) {
     if (a->kind != b->kind) return false;
     if (a->kind == STORE_STR) return strcmp(a->s ? a->s : "", b->s ? b->s : "") == 0;
@@ -1300,6 +1304,7 @@ bool store_cells_same(const struct store_cell *a, const struct store_cell *b, ch
             }
         }
         for (int i = 0; i < x->res.n; i++) {
+            if (store_result_run_specific(x->res.items[i].name)) continue;
             const struct result_item *o = result_find(&y->res, x->res.items[i].name);
             if (!o || !item_same(&x->res.items[i], o)) {
                 snprintf(why, cap, "result '%s' %s", x->res.items[i].name, o ? "differs" : "is in one only");
