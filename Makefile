@@ -178,12 +178,12 @@ $(BUILD)/obj/harness/sweep/sweep.o: $(BUILD)/gen/git_rev.h
 # The embedded default: stories3M trained further to retrieve (models/README.md).
 MODEL     ?= models/ctxbench-retrieval-3M.gguf
 # The default methods are paper-style fixed configurations, one per curve (as the papers plot
-# PI x4 or YaRN s=16): every factor-based method at factor 16 (target 16x the trained length,
-# so the 32x column shows what happens past a method's target), SelfExtend G=32 W=128 (target
-# about 24x), dynamic NTK, ABF and SWA with their fixed defaults. METHODS=all instead gives every
-# method its defaults at each length (factor = length / trained length): the best each can do
-# at every length, one configuration per point; the figures say which kind a curve is.
-METHODS   ?= baseline,pi:factor=16,ntk:factor=16,dynamic_ntk,yarn:factor=16,llama3:factor=16,abf,selfextend:group=32,window=128,swa
+# PI x4 or YaRN s=16): PI, NTK, YaRN and Llama 3 scaling at factor 4 (target 4x the trained
+# length), SelfExtend G=16 W=256 (target about 8.5x), dynamic NTK, ABF and SWA with their fixed
+# defaults, so that each curve shows a method inside and past its target. METHODS=all instead
+# gives every method its defaults at each length (factor = length / trained length): the best
+# each can do at every length, one configuration per point. The figures say which kind a curve is.
+METHODS   ?= baseline,pi:factor=4,ntk:factor=4,dynamic_ntk,yarn:factor=4,llama3:factor=4,abf,selfextend:group=16,window=256,swa
 TASKS     ?= ppl,passkey,first_sentence
 LENGTHS   ?= 1x:32x
 DATA      ?=
