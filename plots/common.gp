@@ -26,7 +26,10 @@ set encoding utf8
 # (harness/report/plot.c, plot_method_style).
 
 full_title = title."\n".subtitle.(strlen(subtitle2) > 0 ? "\n".subtitle2 : '').(strlen(subtitle3) > 0 ? "\n".subtitle3 : '')
-set title full_title font ',12' offset 0, 0.7
+# centred on the whole figure, not over the plot area (a key beside the plot would push a
+# long title off the left edge); scripts that draw several panels use their multiplot title
+# instead and unset label 99
+set label 99 full_title at screen 0.5, screen 1 - 14.0 / height center front font ',12'
 # room for the title lines and, under them, the trained-context label
 set tmargin 5.6 + (strlen(subtitle2) > 0) + (strlen(subtitle3) > 0)
 set grid xtics ytics lc rgb '#d0d0d0' lw 1 dt 1
@@ -53,7 +56,7 @@ length_tics = "set xtics (word(lenlabels, 1) word(lengths, 1) + 0); do for [k = 
 mark_trained = "if (ctx_train > 0) { \
     set object 90 rect from first ctx_train, graph 0 to graph 1, graph 1 behind fc rgb '#f4f4f4' fs solid 1.0 noborder; \
     set arrow 90 from first ctx_train, graph 0 to first ctx_train, graph 1 nohead dt 2 lw 1.5 lc rgb '#444444' front; \
-    set label 90 sprintf('trained context: %d', ctx_train) at first ctx_train, graph 1 center offset 0, 0.8 tc rgb '#444444' front }"
+    set label 90 sprintf('trained context: %d', ctx_train) at first ctx_train, graph 1 left offset -0.5, 0.8 tc rgb '#444444' front }"
 
 # Where a fixed spec (pi:factor=4) is aimed: factor x trained length, a short tick in
 # the method's colour on the length axis (targets: one word per series, -1 for none).

@@ -12,6 +12,7 @@ width = 1400; height = 600
 load plotdir.'/common.gp'
 
 unset title
+unset label 99
 set multiplot layout 1, 2 title full_title font ',12' margins 0.08, 0.70, 0.22, 0.80 spacing 0.07, 0
 set logscale x 2
 set xrange [xmin:xmax]

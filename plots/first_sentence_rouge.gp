@@ -24,5 +24,7 @@ set bmargin (strlen(note2) > 0 ? 6 : 5)
 # do not hide each other; the ticks mark the true lengths
 n = words(series)
 shift(i) = 2 ** (0.035 * (i - (n + 1) / 2.0))
-plot for [i = 1:n] data index (i - 1) using ($1 * shift(i)):2:3 with yerrorlines lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt int(word(points, i)) ps 1.2 \
+# the error bars thin and solid, under the dashed lines
+plot for [i = 1:n] data index (i - 1) using ($1 * shift(i)):2:3 with yerrorbars lw 1 dt 1 lc rgb word(colors, i) pt 0 notitle, \
+     for [i = 1:n] data index (i - 1) using ($1 * shift(i)):2 with linespoints lw 2 lc rgb word(colors, i) dt int(word(dashes, i)) pt int(word(points, i)) ps 1.2 \
      title legend[i]

@@ -23,5 +23,7 @@ set bmargin (strlen(note2) > 0 ? 6 : 5)
 # methods side by side at each length so the intervals do not hide each other
 n = words(series)
 shift(i) = 2 ** (0.035 * (i - (n + 1) / 2.0))
-plot for [i = 1:n] data index (i - 1) using ($1 * shift(i)):2:3:4 with yerrorlines lw 2 lc rgb word(colors, i) \
+# the intervals thin and solid, under the dashed lines, so that many short series stay readable
+plot for [i = 1:n] data index (i - 1) using ($1 * shift(i)):2:3:4 with yerrorbars lw 1 dt 1 lc rgb word(colors, i) pt 0 notitle, \
+     for [i = 1:n] data index (i - 1) using ($1 * shift(i)):2 with linespoints lw 2 lc rgb word(colors, i) \
      dt int(word(dashes, i)) pt int(word(points, i)) ps 1.2 title legend[i]

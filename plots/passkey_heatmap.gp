@@ -24,6 +24,7 @@ keys = (trials > 0 && nd > 0) ? trials / nd : 0
 per_cell = keys > 0 ? sprintf(' (%g key%s per cell)', keys, keys == 1 ? '' : 's') : ''
 
 unset title
+unset label 99
 # margins in pixels, so the axis labels fit whatever the panel count
 top = 1.0 - 110.0 / height
 bottom = 95.0 / height

@@ -29,7 +29,7 @@ static const char *const group_keys[] = {"model_sha256", "task", "task_settings"
 #define LOAD_OTHER 0.5
 
 /* The figure's note (drawn under the plot) is cut here; notes.txt has every line. */
-#define FIGURE_NOTE_MAX 160
+#define FIGURE_NOTE_MAX 150
 
 /* One line of a figure: a method (or, for the per-method loss figure, one length). */
 struct series {
@@ -662,9 +662,12 @@ static void equal_var(struct figure *fig, const struct textbuf *equal, const cha
         textbuf_puts(&fig->caption_notes, equal->s);
         textbuf_puts(&fig->caption_notes, ".\n");
     }
+    /* the whole line within FIGURE_NOTE_MAX characters (the width of a 1000-pixel figure in
+     * the notes' small type), its label included */
     char line[FIGURE_NOTE_MAX + 120] = "";
-    if (equal->n > FIGURE_NOTE_MAX)
-        snprintf(line, sizeof line, "%s: %.*s... (see notes.txt)", what, FIGURE_NOTE_MAX - 40, equal->s);
+    int room = FIGURE_NOTE_MAX - (int)strlen(what) - 2;
+    if ((int)equal->n > room)
+        snprintf(line, sizeof line, "%s: %.*s... (see notes.txt)", what, room > 40 ? room - 20 : 20, equal->s);
     else if (equal->n)
         snprintf(line, sizeof line, "%s: %s", what, equal->s);
     var_str(v, "note2", line);
