@@ -379,7 +379,7 @@ static void check_attention_case(struct dev *d, const struct model *m, struct at
     struct dbuf *ob = put(d, NULL, (size_t)ac.n_q * qd);
     const float scale = 1.0f / sqrtf((float)hd);
     d->ops->attention(d->b, &(struct attn_call){
-        .n_q = ac.n_q, .n_kv = ac.n_kv, .q = qb, .k = kb, .v = vb, .kv_off = kv_off,
+        .n_q = ac.n_q, .n_kv = ac.n_kv, .q = qb, .k = kb, .v = vb, .kv_row = ac.kv_rows_before,
         .q_group = se ? qgb : NULL, .k_group = se ? kgb : NULL, .group_window = ac.se_group_window,
         .q_pos = qpb, .k_pos = kpb, .scale = scale, .window = ac.window, .out = ob});
     float *got = get(d, ob, 0, (size_t)ac.n_q * qd);
@@ -487,7 +487,7 @@ Test(ops, score_blocks_targets_and_last_logits, .timeout = 300) { with_models(ch
 static float *model_logprobs(const char *model_path, const char *backend, const char *method, int target_len,
                              const int32_t *ids, int n) {
     struct runtime rt;
-    cr_assert_eq(runtime_open(&rt, model_path, backend, strcmp(backend, "cpu") == 0 ? "threads=2" : "", err,
+    cr_assert_eq(runtime_open(&rt, model_path, backend, strcmp(backend, "cpu") == 0 ? "threads=2" : "", NULL, err,
                               sizeof err), 0, "%s", err);
     struct method_spec spec;
     struct method_plan plan;

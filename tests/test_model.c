@@ -150,7 +150,7 @@ static char err[512];
 static void open_260k(void) {
     char p[1024];
     const char *o = "threads=2";
-    cr_assert_eq(runtime_open(&rt, shared_path(p, sizeof p, "models/stories260K.gguf"), "cpu", o, err, sizeof err), 0,
+    cr_assert_eq(runtime_open(&rt, shared_path(p, sizeof p, "models/stories260K.gguf"), "cpu", o, NULL, err, sizeof err), 0,
                  "%s", err);
 }
 
@@ -301,7 +301,7 @@ static void synthetic_extra_vs_reference(const char *arch, uint32_t type, bool t
     char o[64];
     if (f32_budget) snprintf(o, sizeof o, "threads=2,f32_budget=%zu", f32_budget);
     else snprintf(o, sizeof o, "threads=2");
-    cr_assert_eq(runtime_open(&r, path, "cpu", o, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(runtime_open(&r, path, "cpu", o, NULL, err, sizeof err), 0, "%s", err);
     const int n = 40, n_vocab = r.model->cfg.n_vocab;
     int32_t ids[40];
     for (int i = 0; i < n; i++) ids[i] = (i * 37 + 11) % n_vocab;
@@ -556,7 +556,7 @@ Test(runtime, thread_creation_failure_is_named, .timeout = 60) {
         struct runtime r;
         const char *o = "threads=4";
         char msg[512] = "";
-        int rc = runtime_open(&r, model, "cpu", o, msg, sizeof msg);
+        int rc = runtime_open(&r, model, "cpu", o, NULL, msg, sizeof msg);
         if (rc == 0) runtime_close(&r);
         if (write(fds[1], msg, strlen(msg)) < 0) _exit(5);
         _exit(rc == 0 ? 6 : 0);   /* _exit: no leak check, which would need a thread of its own */

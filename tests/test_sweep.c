@@ -106,7 +106,7 @@ static void open_model(struct runtime *rt, char *model, size_t cap) {
     char err[512];
     shared_path(model, cap, "models/stories260K.gguf");
     const char *eo = "threads=1";
-    cr_assert_eq(runtime_open(rt, model, "cpu", eo, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(runtime_open(rt, model, "cpu", eo, NULL, err, sizeof err), 0, "%s", err);
 }
 
 static double cell_num(const struct store_cell *c, const char *name) {

@@ -290,9 +290,10 @@ static void cpu_device(const struct backend *e, struct device_info *out) {
     out->n_threads = e->n_threads;
 }
 
-static const char *cpu_cannot_run(const struct backend *e, const struct forward_plan *plan) {
-    (void)e; (void)plan;
-    return NULL;   /* every plan */
+static const char *cpu_cannot_run(const struct backend *e, const struct forward_plan *plan,
+                                  const struct kv_types *kv) {
+    (void)e; (void)plan; (void)kv;
+    return NULL;   /* every plan, every cache type (the engine checks that the model's heads fit q8_0) */
 }
 
 static void set_error(struct backend *e, const char *msg) {
@@ -396,13 +397,15 @@ static void cpu_rope(struct backend *e, struct dbuf *x, size_t off, int n, int n
 static void cpu_attention(struct backend *e, const struct attn_call *a) {
     const struct model_config *c = &e->m->cfg;
     const size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    const size_t k_off = a->kv_row * kv_row_bytes(a->kv.k, kvd), v_off = a->kv_row * kv_row_bytes(a->kv.v, kvd);
     struct attn_args args = {
         .n_q = a->n_q, .n_kv = a->n_kv,
         .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
         .q = a->q->p, .q_stride = qd,
-        .k = a->k->p + a->kv_off, .v = a->v->p + a->kv_off, .kv_stride = kvd,
+        .k = (const uint8_t *)a->k->p + k_off, .v = (const uint8_t *)a->v->p + v_off, .kv_stride = kvd,
+        .k_type = a->kv.k, .v_type = a->kv.v,
         .q_group = a->q_group ? a->q_group->p : NULL,
-        .k_group = a->k_group ? a->k_group->p + a->kv_off : NULL,
+        .k_group = a->k_group ? (const uint8_t *)a->k_group->p + k_off : NULL,
         .group_window = a->group_window,
         .q_pos = (const int32_t *)a->q_pos->p, .k_pos = (const int32_t *)a->k_pos->p,
         .scale = a->scale, .window = a->window,
@@ -411,6 +414,32 @@ static void cpu_attention(struct backend *e, const struct attn_call *a) {
     };
     char msg[256];
     if (!e->error[0] && attn_forward(&args, e->tp, msg, sizeof msg) != 0) set_error(e, msg);
+}
+
+/* Rows are spread over the pool in blocks: quantizing a 512-token chunk of a wide
+ * model's keys is a few MB of work per layer. */
+struct kv_store_job {
+    struct dbuf *cache;
+    enum kv_type t;
+    size_t row, width;
+    const float *src;
+    int n, block;
+};
+
+static void kv_store_task(void *ctx, int task, int thread) {
+    (void)thread;
+    struct kv_store_job *j = ctx;
+    int r0 = task * j->block, nr = j->n - r0 < j->block ? j->n - r0 : j->block;
+    size_t rb = kv_row_bytes(j->t, j->width);
+    kv_quantize_rows(j->t, j->src + (size_t)r0 * j->width, (uint8_t *)j->cache->p + (j->row + (size_t)r0) * rb,
+                     j->width, (size_t)nr);
+}
+
+static void cpu_kv_store(struct backend *e, struct dbuf *cache, enum kv_type t, size_t row, const struct dbuf *src,
+                         int n) {
+    const struct model_config *c = &e->m->cfg;
+    struct kv_store_job j = {cache, t, row, (size_t)c->n_kv_heads * c->head_dim, src->p, n, 64};
+    threadpool_run(e->tp, (n + j.block - 1) / j.block, kv_store_task, &j);
 }
 
 static void cpu_add(struct backend *e, struct dbuf *x, const struct dbuf *y, size_t n) {
@@ -478,6 +507,7 @@ const struct backend_ops backend_cpu = {
     .matmul = cpu_matmul,
     .add_bias = cpu_add_bias,
     .rope = cpu_rope,
+    .kv_store = cpu_kv_store,
     .attention = cpu_attention,
     .add = cpu_add,
     .swiglu = cpu_swiglu,

@@ -28,6 +28,7 @@ struct run_opts {
     double yarn_attn_factor;  /* --yarn-attn-factor A: mscale = A (1 + 0.1 ln s) */
     double yarn_beta_fast, yarn_beta_slow;
     int tile_q, tile_k;       /* --tile-q, --tile-k */
+    struct kv_types kv;       /* -ctk/--cache-type-k, -ctv/--cache-type-v (default f32) */
 };
 
 /* Long options understood by cli_run_opt, to splice into a command's getopt_long table. */
@@ -40,7 +41,8 @@ struct run_opts {
     {"rope-scaling-json", required_argument, 0, 1009}, {"hf-config", required_argument, 0, 1010},  \
     {"rope-freq-scale", required_argument, 0, 1011}, {"yarn-orig-ctx", required_argument, 0, 1012}, \
     {"yarn-ext-factor", required_argument, 0, 1013}, {"yarn-attn-factor", required_argument, 0, 1014}, \
-    {"yarn-beta-fast", required_argument, 0, 1015}, {"yarn-beta-slow", required_argument, 0, 1016}
+    {"yarn-beta-fast", required_argument, 0, 1015}, {"yarn-beta-slow", required_argument, 0, 1016}, \
+    {"cache-type-k", required_argument, 0, 1017}, {"cache-type-v", required_argument, 0, 1018}
 
 #define CLI_RUN_HELP                                                                               \
     "  -m, --model FILE        GGUF model\n"                                                       \
@@ -61,9 +63,15 @@ struct run_opts {
     "                          \"factor\":4}' (sets the method; see methods/README.md)\n"          \
     "      --hf-config FILE    a Hugging Face config.json: its rope_scaling sets the method, its\n" \
     "                          rope_theta must be the model's base\n"                             \
-    "      --tile-q N, --tile-k N  the CPU backend's attention tiles (default: kernel's choice)\n"
+    "      --tile-q N, --tile-k N  the CPU backend's attention tiles (default: kernel's choice)\n"     \
+    "  -ctk, --cache-type-k T  the KV cache's type for keys: f32 (default), f16, q8_0\n"           \
+    "  -ctv, --cache-type-v T  the same for values (README: \"KV cache types\")\n"
 
 void run_opts_init(struct run_opts *o);
+/* llama.cpp's multi-letter single-dash flags -ctk and -ctv, which getopt would read as -c
+ * with a value: rewritten in argv[1..argc) to --cache-type-k and --cache-type-v (up to a
+ * "--"), before a command parses its options. */
+void cli_llamacpp_aliases(int argc, char **argv);
 /* Handles one getopt result if it is a run option: returns 1 if handled, 0 if not
  * one of ours, -1 on a bad value (message printed). */
 int cli_run_opt(struct run_opts *o, int opt, const char *arg);
