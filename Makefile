@@ -188,6 +188,8 @@ SEED      ?= 1
 # DEVICE=N its device (ctxbench info --backend all lists them), THREADS=N the CPU's threads.
 BACKEND   ?=
 DEVICE    ?=
+# KV=f32|f16|q8_0: the KV cache's type for keys and values (-ctk/-ctv; default f32).
+KV        ?=
 # DRY_RUN=1 (or make sweep-dry-run): list every cell with its memory and estimated time
 # and the total, running nothing and writing nothing.
 DRY_RUN   ?=
@@ -196,7 +198,7 @@ sweep: $(BUILD)/ctxbench
 	  --tasks '$(TASKS)' --lengths '$(LENGTHS)' -o $(OUT) --seed $(SEED) --cache-dir $(BUILD)/cache \
 	  $(if $(DATA),--data '$(DATA)') $(if $(TASK_OPTS),--task-opt '$(TASK_OPTS)') $(if $(THREADS),-t $(THREADS)) \
 	  $(if $(BACKEND),--backend $(BACKEND)) $(if $(DEVICE),--device $(DEVICE)) \
-	  $(if $(DRY_RUN),--dry-run)
+	  $(if $(KV),--cache-type-k $(KV) --cache-type-v $(KV)) $(if $(DRY_RUN),--dry-run)
 sweep-dry-run:
 	$(MAKE) sweep DRY_RUN=1
 

@@ -885,3 +885,31 @@ Test(sweep, cell_time_estimate_prices_the_tasks_work) {
     cr_expect_geq(r.context, 1024 + 8);
     runtime_close(&rt);
 }
+
+/* The KV cache types join the cell key only when not both f32: every f32 cell keeps the
+ * key (and id) it had before cache types existed, and an f16 or q8_0 cell is another. */
+Test(sweep, cache_types_in_the_key_only_when_not_f32) {
+    struct grid g;
+    make_grid(&g, "baseline", "", 1);
+    char k0[2048], i0[256], k32[2048], i32[256], k16[2048], i16[256], kq[2048], iq[256];
+    const char *sha = "5a9d168bd9d9e29302e0d604e9a4c97184057ad87661cd7e7cc4318fdeba6d9c";
+    sweep_cell_key(sha, "cpu", NULL, &g.methods[0], &g.task, "", 512, 1, k0, sizeof k0, i0, sizeof i0);
+    sweep_cell_key(sha, "cpu", &(struct kv_types){KV_F32, KV_F32}, &g.methods[0], &g.task, "", 512, 1, k32,
+                   sizeof k32, i32, sizeof i32);
+    sweep_cell_key(sha, "cpu", &(struct kv_types){KV_F16, KV_F16}, &g.methods[0], &g.task, "", 512, 1, k16,
+                   sizeof k16, i16, sizeof i16);
+    sweep_cell_key(sha, "cpu", &(struct kv_types){KV_F32, KV_Q8_0}, &g.methods[0], &g.task, "", 512, 1, kq, sizeof kq,
+                   iq, sizeof iq);
+    char legacy[2048];
+    snprintf(legacy, sizeof legacy, "model_sha256=%s;backend=cpu;method=baseline;task=%s;settings=;data=;data_sha256=;"
+             "length=512;seed=1", sha, g.task.task->name);
+    cr_expect_str_eq(k32, legacy);
+    cr_expect_str_eq(k0, k32);
+    cr_expect_str_eq(i0, i32);
+    cr_expect(strstr(k16, ";cache_type_k=f16;cache_type_v=f16"), "%s", k16);
+    cr_expect(strstr(kq, ";cache_type_k=f32;cache_type_v=q8_0"), "%s", kq);
+    cr_expect_str_neq(i16, i32);
+    cr_expect_str_neq(iq, i32);
+    cr_expect_str_neq(iq, i16);
+    free(g.methods);
+}

@@ -253,9 +253,9 @@ int sweep_dry_run(FILE *f, struct runtime *rt, const struct sweep_config *cfg, c
     const char *threads = rt->device.name;
     if (calibrated)
         fprintf(f,
-            "calibration (%s): 512-token chunk %s (%.0f tok/s), attention %.3g ns per (query, key) pair%s, "
-            "decode step %.3g ms at %d tokens, tokenizer %.2g M tokens/s\n",
-            threads, progress_duration(r.chunk_s, d, sizeof d), CAL_CHUNK / r.chunk_s, r.pair_s * 1e9,
+            "calibration (%s, KV cache %s/%s): 512-token chunk %s (%.0f tok/s), attention %.3g ns per (query, key) "
+            "pair%s, decode step %.3g ms at %d tokens, tokenizer %.2g M tokens/s\n",
+            threads, kv_type_name(rt->kv.k), kv_type_name(rt->kv.v), progress_duration(r.chunk_s, d, sizeof d), CAL_CHUNK / r.chunk_s, r.pair_s * 1e9,
             r.pair_from_flops ? " (by FLOPs)" : "", (r.step_s + r.pair_s * r.context) * 1e3, r.context,
             r.tokenize_s > 0 ? 1e-6 / r.tokenize_s : 0.0);
     struct line_list skipped = {0};
