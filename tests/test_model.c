@@ -728,3 +728,44 @@ Test(kv_cache, session_bytes_follow_the_cache_types) {
     session_free(s);
     for (int i = 0; i < 3; i++) runtime_close(&r[i]);
 }
+
+/* Weights stay in their file's type and are dequantized a block at a time inside each
+ * product; with f32_budget the whole model is dequantized at load instead. Both hand
+ * sgemm the same rows in the same blocks, so prefill and decode give the same bits. */
+static void eval_bits(const char *path, const char *params, float *lp, float *logits) {
+    struct runtime r;
+    cr_assert_eq(runtime_open(&r, path, "cpu", params, NULL, err, sizeof err), 0, "%s", err);
+    const int n = 40, n_vocab = r.model->cfg.n_vocab;
+    int32_t ids[40];
+    for (int i = 0; i < n; i++) ids[i] = (i * 37 + 11) % n_vocab;
+    struct method_plan plan = baseline_method_plan(r.model);
+    struct forward_plan fp = method_forward_plan(&plan);
+    struct session *s = session_new(r.engine, n, err, sizeof err);
+    cr_assert(s, "%s", err);
+    cr_assert_eq(session_eval(s, ids, NULL, n - 4, &fp, ids + 1, lp, NULL, err, sizeof err), 0, "%s", err);
+    for (int t = n - 4; t < n - 1; t++)   /* decode: one row, sgemv */
+        cr_assert_eq(session_eval(s, ids + t, NULL, 1, &fp, ids + t + 1, lp + t, logits, err, sizeof err), 0, "%s", err);
+    session_free(s);
+    runtime_close(&r);
+}
+
+Test(synthetic, weights_per_block_give_the_bits_of_weights_dequantized_at_load, .timeout = 120) {
+    const uint32_t types[] = {GGML_TYPE_Q8_0, GGML_TYPE_F16, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, GGML_TYPE_BF16};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++)
+        for (int tied = 0; tied < 2; tied++) {
+            char path[64];
+            write_tiny(path, "llama", types[k], tied, NULL, 0);
+            float lp_block[40] = {0}, lp_load[40] = {0}, lg_block[300], lg_load[300];
+            for (int threads = 1; threads <= 2; threads++) {
+                char o1[64], o2[96];
+                snprintf(o1, sizeof o1, "threads=%d", threads);
+                snprintf(o2, sizeof o2, "threads=%d,f32_budget=1000000000", threads);
+                eval_bits(path, o1, lp_block, lg_block);
+                eval_bits(path, o2, lp_load, lg_load);
+                cr_assert(memcmp(lp_block, lp_load, sizeof lp_block) == 0 && memcmp(lg_block, lg_load, sizeof lg_block) == 0,
+                          "type %u tied %d threads %d: per-block dequantization changed the numbers", types[k], tied,
+                          threads);
+            }
+            unlink(path);
+        }
+}
