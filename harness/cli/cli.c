@@ -115,6 +115,7 @@ int cli_run_opt(struct run_opts *o, int opt, const char *arg) {
             return -1;
         }
         return 1;
+    case 1019: o->backend_params = arg; return 1;
     case 1009: o->rope_scaling_json = arg; return 1;
     case 1010: o->hf_config = arg; return 1;
     case 1008:
@@ -254,6 +255,12 @@ const struct backend_ops *cli_backend(const struct run_opts *o, char *params, si
     for (int i = 0; i < 4; i++)
         if (val[i] > (i == 3 ? -1 : 0) && n < cap)
             n += (size_t)snprintf(params + n, cap - n, "%s%s=%d", n ? "," : "", key[i], val[i]);
+    if (o->backend_params && o->backend_params[0] && n < cap)
+        n += (size_t)snprintf(params + n, cap - n, "%s%s", n ? "," : "", o->backend_params);
+    if (n >= cap) {
+        snprintf(err, errlen, "--backend-params '%s': the backend's parameters are too long", ECHO(o->backend_params));
+        return NULL;
+    }
     return be;
 }
 
@@ -267,7 +274,7 @@ int cli_open(const struct run_opts *o, struct runtime *rt, char *err, size_t err
     double theta = NAN;
     struct method_spec unused;
     if (o->hf_config && method_spec_from_hf_config(o->hf_config, &unused, &theta, err, errlen) != 0) return -1;
-    char params[96];
+    char params[256];
     const struct backend_ops *be = cli_backend(o, params, sizeof params, err, errlen);
     if (!be) return -1;
     if (runtime_open(rt, o->model, be->name, params, &o->kv, err, errlen) != 0) return -1;

@@ -29,6 +29,7 @@ struct run_opts {
     double yarn_beta_fast, yarn_beta_slow;
     int tile_q, tile_k;       /* --tile-q, --tile-k */
     struct kv_types kv;       /* -ctk/--cache-type-k, -ctv/--cache-type-v (default f32) */
+    const char *backend_params; /* --backend-params K=V,... appended to the backend's parameters */
 };
 
 /* Long options understood by cli_run_opt, to splice into a command's getopt_long table. */
@@ -42,7 +43,8 @@ struct run_opts {
     {"rope-freq-scale", required_argument, 0, 1011}, {"yarn-orig-ctx", required_argument, 0, 1012}, \
     {"yarn-ext-factor", required_argument, 0, 1013}, {"yarn-attn-factor", required_argument, 0, 1014}, \
     {"yarn-beta-fast", required_argument, 0, 1015}, {"yarn-beta-slow", required_argument, 0, 1016}, \
-    {"cache-type-k", required_argument, 0, 1017}, {"cache-type-v", required_argument, 0, 1018}
+    {"cache-type-k", required_argument, 0, 1017}, {"cache-type-v", required_argument, 0, 1018}, \
+    {"backend-params", required_argument, 0, 1019}
 
 #define CLI_RUN_HELP                                                                               \
     "  -m, --model FILE        GGUF model\n"                                                       \
@@ -65,7 +67,9 @@ struct run_opts {
     "                          rope_theta must be the model's base\n"                             \
     "      --tile-q N, --tile-k N  the CPU backend's attention tiles (default: kernel's choice)\n"     \
     "  -ctk, --cache-type-k T  the KV cache's type for keys: f32 (default), f16, q8_0\n"           \
-    "  -ctv, --cache-type-v T  the same for values (README: \"KV cache types\")\n"
+    "  -ctv, --cache-type-v T  the same for values (README: \"KV cache types\")\n"                   \
+    "      --backend-params P  more of the backend's parameters, K=V,... (ctxbench info --backend\n" \
+    "                          all lists them; e.g. cpu f32_budget=BYTES)\n"
 
 void run_opts_init(struct run_opts *o);
 /* llama.cpp's multi-letter single-dash flags -ctk and -ctv, which getopt would read as -c

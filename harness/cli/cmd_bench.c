@@ -89,7 +89,7 @@ static void attn_run(void *arg) {
 
 /* The backend's own kernels, timed on the model's shapes (bench --kernels). */
 static int bench_kernels(const struct run_opts *ro) {
-    char err[512], params[96];
+    char err[512], params[256];
     const struct backend_ops *be = cli_backend(ro, params, sizeof params, err, sizeof err);
     struct model *m = be ? model_load(ro->model, err, sizeof err) : NULL;
     struct backend *b = m ? be->create(m, params, err, sizeof err) : NULL;
