@@ -913,3 +913,36 @@ Test(sweep, cache_types_in_the_key_only_when_not_f32) {
     cr_expect_str_neq(iq, i16);
     free(g.methods);
 }
+
+/* The dry run sizes a cell by its KV cache type: stories3M at 65536 tokens needs a 192 MiB
+ * f32 cache (6 layers x 64 values x 2 x 4 bytes a token) and 96 MiB in f16, so under a
+ * 160 MiB limit the f32 cell is skipped and the f16 cell runs; the memory line before the
+ * cells names the cache and the weights. */
+Test(sweep, dry_run_sizes_cells_by_the_cache_type, .timeout = 120) {
+    char dir[64], out[128], model[512], args[2048];
+    static char text[1 << 16];
+    test_temp_dir(dir, sizeof dir, "sweep");
+    snprintf(out, sizeof out, "%s/kv.h5", dir);
+    shared_path(model, sizeof model, "models/stories3M.gguf");
+    const char *types[] = {"f32", "f16"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args,
+                 "sweep -m '%s' --methods baseline --tasks ppl --lengths 65536 --task-opt 'ppl:max_windows=1' "
+                 "--mem-limit 160 -t 1 -ctk %s -ctv %s -o '%s' --dry-run", model, types[i], types[i], out);
+        cr_assert_eq(ctxbench_run(args, text, sizeof text), 0, "%s", text);
+        char want[128];
+        snprintf(want, sizeof want, "(65536 tokens, KV cache %s/%s)", types[i], types[i]);
+        const char *mem = strstr(text, "memory: weights 15 MiB (F32, kept in the file's types) + backend ");
+        cr_expect(mem && strstr(mem, want) && mem < strstr(text, "[1/1]"), "the memory line first:\n%s", text);
+        if (i == 0) {
+            cr_expect_not_null(strstr(text, "will be skipped: needs "), "%s", text);
+            cr_expect_not_null(strstr(text, ": more than the 160 MiB of --mem-limit"), "%s", text);
+        } else {
+            cr_expect_not_null(strstr(text, "[1/1] ppl baseline L=65536 (max_windows=1): session 65536 tokens, "), "%s",
+                               text);
+            cr_expect_not_null(strstr(text, ": fits in the 160 MiB of --mem-limit"), "%s", text);
+        }
+    }
+    cr_expect_eq(access(out, F_OK), -1, "no results file");
+    test_rm_rf(dir);
+}

@@ -301,6 +301,8 @@ static void cpu_device(const struct backend *e, struct device_info *out) {
     out->mem_free = host_mem_available();
     out->max_buffer = SIZE_MAX;
     out->n_threads = e->n_threads;
+    out->model_bytes = e->f32_bytes + (e->scratch_w_per_thread * e->n_threads +
+                                       (size_t)e->logits_rows * e->m->cfg.n_vocab) * sizeof(float);
 }
 
 static const char *cpu_cannot_run(const struct backend *e, const struct forward_plan *plan,

@@ -36,6 +36,9 @@ struct device_info {
     size_t mem_free;         /* bytes available now; SIZE_MAX when unknown */
     size_t max_buffer;       /* bytes of the largest single buffer (OpenCL caps it); SIZE_MAX: no cap */
     int n_threads;           /* host threads the backend computes with (0: not host threads) */
+    size_t model_bytes;      /* bytes of device memory the backend holds for the model beyond the mapped
+                                file (the CPU: F32 copies of weights, scratch), sessions aside; 0 where
+                                not counted */
 };
 
 /* The element type of a session's K or V cache (llama.cpp's -ctk/-ctv names f32, f16,

@@ -35,13 +35,16 @@ struct sweep_rates {
     double chunk_s;      /* measured: one 512-token forward pass from an empty session */
     int context;         /* the longest context the calibration ran */
     bool pair_from_flops; /* pair_s from the FLOP ratio (the timings could not separate it) */
+    bool one_pass;       /* the first chunk took over a few seconds: it alone was timed, with one decode step */
 };
 
 /* Times a few short evals on rt with its threads (a 512-token chunk, then more chunks up
  * to a few thousand tokens of context as ~1 s allows, each the fastest of its repeats;
  * then the median of eight decode steps) and the tokenizer, and fits the rates:
  * seconds = token_s x tokens + pair_s x pairs for the two prefills. About 2-3 s on a
- * small model. 0, or -1 + reason. */
+ * small model. A model whose first chunk takes more than a few seconds (a 7B shape on a
+ * few cores) is timed by that chunk and one decode step alone, split by FLOPs (one_pass).
+ * 0, or -1 + reason. */
 int sweep_calibrate(struct runtime *rt, struct sweep_rates *r, char *err, size_t errlen);
 
 /* Estimated seconds of one cell of task t at `length`; NAN when the task gives no work. */
@@ -53,7 +56,8 @@ double sweep_cell_seconds(const struct sweep_rates *r, const struct sweep_task *
 void sweep_warn_skips(FILE *f, const struct runtime *rt, const struct sweep_config *cfg, const bool *done,
                       size_t avail);
 
-/* The dry run: calibrates, then prints every cell of the grid (task, method, length,
+/* The dry run: prints the memory of the run (weights, what the backend holds, the largest
+ * session, against avail), calibrates, then prints every cell of the grid (task, method, length,
  * settings, session tokens and memory, estimated time, or why it will be skipped) and
  * the totals on f. Runs no cell and writes no file. sum: total, cached (done[]),
  * skipped (will not fit or has no plan). A failed calibration is reported on f and
