@@ -23,6 +23,9 @@ static const char *help =
     "  -c, --ctx LIST          comma-separated lengths (default 512)\n"
     "      --sgemm             also measure OpenBLAS sgemm GFLOP/s with -t threads (the ceiling)\n"
     "      --repeat N          best of N prefills per length (default 1)\n"
+    "      --depth D           each prefill starts at position D, over a cache of D tokens filled\n"
+    "                          with synthetic keys and values (not computed): the rate at depth,\n"
+    "                          e.g. -c 512 --depth 32256 for the last chunk of a 32k window\n"
     "      --kernels           instead: the backend's matrix product (the model's largest layer\n"
     "                          matrix times 2048 rows) and its attention kernel (2048 causal\n"
     "                          queries, the model's heads) in GFLOP/s, each call timed to its\n"
@@ -167,13 +170,14 @@ int cmd_bench(int argc, char **argv) {
                                              {"sgemm", no_argument, 0, 2001},
                                              {"repeat", required_argument, 0, 2002},
                                              {"kernels", no_argument, 0, 2003},
+                                             {"depth", required_argument, 0, 2004},
                                              {"help", no_argument, 0, 'h'},
                                              {0}};
     struct run_opts ro;
     run_opts_init(&ro);
     const char *lens = "512";
     int do_sgemm = 0, do_kernels = 0, opt;
-    long repeat = 1;
+    long repeat = 1, depth = 0;
     while ((opt = getopt_long(argc, argv, "m:t:c:h", longopts, NULL)) != -1) {
         int r = cli_run_opt(&ro, opt, optarg);
         if (r < 0) return 2;
@@ -181,6 +185,12 @@ int cmd_bench(int argc, char **argv) {
         if (opt == 'c') lens = optarg;
         else if (opt == 2001) do_sgemm = 1;
         else if (opt == 2003) do_kernels = 1;
+        else if (opt == 2004) {
+            if (!parse_int(optarg, 0, 1 << 24, &depth)) {
+                fprintf(stderr, "ctxbench: --depth expects a token count in 0..16777216, got '%s'\n", ECHO(optarg));
+                return 2;
+            }
+        }
         else if (opt == 2002) {
             if (!parse_int(optarg, 1, 100, &repeat)) { fprintf(stderr, "ctxbench: --repeat expects 1..100\n"); return 2; }
         } else if (opt == 'h') { fputs(help, stdout); return 0; }
@@ -227,7 +237,7 @@ int cmd_bench(int argc, char **argv) {
         struct method_plan plan;
         if (method_plan(&spec, &mctx, &plan, err, sizeof err) != 0) { fprintf(stderr, "ctxbench: %s\n", err); rc = 1; break; }
         struct forward_plan fp = method_forward_plan(&plan);
-        struct session *s = session_new(rt.engine, n, err, sizeof err);
+        struct session *s = session_new(rt.engine, n + (int)depth, err, sizeof err);
         int32_t *ids = malloc(sizeof(int32_t) * n);
         int32_t *tg = malloc(sizeof(int32_t) * n);
         float *lp = malloc(sizeof(float) * n);
@@ -244,6 +254,15 @@ int cmd_bench(int argc, char **argv) {
             struct eval_stats best = {.t_total = 1e30};
             for (long r = 0; r < repeat && rc == 0; r++) {
                 session_reset(s);
+                double t_fill = host_monotonic_s();
+                if (depth > 0 && session_fill_synthetic(s, (int)depth, err, sizeof err) != 0) {
+                    fprintf(stderr, "ctxbench: %s\n", err);
+                    rc = 1;
+                    break;
+                }
+                if (depth > 0 && r == 0)
+                    printf("synthetic cache of %ld tokens (KV cache %s/%s) filled in %.1fs\n", depth,
+                           kv_type_name(rt.kv.k), kv_type_name(rt.kv.v), host_monotonic_s() - t_fill);
                 if (session_eval(s, ids, NULL, n, &fp, tg, lp, NULL, err, sizeof err) != 0) {
                     fprintf(stderr, "ctxbench: %s\n", err);
                     rc = 1;
@@ -254,7 +273,9 @@ int cmd_bench(int argc, char **argv) {
                 if (es.t_total < best.t_total) best = es;
             }
             if (rc == 0) {
-                double attn_flops = 2.0 * 2.0 * c->n_layers * c->n_heads * c->head_dim * ((double)n * (n + 1) / 2);
+                double attn_flops = 2.0 * 2.0 * c->n_layers * c->n_heads * c->head_dim *
+                                    ((double)n * (n + 1) / 2 + (double)n * depth);
+                if (depth > 0) printf("at depth %ld: ", depth);
                 printf("prefill n=%-6d %8.1f tokens/s  %7.1f GFLOP/s (matrix)  attention %4.1f%% of time "
                        "(%.1f GFLOP/s)  matmul %4.1f%%  peak RSS %.0f MB\n",
                        n, n / best.t_total, 2.0 * mat_params * n / best.t_total / 1e9, 100 * best.t_attn / best.t_total,

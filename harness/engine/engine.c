@@ -220,6 +220,45 @@ void session_set_progress(struct session *s, void (*fn)(void *arg, int n_tokens)
     s->progress_arg = fn ? arg : NULL;
 }
 
+int session_fill_synthetic(struct session *s, int n, char *err, size_t errlen) {
+    if (n < 0 || n > s->max_tokens || s->n_past != 0) {
+        snprintf(err, errlen, "a synthetic fill of %d tokens needs an empty session of at least that many positions "
+                 "(%d of %d used)", n, s->n_past, s->max_tokens);
+        return -1;
+    }
+    const struct backend_ops *ops = s->e->ops;
+    struct backend *b = s->e->b;
+    const struct model_config *c = &s->e->m->cfg;
+    const size_t kvd = kv_dim(c);
+    float *rows = malloc((size_t)CHUNK_TOKENS * kvd * sizeof(float));
+    if (!rows) {
+        snprintf(err, errlen, "out of memory for a synthetic fill");
+        return -1;
+    }
+    /* one chunk of values in [-1, 1) (xorshift), stored at every chunk of positions */
+    uint64_t st = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < (size_t)CHUNK_TOKENS * kvd; i++) {
+        st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+        rows[i] = (float)((double)(st >> 11) * 0x1p-52 - 1.0);
+    }
+    ops->write(b, s->kb, 0, rows, (size_t)CHUNK_TOKENS * kvd);
+    for (int done = 0; done < n;) {
+        int nc = n - done < CHUNK_TOKENS ? n - done : CHUNK_TOKENS;
+        for (int t = 0; t < nc; t++) s->h_qpos[t] = done + t;
+        ops->write(b, s->pos, (size_t)done, s->h_qpos, (size_t)nc);
+        for (int l = 0; l < c->n_layers; l++) {
+            size_t row = (size_t)l * s->max_tokens + (size_t)done;
+            ops->kv_store(b, s->k_cache, s->e->kv.k, row, s->kb, nc);
+            ops->kv_store(b, s->v_cache, s->e->kv.v, row, s->kb, nc);
+        }
+        done += nc;
+    }
+    free(rows);
+    if (ops->sync(b, err, errlen) != 0) return -1;
+    s->n_past = n;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ the forward pass */
 
 /* SelfExtend grouped positions: keys at floor(p/G); queries shifted by W - W/G

@@ -57,6 +57,12 @@ void session_reset(struct session *s);      /* forget all tokens; cannot fail */
 void session_truncate(struct session *s, int n);
 int session_n_past(const struct session *s);
 void session_stats(const struct session *s, struct eval_stats *out);
+/* For benchmarks only: the session as if n tokens at positions 0..n-1 were cached (an empty
+ * session before), their keys and values in every layer small pseudo-random numbers stored
+ * in the cache's types, not a model's. A following eval then costs what it costs at depth
+ * n (attention over n cached keys) without computing the prefix. Its results mean nothing.
+ * 0, or -1 + reason (n outside [0, max_tokens], a session already used). */
+int session_fill_synthetic(struct session *s, int n, char *err, size_t errlen);
 /* From now on each eval calls fn(arg, n) after every chunk of its work, n = the tokens
  * that chunk ran, so a long eval shows progress; fn = NULL stops it. fn must not call
  * back into the session. */
