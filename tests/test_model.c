@@ -769,3 +769,30 @@ Test(synthetic, weights_per_block_give_the_bits_of_weights_dequantized_at_load, 
             unlink(path);
         }
 }
+
+/* bench --depth: a synthetic fill leaves the session at n tokens, and an eval after it
+ * runs at positions n.. (a filled session cannot be filled again). */
+Test(kv_cache, synthetic_fill_sets_the_depth) {
+    struct runtime r;
+    char p[1024];
+    cr_assert_eq(runtime_open(&r, shared_path(p, sizeof p, "models/stories3M.gguf"), "cpu", "threads=2",
+                              &(struct kv_types){KV_Q8_0, KV_F16}, err, sizeof err), 0, "%s", err);
+    float inv[64];
+    model_default_inv_freq(&r.model->cfg, r.model->cfg.rope_base, inv);
+    struct forward_plan fp = {.inv_freq = inv, .mscale = 1.0f};
+    struct session *s = session_new(r.engine, 700, err, sizeof err);
+    cr_assert(s, "%s", err);
+    cr_assert_eq(session_fill_synthetic(s, 701, err, sizeof err), -1);
+    cr_assert_eq(session_fill_synthetic(s, 600, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(session_n_past(s), 600);
+    cr_assert_eq(session_fill_synthetic(s, 10, err, sizeof err), -1);
+    cr_assert(strstr(err, "empty session") && !strchr(err, '\n'), "%s", err);
+    int32_t ids[100], tg[100];
+    float lp[100];
+    for (int i = 0; i < 100; i++) ids[i] = 10 + i, tg[i] = 11 + i;
+    cr_assert_eq(session_eval(s, ids, NULL, 100, &fp, tg, lp, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(session_n_past(s), 700);
+    for (int i = 0; i < 100; i++) cr_assert(isfinite(lp[i]) && lp[i] <= 0, "position %d: %g", 600 + i, lp[i]);
+    session_free(s);
+    runtime_close(&r);
+}
