@@ -22,10 +22,11 @@ while [ "$r" -le "$ROUNDS" ]; do
         # shellcheck disable=SC2086 # extra is words
         /usr/bin/time -v "$BIN" bench -t "$T" -m "$MODEL" -c "$LENGTHS" $extra > "$TMP.out" 2> "$TMP"
         load=$(sed -n 's/.*load \([0-9.]*\)s.*/\1/p' "$TMP.out")
-        rates=$(sed -n 's/^prefill n=\([0-9]*\) *\([0-9.]*\) tokens\/s.*/\1:\2/p' "$TMP.out" | tr '\n' ' ')
+        rates=$(sed -n 's/^prefill n=\([0-9]*\) *\([0-9.]*\) tokens\/s.*cpu \([0-9.]*\)s.*/\1:\2 (cpu \3s)/p' "$TMP.out" |
+                tr '\n' ' ')
         rss=$(sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\).*/\1/p' "$TMP")
         cpu=$(awk '/User time|System time/ {s += $NF} END {printf "%.1f", s}' "$TMP")
-        printf '%-12s round %d: load %5ss  peak RSS %6d MB  CPU %6ss  prefill tokens/s (n:rate) %s load avg %s\n' \
+        printf '%-12s round %d: load %5ss  peak RSS %6d MB  CPU %6ss  prefill tokens/s (n:rate (its CPU)) %s load avg %s\n' \
             "$mode" "$r" "$load" $((rss / 1024)) "$cpu" "$rates" "$(cut -d' ' -f1 /proc/loadavg)"
     done
     r=$((r + 1))
