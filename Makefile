@@ -161,6 +161,8 @@ check-cross: $(GEN_SRC) $(BUILD)/gen/git_rev.h $(if $(filter 1,$(OPENCL)),$(BUIL
 $(BUILD)/bench_attn: scripts/bench_attn.c $(BUILD)/libctxbench.a
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libctxbench.a $(ALL_LDLIBS)
 
+# BENCH_DEPTH=1 adds the last 512-token chunk of a 32768-token window over a synthetic f16
+# cache (TinyLlama F16, and Llama-2-7B Q4_K when ~21 GiB are free): minutes; off by default.
 bench: $(BUILD)/ctxbench $(BUILD)/bench_attn
 	CTXBENCH_SHARED=$(abspath $(SHARED)) sh scripts/bench.sh $(BUILD)/ctxbench $(BUILD)/bench_attn
 
