@@ -136,10 +136,13 @@ check-asan:
 	rc=$$?; sh scripts/check_sanitizer_logs.sh $(SAN_LOGS) && exit $$rc
 
 # The same suite built for the baseline target instead of this machine's CPU; then both
-# builds run the same cells and must agree to the last bit.
+# builds run the same cells and must agree to the last bit (with f32 caches on stories260K,
+# and with f16 keys and q8_0 values on stories3M).
 test-baseline: $(BUILD)/ctxbench
 	$(MAKE) BUILD=build-baseline ARCH='$(BASELINE_ARCH)' test
 	CTXBENCH_SHARED=$(abspath $(SHARED)) sh scripts/check_same_results.sh $(BUILD)/ctxbench build-baseline/ctxbench
+	CTXBENCH_SHARED=$(abspath $(SHARED)) MODEL=$(abspath $(SHARED))/models/stories3M.gguf A_OPTS='-ctk f16 -ctv q8_0' \
+	  B_OPTS='-ctk f16 -ctv q8_0' sh scripts/check_same_results.sh $(BUILD)/ctxbench build-baseline/ctxbench
 
 # Every source compiles for aarch64 (a cross compiler from Debian, gcc-aarch64-linux-gnu;
 # objects only: the libraries it links with are this machine's). The generated sources
@@ -158,6 +161,8 @@ check-cross: $(GEN_SRC) $(BUILD)/gen/git_rev.h $(if $(filter 1,$(OPENCL)),$(BUIL
 $(BUILD)/bench_attn: scripts/bench_attn.c $(BUILD)/libctxbench.a
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libctxbench.a $(ALL_LDLIBS)
 
+# BENCH_DEPTH=1 adds the last 512-token chunk of a 32768-token window over a synthetic f16
+# cache (TinyLlama F16, and Llama-2-7B Q4_K when ~21 GiB are free): minutes; off by default.
 bench: $(BUILD)/ctxbench $(BUILD)/bench_attn
 	CTXBENCH_SHARED=$(abspath $(SHARED)) sh scripts/bench.sh $(BUILD)/ctxbench $(BUILD)/bench_attn
 
@@ -194,6 +199,8 @@ SEED      ?= 1
 # DEVICE=N its device (ctxbench info --backend all lists them), THREADS=N the CPU's threads.
 BACKEND   ?=
 DEVICE    ?=
+# KV=f32|f16|q8_0: the KV cache's type for keys and values (-ctk/-ctv; default f32).
+KV        ?=
 # DRY_RUN=1 (or make sweep-dry-run): list every cell with its memory and estimated time
 # and the total, running nothing and writing nothing.
 DRY_RUN   ?=
@@ -202,7 +209,7 @@ sweep: $(BUILD)/ctxbench
 	  --tasks '$(TASKS)' --lengths '$(LENGTHS)' -o $(OUT) --seed $(SEED) --cache-dir $(BUILD)/cache \
 	  $(if $(DATA),--data '$(DATA)') $(if $(TASK_OPTS),--task-opt '$(TASK_OPTS)') $(if $(THREADS),-t $(THREADS)) \
 	  $(if $(BACKEND),--backend $(BACKEND)) $(if $(DEVICE),--device $(DEVICE)) \
-	  $(if $(DRY_RUN),--dry-run)
+	  $(if $(KV),--cache-type-k $(KV) --cache-type-v $(KV)) $(if $(DRY_RUN),--dry-run)
 sweep-dry-run:
 	$(MAKE) sweep DRY_RUN=1
 

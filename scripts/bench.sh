@@ -50,6 +50,42 @@ r32=$("$BIN" bench -t "$T" -m "$m" -c 32768 | sed -n 's/.*peak RSS \([0-9]*\) MB
 kv=$(( 8 * 24576 * 256 * 2 * 4 / 1048576 ))
 echo "peak RSS 8192: ${r8} MB, 32768: ${r32} MB, growth $((r32 - r8)) MB; KV cache growth ${kv} MB (ratio $(awk "BEGIN{printf \"%.2f\", ($r32-$r8)/$kv}"))"
 
+# KV cache types (README "KV cache types"): perplexity and its rate with each type.
+echo "== KV cache types: stories3M perplexity, 100 windows of 512 tokens"
+for kv in f32 f16 q8_0; do
+    "$BIN" ppl -t "$T" -m "$SHARED/models/stories3M.gguf" -f "$SHARED/datasets/tinystories/stories_sampled.txt" \
+        -c 512 --chunks 100 -ctk "$kv" -ctv "$kv" 2>/dev/null
+done
+
+# Weights in their file's type (the default) against an F32 copy made at load: the same
+# numbers (tests/test_model.c), this is their cost. BENCH_WEIGHT_ROUNDS alternations.
+echo "== weights in the file's type vs an F32 copy at load (alternated; load time, peak RSS, prefill)"
+for type in Q8_0 F16; do
+    echo "-- TinyLlama shape $type"
+    sh "$(dirname "$0")/bench_weights.sh" "$BIN" "$(synth tinyllama "$type")" 512,2048 "${BENCH_WEIGHT_ROUNDS:-1}"
+done
+echo "-- stories3M (F32 in the file: the same path both ways)"
+sh "$(dirname "$0")/bench_weights.sh" "$BIN" "$SHARED/models/stories3M.gguf" 512,2048 "${BENCH_WEIGHT_ROUNDS:-1}"
+
+# At depth (BENCH_DEPTH=1; minutes, and ~21 GiB free for the 7B shape): the last chunk of
+# a 32768-token window over a cache filled with synthetic keys and values, not computed.
+if [ "${BENCH_DEPTH:-0}" = 1 ]; then
+    avail_mib=$(awk '/MemAvailable/ {print int($2 / 1024)}' /proc/meminfo)
+    echo "== at depth: TinyLlama F16, f16 KV cache, 512 tokens at position 32256"
+    /usr/bin/time -f "peak RSS %M KB" "$BIN" bench -t "$T" -m "$(synth tinyllama F16)" -c 512 --depth 32256 -ctk f16 -ctv f16
+    m7=$(synth llama2-7b Q4_K)
+    echo "== Llama-2-7B shape Q4_K, 32768-token window, f16 KV cache: the dry run, then 512 tokens at position 32256"
+    "$BIN" sweep -m "$m7" --tasks ppl --methods baseline --lengths 32768 --task-opt ppl:max_windows=1 -ctk f16 \
+        -ctv f16 --mem-limit 24576 -t "$T" -o "$D/never.h5" --dry-run | grep -E '^memory|L=32768'
+    if [ "$avail_mib" -gt 21504 ]; then
+        /usr/bin/time -f "peak RSS %M KB" "$BIN" bench -t "$T" -m "$m7" -c 512 --depth 32256 -ctk f16 -ctv f16
+    else
+        echo "skipped: ${avail_mib} MiB available, the run needs about 20 GiB"
+    fi
+else
+    echo "== at depth: skipped (BENCH_DEPTH=1 runs the last chunk of a 32k window, TinyLlama F16 and Llama-2-7B Q4_K)"
+fi
+
 echo "== tokenizer: encode the 1 MB TinyStories sample (whole process, stories260K vocabulary)"
 f="$SHARED/datasets/tinystories/stories_sampled.txt"
 /usr/bin/time -f "%e s wall, %M KB peak RSS for $(wc -c < "$f") bytes" \

@@ -137,13 +137,14 @@ int main(int argc, char **argv) {
 
     struct shape others[] = {
         { 512, 8192, 32, 4, 64, 0, 0, 0 },       /* a 512-token chunk over a long cache */
+        { 512, 16384, 32, 4, 64, 0, 0, 0 },      /* ... and a longer one (2k-16k: issue 14's range) */
         { 2048, 2048, 32, 4, 64, 0, 4, 512 },    /* SelfExtend G=4 W=512 */
         { 8192, 8192, 32, 4, 64, 1024, 0, 0 },   /* sliding window 1024 */
         { 1, 16384, 32, 4, 64, 0, 0, 0 },        /* decode against 16k */
         { 2048, 2048, 32, 32, 64, 0, 0, 0 },     /* no GQA */
         { 2048, 2048, 16, 2, 128, 0, 0, 0 },     /* head_dim 128 */
     };
-    const char *names[] = { "chunk 512 over 8192", "SelfExtend G4 W512 n=2048", "SWA 1024 n=8192",
+    const char *names[] = { "chunk 512 over 8192", "chunk 512 over 16384", "SelfExtend G4 W512 n=2048", "SWA 1024 n=8192",
                             "decode 1 x 16384", "MHA 32/32 n=2048", "d=128 16/2 n=2048" };
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
         double fi = attention_flops(others[i]);

@@ -5,15 +5,21 @@
 # (the attention kernel with and without SelfExtend and a sliding window) are run with
 # each binary and their exported values compared as text (shortest exact form).
 # Usage: check_same_results.sh CTXBENCH_A CTXBENCH_B
+# MODEL=FILE runs another model than stories260K (e.g. a quantized synthetic one, to check
+# that weights dequantized per block give the numbers of weights dequantized at load);
+# A_OPTS / B_OPTS are extra sweep options for each binary (e.g. -ctk f16).
 set -eu
 A=$1
 B=$2
 SHARED=${CTXBENCH_SHARED:-../shared}
+MODEL=${MODEL:-$SHARED/models/stories260K.gguf}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT INT TERM
 for bin in "$A" "$B"; do
     tag=$(echo "$bin" | tr '/' '_')
-    "$bin" sweep -m "$SHARED/models/stories260K.gguf" --methods baseline,selfextend,swa,yarn \
+    if [ "$bin" = "$A" ]; then opts=${A_OPTS:-}; else opts=${B_OPTS:-}; fi
+    # shellcheck disable=SC2086 # the options are words
+    "$bin" sweep $opts -m "$MODEL" --methods baseline,selfextend,swa,yarn \
         --tasks ppl,passkey --lengths 1024 --task-opt 'ppl:max_tokens=4096;passkey:depths=1,trials=1' \
         -t 2 -o "$TMP/$tag.h5" --cache-dir "$TMP/cache-$tag" > "$TMP/$tag.log" 2>&1 ||
         { cat "$TMP/$tag.log" >&2; exit 1; }

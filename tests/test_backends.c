@@ -290,6 +290,62 @@ static void check_matmul(struct dev *d, const struct model *m, const char *arch)
 
 Test(ops, matmul_every_weight, .timeout = 300) { with_models(check_matmul); }
 
+/* kv_store: rows converted into a cache at a row offset, the rest of the cache untouched;
+ * every backend stores f32 (a copy) and says in cannot_run which other cache types it
+ * cannot run; those it can are read back within their rounding (f16: half an ulp of
+ * 11 bits; q8_0: half a scale step; the exact bits are checked in test_kernels). */
+static void check_kv_store(struct dev *d, const struct model *m, const char *arch) {
+    if (strcmp(arch, "llama") != 0) return;
+    const struct model_config *c = &m->cfg;
+    const size_t kvd = (size_t)c->n_kv_heads * c->head_dim;
+    const int n = 37, row0 = 5;
+    const enum kv_type types[] = {KV_F32, KV_F16, KV_Q8_0};
+    float inv[64] = {0};
+    struct forward_plan plan = {.inv_freq = inv, .mscale = 1};
+    float *rows = random_floats((size_t)n * kvd, 3.0f, 77);
+    struct dbuf *src = put(d, rows, (size_t)n * kvd);
+    for (int k = 0; k < 3; k++) {
+        const enum kv_type t = types[k];
+        const char *why = d->ops->cannot_run(d->b, &plan, &(struct kv_types){t, t});
+        if (t == KV_F32) cr_assert_null(why, "%s refuses an f32 cache: %s", d->ops->name, why);
+        if (why) {
+            cr_log_info("%s: %s cache refused: %s", d->ops->name, kv_type_name(t), why);
+            cr_assert(!strchr(why, '\n') && strstr(why, "f32"), "%s", why);
+            continue;
+        }
+        const size_t rb = kv_row_bytes(t, kvd), elems = ((size_t)(row0 + n + 3) * rb + 3) / 4;
+        float *guard = random_floats(elems, 1.0f, 78 + k);
+        struct dbuf *cache = put(d, guard, elems);
+        d->ops->kv_store(d->b, cache, t, (size_t)row0, src, n);
+        float *got = get(d, cache, 0, elems);
+        const uint8_t *gb = (const uint8_t *)got, *guard_b = (const uint8_t *)guard;
+        cr_assert(memcmp(gb, guard_b, (size_t)row0 * rb) == 0, "%s %s: rows before the stored ones changed",
+                  d->ops->name, kv_type_name(t));
+        const size_t end = (size_t)(row0 + n) * rb;
+        cr_assert(memcmp(gb + end, guard_b + end, elems * 4 - end) == 0, "%s %s: rows after the stored ones changed",
+                  d->ops->name, kv_type_name(t));
+        float *back = malloc(kvd * sizeof(float));
+        const uint32_t gt = t == KV_F32 ? GGML_TYPE_F32 : t == KV_F16 ? GGML_TYPE_F16 : GGML_TYPE_Q8_0;
+        for (int r = 0; r < n; r++) {
+            dequantize_row(gt, gb + (size_t)(row0 + r) * rb, back, kvd);
+            for (size_t i = 0; i < kvd; i++) {
+                double x = rows[(size_t)r * kvd + i], amax = 0;
+                for (size_t b = i / 32 * 32; t == KV_Q8_0 && b < i / 32 * 32 + 32; b++)
+                    amax = fmax(amax, fabs(rows[(size_t)r * kvd + b]));
+                double bound = t == KV_F32 ? 0 : t == KV_F16 ? fabs(x) * 0x1p-11 + 0x1p-25 : amax / 127 * 0.51 + 1e-7;
+                cr_assert(fabs(back[i] - x) <= bound, "%s %s row %d value %zu: %.9g stored as %.9g", d->ops->name,
+                          kv_type_name(t), r, i, x, (double)back[i]);
+            }
+        }
+        free(back); free(got); free(guard);
+        d->ops->release(d->b, cache);
+    }
+    free(rows);
+    d->ops->release(d->b, src);
+}
+
+Test(ops, kv_store_and_cache_types, .timeout = 300) { with_models(check_kv_store); }
+
 static void check_rope_elementwise(struct dev *d, const struct model *m, const char *arch) {
     if (strcmp(arch, "llama") != 0 && strcmp(arch, "qwen2") != 0) return;
     const struct model_config *c = &m->cfg;
@@ -379,7 +435,7 @@ static void check_attention_case(struct dev *d, const struct model *m, struct at
     struct dbuf *ob = put(d, NULL, (size_t)ac.n_q * qd);
     const float scale = 1.0f / sqrtf((float)hd);
     d->ops->attention(d->b, &(struct attn_call){
-        .n_q = ac.n_q, .n_kv = ac.n_kv, .q = qb, .k = kb, .v = vb, .kv_off = kv_off,
+        .n_q = ac.n_q, .n_kv = ac.n_kv, .q = qb, .k = kb, .v = vb, .kv_row = ac.kv_rows_before,
         .q_group = se ? qgb : NULL, .k_group = se ? kgb : NULL, .group_window = ac.se_group_window,
         .q_pos = qpb, .k_pos = kpb, .scale = scale, .window = ac.window, .out = ob});
     float *got = get(d, ob, 0, (size_t)ac.n_q * qd);
@@ -487,7 +543,7 @@ Test(ops, score_blocks_targets_and_last_logits, .timeout = 300) { with_models(ch
 static float *model_logprobs(const char *model_path, const char *backend, const char *method, int target_len,
                              const int32_t *ids, int n) {
     struct runtime rt;
-    cr_assert_eq(runtime_open(&rt, model_path, backend, strcmp(backend, "cpu") == 0 ? "threads=2" : "", err,
+    cr_assert_eq(runtime_open(&rt, model_path, backend, strcmp(backend, "cpu") == 0 ? "threads=2" : "", NULL, err,
                               sizeof err), 0, "%s", err);
     struct method_spec spec;
     struct method_plan plan;

@@ -12,7 +12,9 @@
  * ~2e-6 absolute error into them; observed worst case 2.3e-5. */
 #include <criterion/criterion.h>
 #include <cblas.h>
+#include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels.h"
 #include "testutil.h"
@@ -145,6 +147,119 @@ Test(kernels, rope_pairing) {
     cr_assert_float_eq(y[1], 0.0f, 1e-9);
 }
 
+/* ---------------- KV cache conversion ---------------- */
+
+/* An IEEE half decoded in double from its fields (independent of quant.c). */
+static double ref_half(uint16_t h) {
+    int e = (h >> 10) & 31, m = h & 1023;
+    double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
+    return h >> 15 ? -v : v;
+}
+
+/* The half nearest to x, ties to an even mantissa, |x| >= 65520 to infinity: a binary
+ * search over the decoded halves (they increase with their bits). */
+static uint16_t ref_round_half(double x) {
+    uint16_t sign = signbit(x) ? 0x8000 : 0;
+    double ax = fabs(x);
+    if (ax >= 65520.0) return sign | 0x7c00;
+    unsigned lo = 0, hi = 0x7bff;   /* the largest h with ref_half(h) <= ax */
+    while (lo < hi) {
+        unsigned mid = (lo + hi + 1) / 2;
+        if (ref_half((uint16_t)mid) <= ax) lo = mid;
+        else hi = mid - 1;
+    }
+    if (lo == 0x7bff) return sign | 0x7bff;
+    double below = ax - ref_half((uint16_t)lo), above = ref_half((uint16_t)(lo + 1)) - ax;
+    unsigned h = below < above ? lo : above < below ? lo + 1 : (lo & 1 ? lo + 1 : lo);
+    return sign | (uint16_t)h;
+}
+
+static uint16_t read_u16(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return h; }
+
+/* Value x of a cache row of type t, decoded here: f16 a half; q8_0 blocks of an fp16
+ * scale d and 32 int8 q, value d*q. */
+static double ref_kv_value(enum kv_type t, const uint8_t *row, size_t x) {
+    if (t == KV_F16) return ref_half(read_u16(row + 2 * x));
+    const uint8_t *block = row + x / 32 * 34;
+    return ref_half(read_u16(block)) * (double)(int8_t)block[2 + x % 32];
+}
+
+Test(kv_cache, f16_rounds_to_nearest_even) {
+    enum { N = 20000 };
+    float *x = malloc(sizeof(float) * N), *back = malloc(sizeof(float) * N);
+    uint16_t *h = malloc(sizeof(uint16_t) * N);
+    unsigned long long rng = 99;
+    size_t n = 0;
+    /* every exact midpoint between neighbouring halves over a range of exponents (ties),
+     * the subnormal halves, and the edges of the range */
+    for (unsigned b = 0; b < 0x7bff && n < 4000; b += 17) x[n++] = (float)((ref_half((uint16_t)b) + ref_half((uint16_t)(b + 1))) / 2);
+    const float edges[] = {0.0f, -0.0f, 65504.0f, 65519.99f, 65520.0f, -65520.0f, 1e-8f, 2.98e-8f, 5.96e-8f, 6.1e-5f,
+                           -6.1e-5f, 1.0f, 1.00048828125f, 3.0e38f, -1e-30f};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) x[n++] = edges[i];
+    while (n < N) {   /* random floats over the halves' range and beyond */
+        int e = (int)(test_rng_next(&rng) % 50) - 30;
+        x[n++] = (float)ldexp(test_rng_uniform(&rng), e);
+    }
+    kv_quantize_rows(KV_F16, x, h, N, 1);
+    kv_dequantize(KV_F16, h, back, N);
+    for (size_t i = 0; i < N; i++) {
+        uint16_t want = ref_round_half((double)x[i]);
+        cr_assert_eq(h[i], want, "f16 of %.9g: 0x%04x, nearest-even half 0x%04x", (double)x[i], h[i], want);
+        cr_assert(back[i] == (float)ref_half(h[i]), "f16 0x%04x read back as %.9g, is %.9g", h[i], (double)back[i],
+                  ref_half(h[i]));
+    }
+    free(x); free(back); free(h);
+}
+
+Test(kv_cache, q8_0_blocks_match_double_reference) {
+    enum { ROW = 64, ROWS = 400 };
+    float *x = malloc(sizeof(float) * ROW * ROWS), *back = malloc(sizeof(float) * ROW * ROWS);
+    size_t rb = kv_row_bytes(KV_Q8_0, ROW);
+    cr_assert_eq(rb, 68u);
+    cr_assert_eq(kv_row_bytes(KV_Q8_0, 48), 0u, "48 values are not whole q8_0 blocks");
+    cr_assert_eq(kv_row_bytes(KV_F16, 48), 96u);
+    uint8_t *q = malloc(rb * ROWS);
+    unsigned long long rng = 7;
+    for (int r = 0; r < ROWS; r++) {
+        float amp = (float)ldexp(1.0, (int)(test_rng_next(&rng) % 24) - 12);
+        for (int i = 0; i < ROW; i++) x[r * ROW + i] = amp * test_rng_uniform(&rng);
+        if (r % 5 == 1) for (int i = 0; i < 32; i++) x[r * ROW + i] = 0.0f;         /* an all-zero block */
+        if (r % 5 == 2) x[r * ROW + 3] = 50 * amp;                                    /* one outlier */
+        if (r % 5 == 3) for (int i = 0; i < ROW; i++) x[r * ROW + i] = (float)((i % 9) - 4) * amp;   /* exact ties */
+    }
+    kv_quantize_rows(KV_Q8_0, x, q, ROW, ROWS);
+    for (int r = 0; r < ROWS; r++) {
+        kv_dequantize(KV_Q8_0, q + (size_t)r * rb, back + (size_t)r * ROW, ROW);
+        for (int b = 0; b < ROW / 32; b++) {
+            const float *xb = x + r * ROW + b * 32;
+            const uint8_t *blk = q + (size_t)r * rb + (size_t)b * 34;
+            double amax = 0;
+            for (int i = 0; i < 32; i++) amax = fmax(amax, fabs((double)xb[i]));
+            /* the scale: amax/127 rounded to the nearest half (the float division before it
+             * may land on the other side of a midpoint: then either neighbour is right) */
+            uint16_t dh = read_u16(blk), want = ref_round_half(amax / 127);
+            double d = ref_half(dh);
+            if (dh != want) {
+                double mid = (d + ref_half(want)) / 2;
+                cr_assert(abs((int)dh - (int)want) == 1 && fabs(amax / 127 - mid) <= 1e-6 * mid,
+                          "row %d block %d: scale 0x%04x, want 0x%04x (amax %.9g)", r, b, dh, want, amax);
+            }
+            for (int i = 0; i < 32; i++) {
+                int got = (int8_t)blk[2 + i];
+                double t = d > 0 ? (double)xb[i] / d : 0;
+                double want_q = fmin(127, fmax(-127, nearbyint(t)));
+                bool near_tie = fabs(fabs(t - trunc(t)) - 0.5) < 1e-5;
+                cr_assert(got == want_q || (near_tie && fabs(got - t) <= 0.5 + 1e-5),
+                          "row %d block %d value %d: %.9g / d %.9g = %.6f quantized to %d, nearest is %.0f", r, b, i,
+                          (double)xb[i], d, t, got, want_q);
+                cr_assert(back[r * ROW + b * 32 + i] == (float)(d * got), "q8_0 read back wrong at row %d value %d", r,
+                          b * 32 + i);
+            }
+        }
+    }
+    free(x); free(back); free(q);
+}
+
 /* ---------------- attention ---------------- */
 
 struct attn_case {
@@ -154,6 +269,7 @@ struct attn_case {
     int threads;
     float amplitude;                /* of q and k: larger makes sharper softmaxes */
     int positions;                  /* 0: contiguous, last n_q of the n_kv are queries; see below */
+    enum kv_type k_type, v_type;    /* the caches' types (0: f32) */
 };
 enum { POS_CONTIGUOUS = 0, POS_SHUFFLED_KEYS = 1, POS_GAPS = 2 };
 
@@ -218,6 +334,32 @@ static void run_attn_case(struct attn_case c) {
         rotate_rows(qgd, qg, q_raw, c.n_q, H, d, pq, inv_freq);
         rotate_rows(kgd, kg, k_raw, c.n_kv, KH, d, pk, inv_freq);
     }
+    /* f16/q8_0 caches: stored by the backend's converter (its rounding is checked by the
+     * kv_cache tests); the reference reads the stored values back with its own decoder. */
+    double *vd = malloc(sizeof(double) * kn);
+    for (size_t i = 0; i < kn; i++) vd[i] = v[i];
+    void *kc = k, *kgc = kg, *vc = v;
+    size_t kvd = (size_t)KH * d;
+    if (c.k_type != KV_F32) {
+        size_t rb = kv_row_bytes(c.k_type, kvd);
+        kc = malloc(rb * (size_t)c.n_kv + 1);
+        kgc = malloc(rb * (size_t)c.n_kv + 1);
+        kv_quantize_rows(c.k_type, k, kc, kvd, (size_t)c.n_kv);
+        kv_quantize_rows(c.k_type, kg, kgc, kvd, (size_t)c.n_kv);
+        for (int j = 0; j < c.n_kv; j++)
+            for (size_t x = 0; x < kvd; x++) {
+                kd[(size_t)j * kvd + x] = ref_kv_value(c.k_type, (const uint8_t *)kc + (size_t)j * rb, x);
+                if (c.se_group) kgd[(size_t)j * kvd + x] = ref_kv_value(c.k_type, (const uint8_t *)kgc + (size_t)j * rb, x);
+            }
+    }
+    if (c.v_type != KV_F32) {
+        size_t rb = kv_row_bytes(c.v_type, kvd);
+        vc = malloc(rb * (size_t)c.n_kv + 1);
+        kv_quantize_rows(c.v_type, v, vc, kvd, (size_t)c.n_kv);
+        for (int j = 0; j < c.n_kv; j++)
+            for (size_t x = 0; x < kvd; x++)
+                vd[(size_t)j * kvd + x] = ref_kv_value(c.v_type, (const uint8_t *)vc + (size_t)j * rb, x);
+    }
 
     /* Reference: an explicit row of scores per (query, head), softmax in double. */
     double scale = 1.0 / sqrt((double)d);
@@ -246,7 +388,7 @@ static void run_attn_case(struct attn_case c) {
                 if (score[j] == -INFINITY) continue;
                 double p = exp(score[j] - max);
                 sum += p;
-                for (int e = 0; e < d; e++) r[e] += p * v[((size_t)j * KH + kvh) * d + e];
+                for (int e = 0; e < d; e++) r[e] += p * vd[((size_t)j * KH + kvh) * d + e];
             }
             for (int e = 0; e < d; e++) r[e] /= sum;
         }
@@ -257,8 +399,9 @@ static void run_attn_case(struct attn_case c) {
     for (size_t i = 0; i < qn; i++) out[i] = NAN;   /* every output must be written */
     struct attn_args a = {
         .n_q = c.n_q, .n_kv = c.n_kv, .n_heads = H, .n_kv_heads = KH, .head_dim = d,
-        .q = q, .q_stride = (size_t)H * d, .k = k, .v = v, .kv_stride = (size_t)KH * d,
-        .q_group = c.se_group ? qg : NULL, .k_group = c.se_group ? kg : NULL, .group_window = c.se_window,
+        .q = q, .q_stride = (size_t)H * d, .k = kc, .v = vc, .kv_stride = (size_t)KH * d,
+        .k_type = c.k_type, .v_type = c.v_type,
+        .q_group = c.se_group ? qg : NULL, .k_group = c.se_group ? kgc : NULL, .group_window = c.se_window,
         .q_pos = q_pos, .k_pos = k_pos, .scale = (float)scale, .window = c.window,
         .tile_q = c.tile_q, .tile_k = c.tile_k, .out = out, .out_stride = (size_t)H * d,
     };
@@ -273,8 +416,11 @@ static void run_attn_case(struct attn_case c) {
     if (getenv("CTX_TEST_VERBOSE")) fprintf(stderr, "err %.3g n_q=%d n_kv=%d d=%d\n", err, c.n_q, c.n_kv, d);
     cr_assert_lt(err, 5e-5,
                  "attention n_q=%d n_kv=%d heads=%d/%d d=%d tiles=%d/%d window=%d SE(G=%d,W=%d) threads=%d pos=%d: "
-                 "rel err %g", c.n_q, c.n_kv, H, KH, d, c.tile_q, c.tile_k, c.window, c.se_group, c.se_window,
-                 c.threads, c.positions, err);
+                 "rel err %g (caches %s/%s)", c.n_q, c.n_kv, H, KH, d, c.tile_q, c.tile_k, c.window, c.se_group,
+                 c.se_window, c.threads, c.positions, err, kv_type_name(c.k_type), kv_type_name(c.v_type));
+    if (kc != k) { free(kc); free(kgc); }
+    if (vc != v) free(vc);
+    free(vd);
 
     free(q_raw); free(k_raw); free(q); free(k); free(v); free(qg); free(kg);
     free(qd); free(kd); free(qgd); free(kgd); free(out); free(ref); free(score);
@@ -451,4 +597,38 @@ Test(attention, rejects_bad_arguments) {
     a.n_heads = 2; a.q_stride = 1;   /* stride too small */
     cr_assert_eq(attn_forward(&a, NULL, err, sizeof err), -1);
     for (int i = 0; i < 8; i++) cr_assert_eq(out[i], 7.0f);
+}
+
+Test(attention, f16_and_q8_0_caches) {
+    openblas_set_num_threads(1);
+    const enum kv_type types[][2] = {{KV_F16, KV_F16}, {KV_Q8_0, KV_Q8_0}, {KV_F16, KV_Q8_0}, {KV_Q8_0, KV_F32}};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        struct attn_case cases[] = {base_case(257, 257), base_case(100, 300), base_case(1, 1000), base_case(64, 700),
+                                    base_case(130, 400)};
+        cases[1].tile_k = 32;
+        cases[2].threads = 2;                                          /* split-KV decode */
+        cases[3].se_group = 4; cases[3].se_window = 64;                /* SelfExtend (grouped keys converted too) */
+        cases[4].window = 50; cases[4].n_heads = 8; cases[4].n_kv_heads = 1; cases[4].head_dim = 64; cases[4].tile_q = 7;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            cases[i].k_type = types[t][0];
+            cases[i].v_type = types[t][1];
+            run_attn_case(cases[i]);
+        }
+    }
+}
+
+Test(attention, q8_0_cache_needs_whole_blocks_per_head) {
+    float q[48] = {0}, k[48] = {0}, out[48];
+    int32_t pos[1] = {0};
+    struct attn_args a = {
+        .n_q = 1, .n_kv = 1, .n_heads = 1, .n_kv_heads = 1, .head_dim = 48,
+        .q = q, .q_stride = 48, .k = k, .v = k, .kv_stride = 48, .k_type = KV_Q8_0, .q_pos = pos, .k_pos = pos,
+        .scale = 1, .out = out, .out_stride = 48,
+    };
+    char msg[256] = "";
+    struct threadpool *tp = threadpool_create(1, msg, sizeof msg);
+    cr_assert_not_null(tp);
+    cr_assert_eq(attn_forward(&a, tp, msg, sizeof msg), -1);
+    cr_assert(strstr(msg, "q8_0") && !strchr(msg, '\n'), "%s", msg);
+    threadpool_free(tp);
 }

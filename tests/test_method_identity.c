@@ -22,7 +22,7 @@ static int32_t targets[N_TOK];   /* tokens shifted by one; the last is not score
 static void open_260k(void) {
     char p[1024];
     const char *o = "threads=2";
-    cr_assert_eq(runtime_open(&rt, shared_path(p, sizeof p, "models/stories260K.gguf"), "cpu", o, err, sizeof err),
+    cr_assert_eq(runtime_open(&rt, shared_path(p, sizeof p, "models/stories260K.gguf"), "cpu", o, NULL, err, sizeof err),
                  0, "%s", err);
     cr_assert_gt(rt.model->cfg.ctx_train, N_TOK, "the test assumes N_TOK < context_length");
     unsigned long long rng = 0x9e3779b97f4a7c15ULL;

@@ -150,7 +150,7 @@ static char err[512];
 static void open_260k(void) {
     char p[1024];
     const char *o = "threads=2";
-    cr_assert_eq(runtime_open(&rt, shared_path(p, sizeof p, "models/stories260K.gguf"), "cpu", o, err, sizeof err), 0,
+    cr_assert_eq(runtime_open(&rt, shared_path(p, sizeof p, "models/stories260K.gguf"), "cpu", o, NULL, err, sizeof err), 0,
                  "%s", err);
 }
 
@@ -301,7 +301,7 @@ static void synthetic_extra_vs_reference(const char *arch, uint32_t type, bool t
     char o[64];
     if (f32_budget) snprintf(o, sizeof o, "threads=2,f32_budget=%zu", f32_budget);
     else snprintf(o, sizeof o, "threads=2");
-    cr_assert_eq(runtime_open(&r, path, "cpu", o, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(runtime_open(&r, path, "cpu", o, NULL, err, sizeof err), 0, "%s", err);
     const int n = 40, n_vocab = r.model->cfg.n_vocab;
     int32_t ids[40];
     for (int i = 0; i < n; i++) ids[i] = (i * 37 + 11) % n_vocab;
@@ -556,7 +556,7 @@ Test(runtime, thread_creation_failure_is_named, .timeout = 60) {
         struct runtime r;
         const char *o = "threads=4";
         char msg[512] = "";
-        int rc = runtime_open(&r, model, "cpu", o, msg, sizeof msg);
+        int rc = runtime_open(&r, model, "cpu", o, NULL, msg, sizeof msg);
         if (rc == 0) runtime_close(&r);
         if (write(fds[1], msg, strlen(msg)) < 0) _exit(5);
         _exit(rc == 0 ? 6 : 0);   /* _exit: no leak check, which would need a thread of its own */
@@ -622,4 +622,177 @@ Test(model_load, misaligned_f32_tensors_are_rejected) {
     cr_assert_eq(m->cfg.dim, 8);
     model_free(m);
     free(buf);
+}
+
+/* KV cache types on stories3M (README "KV cache types"), over four 512-token windows
+ * (the trained context) of TinyStories, the last 16 tokens of each fed one at a time
+ * (decode: split-KV attention over the cache), against the f32 cache. Measured on this
+ * test's 2044 positions: f16 worst |d log-prob| 8.0e-3, mean 7.7e-4 (550 positions over
+ * 1e-3), perplexity 0.004%; q8_0 worst 0.32, perplexity 0.09%. So f16 meets the 0.1%
+ * perplexity bound but not 1e-3 per position, and the default stays f32 (README). The
+ * bounds asserted are those measurements with about 2x margin, so a conversion that got
+ * worse (or stopped being applied: f16 must change something) fails. */
+static void kv_window_logprobs(const struct kv_types *kv, int n_windows, int W, float *lp) {
+    struct runtime r;
+    char p[1024];
+    cr_assert_eq(runtime_open(&r, shared_path(p, sizeof p, "models/stories3M.gguf"), "cpu", "threads=2", kv, err,
+                              sizeof err), 0, "%s", err);
+    FILE *f = fopen(shared_path(p, sizeof p, "datasets/tinystories/TinyStories-valid-first1000.txt"), "rb");
+    cr_assert(f);
+    char *text = malloc(65536);
+    size_t len = fread(text, 1, 65535, f);
+    text[len] = 0;
+    fclose(f);
+    int32_t *ids;
+    size_t nt;
+    cr_assert_eq(tokenizer_encode(r.model->tok, text, len, false, &ids, &nt), 0);
+    cr_assert_geq(nt, (size_t)(n_windows * (W - 1) + 1));
+    float inv[64];
+    model_default_inv_freq(&r.model->cfg, r.model->cfg.rope_base, inv);
+    struct forward_plan fp = {.inv_freq = inv, .mscale = 1.0f};
+    struct session *s = session_new(r.engine, W, err, sizeof err);
+    cr_assert(s, "%s", err);
+    int32_t *win = malloc(sizeof(int32_t) * (size_t)(W + 1));
+    const int decode = 16;
+    for (int w = 0; w < n_windows; w++) {
+        win[0] = tokenizer_bos(r.model->tok);
+        memcpy(win + 1, ids + (size_t)w * (W - 1), sizeof(int32_t) * (size_t)W);   /* W-1 inputs + the last target */
+        session_reset(s);
+        float *out = lp + (size_t)w * (W - 1);
+        cr_assert_eq(session_eval(s, win, NULL, W - 1 - decode, &fp, win + 1, out, NULL, err, sizeof err), 0, "%s", err);
+        for (int t = W - 1 - decode; t < W - 1; t++)
+            cr_assert_eq(session_eval(s, win + t, NULL, 1, &fp, win + t + 1, out + t, NULL, err, sizeof err), 0, "%s", err);
+    }
+    session_free(s);
+    free(win); free(ids); free(text);
+    runtime_close(&r);
+}
+
+static void kv_compare(const float *a, const float *b, int n, double *worst, double *ppl_rel) {
+    double sa = 0, sb = 0;
+    *worst = 0;
+    for (int i = 0; i < n; i++) {
+        *worst = fmax(*worst, fabs((double)a[i] - b[i]));
+        sa += a[i];
+        sb += b[i];
+    }
+    *ppl_rel = fabs(exp(-sb / n) / exp(-sa / n) - 1);
+}
+
+Test(kv_cache, stories3M_f16_and_q8_0_against_f32, .timeout = 300) {
+    const int n_windows = 4, W = 512, n = n_windows * (W - 1);
+    float *lp32 = malloc(sizeof(float) * (size_t)n), *lp16 = malloc(sizeof(float) * (size_t)n),
+          *lp8 = malloc(sizeof(float) * (size_t)n);
+    kv_window_logprobs(&(struct kv_types){KV_F32, KV_F32}, n_windows, W, lp32);
+    kv_window_logprobs(&(struct kv_types){KV_F16, KV_F16}, n_windows, W, lp16);
+    kv_window_logprobs(&(struct kv_types){KV_Q8_0, KV_Q8_0}, n_windows, W, lp8);
+    double worst16, rel16, worst8, rel8;
+    kv_compare(lp32, lp16, n, &worst16, &rel16);
+    kv_compare(lp32, lp8, n, &worst8, &rel8);
+    cr_log_info("stories3M, %d positions: f16 cache: worst |dlogprob| %.3g, ppl rel %.3g; q8_0: %.3g, %.3g", n, worst16,
+                rel16, worst8, rel8);
+    double mean16 = 0;
+    for (int i = 0; i < n; i++) mean16 += fabs((double)lp32[i] - lp16[i]) / n;
+    if (getenv("CTX_TEST_VERBOSE"))
+        fprintf(stderr, "kv f16: worst %.3g mean %.3g ppl rel %.3g; q8_0: worst %.3g ppl rel %.3g\n", worst16, mean16,
+                rel16, worst8, rel8);
+    cr_assert_lt(rel16, 1e-3, "f16 cache: perplexity differs from f32's by %.3g%% (bound 0.1%%)", 100 * rel16);
+    cr_assert_lt(worst16, 2e-2, "f16 cache: a log-prob differs from f32's by %g (measured 8.0e-3)", worst16);
+    cr_assert_lt(mean16, 2e-3, "f16 cache: log-probs differ from f32's by %g on average (measured 7.7e-4)", mean16);
+    cr_assert_lt(worst8, 0.6, "q8_0 cache: a log-prob differs from f32's by %g (measured 0.32)", worst8);
+    cr_assert_lt(rel8, 2e-3, "q8_0 cache: perplexity differs from f32's by %.3g%% (measured 0.09%%)", 100 * rel8);
+    cr_assert(worst16 > 0, "an f16 cache that changes nothing was not used");
+    free(lp32); free(lp16); free(lp8);
+}
+
+/* A session's memory follows its cache types: K and V of n positions cost layers x n x
+ * kv_dim x (4 + 4) bytes as f32, (2 + 2) as f16, (34 + 34)/32 as q8_0. */
+Test(kv_cache, session_bytes_follow_the_cache_types) {
+    struct runtime r[3];
+    char p[1024];
+    const struct kv_types kv[3] = {{KV_F32, KV_F32}, {KV_F16, KV_F16}, {KV_Q8_0, KV_F16}};
+    size_t bytes[3];
+    const int n = 4096;
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(runtime_open(&r[i], shared_path(p, sizeof p, "models/stories3M.gguf"), "cpu", "threads=1", &kv[i],
+                                  err, sizeof err), 0, "%s", err);
+        bytes[i] = engine_session_bytes(r[i].engine, n, NULL);
+    }
+    const struct model_config *c = &r[0].model->cfg;
+    size_t cells = (size_t)c->n_layers * n * c->n_kv_heads * c->head_dim;
+    cr_expect_eq(bytes[0] - bytes[1], cells * 4, "f16 K and V save 2 + 2 bytes a value");
+    cr_expect_eq(bytes[1] - bytes[2], cells * 2 - cells / 32 * 34, "a q8_0 K costs 34 bytes per 32 values");
+    /* and a session of the f16 engine really allocates that (it runs) */
+    struct session *s = session_new(r[1].engine, 64, err, sizeof err);
+    cr_assert(s, "%s", err);
+    session_free(s);
+    for (int i = 0; i < 3; i++) runtime_close(&r[i]);
+}
+
+/* Weights stay in their file's type and are dequantized a block at a time inside each
+ * product; with f32_budget the whole model is dequantized at load instead. Both hand
+ * sgemm the same rows in the same blocks, so prefill and decode give the same bits. */
+static void eval_bits(const char *path, const char *params, float *lp, float *logits) {
+    struct runtime r;
+    cr_assert_eq(runtime_open(&r, path, "cpu", params, NULL, err, sizeof err), 0, "%s", err);
+    const int n = 40, n_vocab = r.model->cfg.n_vocab;
+    int32_t ids[40];
+    for (int i = 0; i < n; i++) ids[i] = (i * 37 + 11) % n_vocab;
+    struct method_plan plan = baseline_method_plan(r.model);
+    struct forward_plan fp = method_forward_plan(&plan);
+    struct session *s = session_new(r.engine, n, err, sizeof err);
+    cr_assert(s, "%s", err);
+    cr_assert_eq(session_eval(s, ids, NULL, n - 4, &fp, ids + 1, lp, NULL, err, sizeof err), 0, "%s", err);
+    for (int t = n - 4; t < n - 1; t++)   /* decode: one row, sgemv */
+        cr_assert_eq(session_eval(s, ids + t, NULL, 1, &fp, ids + t + 1, lp + t, logits, err, sizeof err), 0, "%s", err);
+    session_free(s);
+    runtime_close(&r);
+}
+
+Test(synthetic, weights_per_block_give_the_bits_of_weights_dequantized_at_load, .timeout = 120) {
+    const uint32_t types[] = {GGML_TYPE_Q8_0, GGML_TYPE_F16, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, GGML_TYPE_BF16};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++)
+        for (int tied = 0; tied < 2; tied++) {
+            char path[64];
+            write_tiny(path, "llama", types[k], tied, NULL, 0);
+            float lp_block[40] = {0}, lp_load[40] = {0}, lg_block[300], lg_load[300];
+            for (int threads = 1; threads <= 2; threads++) {
+                char o1[64], o2[96];
+                snprintf(o1, sizeof o1, "threads=%d", threads);
+                snprintf(o2, sizeof o2, "threads=%d,f32_budget=1000000000", threads);
+                eval_bits(path, o1, lp_block, lg_block);
+                eval_bits(path, o2, lp_load, lg_load);
+                cr_assert(memcmp(lp_block, lp_load, sizeof lp_block) == 0 && memcmp(lg_block, lg_load, sizeof lg_block) == 0,
+                          "type %u tied %d threads %d: per-block dequantization changed the numbers", types[k], tied,
+                          threads);
+            }
+            unlink(path);
+        }
+}
+
+/* bench --depth: a synthetic fill leaves the session at n tokens, and an eval after it
+ * runs at positions n.. (a filled session cannot be filled again). */
+Test(kv_cache, synthetic_fill_sets_the_depth) {
+    struct runtime r;
+    char p[1024];
+    cr_assert_eq(runtime_open(&r, shared_path(p, sizeof p, "models/stories3M.gguf"), "cpu", "threads=2",
+                              &(struct kv_types){KV_Q8_0, KV_F16}, err, sizeof err), 0, "%s", err);
+    float inv[64];
+    model_default_inv_freq(&r.model->cfg, r.model->cfg.rope_base, inv);
+    struct forward_plan fp = {.inv_freq = inv, .mscale = 1.0f};
+    struct session *s = session_new(r.engine, 700, err, sizeof err);
+    cr_assert(s, "%s", err);
+    cr_assert_eq(session_fill_synthetic(s, 701, err, sizeof err), -1);
+    cr_assert_eq(session_fill_synthetic(s, 600, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(session_n_past(s), 600);
+    cr_assert_eq(session_fill_synthetic(s, 10, err, sizeof err), -1);
+    cr_assert(strstr(err, "empty session") && !strchr(err, '\n'), "%s", err);
+    int32_t ids[100], tg[100];
+    float lp[100];
+    for (int i = 0; i < 100; i++) ids[i] = 10 + i, tg[i] = 11 + i;
+    cr_assert_eq(session_eval(s, ids, NULL, 100, &fp, tg, lp, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(session_n_past(s), 700);
+    for (int i = 0; i < 100; i++) cr_assert(isfinite(lp[i]) && lp[i] <= 0, "position %d: %g", 600 + i, lp[i]);
+    session_free(s);
+    runtime_close(&r);
 }

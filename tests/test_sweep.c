@@ -106,7 +106,7 @@ static void open_model(struct runtime *rt, char *model, size_t cap) {
     char err[512];
     shared_path(model, cap, "models/stories260K.gguf");
     const char *eo = "threads=1";
-    cr_assert_eq(runtime_open(rt, model, "cpu", eo, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(runtime_open(rt, model, "cpu", eo, NULL, err, sizeof err), 0, "%s", err);
 }
 
 static double cell_num(const struct store_cell *c, const char *name) {
@@ -974,4 +974,65 @@ Test(sweep, shard_argument_is_checked) {
         cr_expect_eq(rc, 2, "--shard %s: %s", bad[i], out);
         cr_expect(strstr(out, "expected I/N") && strchr(out, '\n') == out + strlen(out) - 1, "one line: %s", out);
     }
+}
+
+/* The KV cache types join the cell key only when not both f32: every f32 cell keeps the
+ * key (and id) it had before cache types existed, and an f16 or q8_0 cell is another. */
+Test(sweep, cache_types_in_the_key_only_when_not_f32) {
+    struct grid g;
+    make_grid(&g, "baseline", "", 1);
+    char k0[2048], i0[256], k32[2048], i32[256], k16[2048], i16[256], kq[2048], iq[256];
+    const char *sha = "5a9d168bd9d9e29302e0d604e9a4c97184057ad87661cd7e7cc4318fdeba6d9c";
+    sweep_cell_key(sha, "cpu", NULL, &g.methods[0], &g.task, "", 512, 1, k0, sizeof k0, i0, sizeof i0);
+    sweep_cell_key(sha, "cpu", &(struct kv_types){KV_F32, KV_F32}, &g.methods[0], &g.task, "", 512, 1, k32,
+                   sizeof k32, i32, sizeof i32);
+    sweep_cell_key(sha, "cpu", &(struct kv_types){KV_F16, KV_F16}, &g.methods[0], &g.task, "", 512, 1, k16,
+                   sizeof k16, i16, sizeof i16);
+    sweep_cell_key(sha, "cpu", &(struct kv_types){KV_F32, KV_Q8_0}, &g.methods[0], &g.task, "", 512, 1, kq, sizeof kq,
+                   iq, sizeof iq);
+    char legacy[2048];
+    snprintf(legacy, sizeof legacy, "model_sha256=%s;backend=cpu;method=baseline;task=%s;settings=;data=;data_sha256=;"
+             "length=512;seed=1", sha, g.task.task->name);
+    cr_expect_str_eq(k32, legacy);
+    cr_expect_str_eq(k0, k32);
+    cr_expect_str_eq(i0, i32);
+    cr_expect(strstr(k16, ";cache_type_k=f16;cache_type_v=f16"), "%s", k16);
+    cr_expect(strstr(kq, ";cache_type_k=f32;cache_type_v=q8_0"), "%s", kq);
+    cr_expect_str_neq(i16, i32);
+    cr_expect_str_neq(iq, i32);
+    cr_expect_str_neq(iq, i16);
+    free(g.methods);
+}
+
+/* The dry run sizes a cell by its KV cache type: stories3M at 65536 tokens needs a 192 MiB
+ * f32 cache (6 layers x 64 values x 2 x 4 bytes a token) and 96 MiB in f16, so under a
+ * 160 MiB limit the f32 cell is skipped and the f16 cell runs; the memory line before the
+ * cells names the cache and the weights. */
+Test(sweep, dry_run_sizes_cells_by_the_cache_type, .timeout = 120) {
+    char dir[64], out[128], model[512], args[2048];
+    static char text[1 << 16];
+    test_temp_dir(dir, sizeof dir, "sweep");
+    snprintf(out, sizeof out, "%s/kv.h5", dir);
+    shared_path(model, sizeof model, "models/stories3M.gguf");
+    const char *types[] = {"f32", "f16"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args,
+                 "sweep -m '%s' --methods baseline --tasks ppl --lengths 65536 --task-opt 'ppl:max_windows=1' "
+                 "--mem-limit 160 -t 1 -ctk %s -ctv %s -o '%s' --dry-run", model, types[i], types[i], out);
+        cr_assert_eq(ctxbench_run(args, text, sizeof text), 0, "%s", text);
+        char want[128];
+        snprintf(want, sizeof want, "(65536 tokens, KV cache %s/%s)", types[i], types[i]);
+        const char *mem = strstr(text, "memory: weights 15 MiB (F32, kept in the file's types) + backend ");
+        cr_expect(mem && strstr(mem, want) && mem < strstr(text, "[1/1]"), "the memory line first:\n%s", text);
+        if (i == 0) {
+            cr_expect_not_null(strstr(text, "will be skipped: needs "), "%s", text);
+            cr_expect_not_null(strstr(text, ": more than the 160 MiB of --mem-limit"), "%s", text);
+        } else {
+            cr_expect_not_null(strstr(text, "[1/1] ppl baseline L=65536 (max_windows=1): session 65536 tokens, "), "%s",
+                               text);
+            cr_expect_not_null(strstr(text, ": fits in the 160 MiB of --mem-limit"), "%s", text);
+        }
+    }
+    cr_expect_eq(access(out, F_OK), -1, "no results file");
+    test_rm_rf(dir);
 }

@@ -321,7 +321,7 @@ static bool rt_open;
 static void open_model(void) {
     char path[512], err[512];
     const char *o = "threads=2";
-    cr_assert_eq(runtime_open(&rt, shared_path(path, sizeof path, "models/stories260K.gguf"), "auto", o, err,
+    cr_assert_eq(runtime_open(&rt, shared_path(path, sizeof path, "models/stories260K.gguf"), "auto", o, NULL, err,
                               sizeof err),
                  0, "%s", err);
     rt_open = true;

@@ -63,7 +63,7 @@ Test(train_export, pytorch_and_ctxbench_agree_on_every_log_probability, .timeout
     snprintf(path, sizeof path, "%s/roundtrip.gguf", dir);
     struct runtime rt;
     const char *o = "threads=1";
-    cr_assert_eq(runtime_open(&rt, path, "cpu", o, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(runtime_open(&rt, path, "cpu", o, NULL, err, sizeof err), 0, "%s", err);
     const int V = rt.model->cfg.n_vocab;
     double *want = malloc(sizeof(double) * (size_t)n * V);
     cr_assert(want);

@@ -21,6 +21,10 @@
  * sized from the tile sizes: per thread, a few rows x head_dim and rows x tile_k
  * buffers.
  *
+ * An f16 or q8_0 cache is converted to F32 one (key tile, kv head) at a time, into
+ * the task's scratch, just before its product; the products and the softmax are the
+ * same as for an f32 cache, which is read in place.
+ *
  * SelfExtend: a tile whose pairs are all neighbours (distance < group_window)
  * needs only Q K^T, one whose pairs are all far needs only Qg Kg^T, and only the
  * tiles straddling the boundary compute both and pick per pair. */
@@ -172,12 +176,13 @@ struct tile_bufs {
     float *acc;                  /* rows x head_dim: unnormalised output */
     float *s, *sg;               /* rows x tile_k: logits, then probabilities (sg: grouped logits) */
     float *m, *l;                /* rows: running max logit, running sum of exp */
+    float *kt, *vt;              /* tile_k x head_dim: a K or V tile of an f16/q8_0 cache as F32 */
 };
 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }   /* keeps slices 64-byte aligned */
 
 static size_t carve_bufs(struct tile_bufs *b, float *base, size_t rows, size_t head_dim, size_t tile_k,
-                         int selfextend) {
+                         int selfextend, int convert_k, int convert_v) {
     size_t off = 0;
     float *p = base;
 #define TAKE(field, n) do { b->field = p ? p + off : NULL; off += round16(n); } while (0)
@@ -188,6 +193,10 @@ static size_t carve_bufs(struct tile_bufs *b, float *base, size_t rows, size_t h
     TAKE(l, rows);
     if (selfextend) { TAKE(qg, rows * head_dim); TAKE(sg, rows * tile_k); }
     else { b->qg = b->sg = NULL; }
+    if (convert_k) TAKE(kt, tile_k * head_dim);
+    else b->kt = NULL;
+    if (convert_v) TAKE(vt, tile_k * head_dim);
+    else b->vt = NULL;
 #undef TAKE
     return off;
 }
@@ -202,11 +211,25 @@ static enum visibility tile_visibility(struct pos_range q, struct pos_range k, i
     return SOME_VISIBLE;
 }
 
-/* S (rows x nk, leading dim ld) = A (rows x d) . K^T, K rows kv_stride apart. */
-static void logits_gemm(float *s, int ld, const float *a_rows, int rows, const float *k, size_t kv_stride,
-                        int nk, int d) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, d, 1.0f, a_rows, d, k, (int)kv_stride,
-                0.0f, s, ld);
+/* S (rows x nk, leading dim ld) = A (rows x d) . K^T, K rows ldk apart. */
+static void logits_gemm(float *s, int ld, const float *a_rows, int rows, const float *k, int ldk, int nk, int d) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, d, 1.0f, a_rows, d, k, ldk, 0.0f, s, ld);
+}
+
+/* Rows [j0, j0 + nk) of kv head kvh of a cache as F32 rows *ld apart: an f32 cache in
+ * place, another converted into buf (nk x head_dim). */
+static const float *kv_tile(const struct attn_args *a, const void *cache, enum kv_type t, int j0, int nk, int kvh,
+                            float *buf, int *ld) {
+    int d = a->head_dim;
+    if (t == KV_F32) {
+        *ld = (int)a->kv_stride;
+        return (const float *)cache + (size_t)j0 * a->kv_stride + (size_t)kvh * d;
+    }
+    size_t rb = kv_row_bytes(t, a->kv_stride);
+    const uint8_t *p = (const uint8_t *)cache + (size_t)j0 * rb + kv_row_bytes(t, (size_t)kvh * d);
+    for (int j = 0; j < nk; j++) kv_dequantize(t, p + (size_t)j * rb, buf + (size_t)j * d, (size_t)d);
+    *ld = d;
+    return buf;
 }
 
 /* Element masks on one tile: hidden pairs get -inf; with SelfExtend straddling
@@ -268,7 +291,7 @@ static void attn_task(void *ctx, int task, int thread) {
 
     struct tile_bufs b;
     carve_bufs(&b, p->scratch + (size_t)thread * p->slice_floats, (size_t)rows, (size_t)d, (size_t)ld,
-               p->selfextend);
+               p->selfextend, a->k_type != KV_F32, a->v_type != KV_F32);
 
     /* Stack the group's queries, row i*G + h, pre-multiplied by the logit scale. */
     struct pos_range qr = { INT64_MAX, INT64_MIN };
@@ -318,23 +341,27 @@ static void attn_task(void *ctx, int task, int thread) {
             j0 += first;
             nk = last - first + 1;
         }
-        size_t kv_off = (size_t)j0 * a->kv_stride + (size_t)kvh * d;
-
-        int straddles = 0;
+        int straddles = 0, ldk;
+        const float *kt;
         if (!p->selfextend || qr.hi - kr.lo < a->group_window) {
-            logits_gemm(b.s, ld, b.q, rows, a->k + kv_off, a->kv_stride, nk, d);
+            kt = kv_tile(a, a->k, a->k_type, j0, nk, kvh, b.kt, &ldk);
+            logits_gemm(b.s, ld, b.q, rows, kt, ldk, nk, d);
         } else if (qr.lo - kr.hi >= a->group_window) {
-            logits_gemm(b.s, ld, b.qg, rows, a->k_group + kv_off, a->kv_stride, nk, d);
+            kt = kv_tile(a, a->k_group, a->k_type, j0, nk, kvh, b.kt, &ldk);
+            logits_gemm(b.s, ld, b.qg, rows, kt, ldk, nk, d);
         } else {
-            logits_gemm(b.s, ld, b.q, rows, a->k + kv_off, a->kv_stride, nk, d);
-            logits_gemm(b.sg, ld, b.qg, rows, a->k_group + kv_off, a->kv_stride, nk, d);
+            kt = kv_tile(a, a->k, a->k_type, j0, nk, kvh, b.kt, &ldk);
+            logits_gemm(b.s, ld, b.q, rows, kt, ldk, nk, d);
+            kt = kv_tile(a, a->k_group, a->k_type, j0, nk, kvh, b.kt, &ldk);
+            logits_gemm(b.sg, ld, b.qg, rows, kt, ldk, nk, d);
             straddles = 1;
         }
         if (vis == SOME_VISIBLE || straddles) mask_tile(p, &b, i0, nq, j0, nk, straddles);
 
         online_softmax_update(&b, rows, nk, ld, d);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, nk, 1.0f, b.s, ld,
-                    a->v + kv_off, (int)a->kv_stride, 1.0f, b.acc, d);
+        int ldv;
+        const float *vt = kv_tile(a, a->v, a->v_type, j0, nk, kvh, b.vt, &ldv);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, nk, 1.0f, b.s, ld, vt, ldv, 1.0f, b.acc, d);
     }
 
     if (p->n_splits > 1) {   /* leave the running state for merge_task */
@@ -404,6 +431,11 @@ static const char *attn_args_problem(const struct attn_args *a) {
         return "query/output row stride smaller than n_heads * head_dim";
     if (a->kv_stride < (size_t)a->n_kv_heads * a->head_dim) return "kv row stride smaller than n_kv_heads * head_dim";
     if (a->kv_stride > INT32_MAX) return "kv row stride too large for BLAS";
+    if ((a->k_type != KV_F32 && a->k_type != KV_F16 && a->k_type != KV_Q8_0) ||
+        (a->v_type != KV_F32 && a->v_type != KV_F16 && a->v_type != KV_Q8_0))
+        return "unknown KV cache type";
+    if ((a->k_type == KV_Q8_0 || a->v_type == KV_Q8_0) && (a->head_dim % 32 || a->kv_stride % 32))
+        return "a q8_0 cache needs head_dim and the row stride multiples of 32";
     if ((a->q_group == NULL) != (a->k_group == NULL)) return "SelfExtend needs both q_group and k_group";
     if (a->q_group && a->group_window < 0) return "negative SelfExtend group window";
     return NULL;
@@ -442,7 +474,8 @@ int attn_forward(const struct attn_args *a, struct threadpool *tp, char *err, si
     p.rows_max = rows;
     p.partial_floats = rows * (2 + (size_t)a->head_dim);
     struct tile_bufs sizing;
-    p.slice_floats = carve_bufs(&sizing, NULL, rows, (size_t)a->head_dim, (size_t)p.tile_k, p.selfextend);
+    p.slice_floats = carve_bufs(&sizing, NULL, rows, (size_t)a->head_dim, (size_t)p.tile_k, p.selfextend,
+                                a->k_type != KV_F32, a->v_type != KV_F32);
     p.k_range = malloc((size_t)p.n_ktiles * sizeof *p.k_range + 1);
     p.scratch = aligned_alloc(64, (size_t)n_threads * p.slice_floats * sizeof(float));
     if (p.n_splits > 1) p.partial = malloc((size_t)units * p.n_splits * p.partial_floats * sizeof(float));

@@ -1,12 +1,16 @@
 /* CPU backend: the kernels of backend.h on host memory. Matrix products go through
  * OpenBLAS sgemm (single-threaded inside our own pthread pool, which splits each
  * product by output rows); attention is the tiled online-softmax kernel of
- * attention.c; the rest are the reference kernels of kernels.c. Quantized weights are
- * dequantized to F32 once at load when that fits the budget, otherwise block by block
- * inside each product.
+ * attention.c; the rest are the reference kernels of kernels.c. Weights stay in their
+ * file's type (the mapped file: no F32 copy of the model); a product dequantizes each
+ * thread's block of weight rows into its scratch just before that block's sgemm. The
+ * blocks are the same whether a matrix is F32 in the file, dequantized at load or per
+ * block, so every path hands sgemm the same numbers in the same shapes and gives the
+ * same bits.
  * Parameters: threads=N (default: all cores), tile_q=N, tile_k=N (attention tiles,
- * default: the kernel's choice), f32_budget=BYTES (dequantized weights kept; default
- * half the available memory). */
+ * default: the kernel's choice), f32_budget=BYTES (dequantize the whole model to F32 at
+ * load when it fits in BYTES: more memory, no dequantization per product; default 0,
+ * never). */
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
@@ -27,8 +31,6 @@
 /* Tokens pushed through all layers at once: large enough for sgemm to reach its
  * peak, small enough that activations stay a few MB. */
 #define CHUNK_TOKENS 512
-/* Weight rows dequantized per task when a matrix is not kept as F32. */
-#define ROW_BLOCK 64
 
 /* OpenBLAS declares this in its own cblas.h; repeated so other BLAS headers work. */
 void openblas_set_num_threads(int n);
@@ -50,13 +52,13 @@ struct cpu_layer {
 struct backend {
     const struct model *m;
     int n_threads, tile_q, tile_k;
-    size_t f32_budget;        /* 0 = automatic */
+    size_t f32_budget;        /* 0 = keep the file's types */
     struct threadpool *tp;
     struct cpu_layer *layers;
     struct linear output;
     const float *output_norm;
     size_t f32_bytes;
-    float *scratch_w;     /* per-thread dequantization buffers: n_threads x ROW_BLOCK x max_cols */
+    float *scratch_w;     /* per-thread dequantization buffers: n_threads x the largest block x its cols */
     size_t scratch_w_per_thread;
     float *logits;        /* [logits_rows][n_vocab]: the vocabulary projection of one block of rows */
     int logits_rows;
@@ -73,6 +75,16 @@ struct dbuf {
 
 /* ---- weights ---------------------------------------------------------- */
 
+
+/* Rows of W per task of a product: a few blocks per thread, whole multiples of 16. */
+static int matmul_block(const struct linear *L, int n_threads) {
+    int block = (L->rows + 4 * n_threads - 1) / (4 * n_threads);
+    block = (block + 15) / 16 * 16;
+    return block < 16 ? 16 : block;
+}
+
+/* Rows dequantized per task at load. */
+#define DEQUANT_ROWS 64
 
 /* Dequantizes a whole matrix into L->owned, blocks of rows spread over the pool. */
 struct dequant_job {
@@ -108,8 +120,8 @@ static int linear_init(struct backend *e, struct linear *L, const struct gguf_te
                  n * 4 >> 20);
         return -1;
     }
-    struct dequant_job j = {L, ROW_BLOCK};
-    threadpool_run(e->tp, (L->rows + ROW_BLOCK - 1) / ROW_BLOCK, dequant_task, &j);
+    struct dequant_job j = {L, DEQUANT_ROWS};
+    threadpool_run(e->tp, (L->rows + DEQUANT_ROWS - 1) / DEQUANT_ROWS, dequant_task, &j);
     L->f32 = L->owned;
     e->f32_bytes += n * sizeof(float);
     return 0;
@@ -169,16 +181,15 @@ static struct backend *cpu_create(const struct model *m, const char *params, cha
     e->layers = calloc((size_t)c->n_layers, sizeof *e->layers);
     if (!e->layers) goto oom;
 
-    /* Keep quantized matrices as F32 when that fits comfortably: sgemm on F32 is
-     * the fastest path; otherwise rows are dequantized block by block per product. */
+    /* Weights stay in the file's types unless f32_budget asks for an F32 copy that fits:
+     * dequantizing a block per product costs a few percent of a prefill (make bench). */
     uint64_t q_elems = quantized_elems(m->output);
     for (int l = 0; l < c->n_layers; l++) {
         const struct layer_weights *w = &m->layers[l];
         const struct gguf_tensor *ts[] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
         for (int i = 0; i < 7; i++) q_elems += quantized_elems(ts[i]);
     }
-    size_t f32_budget = e->f32_budget ? e->f32_budget : host_mem_available() / 2;
-    bool keep_f32 = q_elems * sizeof(float) <= f32_budget;
+    bool keep_f32 = e->f32_budget > 0 && q_elems * sizeof(float) <= e->f32_budget;
 
     for (int l = 0; l < c->n_layers; l++) {
         const struct layer_weights *w = &m->layers[l];
@@ -198,10 +209,18 @@ static struct backend *cpu_create(const struct model *m, const char *params, cha
     if (linear_init(e, &e->output, m->output, keep_f32, err, errlen)) goto fail;
     e->output_norm = m->output_norm->data;
 
-    int max_cols = c->dim > c->ffn_dim ? c->dim : c->ffn_dim;
-    if (c->n_heads * c->head_dim > max_cols) max_cols = c->n_heads * c->head_dim;
-    e->scratch_w_per_thread = (size_t)ROW_BLOCK * max_cols;
-    e->scratch_w = malloc(e->scratch_w_per_thread * e->n_threads * sizeof(float));
+    /* scratch for the largest block of any matrix not held as F32 */
+    for (int l = -1; l < c->n_layers; l++) {
+        const struct cpu_layer *L = l >= 0 ? &e->layers[l] : NULL;
+        const struct linear *ls[] = {L ? &L->wq : &e->output, L ? &L->wk : NULL, L ? &L->wv : NULL, L ? &L->wo : NULL,
+                                     L ? &L->w_gate : NULL, L ? &L->w_up : NULL, L ? &L->w_down : NULL};
+        for (int i = 0; i < 7; i++) {
+            if (!ls[i] || ls[i]->f32) continue;
+            size_t need = (size_t)matmul_block(ls[i], e->n_threads) * ls[i]->cols;
+            if (need > e->scratch_w_per_thread) e->scratch_w_per_thread = need;
+        }
+    }
+    e->scratch_w = malloc((e->scratch_w_per_thread ? e->scratch_w_per_thread : 1) * e->n_threads * sizeof(float));
     e->logits_rows = (int)logits_rows_for(c);
     e->logits = malloc((size_t)e->logits_rows * c->n_vocab * sizeof(float));
     if (!e->scratch_w || !e->logits) goto oom;
@@ -247,14 +266,8 @@ static void matmul_task(void *ctx, int task, int thread) {
 }
 
 static void matmul(struct backend *e, const struct linear *L, const float *x, int n, float *y) {
-    int nt = threadpool_size(e->tp);
-    /* F32 weights: a few large blocks per thread; quantized: ROW_BLOCK (the scratch size). */
-    int block = ROW_BLOCK;
-    if (L->f32) {
-        block = (L->rows + 4 * nt - 1) / (4 * nt);
-        block = (block + 15) / 16 * 16;
-        if (block < 16) block = 16;
-    }
+    /* the same blocks for every weight type: see the top of the file */
+    int block = matmul_block(L, threadpool_size(e->tp));
     struct matmul_job j = {e, L, x, y, n, L->rows, block};
     threadpool_run(e->tp, (L->rows + block - 1) / block, matmul_task, &j);
 }
@@ -288,11 +301,14 @@ static void cpu_device(const struct backend *e, struct device_info *out) {
     out->mem_free = host_mem_available();
     out->max_buffer = SIZE_MAX;
     out->n_threads = e->n_threads;
+    out->model_bytes = e->f32_bytes + (e->scratch_w_per_thread * e->n_threads +
+                                       (size_t)e->logits_rows * e->m->cfg.n_vocab) * sizeof(float);
 }
 
-static const char *cpu_cannot_run(const struct backend *e, const struct forward_plan *plan) {
-    (void)e; (void)plan;
-    return NULL;   /* every plan */
+static const char *cpu_cannot_run(const struct backend *e, const struct forward_plan *plan,
+                                  const struct kv_types *kv) {
+    (void)e; (void)plan; (void)kv;
+    return NULL;   /* every plan, every cache type (the engine checks that the model's heads fit q8_0) */
 }
 
 static void set_error(struct backend *e, const char *msg) {
@@ -396,13 +412,15 @@ static void cpu_rope(struct backend *e, struct dbuf *x, size_t off, int n, int n
 static void cpu_attention(struct backend *e, const struct attn_call *a) {
     const struct model_config *c = &e->m->cfg;
     const size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    const size_t k_off = a->kv_row * kv_row_bytes(a->kv.k, kvd), v_off = a->kv_row * kv_row_bytes(a->kv.v, kvd);
     struct attn_args args = {
         .n_q = a->n_q, .n_kv = a->n_kv,
         .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
         .q = a->q->p, .q_stride = qd,
-        .k = a->k->p + a->kv_off, .v = a->v->p + a->kv_off, .kv_stride = kvd,
+        .k = (const uint8_t *)a->k->p + k_off, .v = (const uint8_t *)a->v->p + v_off, .kv_stride = kvd,
+        .k_type = a->kv.k, .v_type = a->kv.v,
         .q_group = a->q_group ? a->q_group->p : NULL,
-        .k_group = a->k_group ? a->k_group->p + a->kv_off : NULL,
+        .k_group = a->k_group ? (const uint8_t *)a->k_group->p + k_off : NULL,
         .group_window = a->group_window,
         .q_pos = (const int32_t *)a->q_pos->p, .k_pos = (const int32_t *)a->k_pos->p,
         .scale = a->scale, .window = a->window,
@@ -411,6 +429,32 @@ static void cpu_attention(struct backend *e, const struct attn_call *a) {
     };
     char msg[256];
     if (!e->error[0] && attn_forward(&args, e->tp, msg, sizeof msg) != 0) set_error(e, msg);
+}
+
+/* Rows are spread over the pool in blocks: quantizing a 512-token chunk of a wide
+ * model's keys is a few MB of work per layer. */
+struct kv_store_job {
+    struct dbuf *cache;
+    enum kv_type t;
+    size_t row, width;
+    const float *src;
+    int n, block;
+};
+
+static void kv_store_task(void *ctx, int task, int thread) {
+    (void)thread;
+    struct kv_store_job *j = ctx;
+    int r0 = task * j->block, nr = j->n - r0 < j->block ? j->n - r0 : j->block;
+    size_t rb = kv_row_bytes(j->t, j->width);
+    kv_quantize_rows(j->t, j->src + (size_t)r0 * j->width, (uint8_t *)j->cache->p + (j->row + (size_t)r0) * rb,
+                     j->width, (size_t)nr);
+}
+
+static void cpu_kv_store(struct backend *e, struct dbuf *cache, enum kv_type t, size_t row, const struct dbuf *src,
+                         int n) {
+    const struct model_config *c = &e->m->cfg;
+    struct kv_store_job j = {cache, t, row, (size_t)c->n_kv_heads * c->head_dim, src->p, n, 64};
+    threadpool_run(e->tp, (n + j.block - 1) / j.block, kv_store_task, &j);
 }
 
 static void cpu_add(struct backend *e, struct dbuf *x, const struct dbuf *y, size_t n) {
@@ -459,7 +503,8 @@ static int cpu_score(struct backend *e, const struct dbuf *x, int n, const int32
 
 const struct backend_ops backend_cpu = {
     .name = "cpu",
-    .params_help = "threads=N, tile_q=N, tile_k=N, f32_budget=BYTES",
+    .params_help = "threads=N, tile_q=N, tile_k=N, f32_budget=BYTES (F32 copy of the weights at load if it fits; "
+                   "default none)",
     .unavailable = cpu_unavailable,
     .auto_rank = cpu_auto_rank,
     .list_devices = cpu_list_devices,
@@ -478,6 +523,7 @@ const struct backend_ops backend_cpu = {
     .matmul = cpu_matmul,
     .add_bias = cpu_add_bias,
     .rope = cpu_rope,
+    .kv_store = cpu_kv_store,
     .attention = cpu_attention,
     .add = cpu_add,
     .swiglu = cpu_swiglu,

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "quant.h"
+
 void rmsnorm(float *y, const float *x, const float *w, int n, int n_rows, float eps) {
     for (int r = 0; r < n_rows; r++) {
         const float *xr = x + (size_t)r * n;
@@ -47,6 +49,20 @@ int rope_apply(float *x, int n_tokens, size_t row_stride, int n_heads, int head_
     rope_apply_table(x, n_tokens, row_stride, n_heads, head_dim, n_rot, cs, style);
     free(cs);
     return 0;
+}
+
+/* The cache types are ggml's F32, F16 and Q8_0 layouts. */
+static uint32_t kv_ggml_type(enum kv_type t) {
+    return t == KV_F16 ? GGML_TYPE_F16 : t == KV_Q8_0 ? GGML_TYPE_Q8_0 : GGML_TYPE_F32;
+}
+
+void kv_quantize_rows(enum kv_type t, const float *src, void *dst, size_t n, size_t n_rows) {
+    size_t rb = kv_row_bytes(t, n);
+    for (size_t r = 0; r < n_rows; r++) quantize_row(kv_ggml_type(t), src + r * n, (uint8_t *)dst + r * rb, n);
+}
+
+void kv_dequantize(enum kv_type t, const void *src, float *dst, size_t n) {
+    dequantize_row(kv_ggml_type(t), src, dst, n);
 }
 
 void swiglu(float *out, const float *gate, const float *up, size_t n) {

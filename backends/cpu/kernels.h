@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h" /* enum kv_type */
 #include "model.h"   /* enum rope_style */
 #include "rope_table.h"
 
@@ -34,16 +35,20 @@ int rope_apply(float *x, int n_tokens, size_t row_stride, int n_heads, int head_
  * SelfExtend: when q_group/k_group are non-NULL, the logit of a visible pair with
  * q_pos[i] - k_pos[j] < group_window uses (q, k) and otherwise (q_group, k_group);
  * both logits meet in one softmax row. Grouped-query attention: head h reads kv head
- * h / (n_heads / n_kv_heads). */
+ * h / (n_heads / n_kv_heads).
+ * Caches of type f16 or q8_0 (backend.h: row j at byte j * kv_row_bytes(type,
+ * kv_stride), kv head g at kv_row_bytes(type, g*head_dim) in it) are converted to F32
+ * a tile at a time as they are read; f32 caches are read in place. */
 struct attn_args {
     int n_q, n_kv;
     int n_heads, n_kv_heads, head_dim;
     const float *q;          /* row i, head h at q + i*q_stride + h*head_dim */
     size_t q_stride;
-    const float *k, *v;      /* row j, kv head g at k + j*kv_stride + g*head_dim */
-    size_t kv_stride;
+    const void *k, *v;       /* row j, kv head g at value j*kv_stride + g*head_dim */
+    size_t kv_stride;        /* values per cache row */
+    enum kv_type k_type, v_type;   /* k_group's is k_type */
     const float *q_group;    /* SelfExtend grouped-position copies (same layout), or NULL */
-    const float *k_group;
+    const void *k_group;
     int group_window;        /* SelfExtend neighbour window W */
     const int32_t *q_pos;    /* n_q positions */
     const int32_t *k_pos;    /* n_kv positions */
@@ -56,6 +61,11 @@ struct attn_args {
 /* Returns 0, or -1 with a one-line reason in err (bad arguments, out of memory); on
  * failure nothing is written to out. */
 int attn_forward(const struct attn_args *a, struct threadpool *tp, char *err, size_t errlen);
+
+/* Rows of n F32 values into a cache of type t (n a multiple of 32 for q8_0), and back:
+ * dst and src hold kv_row_bytes(t, n) bytes per row (backend.h). */
+void kv_quantize_rows(enum kv_type t, const float *src, void *dst, size_t n, size_t n_rows);
+void kv_dequantize(enum kv_type t, const void *src, float *dst, size_t n);
 
 /* out[i] = silu(gate[i]) * up[i] */
 void swiglu(float *out, const float *gate, const float *up, size_t n);

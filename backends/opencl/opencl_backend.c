@@ -242,6 +242,17 @@ static void ocl_copy(struct backend *b, struct dbuf *dst, size_t dst_off, const 
                                  n * sizeof(float), 0, NULL, NULL), "copy");
 }
 
+/* f32 caches only (ocl_cannot_run refuses the others, so no plan gets here with them). */
+static void ocl_kv_store(struct backend *b, struct dbuf *cache, enum kv_type t, size_t row, const struct dbuf *src,
+                         int n) {
+    if (t != KV_F32) {
+        if (!b->error[0]) snprintf(b->error, sizeof b->error, "the OpenCL backend has no %s KV cache", kv_type_name(t));
+        return;
+    }
+    const size_t kvd = (size_t)b->m->cfg.n_kv_heads * b->m->cfg.head_dim;
+    ocl_copy(b, cache, row * kvd, src, 0, (size_t)n * kvd);
+}
+
 static int ocl_sync(struct backend *b, char *err, size_t errlen) {
     cl_ok(b, clFinish(b->queue), "finish");
     if (!b->error[0]) return 0;
@@ -501,9 +512,14 @@ static void ocl_device(const struct backend *b, struct device_info *out) {
     out->n_threads = 0;
 }
 
-static const char *ocl_cannot_run(const struct backend *b, const struct forward_plan *plan) {
+static const char *ocl_cannot_run(const struct backend *b, const struct forward_plan *plan,
+                                  const struct kv_types *kv) {
     (void)b; (void)plan;
-    return NULL;   /* every method's plan: RoPE tables, SWA and SelfExtend are all in the kernels */
+    /* every method's plan (RoPE tables, SWA and SelfExtend are all in the kernels), but
+     * the attention kernel reads an f32 cache only */
+    if (kv->k != KV_F32 || kv->v != KV_F32)
+        return "the OpenCL backend keeps its KV cache in f32 only (f16 and q8_0 caches run on the cpu backend)";
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ kernels */
@@ -606,7 +622,7 @@ static void ocl_attention(struct backend *b, const struct attn_call *at) {
     const struct model_config *c = &b->m->cfg;
     cl_mem qg = at->q_group ? at->q_group->mem : at->q->mem, kg = at->k_group ? at->k_group->mem : at->k->mem;
     cl_int has_group = at->q_group != NULL;
-    cl_ulong kv_off = at->kv_off;
+    cl_ulong kv_off = at->kv_row * c->n_kv_heads * c->head_dim;
     cl_int gw = at->group_window, nq = at->n_q, nkv = at->n_kv, nh = c->n_heads, nkvh = c->n_kv_heads, win = at->window;
     cl_float scale = at->scale;
     struct karg a[] = {ARG(at->q->mem), ARG(at->k->mem), ARG(at->v->mem), ARG(kv_off), ARG(qg), ARG(kg),
@@ -684,6 +700,7 @@ const struct backend_ops backend_opencl = {
     .matmul = ocl_matmul,
     .add_bias = ocl_add_bias,
     .rope = ocl_rope,
+    .kv_store = ocl_kv_store,
     .attention = ocl_attention,
     .add = ocl_add,
     .swiglu = ocl_swiglu,

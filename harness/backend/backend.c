@@ -3,11 +3,53 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "input.h"
+
+const char *kv_type_name(enum kv_type t) {
+    switch (t) {
+    case KV_F32: return "f32";
+    case KV_F16: return "f16";
+    case KV_Q8_0: return "q8_0";
+    }
+    return "?";
+}
+
+bool kv_type_parse(const char *s, enum kv_type *out) {
+    static const enum kv_type all[] = {KV_F32, KV_F16, KV_Q8_0};
+    for (size_t i = 0; s && i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(s, kv_type_name(all[i])) == 0) {
+            *out = all[i];
+            return true;
+        }
+    return false;
+}
+
+/* q8_0: ggml's block of 32 values, an fp16 scale then 32 int8 */
+#define KV_Q8_0_BLOCK 32
+#define KV_Q8_0_BLOCK_BYTES 34
+
+size_t kv_row_bytes(enum kv_type t, size_t n) {
+    switch (t) {
+    case KV_F32: return n > SIZE_MAX / 4 ? 0 : n * 4;
+    case KV_F16: return n > SIZE_MAX / 2 ? 0 : n * 2;
+    case KV_Q8_0: return n % KV_Q8_0_BLOCK ? 0 : n / KV_Q8_0_BLOCK * KV_Q8_0_BLOCK_BYTES;
+    }
+    return 0;
+}
+
+const char *kv_type_unfit(enum kv_type t, int head_dim, char *why, size_t cap) {
+    if (t == KV_Q8_0 && head_dim % KV_Q8_0_BLOCK != 0) {
+        snprintf(why, cap, "a q8_0 KV cache needs head_dim a multiple of %d (blocks of a head), the model's is %d",
+                 KV_Q8_0_BLOCK, head_dim);
+        return why;
+    }
+    return NULL;
+}
 
 const struct backend_ops *backend_find(const char *name, char *err, size_t errlen) {
     if (!name || strcmp(name, "auto") == 0) {

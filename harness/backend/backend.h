@@ -36,7 +36,30 @@ struct device_info {
     size_t mem_free;         /* bytes available now; SIZE_MAX when unknown */
     size_t max_buffer;       /* bytes of the largest single buffer (OpenCL caps it); SIZE_MAX: no cap */
     int n_threads;           /* host threads the backend computes with (0: not host threads) */
+    size_t model_bytes;      /* bytes of device memory the backend holds for the model beyond the mapped
+                                file (the CPU: F32 copies of weights, scratch), sessions aside; 0 where
+                                not counted */
 };
+
+/* The element type of a session's K or V cache (llama.cpp's -ctk/-ctv names f32, f16,
+ * q8_0). A cache row is the kv_dim = n_kv_heads x head_dim values of one token: f32 and
+ * f16 values in a row; q8_0 in ggml's blocks of 32 (an fp16 scale and 32 int8), so a
+ * head's values are whole blocks only when head_dim is a multiple of 32. Backends
+ * convert F32 rows as they store them (kv_store) and read them back converted
+ * (attention). */
+enum kv_type { KV_F32, KV_F16, KV_Q8_0 };
+#define KV_TYPE_NAMES "f32, f16, q8_0"
+struct kv_types { enum kv_type k, v; };
+/* "f32", "f16", "q8_0". */
+const char *kv_type_name(enum kv_type t);
+/* The type named s (exactly one of KV_TYPE_NAMES); false if none. */
+bool kv_type_parse(const char *s, enum kv_type *out);
+/* Bytes of a cache row of n values of type t; 0 when n is not representable (q8_0: n
+ * not a multiple of 32). */
+size_t kv_row_bytes(enum kv_type t, size_t n);
+/* NULL if a model with heads of head_dim values can keep its cache in t; otherwise why
+ * not, in one line (written into why). */
+const char *kv_type_unfit(enum kv_type t, int head_dim, char *why, size_t cap);
 
 /* The weight matrices of a layer, and the model's output projection (layer ignored). */
 enum weight_id { W_Q, W_K, W_V, W_O, W_GATE, W_UP, W_DOWN, W_OUTPUT };
@@ -48,10 +71,11 @@ enum vec_id { V_ATTN_NORM, V_FFN_NORM, V_BQ, V_BK, V_BV, V_OUTPUT_NORM };
 struct attn_call {
     int n_q, n_kv;
     const struct dbuf *q;        /* [n_q][n_heads*head_dim] from element 0 */
-    const struct dbuf *k, *v;    /* [n_kv][n_kv_heads*head_dim] from element kv_off */
-    size_t kv_off;
+    const struct dbuf *k, *v;    /* caches: n_kv rows (kv_store's layout) from row kv_row */
+    size_t kv_row;
+    struct kv_types kv;          /* the caches' types (k_group's is kv.k) */
     const struct dbuf *q_group;  /* SelfExtend grouped-position copies, or NULL */
-    const struct dbuf *k_group;  /* from element kv_off, or NULL */
+    const struct dbuf *k_group;  /* from row kv_row, or NULL */
     int group_window;            /* SelfExtend neighbour window W */
     const struct dbuf *q_pos;    /* n_q int32 positions */
     const struct dbuf *k_pos;    /* n_kv int32 positions */
@@ -77,9 +101,9 @@ struct backend_ops {
     struct backend *(*create)(const struct model *m, const char *params, char *err, size_t errlen);
     void (*destroy)(struct backend *b);
     void (*device)(const struct backend *b, struct device_info *out);
-    /* NULL if the backend can run this plan; otherwise why not (a cell it cannot run is
-     * recorded as skipped with this reason). */
-    const char *(*cannot_run)(const struct backend *b, const struct forward_plan *plan);
+    /* NULL if the backend can run this plan with caches of these types; otherwise why not
+     * (a cell it cannot run is recorded as skipped with this reason). */
+    const char *(*cannot_run)(const struct backend *b, const struct forward_plan *plan, const struct kv_types *kv);
 
     /* ---- buffers ---- */
     struct dbuf *(*alloc)(struct backend *b, size_t n_elems, char *err, size_t errlen);
@@ -107,6 +131,12 @@ struct backend_ops {
     /* Rotates the first n_rot dims of n rows of n_heads heads (from element off) by the
      * table cos_sin ([n][n_rot/2][cos, sin], rope_table.h), pairs as the model's rope_style. */
     void (*rope)(struct backend *b, struct dbuf *x, size_t off, int n, int n_heads, const struct dbuf *cos_sin);
+    /* Rows [row, row + n) of a cache of type t (a buffer of kv_row_bytes(t, kv_dim) bytes
+     * per row, rounded up to whole elements by the engine) = the n F32 rows of src (kv_dim
+     * wide, from element 0), converted: f16 rounded to nearest even, q8_0 as ggml's
+     * quantizer (quant.h). f32 is a plain copy. */
+    void (*kv_store)(struct backend *b, struct dbuf *cache, enum kv_type t, size_t row, const struct dbuf *src,
+                     int n);
     void (*attention)(struct backend *b, const struct attn_call *a);
     void (*add)(struct backend *b, struct dbuf *x, const struct dbuf *y, size_t n_elems);   /* x += y */
     /* gate = silu(gate) * up */

@@ -14,6 +14,12 @@ double host_monotonic_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+double host_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 double host_wall_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

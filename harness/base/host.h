@@ -7,6 +7,7 @@
 
 double host_monotonic_s(void);      /* for durations */
 double host_wall_s(void);           /* seconds since the epoch, for timestamps */
+double host_cpu_s(void);            /* CPU seconds of the whole process (every thread) so far */
 /* MemAvailable from /proc/meminfo in bytes; SIZE_MAX when unknown (never refuse on a guess). */
 size_t host_mem_available(void);
 /* The 1-minute load average (/proc/loadavg): runnable threads of every process, this

@@ -18,6 +18,13 @@ void run_opts_init(struct run_opts *o) {
     o->yarn_ext_factor = o->yarn_attn_factor = o->yarn_beta_fast = o->yarn_beta_slow = NAN;
 }
 
+void cli_llamacpp_aliases(int argc, char **argv) {
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "-ctk") == 0) argv[i] = (char *)"--cache-type-k";
+        else if (strcmp(argv[i], "-ctv") == 0) argv[i] = (char *)"--cache-type-v";
+    }
+}
+
 bool parse_int(const char *s, long lo, long hi, long *out) {
     char *end;
     errno = 0;
@@ -100,6 +107,15 @@ int cli_run_opt(struct run_opts *o, int opt, const char *arg) {
         }
         return 1;
     }
+    case 1017:
+    case 1018:
+        if (!kv_type_parse(arg, opt == 1017 ? &o->kv.k : &o->kv.v)) {
+            fprintf(stderr, "ctxbench: --cache-type-%c (-ct%c) expects one of " KV_TYPE_NAMES ", got '%s'\n",
+                    opt == 1017 ? 'k' : 'v', opt == 1017 ? 'k' : 'v', ECHO(arg));
+            return -1;
+        }
+        return 1;
+    case 1019: o->backend_params = arg; return 1;
     case 1030:
     case 1031:
         /* llama.cpp's self-extend divides the cached keys' positions as batches arrive: a
@@ -247,6 +263,12 @@ const struct backend_ops *cli_backend(const struct run_opts *o, char *params, si
     for (int i = 0; i < 4; i++)
         if (val[i] > (i == 3 ? -1 : 0) && n < cap)
             n += (size_t)snprintf(params + n, cap - n, "%s%s=%d", n ? "," : "", key[i], val[i]);
+    if (o->backend_params && o->backend_params[0] && n < cap)
+        n += (size_t)snprintf(params + n, cap - n, "%s%s", n ? "," : "", o->backend_params);
+    if (n >= cap) {
+        snprintf(err, errlen, "--backend-params '%s': the backend's parameters are too long", ECHO(o->backend_params));
+        return NULL;
+    }
     return be;
 }
 
@@ -260,10 +282,10 @@ int cli_open(const struct run_opts *o, struct runtime *rt, char *err, size_t err
     double theta = NAN;
     struct method_spec unused;
     if (o->hf_config && method_spec_from_hf_config(o->hf_config, &unused, &theta, err, errlen) != 0) return -1;
-    char params[96];
+    char params[256];
     const struct backend_ops *be = cli_backend(o, params, sizeof params, err, errlen);
     if (!be) return -1;
-    if (runtime_open(rt, o->model, be->name, params, err, errlen) != 0) return -1;
+    if (runtime_open(rt, o->model, be->name, params, &o->kv, err, errlen) != 0) return -1;
     if (!isnan(theta) && (float)theta != (float)rt->model->cfg.rope_base) {
         snprintf(err, errlen, "--hf-config %s: rope_theta %.9g is not the model's rope.freq_base %.9g; ctxbench "
                  "applies rope_scaling to the model's own base (a different base alone: --method abf:rope_theta=%.9g)",

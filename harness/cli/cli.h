@@ -28,6 +28,8 @@ struct run_opts {
     double yarn_attn_factor;  /* --yarn-attn-factor A: mscale = A (1 + 0.1 ln s) */
     double yarn_beta_fast, yarn_beta_slow;
     int tile_q, tile_k;       /* --tile-q, --tile-k */
+    struct kv_types kv;       /* -ctk/--cache-type-k, -ctv/--cache-type-v (default f32) */
+    const char *backend_params; /* --backend-params K=V,... appended to the backend's parameters */
 };
 
 /* Long options understood by cli_run_opt, to splice into a command's getopt_long table. */
@@ -41,6 +43,8 @@ struct run_opts {
     {"rope-freq-scale", required_argument, 0, 1011}, {"yarn-orig-ctx", required_argument, 0, 1012}, \
     {"yarn-ext-factor", required_argument, 0, 1013}, {"yarn-attn-factor", required_argument, 0, 1014}, \
     {"yarn-beta-fast", required_argument, 0, 1015}, {"yarn-beta-slow", required_argument, 0, 1016}, \
+    {"cache-type-k", required_argument, 0, 1017}, {"cache-type-v", required_argument, 0, 1018}, \
+    {"backend-params", required_argument, 0, 1019}, \
     {"grp-attn-n", required_argument, 0, 1030}, {"grp-attn-w", required_argument, 0, 1031}
 
 #define CLI_RUN_HELP                                                                               \
@@ -62,9 +66,17 @@ struct run_opts {
     "                          \"factor\":4}' (sets the method; see methods/README.md)\n"          \
     "      --hf-config FILE    a Hugging Face config.json: its rope_scaling sets the method, its\n" \
     "                          rope_theta must be the model's base\n"                             \
-    "      --tile-q N, --tile-k N  the CPU backend's attention tiles (default: kernel's choice)\n"
+    "      --tile-q N, --tile-k N  the CPU backend's attention tiles (default: kernel's choice)\n"     \
+    "  -ctk, --cache-type-k T  the KV cache's type for keys: f32 (default), f16, q8_0\n"           \
+    "  -ctv, --cache-type-v T  the same for values (README: \"KV cache types\")\n"                   \
+    "      --backend-params P  more of the backend's parameters, K=V,... (ctxbench info --backend\n" \
+    "                          all lists them; e.g. cpu f32_budget=BYTES)\n"
 
 void run_opts_init(struct run_opts *o);
+/* llama.cpp's multi-letter single-dash flags -ctk and -ctv, which getopt would read as -c
+ * with a value: rewritten in argv[1..argc) to --cache-type-k and --cache-type-v (up to a
+ * "--"), before a command parses its options. */
+void cli_llamacpp_aliases(int argc, char **argv);
 /* Handles one getopt result if it is a run option: returns 1 if handled, 0 if not
  * one of ours, -1 on a bad value (message printed). */
 int cli_run_opt(struct run_opts *o, int opt, const char *arg);

@@ -18,12 +18,14 @@ static const char *help =
     "Writes the cells of a results file as CSV (RFC 4180 quoting; numbers exact, shortest form).\n"
     "Long form (default): one row per cell and result scalar:\n"
     "  cell,model,model_sha256,method,task,task_settings,data,length,seed,status,metric,value,\n"
-    "  error,wall_s,tokens_per_s,peak_rss_mib,method_params,git_rev\n"
+    "  error,wall_s,tokens_per_s,peak_rss_mib,method_params,git_rev,cache_type_k,cache_type_v\n"
     "  a skipped or failed cell has one row with empty metric and value and the reason in error;\n"
     "  method_params = every method parameter as used, defaults and derived values filled in\n"
-    "  (\"factor=16,beta_fast=32,...\").\n"
+    "  (\"factor=16,beta_fast=32,...\"); cache_type_k/v = the KV cache types (f32 for cells\n"
+    "  written before they were recorded).\n"
     "Wide form (--wide): one row per cell, the same leading columns (no metric/value), then\n"
-    "  error,wall_s,tokens_per_s,peak_rss_mib,method_params,git_rev and one column per result\n"
+    "  error,wall_s,tokens_per_s,peak_rss_mib,method_params,git_rev,cache_type_k,cache_type_v and\n"
+    "  one column per result\n"
     "  scalar name (empty where a cell lacks it).\n"
     "Rows are sorted by method, task, then length (numerically).\n"
     "JSON (--json): one document, every cell with its configuration, provenance, metrics and\n"
@@ -104,6 +106,9 @@ static void put_provenance(FILE *f, const struct store_cell *c) {
     put_attr_num(f, c, "peak_rss_mib");
     put_method_params(f, c);
     put_text(f, store_attr_text(c, "git_rev", buf, sizeof buf), false);
+    /* cells written before cache types were recorded ran with f32 caches */
+    put_text(f, store_cell_attr(c, "cache_type_k") ? store_attr_text(c, "cache_type_k", buf, sizeof buf) : "f32", false);
+    put_text(f, store_cell_attr(c, "cache_type_v") ? store_attr_text(c, "cache_type_v", buf, sizeof buf) : "f32", false);
 }
 
 static void header(FILE *f, const char *const *extra, int n_extra) {
@@ -116,7 +121,7 @@ static void header_more(FILE *f, const char *const *cols, int n) {
 }
 
 static const char *const provenance_cols[] = {"wall_s", "tokens_per_s", "peak_rss_mib", "method_params",
-                                              "git_rev"};
+                                              "git_rev", "cache_type_k", "cache_type_v"};
 #define N_PROVENANCE_COLS (int)(sizeof provenance_cols / sizeof provenance_cols[0])
 
 static void write_long(FILE *f, const struct store_cell *const *cells, int n) {

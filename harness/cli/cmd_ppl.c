@@ -166,8 +166,9 @@ int cmd_ppl(int argc, char **argv) {
     } else {
         double el = host_monotonic_s() - view.t0, scored = scalar(&res, "tokens_scored");
         if (view.begun) progress_end(&view.pg, "done");
-        printf("method %s ctx %ld windows %.0f tokens %.0f ppl %.4f nll %.6f tokens/s %.1f protocol %s\n", spec.text,
-               ctx, scalar(&res, "windows"), scored, scalar(&res, "ppl"), scalar(&res, "nll"), scored / el, protocol);
+        printf("method %s ctx %ld windows %.0f tokens %.0f ppl %.4f nll %.6f tokens/s %.1f protocol %s cache %s/%s\n",
+               spec.text, ctx, scalar(&res, "windows"), scored, scalar(&res, "ppl"), scalar(&res, "nll"), scored / el,
+               protocol, kv_type_name(rt.kv.k), kv_type_name(rt.kv.v));
         rc = 0;
     }
     result_free(&res);

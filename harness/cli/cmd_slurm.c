@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "gguf.h"
 #include "cli.h"
 #include "input.h"
 #include "store.h"
@@ -175,7 +176,8 @@ static int plan_and_submit(struct runtime *rt, const struct sweep_config *cfg, v
         if (plan[s].max_bytes > worst_b) worst_b = plan[s].max_bytes;
     }
     const struct model *m = rt->model;
-    double weights = (double)m->n_params * 4;
+    /* the mapped file plus what the backend holds beside it (weights stay in the file's types) */
+    double weights = (double)m->gguf->size + (double)rt->device.model_bytes;
     long mem_mib = (long)ceil(((double)worst_b + weights) * 1.25 / (1 << 20)) + 512;
     long minutes = (long)ceil(worst_s * o->time_factor / 60) + 5;
     bool gpu = strcmp(rt->be->name, "cpu") != 0;

@@ -39,6 +39,9 @@ static const char *help =
     "      --backend NAME      cpu | opencl | auto (default auto: a GPU through OpenCL if there\n"
     "                          is one, else the CPU)\n"
     "      --device N          the backend's device N (ctxbench info --backend NAME lists them)\n"
+    "  -ctk, --cache-type-k T  the KV cache's type for keys: f32 (default), f16, q8_0; recorded\n"
+    "                          in every cell (cache_type_k), in its key unless f32\n"
+    "  -ctv, --cache-type-v T  the same for values (make sweep KV=T sets both)\n"
     "      --cache-dir DIR     where tasks may cache tokenized texts (default: none)\n"
     "      --mem-limit MIB     memory a cell's session may take (default: the device's free\n"
     "                          memory: MemAvailable for the CPU)\n"
@@ -275,6 +278,8 @@ int cmd_sweep_with(int argc, char **argv, int (*instead)(struct runtime *, const
                                              {"shard", required_argument, 0, 2013},
                                              {"rope-scaling-json", required_argument, 0, 1009},
                                              {"hf-config", required_argument, 0, 1010},
+                                             {"cache-type-k", required_argument, 0, 1017},
+                                             {"cache-type-v", required_argument, 0, 1018},
                                              {"help", no_argument, 0, 'h'},
                                              {0}};
     struct run_opts ro;
@@ -290,7 +295,8 @@ int cmd_sweep_with(int argc, char **argv, int (*instead)(struct runtime *, const
     if (!task_opts) return 1;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "m:t:o:h", longopts, NULL)) != -1) {
-        int r = (opt == 'm' || opt == 't' || opt == 1001 || opt == 1008 || opt == 1009 || opt == 1010)
+        int r = (opt == 'm' || opt == 't' || opt == 1001 || opt == 1008 || opt == 1009 || opt == 1010 || opt == 1017 ||
+                 opt == 1018)
                     ? cli_run_opt(&ro, opt, optarg) : 0;
         if (r < 0) { free(task_opts); return 2; }
         if (r > 0) continue;

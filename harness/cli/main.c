@@ -52,7 +52,10 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            cli_llamacpp_aliases(argc - 1, argv + 1);
+            return commands[i].run(argc - 1, argv + 1);
+        }
     fprintf(stderr, "ctxbench: unknown command '%s'\n", ECHO(argv[1]));
     usage(stderr);
     return 2;

@@ -4,9 +4,12 @@
  * SelfExtend's grouped query and key positions) are computed here, on the host, from
  * the plan; the backends only receive them.
  *
- * Memory for a session of n tokens is the KV cache (n x layers x kv_dim x 2 floats,
- * a third copy of the keys for SelfExtend) plus activations for one chunk, never
- * n x n or n x vocab. */
+ * Memory for a session of n tokens is the KV cache (n x layers x kv_dim values of K and
+ * of V in the engine's cache types, a third copy of the keys for SelfExtend) plus
+ * activations for one chunk, never n x n or n x vocab. Keys and values are computed in
+ * F32 chunk buffers (projection, bias, rotation) and stored into the caches converted
+ * (kv_store); with f32 caches that is a copy, so the numbers are those of an F32 cache
+ * written in place. */
 #include "engine.h"
 
 #include <math.h>
@@ -26,16 +29,20 @@ struct engine {
     const struct backend_ops *ops;
     struct backend *b;
     const struct model *m;
+    struct kv_types kv;             /* every session's cache types */
+    char kv_unfit[192];             /* why the model's heads cannot use them, "" if they can */
 };
 
 /* One session: its device buffers (each field: shape, in elements) and host state. */
 struct session {
     struct engine *e;
     int max_tokens, n_past;
-    struct dbuf *k_cache, *v_cache; /* [n_layers][max_tokens][kv_dim] rotated keys, values */
+    struct dbuf *k_cache, *v_cache; /* [n_layers][max_tokens] rows of kv_dim rotated keys, values, in the
+                                       engine's cache types (kv_store's rows) */
     struct dbuf *kg_cache;          /* SelfExtend grouped-position keys, same shape; made on first use */
     struct dbuf *pos;               /* [max_tokens] int32 positions of the cached tokens */
     struct dbuf *x, *xb;            /* [CHUNK][dim] residual stream, normed / projected scratch */
+    struct dbuf *kb, *vb, *kgb;     /* [CHUNK][kv_dim] the chunk's keys, values, SelfExtend grouped keys (F32) */
     struct dbuf *q, *qg;            /* [CHUNK][n_heads*head_dim] queries, SelfExtend grouped queries */
     struct dbuf *att;               /* [CHUNK][n_heads*head_dim] attention output */
     struct dbuf *hb, *hb2;          /* [CHUNK][ffn_dim] gate, up */
@@ -52,8 +59,8 @@ struct session {
 
 /* ------------------------------------------------------------------ engine */
 
-struct engine *engine_create(const struct backend_ops *be, const struct model *m, const char *params, char *err,
-                             size_t errlen) {
+struct engine *engine_create(const struct backend_ops *be, const struct model *m, const char *params,
+                             const struct kv_types *kv, char *err, size_t errlen) {
     struct engine *e = calloc(1, sizeof *e);
     if (!e) {
         snprintf(err, errlen, "out of memory creating the engine");
@@ -61,6 +68,11 @@ struct engine *engine_create(const struct backend_ops *be, const struct model *m
     }
     e->ops = be;
     e->m = m;
+    e->kv = kv ? *kv : (struct kv_types){KV_F32, KV_F32};
+    char why[192];
+    if (kv_type_unfit(e->kv.k, m->cfg.head_dim, why, sizeof why) ||
+        kv_type_unfit(e->kv.v, m->cfg.head_dim, why, sizeof why))
+        snprintf(e->kv_unfit, sizeof e->kv_unfit, "%s", why);
     e->b = be->create(m, params, err, errlen);
     if (!e->b) {
         free(e);
@@ -82,23 +94,32 @@ void engine_device(const struct engine *e, struct device_info *out) {
     e->ops->device(e->b, out);
 }
 
+struct kv_types engine_kv_types(const struct engine *e) { return e->kv; }
+
 const char *engine_cannot_run(const struct engine *e, const struct forward_plan *plan) {
-    return e->ops->cannot_run ? e->ops->cannot_run(e->b, plan) : NULL;
+    if (e->kv_unfit[0]) return e->kv_unfit;
+    return e->ops->cannot_run ? e->ops->cannot_run(e->b, plan, &e->kv) : NULL;
 }
 
-static size_t kv_floats(const struct model_config *c, int n) {
-    return (size_t)c->n_layers * (size_t)n * (size_t)c->n_kv_heads * c->head_dim;
+static size_t kv_dim(const struct model_config *c) { return (size_t)c->n_kv_heads * c->head_dim; }
+
+/* Elements (4 bytes) of one cache of type t for n positions of every layer: whole
+ * elements, as buffers count them. */
+static size_t kv_elems(const struct model_config *c, enum kv_type t, int n) {
+    size_t bytes = (size_t)c->n_layers * (size_t)n * kv_row_bytes(t, kv_dim(c));
+    return (bytes + sizeof(float) - 1) / sizeof(float);
 }
 
 static size_t chunk_floats(const struct model_config *c) {
     size_t qd = (size_t)c->n_heads * c->head_dim;
-    return (size_t)CHUNK_TOKENS * (2 * c->dim + 3 * qd + 2 * c->ffn_dim + 1 + 3 * (size_t)c->n_rot);
+    return (size_t)CHUNK_TOKENS * (2 * c->dim + 3 * qd + 3 * kv_dim(c) + 2 * c->ffn_dim + 1 + 3 * (size_t)c->n_rot);
 }
 
 size_t engine_session_bytes(const struct engine *e, int n, const struct forward_plan *plan) {
     const struct model_config *c = &e->m->cfg;
-    size_t kv_copies = plan && plan->se_group > 0 ? 3 : 2;   /* K, V, and SelfExtend's grouped K */
-    return (kv_copies * kv_floats(c, n) + chunk_floats(c)) * sizeof(float) + (size_t)n * sizeof(int32_t);
+    size_t caches = kv_elems(c, e->kv.k, n) + kv_elems(c, e->kv.v, n);
+    if (plan && plan->se_group > 0) caches += kv_elems(c, e->kv.k, n);   /* SelfExtend's grouped K */
+    return (caches + chunk_floats(c)) * sizeof(float) + (size_t)n * sizeof(int32_t);
 }
 
 static size_t device_free(const struct engine *e) {
@@ -110,7 +131,8 @@ static size_t device_free(const struct engine *e) {
 const char *engine_session_too_big(const struct engine *e, int n_tokens, char *why, size_t cap) {
     struct device_info d;
     engine_device(e, &d);
-    size_t cache_bytes = kv_floats(&e->m->cfg, n_tokens) * sizeof(float);   /* one buffer holds every layer */
+    size_t k_elems = kv_elems(&e->m->cfg, e->kv.k, n_tokens), v_elems = kv_elems(&e->m->cfg, e->kv.v, n_tokens);
+    size_t cache_bytes = (k_elems > v_elems ? k_elems : v_elems) * sizeof(float);   /* one buffer holds every layer */
     if (cache_bytes > d.max_buffer) {
         snprintf(why, cap, "a %d-token KV cache is one buffer of %zu MiB, more than the largest %s allows (%zu MiB)",
                  n_tokens, cache_bytes >> 20, d.name, d.max_buffer >> 20);
@@ -124,8 +146,8 @@ const char *engine_session_too_big(const struct engine *e, int n_tokens, char *w
 void session_free(struct session *s) {
     if (!s) return;
     struct engine *e = s->e;
-    struct dbuf *bufs[] = {s->k_cache, s->v_cache, s->kg_cache, s->pos, s->x, s->xb, s->q, s->qg, s->att,
-                           s->hb, s->hb2, s->qpos, s->cs, s->cs_q, s->cs_k};
+    struct dbuf *bufs[] = {s->k_cache, s->v_cache, s->kg_cache, s->pos, s->x, s->xb, s->kb, s->vb, s->kgb, s->q,
+                           s->qg, s->att, s->hb, s->hb2, s->qpos, s->cs, s->cs_q, s->cs_k};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) e->ops->release(e->b, bufs[i]);
     free(s->h_qpos); free(s->h_gpos); free(s->h_gkpos); free(s->h_cs);
@@ -136,6 +158,10 @@ struct session *session_new(struct engine *e, int max_tokens, char *err, size_t 
     const struct model_config *c = &e->m->cfg;
     if (max_tokens <= 0) {
         snprintf(err, errlen, "session length %d must be positive", max_tokens);
+        return NULL;
+    }
+    if (e->kv_unfit[0]) {
+        snprintf(err, errlen, "%s", e->kv_unfit);
         return NULL;
     }
     /* Linux overcommits: a session that does not fit would be killed mid-run, not
@@ -156,8 +182,9 @@ struct session *session_new(struct engine *e, int max_tokens, char *err, size_t 
     s->max_tokens = max_tokens;
     const size_t qd = (size_t)c->n_heads * c->head_dim, B = CHUNK_TOKENS;
     struct { struct dbuf **d; size_t n; } want[] = {
-        {&s->k_cache, kv_floats(c, max_tokens)}, {&s->v_cache, kv_floats(c, max_tokens)},
-        {&s->pos, (size_t)max_tokens}, {&s->x, B * c->dim}, {&s->xb, B * c->dim}, {&s->q, B * qd},
+        {&s->k_cache, kv_elems(c, e->kv.k, max_tokens)}, {&s->v_cache, kv_elems(c, e->kv.v, max_tokens)},
+        {&s->pos, (size_t)max_tokens}, {&s->x, B * c->dim}, {&s->xb, B * c->dim}, {&s->kb, B * kv_dim(c)},
+        {&s->vb, B * kv_dim(c)}, {&s->kgb, B * kv_dim(c)}, {&s->q, B * qd},
         {&s->qg, B * qd}, {&s->att, B * qd}, {&s->hb, B * c->ffn_dim}, {&s->hb2, B * c->ffn_dim},
         {&s->qpos, B}, {&s->cs, B * c->n_rot}, {&s->cs_q, B * c->n_rot}, {&s->cs_k, B * c->n_rot},
     };
@@ -191,6 +218,45 @@ int session_n_past(const struct session *s) { return s->n_past; }
 void session_set_progress(struct session *s, void (*fn)(void *arg, int n_tokens), void *arg) {
     s->progress = fn;
     s->progress_arg = fn ? arg : NULL;
+}
+
+int session_fill_synthetic(struct session *s, int n, char *err, size_t errlen) {
+    if (n < 0 || n > s->max_tokens || s->n_past != 0) {
+        snprintf(err, errlen, "a synthetic fill of %d tokens needs an empty session of at least that many positions "
+                 "(%d of %d used)", n, s->n_past, s->max_tokens);
+        return -1;
+    }
+    const struct backend_ops *ops = s->e->ops;
+    struct backend *b = s->e->b;
+    const struct model_config *c = &s->e->m->cfg;
+    const size_t kvd = kv_dim(c);
+    float *rows = malloc((size_t)CHUNK_TOKENS * kvd * sizeof(float));
+    if (!rows) {
+        snprintf(err, errlen, "out of memory for a synthetic fill");
+        return -1;
+    }
+    /* one chunk of values in [-1, 1) (xorshift), stored at every chunk of positions */
+    uint64_t st = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < (size_t)CHUNK_TOKENS * kvd; i++) {
+        st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+        rows[i] = (float)((double)(st >> 11) * 0x1p-52 - 1.0);
+    }
+    ops->write(b, s->kb, 0, rows, (size_t)CHUNK_TOKENS * kvd);
+    for (int done = 0; done < n;) {
+        int nc = n - done < CHUNK_TOKENS ? n - done : CHUNK_TOKENS;
+        for (int t = 0; t < nc; t++) s->h_qpos[t] = done + t;
+        ops->write(b, s->pos, (size_t)done, s->h_qpos, (size_t)nc);
+        for (int l = 0; l < c->n_layers; l++) {
+            size_t row = (size_t)l * s->max_tokens + (size_t)done;
+            ops->kv_store(b, s->k_cache, s->e->kv.k, row, s->kb, nc);
+            ops->kv_store(b, s->v_cache, s->e->kv.v, row, s->kb, nc);
+        }
+        done += nc;
+    }
+    free(rows);
+    if (ops->sync(b, err, errlen) != 0) return -1;
+    s->n_past = n;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ the forward pass */
@@ -233,39 +299,43 @@ static void forward_chunk(struct session *s, const int32_t *tokens, int n, const
     const struct backend_ops *ops = s->e->ops;
     struct backend *b = s->e->b;
     const struct model_config *c = &s->e->m->cfg;
-    const size_t kvd = (size_t)c->n_kv_heads * c->head_dim;
+    const size_t kvd = kv_dim(c);
     const size_t dim_n = (size_t)n * c->dim, ffn_n = (size_t)n * c->ffn_dim;
     const bool se = plan->se_group > 0;
+    const struct kv_types kv = s->e->kv;
 
     ops->embed(b, s->x, tokens, n);
     for (int l = 0; l < c->n_layers; l++) {
-        const size_t layer_off = (size_t)l * s->max_tokens * kvd;   /* this layer's cache */
-        const size_t new_off = layer_off + (size_t)s->n_past * kvd; /* the chunk's rows in it */
+        const size_t layer_row = (size_t)l * s->max_tokens;          /* this layer's cache rows */
+        const size_t new_row = layer_row + (size_t)s->n_past;        /* the chunk's rows in them */
 
         ops->rmsnorm(b, s->xb, s->x, l, V_ATTN_NORM, n);
         double t0 = host_monotonic_s();
         ops->matmul(b, s->q, 0, s->xb, l, W_Q, n);
-        ops->matmul(b, s->k_cache, new_off, s->xb, l, W_K, n);
-        ops->matmul(b, s->v_cache, new_off, s->xb, l, W_V, n);
+        ops->matmul(b, s->kb, 0, s->xb, l, W_K, n);
+        ops->matmul(b, s->vb, 0, s->xb, l, W_V, n);
         s->stats.t_matmul += host_monotonic_s() - t0;
         if (s->e->m->layers[l].bq) {   /* qwen2: all three biases, or none */
             ops->add_bias(b, s->q, 0, l, V_BQ, n);
-            ops->add_bias(b, s->k_cache, new_off, l, V_BK, n);
-            ops->add_bias(b, s->v_cache, new_off, l, V_BV, n);
+            ops->add_bias(b, s->kb, 0, l, V_BK, n);
+            ops->add_bias(b, s->vb, 0, l, V_BV, n);
         }
         if (se) {   /* the grouped copies are rotated from the same unrotated q and k */
             ops->copy(b, s->qg, 0, s->q, 0, (size_t)n * c->n_heads * c->head_dim);
-            ops->copy(b, s->kg_cache, new_off, s->k_cache, new_off, (size_t)n * kvd);
+            ops->copy(b, s->kgb, 0, s->kb, 0, (size_t)n * kvd);
             ops->rope(b, s->qg, 0, n, c->n_heads, s->cs_q);
-            ops->rope(b, s->kg_cache, new_off, n, c->n_kv_heads, s->cs_k);
+            ops->rope(b, s->kgb, 0, n, c->n_kv_heads, s->cs_k);
+            ops->kv_store(b, s->kg_cache, kv.k, new_row, s->kgb, n);
         }
         ops->rope(b, s->q, 0, n, c->n_heads, s->cs);
-        ops->rope(b, s->k_cache, new_off, n, c->n_kv_heads, s->cs);
+        ops->rope(b, s->kb, 0, n, c->n_kv_heads, s->cs);
+        ops->kv_store(b, s->k_cache, kv.k, new_row, s->kb, n);
+        ops->kv_store(b, s->v_cache, kv.v, new_row, s->vb, n);
 
         t0 = host_monotonic_s();
         ops->attention(b, &(struct attn_call){
             .n_q = n, .n_kv = s->n_past + n,
-            .q = s->q, .k = s->k_cache, .v = s->v_cache, .kv_off = layer_off,
+            .q = s->q, .k = s->k_cache, .v = s->v_cache, .kv_row = layer_row, .kv = kv,
             .q_group = se ? s->qg : NULL, .k_group = se ? s->kg_cache : NULL, .group_window = plan->se_window,
             .q_pos = s->qpos, .k_pos = s->pos,
             .scale = 1.0f / sqrtf((float)c->head_dim), .window = plan->swa_window,
@@ -362,13 +432,13 @@ int session_eval(struct session *s, const int32_t *tokens, const int32_t *pos, i
     const struct model_config *c = &e->m->cfg;
     if (eval_check(s, tokens, pos, n, plan, targets, logprob, err, errlen) != 0) return -1;
     if (plan->se_group > 0 && !s->kg_cache) {
-        size_t bytes = kv_floats(c, s->max_tokens) * sizeof(float), avail = device_free(e);
+        size_t elems = kv_elems(c, e->kv.k, s->max_tokens), bytes = elems * sizeof(float), avail = device_free(e);
         if (bytes > avail) {
             snprintf(err, errlen, "SelfExtend's grouped key cache needs %zu MB but only %zu MB are available",
                      bytes >> 20, avail >> 20);
             return -1;
         }
-        s->kg_cache = e->ops->alloc(e->b, kv_floats(c, s->max_tokens), err, errlen);
+        s->kg_cache = e->ops->alloc(e->b, elems, err, errlen);
         if (!s->kg_cache) return -1;
     }
     /* A failure past this point (a kernel's scratch, a device error) rolls back to here:

@@ -26,16 +26,21 @@ struct eval_stats {
  * err, and says below what state it leaves behind. No failure leaves a session or an
  * engine half changed: each is either unchanged or was never created. */
 
-/* The model on backend `be` with its parameter string (see backend.h). NULL + reason. */
-struct engine *engine_create(const struct backend_ops *be, const struct model *m, const char *params, char *err,
-                             size_t errlen);
+/* The model on backend `be` with its parameter string (see backend.h), its sessions'
+ * KV caches of types kv (NULL: f32 for both). NULL + reason. A cache type the model's
+ * heads cannot hold (q8_0 with head_dim not a multiple of 32) is not an error here:
+ * engine_cannot_run says why for every plan, and session_new refuses. */
+struct engine *engine_create(const struct backend_ops *be, const struct model *m, const char *params,
+                             const struct kv_types *kv, char *err, size_t errlen);
+struct kv_types engine_kv_types(const struct engine *e);
 void engine_destroy(struct engine *e);
 const struct backend_ops *engine_backend(const struct engine *e);
 void engine_device(const struct engine *e, struct device_info *out);
-/* NULL if this engine can run the plan, else why not. */
+/* NULL if this engine can run the plan with its cache types, else why not. */
 const char *engine_cannot_run(const struct engine *e, const struct forward_plan *plan);
 /* Bytes of device memory a session of n tokens needs beyond the weights under `plan`
- * (NULL: a plain plan), for "does it fit" checks before any work. */
+ * (NULL: a plain plan), with the engine's cache types, for "does it fit" checks before
+ * any work. */
 size_t engine_session_bytes(const struct engine *e, int n_tokens, const struct forward_plan *plan);
 
 /* NULL if the largest buffer a session of n tokens needs (its KV cache) fits the device's
@@ -52,6 +57,12 @@ void session_reset(struct session *s);      /* forget all tokens; cannot fail */
 void session_truncate(struct session *s, int n);
 int session_n_past(const struct session *s);
 void session_stats(const struct session *s, struct eval_stats *out);
+/* For benchmarks only: the session as if n tokens at positions 0..n-1 were cached (an empty
+ * session before), their keys and values in every layer small pseudo-random numbers stored
+ * in the cache's types, not a model's. A following eval then costs what it costs at depth
+ * n (attention over n cached keys) without computing the prefix. Its results mean nothing.
+ * 0, or -1 + reason (n outside [0, max_tokens], a session already used). */
+int session_fill_synthetic(struct session *s, int n, char *err, size_t errlen);
 /* From now on each eval calls fn(arg, n) after every chunk of its work, n = the tokens
  * that chunk ran, so a long eval shows progress; fn = NULL stops it. fn must not call
  * back into the session. */

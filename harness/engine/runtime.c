@@ -3,20 +3,21 @@
 #include <stdio.h>
 #include <string.h>
 
-int runtime_open(struct runtime *rt, const char *model_path, const char *backend, const char *params, char *err,
-                 size_t errlen) {
+int runtime_open(struct runtime *rt, const char *model_path, const char *backend, const char *params,
+                 const struct kv_types *kv, char *err, size_t errlen) {
     memset(rt, 0, sizeof *rt);
     rt->be = backend_find(backend, err, errlen);
     if (!rt->be) return -1;
     rt->model = model_load(model_path, err, errlen);
     if (!rt->model) return -1;
-    rt->engine = engine_create(rt->be, rt->model, params, err, errlen);
+    rt->engine = engine_create(rt->be, rt->model, params, kv, err, errlen);
     if (!rt->engine) {
         model_free(rt->model);
         rt->model = NULL;
         return -1;
     }
     engine_device(rt->engine, &rt->device);
+    rt->kv = engine_kv_types(rt->engine);
     return 0;
 }
 

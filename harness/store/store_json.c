@@ -220,7 +220,7 @@ static void json_cell(FILE *f, const struct store_cell *c, bool samples) {
     for (int k = 0; config_more[k]; k++) json_attr_member(f, c, config_more[k], NULL, &first);
     fputs(", \"task_settings_used\": ", f);
     json_settings_used(f, c);
-    static const char *const config_tail[] = {"data", "length", "seed", "limit", NULL};
+    static const char *const config_tail[] = {"data", "length", "seed", "limit", "cache_type_k", "cache_type_v", NULL};
     for (int k = 0; config_tail[k]; k++) json_attr_member(f, c, config_tail[k], NULL, &first);
     fputs("},\n      \"provenance\": {", f);
     json_attr_members(f, c, provenance_attrs);

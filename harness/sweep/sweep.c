@@ -176,13 +176,16 @@ int sweep_data_path(const char *name, char *path, size_t cap, char *err, size_t 
 
 /* ------------------------------------------------------------------ cell key */
 
-void sweep_cell_key(const char *model_sha256, const char *backend, const struct method_spec *m,
-                    const struct sweep_task *t, const char *data_sha256, int length, uint64_t seed, char *key,
-                    size_t keycap, char *id, size_t idcap) {
-    snprintf(key, keycap,
-             "model_sha256=%s;backend=%s;method=%s;task=%s;settings=%s;data=%s;data_sha256=%s;length=%d;seed=%llu",
-             model_sha256, backend, m->text, t->task->name, t->settings, t->data, data_sha256, length,
-             (unsigned long long)seed);
+void sweep_cell_key(const char *model_sha256, const char *backend, const struct kv_types *kv,
+                    const struct method_spec *m, const struct sweep_task *t, const char *data_sha256, int length,
+                    uint64_t seed, char *key, size_t keycap, char *id, size_t idcap) {
+    int n = snprintf(key, keycap,
+                     "model_sha256=%s;backend=%s;method=%s;task=%s;settings=%s;data=%s;data_sha256=%s;length=%d;seed=%llu",
+                     model_sha256, backend, m->text, t->task->name, t->settings, t->data, data_sha256, length,
+                     (unsigned long long)seed);
+    if (kv && (kv->k != KV_F32 || kv->v != KV_F32) && n > 0 && (size_t)n < keycap)
+        snprintf(key + n, keycap - (size_t)n, ";cache_type_k=%s;cache_type_v=%s", kv_type_name(kv->k),
+                 kv_type_name(kv->v));
     struct sha256 s;
     uint8_t d[32];
     char hex[65];
@@ -271,6 +274,8 @@ static void add_common(struct attr_list *l, const struct sweep_config *cfg, cons
     add_s(l, "device", rt->device.name);
     add_s(l, "backend_params", rt->device.params);
     add_i(l, "threads", fx->threads);
+    add_s(l, "cache_type_k", kv_type_name(rt->kv.k));
+    add_s(l, "cache_type_v", kv_type_name(rt->kv.v));
     add_s(l, "host", fx->host);
     add_i(l, "seed", (int64_t)cfg->seed);
 }
@@ -490,7 +495,7 @@ static int list_cells(const struct runtime *rt, const struct sweep_config *cfg, 
         for (int ti = 0; ti < cfg->n_tasks; ti++)
             for (int mi = 0; mi < cfg->n_methods; mi++, c++) {
                 struct sweep_cell_info *ci = &cells[c];
-                sweep_cell_key(fx->model_sha256, rt->be->name, &cfg->methods[mi], &cfg->tasks[ti], fx->data_sha256[ti],
+                sweep_cell_key(fx->model_sha256, rt->be->name, &rt->kv, &cfg->methods[mi], &cfg->tasks[ti], fx->data_sha256[ti],
                                cfg->lengths[li], cfg->seed, keys ? keys[c] : key, sizeof key, ci->id, sizeof ci->id);
                 ci->li = li;
                 ci->ti = ti;

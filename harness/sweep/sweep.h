@@ -103,9 +103,11 @@ int sweep_canonical_settings(const char *text, char *out, size_t cap, char *err,
 int sweep_data_path(const char *name, char *path, size_t cap, char *err, size_t errlen);
 
 /* The cell key (every input that defines the cell, as text) and the cell's group name:
- * task.method.L<length>.<12 hex digits of the key's SHA-256>. */
-void sweep_cell_key(const char *model_sha256, const char *backend, const struct method_spec *m,
-                    const struct sweep_task *t, const char *data_sha256, int length, uint64_t seed, char *key,
-                    size_t keycap, char *id, size_t idcap);
+ * task.method.L<length>.<12 hex digits of the key's SHA-256>. The KV cache types are in
+ * the key only when either is not f32, so the cells of f32 caches keep the identities
+ * they had before cache types existed. */
+void sweep_cell_key(const char *model_sha256, const char *backend, const struct kv_types *kv,
+                    const struct method_spec *m, const struct sweep_task *t, const char *data_sha256, int length,
+                    uint64_t seed, char *key, size_t keycap, char *id, size_t idcap);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gguf.h"
 #include "host.h"
 #include "progress.h"
 #include "tokenizer.h"
@@ -14,6 +15,7 @@
 #define CAL_LONG_S 1.0         /* time the longer context may take (it runs twice) */
 #define CAL_STEPS 8            /* decode steps timed */
 #define CAL_TEXT_BYTES 32768   /* text tokenized to time the tokenizer */
+#define CAL_SLOW_S 4.0         /* a first chunk slower than this (a 7B model on a few cores) is timed once */
 
 void sweep_cell_need(const struct runtime *rt, const struct sweep_task *t, const struct method_spec *m, int length,
                      size_t avail, struct cell_need *out) {
@@ -120,6 +122,27 @@ int sweep_calibrate(struct runtime *rt, struct sweep_rates *r, char *err, size_t
         session_reset(s);
         if (timed_eval(s, ids, CAL_CHUNK, &fp, targets, logprob, logits, &t, err, errlen) != 0) goto out;
         if (rep > 0 && t < t1) t1 = t;
+        if (rep == 0 && t > CAL_SLOW_S) {   /* a big model: its warm-up is the timing, and FLOPs split it */
+            t1 = t;
+            r->one_pass = true;
+            break;
+        }
+    }
+    if (r->one_pass) {
+        double q = 4.0 * c->n_layers * c->n_heads * c->head_dim / (2.0 * (double)rt->model->n_params);
+        double p1 = (double)CAL_CHUNK * (CAL_CHUNK + 1) / 2;
+        r->token_s = t1 / (CAL_CHUNK + q * p1);
+        r->pair_s = r->token_s * q;
+        r->pair_from_flops = true;
+        double step;
+        if (timed_eval(s, ids + CAL_CHUNK, 1, &fp, NULL, NULL, logits, &step, err, errlen) != 0) goto out;
+        r->step_s = step - r->pair_s * (CAL_CHUNK + 1);
+        if (r->step_s < 0.1 * step) r->step_s = 0.1 * step;
+        r->chunk_s = t1;
+        r->context = CAL_CHUNK + 1;
+        calibrate_tokenizer(rt, r);
+        rc = 0;
+        goto out;
     }
     /* then more chunks on top, as many as the time allows: attention grows with context.
      * Each timing is the fastest of its repeats: other processes only ever slow it down. */
@@ -239,25 +262,53 @@ void sweep_warn_skips(FILE *f, const struct runtime *rt, const struct sweep_conf
     fflush(f);
 }
 
+/* The memory of the whole run, before anything is timed: the mapped weights, what the
+ * backend holds beside them, and the largest session of a cell to run. */
+static void print_memory(FILE *f, const struct runtime *rt, const struct sweep_config *cfg, const bool *done,
+                         const bool *mine, size_t avail) {
+    size_t largest = 0;
+    int tokens = 0;
+    for (int li = 0, c = 0; li < cfg->n_lengths; li++)
+        for (int ti = 0; ti < cfg->n_tasks; ti++)
+            for (int mi = 0; mi < cfg->n_methods; mi++, c++) {
+                if (done[c] || (mine && !mine[c])) continue;
+                struct cell_need need;
+                sweep_cell_need(rt, &cfg->tasks[ti], &cfg->methods[mi], cfg->lengths[li], avail, &need);
+                if ((need.fit == CELL_FITS || need.fit == CELL_TOO_BIG) && need.bytes > largest) {
+                    largest = need.bytes;
+                    tokens = need.tokens;
+                }
+            }
+    size_t weights = rt->model->gguf->size, held = rt->device.model_bytes, total = weights + held + largest;
+    char w[32], h[32], l[32], t[32], a[32];
+    fprintf(f, "memory: weights %s (%s, kept in the file's types) + backend %s + the largest session %s (%d tokens, "
+            "KV cache %s/%s) = %s: %s the %s %s\n", mib(weights, w, sizeof w), rt->model->weight_type,
+            mib(held, h, sizeof h), mib(largest, l, sizeof l), tokens, kv_type_name(rt->kv.k), kv_type_name(rt->kv.v),
+            mib(total, t, sizeof t), total <= avail ? "fits in" : "more than", mib(avail, a, sizeof a),
+            cfg->mem_limit ? "of --mem-limit" : "available");
+    fflush(f);
+}
+
 int sweep_dry_run(FILE *f, struct runtime *rt, const struct sweep_config *cfg, const bool *done, const bool *mine,
                   size_t avail, struct sweep_summary *sum) {
     struct sweep_rates r;
     char d[32], m[32], why[512];
+    print_memory(f, rt, cfg, done, mine, avail);
     /* Without a calibration (e.g. no memory for its session) the cells are still listed,
      * with their memory, and no times. */
     bool calibrated = sweep_calibrate(rt, &r, why, sizeof why) == 0;
     if (!calibrated) {
         fprintf(f, "calibration failed, no time estimates: %s\n", why);
-        r = (struct sweep_rates){NAN, NAN, NAN, NAN, NAN, 0, false};
+        r = (struct sweep_rates){NAN, NAN, NAN, NAN, NAN, 0, false, false};
     }
     const char *threads = rt->device.name;
     if (calibrated)
         fprintf(f,
-            "calibration (%s): 512-token chunk %s (%.0f tok/s), attention %.3g ns per (query, key) pair%s, "
-            "decode step %.3g ms at %d tokens, tokenizer %.2g M tokens/s\n",
-            threads, progress_duration(r.chunk_s, d, sizeof d), CAL_CHUNK / r.chunk_s, r.pair_s * 1e9,
+            "calibration (%s, KV cache %s/%s): 512-token chunk %s (%.0f tok/s), attention %.3g ns per (query, key) "
+            "pair%s, decode step %.3g ms at %d tokens, tokenizer %.2g M tokens/s%s\n",
+            threads, kv_type_name(rt->kv.k), kv_type_name(rt->kv.v), progress_duration(r.chunk_s, d, sizeof d), CAL_CHUNK / r.chunk_s, r.pair_s * 1e9,
             r.pair_from_flops ? " (by FLOPs)" : "", (r.step_s + r.pair_s * r.context) * 1e3, r.context,
-            r.tokenize_s > 0 ? 1e-6 / r.tokenize_s : 0.0);
+            r.tokenize_s > 0 ? 1e-6 / r.tokenize_s : 0.0, r.one_pass ? " (a slow model: one pass timed)" : "");
     struct line_list skipped = {0};
     double total_s = 0;
     int n_run = 0, unknown = 0, w = snprintf(NULL, 0, "%d", sum->total), k = 0;

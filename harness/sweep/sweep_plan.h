@@ -35,6 +35,7 @@ struct sweep_rates {
     double chunk_s;      /* measured: one 512-token forward pass from an empty session */
     int context;         /* the longest context the calibration ran */
     bool pair_from_flops; /* pair_s from the FLOP ratio (the timings could not separate it) */
+    bool one_pass;       /* the first chunk took over a few seconds: it alone was timed, with one decode step */
 };
 
 /* Totals of a dry run (struct sweep_summary's plan), for job scripts. */
@@ -42,7 +43,9 @@ struct sweep_rates {
  * to a few thousand tokens of context as ~1 s allows, each the fastest of its repeats;
  * then the median of eight decode steps) and the tokenizer, and fits the rates:
  * seconds = token_s x tokens + pair_s x pairs for the two prefills. About 2-3 s on a
- * small model. 0, or -1 + reason. */
+ * small model. A model whose first chunk takes more than a few seconds (a 7B shape on a
+ * few cores) is timed by that chunk and one decode step alone, split by FLOPs (one_pass).
+ * 0, or -1 + reason. */
 int sweep_calibrate(struct runtime *rt, struct sweep_rates *r, char *err, size_t errlen);
 
 /* Estimated seconds of one cell of task t at `length`; NAN when the task gives no work. */
@@ -62,7 +65,8 @@ void sweep_warn_skips(FILE *f, const struct runtime *rt, const struct sweep_conf
                       const bool *mine, size_t avail);
 
 /* sweep_warn_skips and sweep_dry_run consider only the cells with mine[c] (NULL: all). */
-/* The dry run: calibrates, then prints every cell of the grid (task, method, length,
+/* The dry run: prints the memory of the run (weights, what the backend holds, the largest
+ * session, against avail), calibrates, then prints every cell of the grid (task, method, length,
  * settings, session tokens and memory, estimated time, or why it will be skipped) and
  * the totals on f. Runs no cell and writes no file. sum: total, cached (done[]),
  * skipped (will not fit or has no plan). A failed calibration is reported on f and
