@@ -91,6 +91,10 @@ else
     BDIR="$LDIR/build-$CPU"
     LB="$BDIR/bin"
     TOOLS="llama-bench llama-perplexity llama-tokenize llama-simple"
+    if [ -f "$BDIR/ctxbench-source" ] && [ "$(cat "$BDIR/ctxbench-source")" != "$(cd "$SRC" && pwd)" ]; then
+        say "$BDIR was built from $(cat "$BDIR/ctxbench-source"), not $SRC: remove it or give another LLAMACPP_DIR"
+        exit 2
+    fi
     missing=0
     for tool in $TOOLS; do [ -x "$LB/$tool" ] || missing=1; done
     if [ $missing = 1 ]; then
@@ -107,6 +111,7 @@ else
         # shellcheck disable=SC2086
         cmake --build "$BDIR" -j "$(nproc)" --target $TOOLS > "$BDIR.build.log" 2>&1 ||
             { tail -n 20 "$BDIR.build.log" >&2; say "build failed (log: $BDIR.build.log)"; exit 1; }
+        (cd "$SRC" && pwd) > "$BDIR/ctxbench-source"
         say "llama.cpp built in $(( $(date +%s) - t0 )) s"
     fi
 fi
@@ -118,11 +123,8 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
 # ---- helpers --------------------------------------------------------------------------
-# csv_col NAME < llama-bench CSV: the named column of the first data row
-csv_col() {
-    awk -F, -v name="$1" 'NR == 1 { for (i = 1; i <= NF; i++) { h = $i; gsub(/"/, "", h); if (h == name) c = i }; next }
-                          c && NR == 2 { v = $c; gsub(/"/, "", v); print v }'
-}
+# jf NAME < llama-bench JSONL: the named field of its first line ("name": value, strings quoted)
+jf() { sed -n "1s/.*\"$1\": *\"\{0,1\}\([^\",]*\).*/\1/p"; }
 rss_mb() {  # /usr/bin/time -v log -> peak RSS in MB
     sed -n 's/.*Maximum resident set size (kbytes): *\([0-9]*\).*/\1/p' "$1" | awk '{ printf "%.0f", $1 / 1024 }'
 }
@@ -161,11 +163,11 @@ synth_estimate_mb() {
 prefill() {
     m=$1 n=$2
     la=$(load)
-    /usr/bin/time -v "$LB/llama-bench" -m "$m" -p "$n" -n 0 -t "$T" -r "$REPS" -o csv \
-        > "$TMP/ll.csv" 2> "$TMP/ll.time" || true
-    ll_ts=$(csv_col avg_ts < "$TMP/ll.csv")
+    /usr/bin/time -v "$LB/llama-bench" -m "$m" -p "$n" -n 0 -t "$T" -r "$REPS" -o jsonl \
+        > "$TMP/ll.json" 2> "$TMP/ll.time" || true
+    ll_ts=$(jf avg_ts < "$TMP/ll.json")
     ll_rss=$(rss_mb "$TMP/ll.time")
-    ll_cfg="fa=$(csv_col flash_attn < "$TMP/ll.csv") kv=$(csv_col type_k < "$TMP/ll.csv") ub=$(csv_col n_ubatch < "$TMP/ll.csv")"
+    ll_cfg="flash_attn=$(jf flash_attn < "$TMP/ll.json") type_k=$(jf type_k < "$TMP/ll.json") n_ubatch=$(jf n_ubatch < "$TMP/ll.json")"
     lb=$(load)
     /usr/bin/time -v "$CB" bench -m "$m" -c "$n" -t "$T" --repeat $((REPS + 1)) > "$TMP/cb.out" 2> "$TMP/cb.time" || true
     cb_ts=$(sed -n 's/^prefill n=[0-9]* *\([0-9.]*\) tokens.*/\1/p' "$TMP/cb.out")
