@@ -165,7 +165,7 @@ prefill() {
     la=$(load)
     /usr/bin/time -v "$LB/llama-bench" -m "$m" -p "$n" -n 0 -t "$T" -r "$REPS" -o jsonl \
         > "$TMP/ll.json" 2> "$TMP/ll.time" || true
-    ll_ts=$(jf avg_ts < "$TMP/ll.json")
+    ll_ts=$(jf avg_ts < "$TMP/ll.json" | awk '{ printf "%.1f", $1 }')
     ll_rss=$(rss_mb "$TMP/ll.time")
     ll_cfg="flash_attn=$(jf flash_attn < "$TMP/ll.json") type_k=$(jf type_k < "$TMP/ll.json") n_ubatch=$(jf n_ubatch < "$TMP/ll.json")"
     lb=$(load)
@@ -212,7 +212,7 @@ for c in $CASES; do
         r=1
         while [ $r -le "$ROUNDS" ]; do prefill "$m" "$n" "$r"; r=$((r + 1)); done
     done
-    echo "load time: llama.cpp (llama-simple, file mapped) $(ll_load_ms "$m" || true) ms;" \
+    echo "load time: llama.cpp (llama-simple, file mapped) $(ll_load_ms "$m" | awk '{ printf "%.0f", $1 }') ms;" \
         "ctxbench (bench, file read) $(awk -v s="${cb_load:-0}" 'BEGIN { printf "%.0f", s * 1000 }') ms"
 done
 
