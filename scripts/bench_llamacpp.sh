@@ -148,7 +148,8 @@ info_line() {
 synth() {
     f="$D/$1-$2.gguf"
     if [ ! -s "$f" ]; then
-        "$CB" synth --preset "$1" --type "$2" -o "$f.tmp" >&2 && mv "$f.tmp" "$f" || { rm -f "$f.tmp"; return 1; }
+        if ! "$CB" synth --preset "$1" --type "$2" -o "$f.tmp" >&2; then rm -f "$f.tmp"; return 1; fi
+        mv "$f.tmp" "$f"
     fi
     echo "$f"
 }
@@ -189,7 +190,7 @@ ll_load_ms() {
 info_line
 echo "prefill tokens/s; llama-bench -p N -n 0 (avg of $REPS after a warm-up) vs ctxbench bench -c N (best of $((REPS + 1)));"
 echo "ctxbench also scores every position (output projection on all N), llama-bench only the last."
-echo "ratio = ctxbench / llama.cpp; RSS = peak of the whole process (MB); runs alternated, $ROUNDS rounds"
+echo "ratio = ctxbench / llama.cpp; RSS = peak of the whole process (MB); runs alternated (llama.cpp first), rounds: $ROUNDS"
 for c in $CASES; do
     [ "$c" = ppl ] && continue
     preset=${c%%:*} rest=${c#*:}
