@@ -39,7 +39,11 @@
 #   Memory and load, once per model file: peak RSS of the whole process (/usr/bin/time -v)
 #   for a 512-token prefill in each program, and the model's load time as each program
 #   reports it (llama.cpp: llama-simple's "load time", one token; ctxbench: bench's "load").
-#   llama.cpp maps the file (its RSS counts the pages touched); ctxbench reads it.
+#   Both map the file (RSS counts the pages touched). Load times differ in what they do:
+#   ctxbench's CPU backend (this branch) converts matrices to F32 at load when they fit half
+#   the available memory (so F16/Q8_0 TinyLlama loads slowly and its RSS is the F32 copy),
+#   otherwise keeps them in the file's type; llama.cpp may repack weights for its kernels
+#   (GGML_CPU_REPACK: an anonymous copy, in its RSS and its load time).
 #   stories3M perplexity speed (case `ppl` in BENCH_LLAMACPP_CASES, included by default):
 #   512-token windows over the first part of TinyStories, tokens scored per second, with
 #   the protocol of scripts/compare_llamacpp.sh (every prediction scored, F32 KV cache).
@@ -213,8 +217,8 @@ for c in $CASES; do
         r=1
         while [ $r -le "$ROUNDS" ]; do prefill "$m" "$n" "$r"; r=$((r + 1)); done
     done
-    echo "load time: llama.cpp (llama-simple, file mapped) $(ll_load_ms "$m" | awk '{ printf "%.0f", $1 }') ms;" \
-        "ctxbench (bench, file read) $(awk -v s="${cb_load:-0}" 'BEGIN { printf "%.0f", s * 1000 }') ms"
+    echo "load time: llama.cpp (llama-simple) $(ll_load_ms "$m" | awk '{ printf "%.0f", $1 }') ms;" \
+        "ctxbench (bench's load) $(awk -v s="${cb_load:-0}" 'BEGIN { printf "%.0f", s * 1000 }') ms"
 done
 
 # ---- stories3M perplexity speed: llama-perplexity's own protocol on both sides ------------
