@@ -45,8 +45,9 @@
 #   otherwise keeps them in the file's type; llama.cpp may repack weights for its kernels
 #   (GGML_CPU_REPACK: an anonymous copy, in its RSS and its load time).
 #   stories3M perplexity speed (case `ppl` in BENCH_LLAMACPP_CASES, included by default):
-#   512-token windows over the first part of TinyStories, tokens scored per second, with
-#   the protocol of scripts/compare_llamacpp.sh (every prediction scored, F32 KV cache).
+#   PPL_CHUNKS (default 40) chunks of 512 tokens of TinyStories-valid-first1000 with
+#   llama-perplexity's protocol on both sides (ctxbench ppl --protocol llamacpp), tokens
+#   processed per second of each whole process's wall time, and both perplexities.
 # BENCH_LLAMACPP_REPS (default 1) repetitions per run. A quick run:
 #   BENCH_LLAMACPP_CASES='tinyllama:Q8_0:512' make bench-llamacpp
 set -eu
@@ -133,6 +134,10 @@ rss_mb() {  # /usr/bin/time -v log -> peak RSS in MB
     sed -n 's/.*Maximum resident set size (kbytes): *\([0-9]*\).*/\1/p' "$1" | awk '{ printf "%.0f", $1 / 1024 }'
 }
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "?" }'; }
+wall_ts() {  # /usr/bin/time -v log, tokens -> tokens per second of the whole process's wall time
+    sed -n 's/.*Elapsed (wall clock) time[^:]*: *\(.*\)/\1/p' "$1" |
+        awk -F: -v n="$2" '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; if (s > 0) printf "%.1f", n / s }'
+}
 avail_mb() { awk '/^MemAvailable:/ { printf "%d", $2 / 1024 }' /proc/meminfo; }
 free_disk_mb() { df -Pm "$1" | awk 'NR == 2 { print $4 }'; }
 row() { printf '%-22s %6s  %10s %10s %6s  %8s %8s  %s\n' "$@"; }
@@ -228,20 +233,21 @@ case " $CASES " in *" ppl "*)
     chunks=${PPL_CHUNKS:-40}
     echo
     echo "== stories3M perplexity, $chunks chunks of 512 (llama-perplexity's protocol: BOS per chunk, second half scored;"
-    echo "   ctxbench ppl --protocol llamacpp), tokens processed per second; llama.cpp KV cache F16 (its default)"
+    echo "   ctxbench ppl --protocol llamacpp), tokens processed per second of each process's wall time (load and"
+    echo "   tokenization included: llama-perplexity prints no total); llama.cpp KV cache F16 (its default)"
     row "round" "N" "llama.cpp" "ctxbench" "ratio" "RSS ll" "RSS cb" "ppl llama.cpp | ctxbench, load average"
     r=1
     while [ $r -le "$ROUNDS" ]; do
         la=$(load)
         /usr/bin/time -v "$LB/llama-perplexity" -m "$m" -f "$text" -c 512 --chunks "$chunks" -t "$T" \
             > "$TMP/llp.out" 2>&1 || true
-        ll_ts=$(sed -n 's/.*prompt eval time =.* \([0-9.]*\) tokens per second.*/\1/p' "$TMP/llp.out" | head -n 1)
+        ll_ts=$(wall_ts "$TMP/llp.out" $((chunks * 512)))
         ll_ppl=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$TMP/llp.out")
         ll_rss=$(rss_mb "$TMP/llp.out")
         lb=$(load)
         /usr/bin/time -v "$CB" ppl -m "$m" -f "$text" -c 512 --chunks "$chunks" --protocol llamacpp -t "$T" \
             > "$TMP/cbp.out" 2> "$TMP/cbp.err" || true
-        cb_ts=$(sed -n 's/.*: done ([0-9.]*s, \([0-9.]*\) tok\/s).*/\1/p' "$TMP/cbp.err" | tail -n 1)
+        cb_ts=$(wall_ts "$TMP/cbp.err" $((chunks * 512)))
         cb_ppl=$(sed -n 's/.* ppl \([0-9.]*\) .*/\1/p' "$TMP/cbp.out")
         cb_rss=$(rss_mb "$TMP/cbp.err")
         row "$r" 512 "${ll_ts:-?}" "${cb_ts:-?}" "$(ratio "$cb_ts" "$ll_ts")" "${ll_rss:-?}" "${cb_rss:-?}" \
