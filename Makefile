@@ -1,9 +1,10 @@
 # ctxbench build. `make` builds build/ctxbench; `make test` runs the Criterion tests;
-# `make bench` prints speed and memory figures; `make check-asan` runs the tests under
-# AddressSanitizer + UBSan. Every .c in harness/*/, backends/*/, methods/ and tasks/ is
-# compiled; the method, task and backend registries are generated from the files and
-# folders present (see methods/README.md). harness/ has one folder per layer, and
-# scripts/check_layers.sh (run by make test) keeps each layer to the layers below it.
+# `make bench` prints speed and memory figures (`make bench-llamacpp`: beside llama.cpp's);
+# `make check-asan` runs the tests under AddressSanitizer + UBSan. Every .c in harness/*/,
+# backends/*/, methods/ and tasks/ is compiled; the method, task and backend registries are
+# generated from the files and folders present (see methods/README.md). harness/ has one
+# folder per layer, and scripts/check_layers.sh (run by make test) keeps each layer to the
+# layers below it.
 
 CC      ?= cc
 SHARED  ?= ../shared
@@ -58,7 +59,7 @@ LIB_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/regi
 TEST_SRC    := $(wildcard tests/test_*.c)
 TEST_BIN    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
-.PHONY: all test test-baseline check-cross bench check-asan clean sweep sweep-dry-run plots deps run fuzz fuzz-ci fuzz-build fuzz-bins train-model
+.PHONY: all test test-baseline check-cross bench bench-llamacpp check-asan clean sweep sweep-dry-run plots deps run fuzz fuzz-ci fuzz-build fuzz-bins train-model
 all: $(BUILD)/ctxbench
 
 # Installs missing Debian packages (apt-get as root; otherwise says what to install).
@@ -165,6 +166,16 @@ $(BUILD)/bench_attn: scripts/bench_attn.c $(BUILD)/libctxbench.a
 # cache (TinyLlama F16, and Llama-2-7B Q4_K when ~21 GiB are free): minutes; off by default.
 bench: $(BUILD)/ctxbench $(BUILD)/bench_attn
 	CTXBENCH_SHARED=$(abspath $(SHARED)) sh scripts/bench.sh $(BUILD)/ctxbench $(BUILD)/bench_attn
+
+# make bench-llamacpp: prefill speed, peak RSS and load time of ctxbench beside llama.cpp on
+# the same synthetic GGUF files, and stories3M perplexity speed (never part of make test;
+# figures printed, never asserted). llama.cpp is built beside the project, in LLAMACPP_DIR
+# (default ../llama.cpp-bench), from LLAMACPP_SRC or from the llama.cpp source that the npm
+# package node-llama-cpp ships; BENCH_LLAMACPP_CASES picks the cases. scripts/bench_llamacpp.sh
+# says the rest.
+bench-llamacpp: $(BUILD)/ctxbench
+	CTXBENCH_SHARED=$(abspath $(SHARED)) $(if $(THREADS),THREADS=$(THREADS)) \
+	  sh scripts/bench_llamacpp.sh $(BUILD)/ctxbench
 
 # The git revision recorded in every result (harness/sweep/sweep.c), rewritten only when it
 # changes. Plumbing commands only: they never take .git/index.lock.

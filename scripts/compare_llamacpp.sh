@@ -25,11 +25,12 @@
 #   scored, cannot be reproduced with the ctxbench command line; it needs a program
 #   against libctxbench.a.)
 #
-# With SPEED=1 it also writes a TinyLlama-shape Q8_0 model (1.2 GB) into a temporary
-# directory and times a 512-token prefill with `llama-bench -p 512 -n 0` and
-# `ctxbench bench -c 512`, back to back, printing tokens/s and the ratio. The two do
-# not do the same work: ctxbench also projects every position onto the vocabulary
-# and scores it (about 7% more matrix flops on this shape), llama-bench only the last.
+# With SPEED=1 it also times a 512-token prefill of a TinyLlama-shape Q8_0 model (1.2 GB,
+# written once into build/bench/) with `llama-bench -p 512 -n 0` and `ctxbench bench -c 512`,
+# alternated, printing tokens/s, the ratio, peak RSS and the load average: that is
+# scripts/bench_llamacpp.sh (make bench-llamacpp) on this build with
+# BENCH_LLAMACPP_CASES=tinyllama:Q8_0:512; it has the other cases and says what the
+# figures mean (ctxbench also scores every position, llama-bench only the last).
 # Figures are printed, never asserted; on a shared machine read the load average.
 set -eu
 : "${LLAMACPP:?set LLAMACPP to a llama.cpp build directory}"
@@ -86,19 +87,8 @@ for name in stories260K stories3M; do
 done
 
 if [ "${SPEED:-0}" = 1 ]; then
-    [ -x "$LB/llama-bench" ] || { echo "compare_llamacpp: $LB/llama-bench not found" >&2; exit 2; }
-    q8="$TMP/tinyllama-Q8_0.gguf"
-    "$CB" synth --preset tinyllama --type Q8_0 -o "$q8" >/dev/null
-    for round in 1 2; do
-        echo "== speed round $round, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-        # avg_ts is a named column of llama-bench's CSV output
-        ll_ts=$("$LB/llama-bench" -m "$q8" -p 512 -n 0 -t "$T" -o csv 2>/dev/null |
-            awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "avg_ts") c = i; next }
-                     c { gsub(/"/, "", $c); print $c }')
-        cb_ts=$("$CB" bench -m "$q8" -c 512 -t "$T" 2>/dev/null | sed -n 's/^prefill n=512 *\([0-9.]*\) tokens.*/\1/p')
-        echo "llama-bench pp512: ${ll_ts:-?} tokens/s   ctxbench bench -c 512: ${cb_ts:-?} tokens/s   ratio ctxbench/llama.cpp: $(
-            awk -v a="${cb_ts:-0}" -v b="${ll_ts:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }')"
-    done
+    LLAMACPP="$LLAMACPP" THREADS="$T" CTXBENCH_SHARED="$SHARED" BENCH_LLAMACPP_CASES=tinyllama:Q8_0:512 \
+        sh "$(dirname "$0")/bench_llamacpp.sh" "$CB" || echo "compare_llamacpp: the speed comparison did not run to its end"
 fi
 
 echo "compare_llamacpp: $fails check(s) failed"
