@@ -722,6 +722,17 @@ static int write_store_cell(hid_t f, const struct store_cell *c, char *err, size
     return rc;
 }
 
+/* The cells are in the HDF5 file: the journal goes. A kill before the unlink leaves
+ * records whose cells are already there; folding them again changes nothing. */
+static void journal_drop(struct store *st) {
+    if (st->journal_fd >= 0) close(st->journal_fd);
+    st->journal_fd = -1;
+    unlink(st->journal_path);
+    sync_dir_of(st->path);
+    st->journal_len = 0;
+    st->journal_cells = 0;
+}
+
 int store_fold(struct store *st, char *err, size_t errlen) {
     if (st->journal_cells == 0) return 0;
     struct stat old;
@@ -768,14 +779,7 @@ int store_fold(struct store *st, char *err, size_t errlen) {
     snprintf(what, sizeof what, "the journal's %d cell%s", folded, folded == 1 ? "" : "s");
     if (write_image_at(st->path, st->tmp_path, st->shown, image, len, exists ? &old : NULL, what, err, errlen) != 0)
         goto out;
-    /* The cells are in the HDF5 file: the journal goes. A kill before the unlink leaves
-     * records whose cells are already there; folding them again changes nothing. */
-    if (st->journal_fd >= 0) close(st->journal_fd);
-    st->journal_fd = -1;
-    unlink(st->journal_path);
-    sync_dir_of(st->path);
-    st->journal_len = 0;
-    st->journal_cells = 0;
+    journal_drop(st);
     rc = 0;
 out:
     free(image);
@@ -1237,12 +1241,7 @@ int store_replace(struct store *st, const struct store_cell *cells, int n, char 
     if (write_image_at(st->path, st->tmp_path, st->shown, image, len, exists ? &old : NULL, what, err, errlen) != 0)
         goto out;
     /* the journal's cells were among those given (the caller read them under the lock) */
-    if (st->journal_fd >= 0) close(st->journal_fd);
-    st->journal_fd = -1;
-    unlink(st->journal_path);
-    sync_dir_of(st->path);
-    st->journal_len = 0;
-    st->journal_cells = 0;
+    journal_drop(st);
     st->n = 0;
     free(st->slots);
     st->slots = NULL;
