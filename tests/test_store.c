@@ -1236,31 +1236,42 @@ Test(store, sigkill_at_any_moment_keeps_every_finished_cell) {
 }
 
 Test(store, ten_thousand_cells_cost_the_same_each, .timeout = 600) {
-    /* 10,000 cells with a 512-value array each: the time per cell written stays flat as
-     * the file grows (the copy-per-cell store took ~20x longer per cell at the end). The
-     * medians of the first and last 1,000 puts are compared: disks here are shared. */
-    char dir[64], path[128], err[512];
+    /* 10,000 cells with a 512-value array each: writing a cell costs the same whatever the
+     * file already holds. Checked by what is written, not by the clock (a shared disk makes
+     * timings noise; `make bench` prints them: ctxbench bench --store): after the first
+     * cell the HDF5 file is never rewritten (same inode, same size) and each later cell adds
+     * one journal record of the same size as the first, give or take its longer id. */
+    char dir[64], path[128], journal[160], err[512];
     test_temp_dir(dir, sizeof dir, "store");
     snprintf(path, sizeof path, "%s/big.h5", dir);
+    snprintf(journal, sizeof journal, "%s.journal", path);
     struct store *st = store_open(path, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
     enum { N = 10000, BLOCK = 1000 };
     static double t[N];
+    struct stat h5_first, journal_first, h5_last, journal_last;
     for (int i = 0; i < N; i++) {
         double t0 = host_monotonic_s();
         put_numbered(st, i, 512);
         t[i] = host_monotonic_s() - t0;
+        if (i == 0) cr_assert(stat(path, &h5_first) == 0 && stat(journal, &journal_first) == 0, "file and journal");
     }
+    cr_assert(stat(path, &h5_last) == 0 && stat(journal, &journal_last) == 0);
+    cr_expect(h5_last.st_ino == h5_first.st_ino && h5_last.st_size == h5_first.st_size,
+              "the HDF5 file is not rewritten per cell (size %lld -> %lld)", (long long)h5_first.st_size,
+              (long long)h5_last.st_size);
+    double per_cell = (double)journal_last.st_size / N;
+    cr_expect(per_cell >= journal_first.st_size && per_cell <= journal_first.st_size + 16,
+              "one record per cell: first %lld bytes, mean %.1f", (long long)journal_first.st_size, per_cell);
     double t0 = host_monotonic_s();
     cr_assert_eq(store_fold(st, err, sizeof err), 0, "%s", err);
     double fold = host_monotonic_s() - t0;
     store_close(st);
+    cr_expect_neq(access(journal, F_OK), 0, "the fold removes the journal");
     qsort(t, BLOCK, sizeof t[0], cmp_double);
     qsort(t + N - BLOCK, BLOCK, sizeof t[0], cmp_double);
-    double first = t[BLOCK / 2], last = t[N - BLOCK / 2];
-    cr_log_info("median put: first 1000 cells %.3f ms, last 1000 %.3f ms; fold of 10000 cells %.2f s", first * 1e3,
-                last * 1e3, fold);
-    cr_expect_lt(last, 3 * first + 2e-4, "flat: first %.3f ms, last %.3f ms per cell", first * 1e3, last * 1e3);
+    cr_log_info("median put: first 1000 cells %.3f ms, last 1000 %.3f ms; fold of 10000 cells %.2f s (timings: "
+                "information only)", t[BLOCK / 2] * 1e3, t[N - BLOCK / 2] * 1e3, fold);
     cr_expect_eq(h5_cells(path), N);
     test_rm_rf(dir);
 }
