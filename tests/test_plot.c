@@ -584,6 +584,20 @@ Test(plot, styles_follow_the_method_not_the_order) {
     cr_expect(plain.dash != given.dash && plain.point != given.point, "but another dash and point shape");
 }
 
+/* The variables of the one figure job that runs `script` (the test fails unless exactly
+ * one does). */
+static const char *only_job_vars(const struct plot_plan *plan, const char *script) {
+    const char *vars = NULL;
+    int found = 0;
+    for (int i = 0; i < plan->n_jobs; i++)
+        if (strcmp(plan->jobs[i].script, script) == 0) {
+            found++;
+            vars = plan->jobs[i].vars;
+        }
+    cr_assert_eq(found, 1, "%d jobs run %s", found, script);
+    return vars;
+}
+
 /* One configuration per curve. A spec without parameters derives its factor at each
  * length (the legend says "factor L/512"); a spec with one is fixed (the legend and the
  * targets give factor x 512). Curves equal by construction -- dynamic_ntk is ntk at
@@ -616,10 +630,7 @@ Test(plot, configurations_and_equal_curves_are_labelled) {
     store_close(st);
     struct plot_plan plan;
     cr_assert_eq(plot_prepare(h5, out, NULL, &plan, err, sizeof err), 0, "%s", err);
-    const char *vars = NULL;
-    for (int i = 0; i < plan.n_jobs; i++)
-        if (strcmp(plan.jobs[i].script, "ppl_vs_length.gp") == 0) vars = plan.jobs[i].vars;
-    cr_assert_not_null(vars);
+    const char *vars = only_job_vars(&plan, "ppl_vs_length.gp");
     cr_expect(strstr(vars, "'yarn (factor L/512)'") && strstr(vars, "'ntk (factor L/512)'"), "%s", vars);
     cr_expect(strstr(vars, "'pi:factor=4 (fixed, target 2k)'"), "%s", vars);
     cr_expect(strstr(vars, "'baseline',") && strstr(vars, "'dynamic_ntk',"), "constant configurations: the name: %s", vars);
@@ -700,10 +711,7 @@ Test(plot, passkey_accuracy_has_wilson_intervals_and_n) {
         cr_expect_gt(b->v[r][3], acc - 1e-12);
         cr_expect_eq(b->v[r][4], 6, "n = the cell's trials");
     }
-    const char *vars = NULL;
-    for (int i = 0; i < plan.n_jobs; i++)
-        if (strcmp(plan.jobs[i].script, "passkey_accuracy.gp") == 0) vars = plan.jobs[i].vars;
-    cr_assert_not_null(vars);
+    const char *vars = only_job_vars(&plan, "passkey_accuracy.gp");
     cr_expect(strstr(vars, "nlabel='n = 6 keys per point';"), "%s", vars);
     cr_expect(strstr(vars, "note2='only n = 6 keys per point: the 95% Wilson intervals are wide';"), "%s", vars);
     plot_plan_free(&plan);
@@ -794,13 +802,8 @@ Test(plot, cost_names_a_shared_machine_from_the_load_average) {
     cr_assert_eq(plot_prepare(h5, out, &o, &plan, err, sizeof err), 0, "%s", err);
     cr_expect(strstr(plan.notes.s, "cost_ppl: measured on a shared machine: in 1 of 3 cells the load average exceeded "
                                    "the cell's own threads by up to 3.5"), "%s", plan.notes.s);
-    int found = 0;
-    for (int i = 0; i < plan.n_jobs; i++)
-        if (strcmp(plan.jobs[i].script, "cost_vs_length.gp") == 0) {
-            found++;
-            cr_expect(strstr(plan.jobs[i].vars, "note3='measured on a shared machine"), "%s", plan.jobs[i].vars);
-        }
-    cr_expect_eq(found, 1);
+    const char *vars = only_job_vars(&plan, "cost_vs_length.gp");
+    cr_expect(strstr(vars, "note3='measured on a shared machine"), "%s", vars);
     char *dat = test_read_text(strcat(strcpy((char[256]){0}, out), "/cost_ppl.dat"));
     cr_expect(dat && strstr(dat, " 5.5 2 "), "the loads are in the figure's data: %s", dat);
     free(dat);
@@ -847,14 +850,8 @@ Test(plot, cost_shows_the_spread_over_repeated_forward_passes) {
                   b->v[1][10] == 3);
     cr_expect(close_to(b->v[2][7], 250) && close_to(b->v[2][8], 250) && close_to(b->v[2][9], 250) &&
                   b->v[2][10] == 0, "no timings: the cell's rate, n 0");
-    int found = 0;
-    for (int i = 0; i < plan.n_jobs; i++)
-        if (strcmp(plan.jobs[i].script, "cost_vs_length.gp") == 0) {
-            found++;
-            cr_expect(strstr(plan.jobs[i].vars, "nlabel='median of n = 0-4 forward passes per point, bars min-max'"),
-                      "%s", plan.jobs[i].vars);
-        }
-    cr_expect_eq(found, 1);
+    const char *vars = only_job_vars(&plan, "cost_vs_length.gp");
+    cr_expect(strstr(vars, "nlabel='median of n = 0-4 forward passes per point, bars min-max'"), "%s", vars);
     char *cap = test_read_text(strcat(strcpy((char[256]){0}, out), "/cost_ppl.caption.txt"));
     cr_expect(cap && strstr(cap, "(a point with n < 2 has no spread to show)"), "%s", cap);
     free(cap);
