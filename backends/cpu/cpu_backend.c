@@ -32,6 +32,11 @@
  * peak, small enough that activations stay a few MB. */
 #define CHUNK_TOKENS 512
 
+/* Rows scored against one block of the output matrix (see cpu_score), and the logits
+ * of one such block: SCORE_ROWS x score_vocab floats within SCORE_LOGITS_BYTES. */
+#define SCORE_ROWS 512
+#define SCORE_LOGITS_BYTES ((size_t)16 << 20)
+
 /* OpenBLAS declares this in its own cblas.h; repeated so other BLAS headers work. */
 void openblas_set_num_threads(int n);
 
@@ -60,8 +65,15 @@ struct backend {
     size_t f32_bytes;
     float *scratch_w;     /* per-thread dequantization buffers: n_threads x the largest block x its cols */
     size_t scratch_w_per_thread;
-    float *logits;        /* [logits_rows][n_vocab]: the vocabulary projection of one block of rows */
-    int logits_rows;
+    /* scoring (cpu_score): up to SCORE_ROWS gathered rows x one block of score_vocab
+     * vocabulary rows at a time */
+    int score_vocab;      /* vocabulary rows per block */
+    float *logits;        /* [SCORE_ROWS][score_vocab] logits of one block */
+    float *score_x;       /* [SCORE_ROWS][dim] gathered rows, when they are not contiguous */
+    int *score_row;       /* [SCORE_ROWS] position of each gathered row */
+    int32_t *score_target;/* [SCORE_ROWS] its target, < 0: none (the last row's logits only) */
+    double *score_max, *score_sum;   /* [SCORE_ROWS] running log-sum-exp of each row */
+    float *score_tlogit;  /* [SCORE_ROWS] logit of each row's target */
     char error[256];      /* the first kernel error since the last sync, "" if none */
 };
 
@@ -76,9 +88,10 @@ struct dbuf {
 /* ---- weights ---------------------------------------------------------- */
 
 
-/* Rows of W per task of a product: a few blocks per thread, whole multiples of 16. */
-static int matmul_block(const struct linear *L, int n_threads) {
-    int block = (L->rows + 4 * n_threads - 1) / (4 * n_threads);
+/* Rows of W per task of a product of `rows` rows: a few blocks per thread, whole
+ * multiples of 16. */
+static int matmul_block(int rows, int n_threads) {
+    int block = (rows + 4 * n_threads - 1) / (4 * n_threads);
     block = (block + 15) / 16 * 16;
     return block < 16 ? 16 : block;
 }
@@ -144,17 +157,22 @@ static void cpu_destroy(struct backend *e) {
     free(e->layers);
     free(e->scratch_w);
     free(e->logits);
+    free(e->score_x);
+    free(e->score_row);
+    free(e->score_target);
+    free(e->score_max);
+    free(e->score_sum);
+    free(e->score_tlogit);
     if (e->tp) threadpool_free(e->tp);
     free(e);
 }
 
 static const char *const cpu_params[] = {"threads", "tile_q", "tile_k", "f32_budget", NULL};
 
-static size_t logits_rows_for(const struct model_config *c) {
-    size_t rows = ((size_t)16 << 20) / ((size_t)c->n_vocab * sizeof(float));
-    if (rows < 1) rows = 1;
-    if (rows > 512) rows = 512;
-    return rows;
+/* Vocabulary rows per scoring block: whole multiples of 16, at most the vocabulary. */
+static int score_vocab_for(const struct model_config *c) {
+    size_t v = SCORE_LOGITS_BYTES / (SCORE_ROWS * sizeof(float)) / 16 * 16;
+    return v < (size_t)c->n_vocab ? (int)v : c->n_vocab;
 }
 
 static struct backend *cpu_create(const struct model *m, const char *params, char *err, size_t errlen) {
@@ -216,14 +234,24 @@ static struct backend *cpu_create(const struct model *m, const char *params, cha
                                      L ? &L->w_gate : NULL, L ? &L->w_up : NULL, L ? &L->w_down : NULL};
         for (int i = 0; i < 7; i++) {
             if (!ls[i] || ls[i]->f32) continue;
-            size_t need = (size_t)matmul_block(ls[i], e->n_threads) * ls[i]->cols;
+            /* the output matrix is multiplied one scoring block of rows at a time */
+            int rows = ls[i] == &e->output ? score_vocab_for(c) : ls[i]->rows;
+            size_t need = (size_t)matmul_block(rows, e->n_threads) * ls[i]->cols;
             if (need > e->scratch_w_per_thread) e->scratch_w_per_thread = need;
         }
     }
     e->scratch_w = malloc((e->scratch_w_per_thread ? e->scratch_w_per_thread : 1) * e->n_threads * sizeof(float));
-    e->logits_rows = (int)logits_rows_for(c);
-    e->logits = malloc((size_t)e->logits_rows * c->n_vocab * sizeof(float));
-    if (!e->scratch_w || !e->logits) goto oom;
+    e->score_vocab = score_vocab_for(c);
+    e->logits = malloc((size_t)SCORE_ROWS * e->score_vocab * sizeof(float));
+    e->score_x = malloc((size_t)SCORE_ROWS * c->dim * sizeof(float));
+    e->score_row = malloc(SCORE_ROWS * sizeof *e->score_row);
+    e->score_target = malloc(SCORE_ROWS * sizeof *e->score_target);
+    e->score_max = malloc(SCORE_ROWS * sizeof *e->score_max);
+    e->score_sum = malloc(SCORE_ROWS * sizeof *e->score_sum);
+    e->score_tlogit = malloc(SCORE_ROWS * sizeof *e->score_tlogit);
+    if (!e->scratch_w || !e->logits || !e->score_x || !e->score_row || !e->score_target || !e->score_max ||
+        !e->score_sum || !e->score_tlogit)
+        goto oom;
     return e;
 oom:
     snprintf(err, errlen, "out of memory creating the CPU engine");
@@ -232,21 +260,21 @@ fail:
     return NULL;
 }
 
-/* ---- y[n][rows] = x[n][cols] . W^T, split over threads by blocks of W rows ---- */
+/* ---- y[n][ldy] = x[n][cols] . W[row0 .. row0+nrows)^T, split over threads by blocks of W rows ---- */
 
 struct matmul_job {
     struct backend *e;
     const struct linear *L;
     const float *x;
-    float *y;
-    int n, ldy, block;
+    float *y;                /* y[t][0] is row row0's output for token t */
+    int n, ldy, block, row0, row_end;
 };
 
 static void matmul_task(void *ctx, int task, int thread) {
     struct matmul_job *j = ctx;
     const struct linear *L = j->L;
-    int r0 = task * j->block;
-    int nr = L->rows - r0 < j->block ? L->rows - r0 : j->block;
+    int r0 = j->row0 + task * j->block;
+    int nr = j->row_end - r0 < j->block ? j->row_end - r0 : j->block;
     const float *w;
     int ldw = L->cols;
     if (L->f32) {
@@ -258,18 +286,24 @@ static void matmul_task(void *ctx, int task, int thread) {
                            buf + (size_t)r * L->cols, (size_t)L->cols);
         w = buf;
     }
+    float *y = j->y + (r0 - j->row0);
     if (j->n == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, nr, L->cols, 1.0f, w, ldw, j->x, 1, 0.0f, j->y + r0, 1);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, nr, L->cols, 1.0f, w, ldw, j->x, 1, 0.0f, y, 1);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, nr, L->cols, 1.0f, j->x, L->cols, w, ldw, 0.0f,
-                    j->y + r0, j->ldy);
+                    y, j->ldy);
+}
+
+static void matmul_rows(struct backend *e, const struct linear *L, int row0, int nrows, const float *x, int n,
+                        float *y, int ldy) {
+    /* the same blocks for every weight type: see the top of the file */
+    int block = matmul_block(nrows, threadpool_size(e->tp));
+    struct matmul_job j = {e, L, x, y, n, ldy, block, row0, row0 + nrows};
+    threadpool_run(e->tp, (nrows + block - 1) / block, matmul_task, &j);
 }
 
 static void matmul(struct backend *e, const struct linear *L, const float *x, int n, float *y) {
-    /* the same blocks for every weight type: see the top of the file */
-    int block = matmul_block(L, threadpool_size(e->tp));
-    struct matmul_job j = {e, L, x, y, n, L->rows, block};
-    threadpool_run(e->tp, (L->rows + block - 1) / block, matmul_task, &j);
+    matmul_rows(e, L, 0, L->rows, x, n, y, L->rows);
 }
 
 
@@ -302,7 +336,8 @@ static void cpu_device(const struct backend *e, struct device_info *out) {
     out->max_buffer = SIZE_MAX;
     out->n_threads = e->n_threads;
     out->model_bytes = e->f32_bytes + (e->scratch_w_per_thread * e->n_threads +
-                                       (size_t)e->logits_rows * e->m->cfg.n_vocab) * sizeof(float);
+                                       (size_t)SCORE_ROWS * (e->score_vocab + e->m->cfg.dim)) * sizeof(float) +
+                      SCORE_ROWS * (sizeof(int) + sizeof(int32_t) + 2 * sizeof(double) + sizeof(float));
 }
 
 static const char *cpu_cannot_run(const struct backend *e, const struct forward_plan *plan,
@@ -467,36 +502,81 @@ static void cpu_swiglu(struct backend *e, struct dbuf *gate, const struct dbuf *
     swiglu(gate->p, gate->p, up->p, n);
 }
 
-/* Per-row log-probabilities of the targets, the vocabulary projection done in
- * blocks of logits_rows so n x vocab is never held. */
-struct lsm_job {
-    const float *logits;
-    int n_vocab;
-    const int32_t *targets;
-    float *logprob;
+/* Per-row log-probabilities of the targets. The rows that need the vocabulary (a target,
+ * or the last row when its logits are asked for) are gathered, up to SCORE_ROWS at a time,
+ * and projected onto one block of score_vocab vocabulary rows after another: each block of
+ * the output matrix is dequantized once per SCORE_ROWS positions (not once per few hundred
+ * positions, as a block of positions x the whole vocabulary would need), rows without a
+ * target cost nothing, and each row keeps a running log-sum-exp over the blocks (in double,
+ * rescaled when a block raises the row's maximum: the same sum as max-then-sum over the
+ * whole row, up to rounding). Never n x vocab: SCORE_ROWS x score_vocab logits at most. */
+struct lse_job {
+    const float *logits;    /* [n_rows][n_cols]: one vocabulary block of the gathered rows */
+    int n_cols, v0;         /* the block's width and its first vocabulary id */
+    const int32_t *targets; /* [n_rows] target of each gathered row, < 0: none */
+    double *max, *sum;      /* [n_rows] running maximum and sum of exp(logit - max) */
+    float *target_logit;    /* [n_rows] the target's logit once its block has been seen */
 };
 
-static void lsm_task(void *ctx, int row, int thread) {
+static void lse_task(void *ctx, int row, int thread) {
     (void)thread;
-    struct lsm_job *j = ctx;
+    const struct lse_job *j = ctx;
+    const float *l = j->logits + (size_t)row * j->n_cols;
+    double m = -INFINITY;
+    for (int i = 0; i < j->n_cols; i++)
+        if (l[i] > m) m = l[i];
+    if (m > j->max[row]) {
+        j->sum[row] *= exp(j->max[row] - m);   /* 0 while the row has seen no block */
+        j->max[row] = m;
+    }
+    double s = 0, mx = j->max[row];
+    for (int i = 0; i < j->n_cols; i++) s += exp((double)l[i] - mx);
+    j->sum[row] += s;
     int32_t t = j->targets[row];
-    j->logprob[row] = t < 0 ? 0.0f : (float)log_softmax_at(j->logits + (size_t)row * j->n_vocab, j->n_vocab, t);
+    if (t >= j->v0 && t < j->v0 + j->n_cols) j->target_logit[row] = l[t - j->v0];
 }
 
 static int cpu_score(struct backend *e, const struct dbuf *x, int n, const int32_t *targets, float *logprob,
                      float *last_logits, char *err, size_t errlen) {
     if (cpu_sync(e, err, errlen) != 0) return -1;
     const struct model_config *c = &e->m->cfg;
-    for (int r0 = 0; r0 < n; r0 += e->logits_rows) {
-        int nr = n - r0 < e->logits_rows ? n - r0 : e->logits_rows;
-        bool need_last = last_logits && r0 + nr == n;
-        if (!score_block_needed(targets, logprob, r0, nr, need_last)) continue;
-        matmul(e, &e->output, x->p + (size_t)r0 * c->dim, nr, e->logits);
-        if (targets) {   /* ids were checked by the engine */
-            struct lsm_job j = {e->logits, c->n_vocab, targets + r0, logprob + r0};
-            threadpool_run(e->tp, nr, lsm_task, &j);
+    /* rows without a target get 0 (score_block_needed's rule, the same on every backend) */
+    bool any = score_block_needed(targets, logprob, 0, n, last_logits != NULL);
+    for (int r = 0; any && r < n;) {
+        /* gather the next SCORE_ROWS rows that need the vocabulary */
+        int ng = 0;
+        for (; r < n && ng < SCORE_ROWS; r++) {
+            bool last = last_logits && r == n - 1;
+            int32_t t = targets ? targets[r] : -1;   /* ids were checked by the engine */
+            if (t < 0 && !last) continue;
+            e->score_row[ng] = r;
+            e->score_target[ng] = t;
+            e->score_max[ng] = -INFINITY;
+            e->score_sum[ng] = 0;
+            e->score_tlogit[ng] = 0;
+            ng++;
         }
-        if (need_last) memcpy(last_logits, e->logits + (size_t)(nr - 1) * c->n_vocab, (size_t)c->n_vocab * sizeof(float));
+        if (ng == 0) break;
+        const float *xg = x->p + (size_t)e->score_row[0] * c->dim;
+        if (e->score_row[ng - 1] - e->score_row[0] != ng - 1) {   /* not one contiguous run: copy */
+            for (int i = 0; i < ng; i++)
+                memcpy(e->score_x + (size_t)i * c->dim, x->p + (size_t)e->score_row[i] * c->dim,
+                       (size_t)c->dim * sizeof(float));
+            xg = e->score_x;
+        }
+        bool has_last = last_logits && e->score_row[ng - 1] == n - 1;
+        for (int v0 = 0; v0 < c->n_vocab; v0 += e->score_vocab) {
+            int nv = c->n_vocab - v0 < e->score_vocab ? c->n_vocab - v0 : e->score_vocab;
+            matmul_rows(e, &e->output, v0, nv, xg, ng, e->logits, nv);
+            struct lse_job j = {e->logits, nv, v0, e->score_target, e->score_max, e->score_sum, e->score_tlogit};
+            threadpool_run(e->tp, ng, lse_task, &j);
+            if (has_last) memcpy(last_logits + v0, e->logits + (size_t)(ng - 1) * nv, (size_t)nv * sizeof(float));
+        }
+        if (logprob)
+            for (int i = 0; i < ng; i++)
+                if (e->score_target[i] >= 0)
+                    logprob[e->score_row[i]] =
+                        (float)((double)e->score_tlogit[i] - e->score_max[i] - log(e->score_sum[i]));
     }
     return 0;
 }
