@@ -37,8 +37,9 @@
 #define SCORE_ROWS 512
 #define SCORE_LOGITS_BYTES ((size_t)16 << 20)
 
-/* OpenBLAS declares this in its own cblas.h; repeated so other BLAS headers work. */
+/* OpenBLAS declares these in its own cblas.h; repeated so other BLAS headers work. */
 void openblas_set_num_threads(int n);
+char *openblas_get_corename(void);
 
 /* A weight matrix W [rows = out features][cols = in features]. */
 struct linear {
@@ -322,7 +323,10 @@ static void cpu_list_devices(FILE *f) {
 }
 
 static void cpu_device(const struct backend *e, struct device_info *out) {
-    snprintf(out->name, sizeof out->name, "CPU (%d threads)", e->n_threads);
+    /* OpenBLAS's kernels (chosen by CPU model, or by OPENBLAS_CORETYPE) set the product
+     * rate and the last bits of every product: part of what ran */
+    const char *core = openblas_get_corename();
+    snprintf(out->name, sizeof out->name, "CPU (%d threads, OpenBLAS %s)", e->n_threads, core ? core : "?");
     int n = snprintf(out->params, sizeof out->params, "threads=%d", e->n_threads);
     if (e->tile_q && n > 0 && (size_t)n < sizeof out->params)
         n += snprintf(out->params + n, sizeof out->params - n, ",tile_q=%d", e->tile_q);

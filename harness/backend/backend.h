@@ -30,7 +30,7 @@ struct dbuf;
 
 /* What a device is and has (ggml's device properties). */
 struct device_info {
-    char name[128];          /* e.g. "CPU (2 threads)", or the OpenCL device name */
+    char name[128];          /* e.g. "CPU (2 threads, OpenBLAS Haswell)", or the OpenCL device name */
     char params[160];        /* the parameters in effect, e.g. "threads=2" */
     size_t mem_total;        /* bytes of device memory (host RAM for the CPU) */
     size_t mem_free;         /* bytes available now; SIZE_MAX when unknown */
