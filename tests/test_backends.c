@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "engine.h"
 #include "gguf.h"
 #include "method.h"
 #include "model.h"
@@ -416,26 +417,49 @@ Test(ops, rope_add_swiglu_copy, .timeout = 300) { with_models(check_rope_element
 struct attn_case {
     int n_q, n_kv, window, se_group_window;   /* se_group_window > 0: SelfExtend copies */
     size_t kv_rows_before;                     /* the call's cache starts this many rows into the buffer */
+    struct kv_types kv;                        /* the caches' types (zero: f32) */
 };
+
+/* A cache of n values of type t (f32 or f16) on the device; `rounded` gets the values it
+ * holds, which the reference then uses (the cache's rounding is kv_store's, tested above). */
+static struct dbuf *put_cache(struct dev *d, const float *vals, size_t n, enum kv_type t, float *rounded) {
+    if (t == KV_F32) {
+        memcpy(rounded, vals, n * sizeof(float));
+        return put(d, vals, n);
+    }
+    cr_assert_eq(t, KV_F16);
+    uint16_t *h = calloc(n + 1, sizeof(uint16_t));
+    cr_assert(h);
+    for (size_t i = 0; i < n; i++) {
+        h[i] = f32_to_fp16(vals[i]);
+        rounded[i] = fp16_to_f32(h[i]);
+    }
+    struct dbuf *b = put(d, h, (n + 1) / 2);
+    free(h);
+    return b;
+}
 
 static void check_attention_case(struct dev *d, const struct model *m, struct attn_case ac) {
     const struct model_config *c = &m->cfg;
     const int hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     const size_t kv_off = ac.kv_rows_before * kvd, kv_total = kv_off + (size_t)ac.n_kv * kvd;
     float *q = random_floats((size_t)ac.n_q * qd, 1.5f, 71), *qg = random_floats((size_t)ac.n_q * qd, 1.5f, 72);
-    float *k = random_floats(kv_total, 1.5f, 73), *kg = random_floats(kv_total, 1.5f, 74);
-    float *v = random_floats(kv_total, 1.0f, 75);
+    float *k0 = random_floats(kv_total, 1.5f, 73), *kg0 = random_floats(kv_total, 1.5f, 74);
+    float *v0 = random_floats(kv_total, 1.0f, 75);
+    float *k = malloc(kv_total * sizeof(float) + 1), *kg = malloc(kv_total * sizeof(float) + 1);
+    float *v = malloc(kv_total * sizeof(float) + 1);
     int32_t *qpos = malloc((size_t)ac.n_q * sizeof(int32_t)), *kpos = malloc((size_t)ac.n_kv * sizeof(int32_t));
     for (int j = 0; j < ac.n_kv; j++) kpos[j] = j;
     for (int i = 0; i < ac.n_q; i++) qpos[i] = ac.n_kv - ac.n_q + i;   /* the newest rows, as in a forward pass */
     const bool se = ac.se_group_window > 0;
     struct dbuf *qb = put(d, q, (size_t)ac.n_q * qd), *qgb = put(d, qg, (size_t)ac.n_q * qd);
-    struct dbuf *kb = put(d, k, kv_total), *kgb = put(d, kg, kv_total), *vb = put(d, v, kv_total);
+    struct dbuf *kb = put_cache(d, k0, kv_total, ac.kv.k, k), *kgb = put_cache(d, kg0, kv_total, ac.kv.k, kg);
+    struct dbuf *vb = put_cache(d, v0, kv_total, ac.kv.v, v);
     struct dbuf *qpb = put(d, qpos, (size_t)ac.n_q), *kpb = put(d, kpos, (size_t)ac.n_kv);
     struct dbuf *ob = put(d, NULL, (size_t)ac.n_q * qd);
     const float scale = 1.0f / sqrtf((float)hd);
     d->ops->attention(d->b, &(struct attn_call){
-        .n_q = ac.n_q, .n_kv = ac.n_kv, .q = qb, .k = kb, .v = vb, .kv_row = ac.kv_rows_before,
+        .n_q = ac.n_q, .n_kv = ac.n_kv, .q = qb, .k = kb, .v = vb, .kv_row = ac.kv_rows_before, .kv = ac.kv,
         .q_group = se ? qgb : NULL, .k_group = se ? kgb : NULL, .group_window = ac.se_group_window,
         .q_pos = qpb, .k_pos = kpb, .scale = scale, .window = ac.window, .out = ob});
     float *got = get(d, ob, 0, (size_t)ac.n_q * qd);
@@ -468,28 +492,46 @@ static void check_attention_case(struct dev *d, const struct model *m, struct at
             }
         }
     char what[160];
-    snprintf(what, sizeof what, "attention n_q %d n_kv %d window %d SelfExtend window %d cache offset %zu rows",
-             ac.n_q, ac.n_kv, ac.window, ac.se_group_window, ac.kv_rows_before);
+    snprintf(what, sizeof what, "attention n_q %d n_kv %d window %d SelfExtend window %d cache offset %zu rows, "
+             "caches %s/%s", ac.n_q, ac.n_kv, ac.window, ac.se_group_window, ac.kv_rows_before, kv_type_name(ac.kv.k),
+             kv_type_name(ac.kv.v));
     expect_close(what, d->ops->name, got, want, (size_t)ac.n_q * qd, 2e-5, 5e-2);
     free(got); free(want); free(logit); free(q); free(qg); free(k); free(kg); free(v); free(qpos); free(kpos);
+    free(k0); free(kg0); free(v0);
     struct dbuf *bufs[] = {qb, qgb, kb, kgb, vb, qpb, kpb, ob};
     for (int i = 0; i < 8; i++) d->ops->release(d->b, bufs[i]);
 }
 
 static void check_attention(struct dev *d, const struct model *m, const char *arch) {
-    if (strcmp(arch, "llama") != 0) return;   /* the kernel does not depend on the weights */   /* the kernel does not depend on the architecture */
+    if (strcmp(arch, "llama") != 0) return;   /* the kernel depends on neither the weights nor the architecture */
     const struct attn_case cases[] = {
-        {1, 1, 0, 0, 0},        /* one token */
-        {1, 300, 0, 0, 5},      /* a decode step over a long cache, at an offset */
-        {5, 70, 0, 0, 0},       /* partial key tiles */
-        {37, 37, 0, 0, 0},      /* a prompt, causal within itself */
-        {67, 200, 0, 0, 3},     /* query rows not a multiple of any work-group */
-        {40, 130, 16, 0, 0},    /* sliding window */
-        {40, 130, 1, 0, 0},     /* window 1: itself only */
-        {48, 150, 0, 8, 2},     /* SelfExtend: neighbours exact, the rest grouped, one softmax */
-        {48, 150, 24, 8, 0},    /* SelfExtend and a window together */
+        {1, 1, 0, 0, 0, {KV_F32, KV_F32}},        /* one token */
+        {1, 300, 0, 0, 5, {KV_F32, KV_F32}},      /* a decode step over a long cache, at an offset */
+        {5, 70, 0, 0, 0, {KV_F32, KV_F32}},       /* partial key tiles */
+        {37, 37, 0, 0, 0, {KV_F32, KV_F32}},      /* a prompt, causal within itself */
+        {67, 200, 0, 0, 3, {KV_F32, KV_F32}},     /* query rows not a multiple of any work-group */
+        {40, 130, 16, 0, 0, {KV_F32, KV_F32}},    /* sliding window */
+        {40, 130, 1, 0, 0, {KV_F32, KV_F32}},     /* window 1: itself only */
+        {48, 150, 0, 8, 2, {KV_F32, KV_F32}},     /* SelfExtend: neighbours exact, the rest grouped, one softmax */
+        {48, 150, 24, 8, 0, {KV_F32, KV_F32}},    /* SelfExtend and a window together */
+        /* f16 caches (K, V or both) at row offsets, against the values they hold */
+        {1, 300, 0, 0, 5, {KV_F16, KV_F16}},
+        {67, 200, 0, 0, 3, {KV_F16, KV_F32}},
+        {40, 130, 16, 0, 1, {KV_F32, KV_F16}},
+        {48, 150, 0, 8, 7, {KV_F16, KV_F16}},   /* SelfExtend's grouped keys in f16 too */
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_attention_case(d, m, cases[i]);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        float inv[64] = {0};
+        struct forward_plan plan = {.inv_freq = inv, .mscale = 1};
+        const char *why = d->ops->cannot_run(d->b, &plan, &cases[i].kv);
+        if (why) {   /* a backend may refuse a cache type, never f32 */
+            cr_assert(cases[i].kv.k != KV_F32 || cases[i].kv.v != KV_F32, "%s: %s", d->ops->name, why);
+            cr_log_info("%s: %s/%s caches refused: %s", d->ops->name, kv_type_name(cases[i].kv.k),
+                        kv_type_name(cases[i].kv.v), why);
+            continue;
+        }
+        check_attention_case(d, m, cases[i]);
+    }
 }
 
 Test(ops, attention_tiles_gqa_swa_selfextend, .timeout = 300) { with_models(check_attention); }
@@ -540,10 +582,10 @@ Test(ops, score_blocks_targets_and_last_logits, .timeout = 300) { with_models(ch
 /* ------------------------------------------------------------------ whole models */
 
 /* Per-position log-probabilities of n tokens under a method spec, on backend `be`. */
-static float *model_logprobs(const char *model_path, const char *backend, const char *method, int target_len,
-                             const int32_t *ids, int n) {
+static float *model_logprobs_kv(const char *model_path, const char *backend, const char *method, int target_len,
+                                const int32_t *ids, int n, const struct kv_types *kv) {
     struct runtime rt;
-    cr_assert_eq(runtime_open(&rt, model_path, backend, strcmp(backend, "cpu") == 0 ? "threads=2" : "", NULL, err,
+    cr_assert_eq(runtime_open(&rt, model_path, backend, strcmp(backend, "cpu") == 0 ? "threads=2" : "", kv, err,
                               sizeof err), 0, "%s", err);
     struct method_spec spec;
     struct method_plan plan;
@@ -564,6 +606,11 @@ static float *model_logprobs(const char *model_path, const char *backend, const 
     return lp;
 }
 
+static float *model_logprobs(const char *model_path, const char *backend, const char *method, int target_len,
+                             const int32_t *ids, int n) {
+    return model_logprobs_kv(model_path, backend, method, target_len, ids, n, NULL);
+}
+
 static int32_t *story_ids(const struct model *m, int n) {
     char p[512];
     FILE *f = fopen(shared_path(p, sizeof p, "datasets/tinystories/TinyStories-valid-first1000.txt"), "rb");
@@ -579,7 +626,7 @@ static int32_t *story_ids(const struct model *m, int n) {
     return ids;
 }
 
-static void model_vs_cpu(const char *rel, int n) {
+static void model_vs_cpu(const char *rel, int n, const struct kv_types *kv) {
     const struct backend_ops *bes[16];
     int nb = runnable_backends(bes, false);
     if (nb == 0) cr_skip_test("no backend besides cpu can run here");
@@ -592,18 +639,43 @@ static void model_vs_cpu(const char *rel, int n) {
     model_free(m);
     for (int mi = 0; registry_methods[mi]; mi++) {
         const char *method = registry_methods[mi]->name;
-        float *ref = model_logprobs(path, "cpu", method, target, ids, n);
+        float *ref = model_logprobs_kv(path, "cpu", method, target, ids, n, kv);
+        /* With a rounded cache the bound grows by what the rounding itself moves on the
+         * CPU (cpu with this cache vs cpu with f32): two backends' keys differ by ~1e-7
+         * before rounding, and a value next to a rounding boundary then lands on
+         * different f16 neighbours; a wrong offset or conversion moves log-probs by far more. */
+        double bound = 1e-4, rounding = 0;
+        if (kv && (kv->k != KV_F32 || kv->v != KV_F32)) {
+            float *ref32 = model_logprobs_kv(path, "cpu", method, target, ids, n, NULL);
+            for (int t = 0; t < n - 1; t++) rounding = fmax(rounding, fabs((double)ref[t] - ref32[t]));
+            bound += rounding;
+            free(ref32);
+        }
         for (int b = 0; b < nb; b++) {
-            float *got = model_logprobs(path, bes[b]->name, method, target, ids, n);
+            float inv[64] = {0};
+            struct forward_plan fp = {.inv_freq = inv, .mscale = 1};
+            struct runtime rt;
+            cr_assert_eq(runtime_open(&rt, path, bes[b]->name, "", kv, err, sizeof err), 0, "%s", err);
+            const char *why = engine_cannot_run(rt.engine, &fp);
+            char whys[256];
+            snprintf(whys, sizeof whys, "%s", why ? why : "");
+            runtime_close(&rt);
+            if (why) {
+                cr_log_info("%s on %s: %s", rel, bes[b]->name, whys);
+                continue;
+            }
+            float *got = model_logprobs_kv(path, bes[b]->name, method, target, ids, n, kv);
             double worst = 0;
             int at = -1;
             for (int t = 0; t < n - 1; t++) {
                 double dlt = fabs((double)got[t] - ref[t]);
                 if (!(dlt <= worst)) worst = dlt, at = t;
             }
-            cr_log_info("%s %s on %s: max |dlogp| %.2g vs cpu", rel, method, bes[b]->name, worst);
-            cr_assert(worst <= 1e-4, "%s, method %s, backend %s: log-prob differs from the CPU by %.3g at position %d",
-                      rel, method, bes[b]->name, worst, at);
+            cr_log_info("%s %s on %s, %s/%s cache: max |dlogp| %.2g vs cpu (bound %.2g: 1e-4 + the cache's rounding "
+                        "on the cpu, %.2g)", rel, method, bes[b]->name, kv_type_name(kv ? kv->k : KV_F32),
+                        kv_type_name(kv ? kv->v : KV_F32), worst, bound, rounding);
+            cr_assert(worst <= bound, "%s, method %s, backend %s: log-prob differs from the CPU by %.3g at position %d "
+                      "(bound %.3g)", rel, method, bes[b]->name, worst, at, bound);
             free(got);
         }
         free(ref);
@@ -612,11 +684,16 @@ static void model_vs_cpu(const char *rel, int n) {
 }
 
 Test(models, stories260K_every_method_matches_cpu, .timeout = 900) {
-    model_vs_cpu("models/stories260K.gguf", 1024);
+    model_vs_cpu("models/stories260K.gguf", 1024, NULL);
 }
 
 Test(models, stories3M_every_method_matches_cpu, .timeout = 900) {
-    model_vs_cpu("models/stories3M.gguf", 1024);
+    model_vs_cpu("models/stories3M.gguf", 1024, NULL);
+}
+
+/* f16 caches, where a backend keeps them (stored with the CPU's rounding) */
+Test(models, stories3M_f16_cache_matches_cpu, .timeout = 900) {
+    model_vs_cpu("models/stories3M.gguf", 1024, &(struct kv_types){KV_F16, KV_F16});
 }
 
 Test(models, every_weight_type_matches_cpu, .timeout = 900) {

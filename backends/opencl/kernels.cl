@@ -74,69 +74,86 @@ __kernel void swiglu_rows(__global float *gate, __global const float *up) {
  * window > 0, q_pos[i] - k_pos[j] < window. SelfExtend (has_group): a visible pair at
  * distance >= group_window takes its logit from the grouped copies (qg, kg) instead,
  * in the same softmax row. Grouped-query heads: head h reads kv head h / (n_heads /
- * n_kv_heads). */
-__kernel void attention_tiled(__global const float *q, __global const float *k, __global const float *v, ulong kv_off,
-                              __global const float *qg, __global const float *kg, int has_group, int group_window,
-                              __global const int *q_pos, __global const int *k_pos, int n_q, int n_kv, int n_heads,
-                              int n_kv_heads, float scale, int window, __global float *out) {
-    __local float k_tile[TILE_K * HEAD_DIM];
-    __local float v_tile[TILE_K * HEAD_DIM];
-    __local float kg_tile[TILE_K * HEAD_DIM];
-    __local int p_tile[TILE_K];
-    const int lid = (int)get_local_id(0), wg = (int)get_local_size(0);
-    const int i = (int)get_global_id(0);
-    const int h = (int)get_global_id(1);
-    const int kvh = h / (n_heads / n_kv_heads);
-    const size_t qd = (size_t)n_heads * HEAD_DIM, kvd = (size_t)n_kv_heads * HEAD_DIM;
-    const bool active = i < n_q;
+ * n_kv_heads).
+ * The caches are f32 or f16 (read with vload_half, core OpenCL 1.2: no cl_khr_fp16
+ * needed): one kernel per pair of types, the same code otherwise. */
+#define LOAD_F32(p, i) ((p)[i])
+#define LOAD_F16(p, i) vload_half((i), (p))
+#define DEFINE_ATTENTION(NAME, KT, LOADK, VT, LOADV) \
+__kernel void NAME(__global const float *q, __global const KT *k, __global const VT *v, ulong kv_off,     \
+                   __global const float *qg, __global const KT *kg, int has_group, int group_window,      \
+                   __global const int *q_pos, __global const int *k_pos, int n_q, int n_kv, int n_heads,  \
+                   int n_kv_heads, float scale, int window, __global float *out) {                        \
+    __local float k_tile[TILE_K * HEAD_DIM];                                                              \
+    __local float v_tile[TILE_K * HEAD_DIM];                                                              \
+    __local float kg_tile[TILE_K * HEAD_DIM];                                                             \
+    __local int p_tile[TILE_K];                                                                           \
+    const int lid = (int)get_local_id(0), wg = (int)get_local_size(0);                                    \
+    const int i = (int)get_global_id(0);                                                                  \
+    const int h = (int)get_global_id(1);                                                                  \
+    const int kvh = h / (n_heads / n_kv_heads);                                                           \
+    const size_t qd = (size_t)n_heads * HEAD_DIM, kvd = (size_t)n_kv_heads * HEAD_DIM;                    \
+    const bool active = i < n_q;                                                                          \
+                                                                                                          \
+    float qr[HEAD_DIM], qgr[HEAD_DIM], acc[HEAD_DIM];                                                     \
+    int qp = 0;                                                                                           \
+    for (int d = 0; d < HEAD_DIM; d++) {                                                                  \
+        qr[d] = active ? q[(size_t)i * qd + (size_t)h * HEAD_DIM + d] : 0.0f;                             \
+        qgr[d] = active && has_group ? qg[(size_t)i * qd + (size_t)h * HEAD_DIM + d] : 0.0f;              \
+        acc[d] = 0.0f;                                                                                    \
+    }                                                                                                     \
+    if (active) qp = q_pos[i];                                                                            \
+    float m = -INFINITY, l = 0.0f;                                                                        \
+                                                                                                          \
+    for (int j0 = 0; j0 < n_kv; j0 += TILE_K) {                                                           \
+        const int nk = min(TILE_K, n_kv - j0);                                                            \
+        for (int idx = lid; idx < nk * HEAD_DIM; idx += wg) {                                             \
+            const int jj = idx / HEAD_DIM, d = idx % HEAD_DIM;                                            \
+            const size_t src = kv_off + (size_t)(j0 + jj) * kvd + (size_t)kvh * HEAD_DIM + d;             \
+            k_tile[idx] = LOADK(k, src);                                                                  \
+            v_tile[idx] = LOADV(v, src);                                                                  \
+            if (has_group) kg_tile[idx] = LOADK(kg, src);                                                 \
+        }                                                                                                 \
+        for (int jj = lid; jj < nk; jj += wg) p_tile[jj] = k_pos[j0 + jj];                                \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                                     \
+        if (active)                                                                                       \
+            for (int jj = 0; jj < nk; jj++) {                                                             \
+                const int dist = qp - p_tile[jj];                                                         \
+                if (dist < 0 || (window > 0 && dist >= window)) continue;                                 \
+                float s = 0.0f;                                                                           \
+                if (has_group && dist >= group_window)                                                    \
+                    for (int d = 0; d < HEAD_DIM; d++) s += qgr[d] * kg_tile[jj * HEAD_DIM + d];          \
+                else                                                                                      \
+                    for (int d = 0; d < HEAD_DIM; d++) s += qr[d] * k_tile[jj * HEAD_DIM + d];            \
+                s *= scale;                                                                               \
+                if (s > m) {   /* a new maximum: rescale what was summed under the old one */             \
+                    const float c = exp(m - s);                                                           \
+                    l *= c;                                                                               \
+                    for (int d = 0; d < HEAD_DIM; d++) acc[d] *= c;                                       \
+                    m = s;                                                                                \
+                }                                                                                         \
+                const float p = exp(s - m);                                                               \
+                l += p;                                                                                   \
+                for (int d = 0; d < HEAD_DIM; d++) acc[d] += p * v_tile[jj * HEAD_DIM + d];               \
+            }                                                                                             \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                                     \
+    }                                                                                                     \
+    if (active) {                                                                                         \
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;                                                     \
+        for (int d = 0; d < HEAD_DIM; d++) out[(size_t)i * qd + (size_t)h * HEAD_DIM + d] = acc[d] * inv; \
+    }                                                                                                     \
+}
 
-    float qr[HEAD_DIM], qgr[HEAD_DIM], acc[HEAD_DIM];
-    int qp = 0;
-    for (int d = 0; d < HEAD_DIM; d++) {
-        qr[d] = active ? q[(size_t)i * qd + (size_t)h * HEAD_DIM + d] : 0.0f;
-        qgr[d] = active && has_group ? qg[(size_t)i * qd + (size_t)h * HEAD_DIM + d] : 0.0f;
-        acc[d] = 0.0f;
-    }
-    if (active) qp = q_pos[i];
-    float m = -INFINITY, l = 0.0f;
+DEFINE_ATTENTION(attention_tiled, float, LOAD_F32, float, LOAD_F32)
+DEFINE_ATTENTION(attention_tiled_kh, half, LOAD_F16, float, LOAD_F32)
+DEFINE_ATTENTION(attention_tiled_vh, float, LOAD_F32, half, LOAD_F16)
+DEFINE_ATTENTION(attention_tiled_hh, half, LOAD_F16, half, LOAD_F16)
 
-    for (int j0 = 0; j0 < n_kv; j0 += TILE_K) {
-        const int nk = min(TILE_K, n_kv - j0);
-        for (int idx = lid; idx < nk * HEAD_DIM; idx += wg) {
-            const int jj = idx / HEAD_DIM, d = idx % HEAD_DIM;
-            const size_t src = kv_off + (size_t)(j0 + jj) * kvd + (size_t)kvh * HEAD_DIM + d;
-            k_tile[idx] = k[src];
-            v_tile[idx] = v[src];
-            if (has_group) kg_tile[idx] = kg[src];
-        }
-        for (int jj = lid; jj < nk; jj += wg) p_tile[jj] = k_pos[j0 + jj];
-        barrier(CLK_LOCAL_MEM_FENCE);
-        if (active)
-            for (int jj = 0; jj < nk; jj++) {
-                const int dist = qp - p_tile[jj];
-                if (dist < 0 || (window > 0 && dist >= window)) continue;
-                float s = 0.0f;
-                if (has_group && dist >= group_window)
-                    for (int d = 0; d < HEAD_DIM; d++) s += qgr[d] * kg_tile[jj * HEAD_DIM + d];
-                else
-                    for (int d = 0; d < HEAD_DIM; d++) s += qr[d] * k_tile[jj * HEAD_DIM + d];
-                s *= scale;
-                if (s > m) {   /* a new maximum: rescale what was summed under the old one */
-                    const float c = exp(m - s);
-                    l *= c;
-                    for (int d = 0; d < HEAD_DIM; d++) acc[d] *= c;
-                    m = s;
-                }
-                const float p = exp(s - m);
-                l += p;
-                for (int d = 0; d < HEAD_DIM; d++) acc[d] += p * v_tile[jj * HEAD_DIM + d];
-            }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (active) {
-        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-        for (int d = 0; d < HEAD_DIM; d++) out[(size_t)i * qd + (size_t)h * HEAD_DIM + d] = acc[d] * inv;
-    }
+/* An f16 cache: rows of f32 values stored rounded to nearest even (as the CPU backend
+ * stores them), from element off on. */
+__kernel void store_f16(__global half *dst, ulong off, __global const float *src) {
+    const size_t i = get_global_id(0);
+    vstore_half_rte(src[i], off + i, dst);
 }
 
 /* out[row] = log-softmax of logits[row] at targets[row] (0 when the target is < 0); one
