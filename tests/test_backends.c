@@ -420,22 +420,23 @@ struct attn_case {
     struct kv_types kv;                        /* the caches' types (zero: f32) */
 };
 
-/* A cache of n values of type t (f32 or f16) on the device; `rounded` gets the values it
- * holds, which the reference then uses (the cache's rounding is kv_store's, tested above). */
+/* A cache of n values (whole rows) of type t on the device, converted by the reference
+ * converters of quant.c; `rounded` gets the values it holds, which the reference then uses
+ * (the cache's conversion is kv_store's, tested above). */
 static struct dbuf *put_cache(struct dev *d, const float *vals, size_t n, enum kv_type t, float *rounded) {
     if (t == KV_F32) {
         memcpy(rounded, vals, n * sizeof(float));
         return put(d, vals, n);
     }
-    cr_assert_eq(t, KV_F16);
-    uint16_t *h = calloc(n + 1, sizeof(uint16_t));
-    cr_assert(h);
-    for (size_t i = 0; i < n; i++) {
-        h[i] = f32_to_fp16(vals[i]);
-        rounded[i] = fp16_to_f32(h[i]);
-    }
-    struct dbuf *b = put(d, h, (n + 1) / 2);
-    free(h);
+    const uint32_t gt = t == KV_F16 ? GGML_TYPE_F16 : GGML_TYPE_Q8_0;
+    const size_t bytes = kv_row_bytes(t, n);
+    cr_assert(bytes > 0, "%zu values do not fill whole %s blocks", n, kv_type_name(t));
+    uint8_t *raw = calloc(bytes + 4, 1);
+    cr_assert(raw);
+    quantize_row(gt, vals, raw, n);
+    dequantize_row(gt, raw, rounded, n);
+    struct dbuf *b = put(d, raw, (bytes + 3) / 4);
+    free(raw);
     return b;
 }
 
@@ -514,11 +515,16 @@ static void check_attention(struct dev *d, const struct model *m, const char *ar
         {40, 130, 1, 0, 0, {KV_F32, KV_F32}},     /* window 1: itself only */
         {48, 150, 0, 8, 2, {KV_F32, KV_F32}},     /* SelfExtend: neighbours exact, the rest grouped, one softmax */
         {48, 150, 24, 8, 0, {KV_F32, KV_F32}},    /* SelfExtend and a window together */
-        /* f16 caches (K, V or both) at row offsets, against the values they hold */
+        /* rounded caches (K, V or both) at row offsets, against the values they hold */
         {1, 300, 0, 0, 5, {KV_F16, KV_F16}},
         {67, 200, 0, 0, 3, {KV_F16, KV_F32}},
         {40, 130, 16, 0, 1, {KV_F32, KV_F16}},
         {48, 150, 0, 8, 7, {KV_F16, KV_F16}},   /* SelfExtend's grouped keys in f16 too */
+        /* q8_0 caches, alone and beside the others */
+        {1, 300, 0, 0, 5, {KV_Q8_0, KV_Q8_0}},
+        {67, 200, 0, 0, 3, {KV_Q8_0, KV_F16}},
+        {40, 130, 16, 0, 1, {KV_F32, KV_Q8_0}},
+        {48, 150, 0, 8, 7, {KV_Q8_0, KV_F32}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         float inv[64] = {0};
@@ -691,9 +697,13 @@ Test(models, stories3M_every_method_matches_cpu, .timeout = 900) {
     model_vs_cpu("models/stories3M.gguf", 1024, NULL);
 }
 
-/* f16 caches, where a backend keeps them (stored with the CPU's rounding) */
+/* f16 and q8_0 caches, where a backend keeps them (converted as the CPU converts them) */
 Test(models, stories3M_f16_cache_matches_cpu, .timeout = 900) {
     model_vs_cpu("models/stories3M.gguf", 1024, &(struct kv_types){KV_F16, KV_F16});
+}
+
+Test(models, stories3M_q8_0_cache_matches_cpu, .timeout = 900) {
+    model_vs_cpu("models/stories3M.gguf", 1024, &(struct kv_types){KV_Q8_0, KV_Q8_0});
 }
 
 Test(models, every_weight_type_matches_cpu, .timeout = 900) {

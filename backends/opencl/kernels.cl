@@ -75,10 +75,15 @@ __kernel void swiglu_rows(__global float *gate, __global const float *up) {
  * distance >= group_window takes its logit from the grouped copies (qg, kg) instead,
  * in the same softmax row. Grouped-query heads: head h reads kv head h / (n_heads /
  * n_kv_heads).
- * The caches are f32 or f16 (read with vload_half, core OpenCL 1.2: no cl_khr_fp16
- * needed): one kernel per pair of types, the same code otherwise. */
+ * The caches are f32, f16 (read with vload_half, core OpenCL 1.2: no cl_khr_fp16
+ * needed) or q8_0: one kernel per pair of types, the same code otherwise. */
 #define LOAD_F32(p, i) ((p)[i])
 #define LOAD_F16(p, i) vload_half((i), (p))
+/* q8_0: blocks of 32 values, an f16 scale then 32 int8; element i is in block i / 32
+ * (rows are whole blocks: head_dim is a multiple of 32 for this type) */
+#define Q8_0_BYTES 34
+#define LOAD_Q8(p, i) (vload_half(0, (__global const half *)((p) + (size_t)((i) / 32) * Q8_0_BYTES)) * \
+                       (float)(char)(p)[(size_t)((i) / 32) * Q8_0_BYTES + 2 + (i) % 32])
 #define DEFINE_ATTENTION(NAME, KT, LOADK, VT, LOADV) \
 __kernel void NAME(__global const float *q, __global const KT *k, __global const VT *v, ulong kv_off,     \
                    __global const float *qg, __global const KT *kg, int has_group, int group_window,      \
@@ -144,16 +149,36 @@ __kernel void NAME(__global const float *q, __global const KT *k, __global const
     }                                                                                                     \
 }
 
-DEFINE_ATTENTION(attention_tiled, float, LOAD_F32, float, LOAD_F32)
-DEFINE_ATTENTION(attention_tiled_kh, half, LOAD_F16, float, LOAD_F32)
-DEFINE_ATTENTION(attention_tiled_vh, float, LOAD_F32, half, LOAD_F16)
-DEFINE_ATTENTION(attention_tiled_hh, half, LOAD_F16, half, LOAD_F16)
+DEFINE_ATTENTION(attention_f32_f32, float, LOAD_F32, float, LOAD_F32)
+DEFINE_ATTENTION(attention_f32_f16, float, LOAD_F32, half, LOAD_F16)
+DEFINE_ATTENTION(attention_f32_q8_0, float, LOAD_F32, uchar, LOAD_Q8)
+DEFINE_ATTENTION(attention_f16_f32, half, LOAD_F16, float, LOAD_F32)
+DEFINE_ATTENTION(attention_f16_f16, half, LOAD_F16, half, LOAD_F16)
+DEFINE_ATTENTION(attention_f16_q8_0, half, LOAD_F16, uchar, LOAD_Q8)
+DEFINE_ATTENTION(attention_q8_0_f32, uchar, LOAD_Q8, float, LOAD_F32)
+DEFINE_ATTENTION(attention_q8_0_f16, uchar, LOAD_Q8, half, LOAD_F16)
+DEFINE_ATTENTION(attention_q8_0_q8_0, uchar, LOAD_Q8, uchar, LOAD_Q8)
 
 /* An f16 cache: rows of f32 values stored rounded to nearest even (as the CPU backend
  * stores them), from element off on. */
 __kernel void store_f16(__global half *dst, ulong off, __global const float *src) {
     const size_t i = get_global_id(0);
     vstore_half_rte(src[i], off + i, dst);
+}
+
+/* A q8_0 cache: each block of 32 values as the CPU backend quantizes it (ggml's Q8_0):
+ * d = amax / 127 rounded to f16, then each value times 1/d rounded to nearest even and
+ * clamped to [-127, 127]. One work-item per block, from block block0 on. */
+__kernel void store_q8_0(__global uchar *dst, ulong block0, __global const float *src) {
+    const size_t b = get_global_id(0);
+    __global const float *x = src + b * 32;
+    __global uchar *o = dst + (block0 + b) * Q8_0_BYTES;
+    float amax = 0.0f;
+    for (int j = 0; j < 32; j++) amax = fmax(amax, fabs(x[j]));
+    vstore_half_rte(amax / 127.0f, 0, (__global half *)o);
+    const float d = vload_half(0, (__global const half *)o);
+    const float id = d > 0.0f ? 1.0f / d : 0.0f;
+    for (int j = 0; j < 32; j++) o[2 + j] = (uchar)(char)clamp(rint(x[j] * id), -127.0f, 127.0f);
 }
 
 /* out[row] = log-softmax of logits[row] at targets[row] (0 when the target is < 0); one

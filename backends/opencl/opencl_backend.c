@@ -3,8 +3,8 @@
  * dequantized once at load (from every GGUF type the CPU backend reads) to F32 buffers
  * on the device, except F16 matrices, which stay F16 there (half the memory) and are
  * widened exactly to F32 in a scratch buffer for each product (vload_half, core OpenCL
- * 1.2: no cl_khr_fp16 needed); the KV cache (f32 or f16, stored with vstore_half_rte as the
- * CPU rounds it) and activations live on the device too. Matrix products are CLBlast's
+ * 1.2: no cl_khr_fp16 needed); the KV cache (f32, f16 or q8_0, converted as the CPU
+ * backend converts it) and activations live on the device too. Matrix products are CLBlast's
  * SGEMM; the rest are our own OpenCL C 1.2 kernels (kernels.cl).
  * Parameters: device=N (the index `ctxbench info --backend opencl` lists; default 0). */
 #define CL_TARGET_OPENCL_VERSION 120
@@ -56,8 +56,8 @@ struct backend {
     cl_context ctx;
     cl_command_queue queue;
     cl_program prog;
-    cl_kernel k_embed, k_rmsnorm, k_bias, k_rope, k_add, k_swiglu, k_lsm, k_widen, k_store_f16;
-    cl_kernel k_attn[2][2];       /* attention by cache types: [K is f16][V is f16] */
+    cl_kernel k_embed, k_rmsnorm, k_bias, k_rope, k_add, k_swiglu, k_lsm, k_widen, k_store_f16, k_store_q8_0;
+    cl_kernel k_attn[3][3];       /* attention by cache types: [enum kv_type of K][of V] */
     cl_mem widened;               /* [largest F16 matrix] F32: the matrix of the current product */
     size_t widened_elems;
     size_t attn_wg;               /* query rows per attention work-group */
@@ -329,10 +329,12 @@ static void ocl_destroy(struct backend *b) {
     cl_mem ms[] = {b->tok_embd, b->output_norm, b->tokens, b->logits, b->targets, b->logprob, b->widened};
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
         if (ms[i]) clReleaseMemObject(ms[i]);
-    cl_kernel ks[] = {b->k_embed, b->k_rmsnorm, b->k_bias, b->k_rope, b->k_add, b->k_swiglu, b->k_attn[0][0],
-                      b->k_attn[1][0], b->k_attn[0][1], b->k_attn[1][1], b->k_lsm, b->k_widen, b->k_store_f16};
+    cl_kernel ks[] = {b->k_embed, b->k_rmsnorm, b->k_bias, b->k_rope, b->k_add, b->k_swiglu, b->k_lsm, b->k_widen,
+                      b->k_store_f16, b->k_store_q8_0};
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
         if (ks[i]) clReleaseKernel(ks[i]);
+    for (int i = 0; i < 9; i++)
+        if (b->k_attn[i / 3][i % 3]) clReleaseKernel(b->k_attn[i / 3][i % 3]);
     if (b->prog) clReleaseProgram(b->prog);
     CLBlastClearCache();   /* its compiled kernels hold this context */
     if (b->queue) clReleaseCommandQueue(b->queue);
@@ -375,9 +377,8 @@ static int build_program(struct backend *b, char *err, size_t errlen) {
     struct { cl_kernel *k; const char *name; } ks[] = {
         {&b->k_embed, "embed_rows"}, {&b->k_rmsnorm, "rmsnorm_rows"}, {&b->k_bias, "add_bias_rows"},
         {&b->k_rope, "rope_rows"}, {&b->k_add, "add_rows"}, {&b->k_swiglu, "swiglu_rows"},
-        {&b->k_attn[0][0], "attention_tiled"}, {&b->k_attn[1][0], "attention_tiled_kh"},
-        {&b->k_attn[0][1], "attention_tiled_vh"}, {&b->k_attn[1][1], "attention_tiled_hh"},
         {&b->k_lsm, "log_softmax_rows"}, {&b->k_widen, "widen_f16"}, {&b->k_store_f16, "store_f16"},
+        {&b->k_store_q8_0, "store_q8_0"},
     };
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
         *ks[i].k = clCreateKernel(b->prog, ks[i].name, &rc);
@@ -386,11 +387,20 @@ static int build_program(struct backend *b, char *err, size_t errlen) {
             return -1;
         }
     }
-    /* one work-group size for the four attention kernels: the smallest they allow */
+    /* attention_K_V for every pair of cache types, one work-group size for all of them:
+     * the smallest they allow */
     size_t wg = SIZE_MAX;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 9; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "attention_%s_%s", kv_type_name((enum kv_type)(i / 3)),
+                 kv_type_name((enum kv_type)(i % 3)));
+        b->k_attn[i / 3][i % 3] = clCreateKernel(b->prog, name, &rc);
+        if (rc != CL_SUCCESS) {
+            snprintf(err, errlen, "OpenCL: kernel %s: %s (%d)", name, cl_error_name(rc), rc);
+            return -1;
+        }
         size_t w = 0;
-        clGetKernelWorkGroupInfo(b->k_attn[i / 2][i % 2], b->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof w, &w, NULL);
+        clGetKernelWorkGroupInfo(b->k_attn[i / 3][i % 3], b->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof w, &w, NULL);
         if (w < wg) wg = w;
     }
     b->attn_wg = 1;
@@ -514,10 +524,9 @@ static void ocl_device(const struct backend *b, struct device_info *out) {
 static const char *ocl_cannot_run(const struct backend *b, const struct forward_plan *plan,
                                   const struct kv_types *kv) {
     (void)b; (void)plan;
-    /* every method's plan (RoPE tables, SWA and SelfExtend are all in the kernels), but
-     * the attention kernels read f32 and f16 caches only */
-    if (kv->k == KV_Q8_0 || kv->v == KV_Q8_0)
-        return "the OpenCL backend keeps its KV cache in f32 or f16 (q8_0 caches run on the cpu backend)";
+    (void)kv;
+    /* every method's plan (RoPE tables, SWA and SelfExtend are all in the kernels) and
+     * every cache type (the engine checks that the model's heads fit q8_0) */
     return NULL;
 }
 
@@ -628,11 +637,10 @@ static void ocl_attention(struct backend *b, const struct attn_call *at) {
                        ARG(has_group), ARG(gw), ARG(at->q_pos->mem), ARG(at->k_pos->mem), ARG(nq), ARG(nkv),
                        ARG(nh), ARG(nkvh), ARG(scale), ARG(win), ARG(at->out->mem)};
     size_t rows = ((size_t)at->n_q + b->attn_wg - 1) / b->attn_wg * b->attn_wg;
-    run_kernel(b, b->k_attn[at->kv.k == KV_F16][at->kv.v == KV_F16], "attention_tiled", a, 17, rows,
-               (size_t)c->n_heads, b->attn_wg);
+    run_kernel(b, b->k_attn[at->kv.k][at->kv.v], "attention", a, 17, rows, (size_t)c->n_heads, b->attn_wg);
 }
 
-/* f32 and f16 caches (ocl_cannot_run refuses q8_0, so no plan gets here with it). */
+/* Rows into a cache of type t, converted as the CPU backend converts them. */
 static void ocl_kv_store(struct backend *b, struct dbuf *cache, enum kv_type t, size_t row, const struct dbuf *src,
                          int n) {
     const size_t kvd = (size_t)b->m->cfg.n_kv_heads * b->m->cfg.head_dim;
@@ -642,8 +650,10 @@ static void ocl_kv_store(struct backend *b, struct dbuf *cache, enum kv_type t, 
         cl_ulong off = row * kvd;   /* in halves */
         struct karg a[] = {ARG(cache->mem), ARG(off), ARG(src->mem)};
         run_kernel(b, b->k_store_f16, "store_f16", a, 3, (size_t)n * kvd, 0, 0);
-    } else if (!b->error[0]) {
-        snprintf(b->error, sizeof b->error, "the OpenCL backend has no %s KV cache", kv_type_name(t));
+    } else {   /* q8_0: kvd is a multiple of 32 (the engine refuses other shapes) */
+        cl_ulong block0 = row * (kvd / 32);
+        struct karg a[] = {ARG(cache->mem), ARG(block0), ARG(src->mem)};
+        run_kernel(b, b->k_store_q8_0, "store_q8_0", a, 3, (size_t)n * (kvd / 32), 0, 0);
     }
 }
 
