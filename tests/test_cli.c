@@ -624,6 +624,23 @@ static void flags_bad(const char *args, int want_rc, const char *want_in_err) {
               want_in_err, err);
 }
 
+/* bench --logits: every position scored (perplexity's work, the default) or the last
+ * position's logits only (a prompt's work, what llama-bench -p times); anything else is
+ * a one-line error. */
+Test(cli, bench_logits_all_or_last) {
+    char out[4096], args[2400];
+    const char *modes[] = {"", "--logits all", "--logits last"}, *want[] = {"logits all", "logits all", "logits last"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "bench -m %s -c 64 -t 1 %s", model, modes[i]);
+        cr_expect_eq(run(out, sizeof out, args), 0, "%s: %s", args, out);
+        cr_expect(strstr(out, "prefill n=64") && strstr(out, want[i]), "%s: %s", args, out);
+    }
+    snprintf(args, sizeof args, "bench -m %s -c 64 --logits first", model);
+    cr_expect_eq(run(out, sizeof out, args), 2, "%s", args);
+    cr_expect(strstr(out, "--logits expects all or last, got 'first'") && strchr(out, '\n') == out + strlen(out) - 1,
+              "%s", out);
+}
+
 /* llama.cpp's --grp-attn-n/-w name an algorithm ctxbench does not implement: refused
  * with a pointer to the nearest method, not run as something else. */
 Test(cli, llamacpp_group_attention_is_refused_with_a_pointer) {

@@ -27,6 +27,10 @@ static const char *help =
     "  -c, --ctx LIST          comma-separated lengths (default 512)\n"
     "      --sgemm             also measure OpenBLAS sgemm GFLOP/s with -t threads (the ceiling)\n"
     "      --repeat N          best of N prefills per length (default 1)\n"
+    "      --logits all|last   all (default): every position's log-probability of the next\n"
+    "                          token, as perplexity needs (the vocabulary projection on all N);\n"
+    "                          last: only the last position's logits, as a generation prompt\n"
+    "                          and llama-bench's -p test compute them\n"
     "      --depth D           each prefill starts at position D, over a cache of D tokens filled\n"
     "                          with synthetic keys and values (not computed): the rate at depth,\n"
     "                          e.g. -c 512 --depth 32256 for the last chunk of a 32k window\n"
@@ -254,12 +258,13 @@ int cmd_bench(int argc, char **argv) {
                                              {"store", required_argument, 0, 2004},
                                              {"store-dir", required_argument, 0, 2005},
                                              {"depth", required_argument, 0, 2006},
+                                             {"logits", required_argument, 0, 2007},
                                              {"help", no_argument, 0, 'h'},
                                              {0}};
     struct run_opts ro;
     run_opts_init(&ro);
     const char *lens = "512";
-    int do_sgemm = 0, do_kernels = 0, opt;
+    int do_sgemm = 0, do_kernels = 0, last_only = 0, opt;
     long repeat = 1, store_cells = 0, depth = 0;
     const char *store_dir = "/tmp";
     while ((opt = getopt_long(argc, argv, "m:t:c:h", longopts, NULL)) != -1) {
@@ -280,6 +285,11 @@ int cmd_bench(int argc, char **argv) {
                 fprintf(stderr, "ctxbench: --depth expects a token count in 0..16777216, got '%s'\n", ECHO(optarg));
                 return 2;
             }
+        }
+        else if (opt == 2007) {
+            if (strcmp(optarg, "all") == 0) last_only = 0;
+            else if (strcmp(optarg, "last") == 0) last_only = 1;
+            else { fprintf(stderr, "ctxbench: --logits expects all or last, got '%s'\n", ECHO(optarg)); return 2; }
         }
         else if (opt == 2002) {
             if (!parse_int(optarg, 1, 100, &repeat)) { fprintf(stderr, "ctxbench: --repeat expects 1..100\n"); return 2; }
@@ -332,7 +342,8 @@ int cmd_bench(int argc, char **argv) {
         int32_t *ids = malloc(sizeof(int32_t) * n);
         int32_t *tg = malloc(sizeof(int32_t) * n);
         float *lp = malloc(sizeof(float) * n);
-        if (!s || !ids || !tg || !lp) {
+        float *last = last_only ? malloc(sizeof(float) * (size_t)c->n_vocab) : NULL;
+        if (!s || !ids || !tg || !lp || (last_only && !last)) {
             fprintf(stderr, "ctxbench: %s\n", s ? "out of memory" : err);
             rc = 1;
         } else {
@@ -356,7 +367,8 @@ int cmd_bench(int argc, char **argv) {
                     printf("synthetic cache of %ld tokens (KV cache %s/%s) filled in %.1fs\n", depth,
                            kv_type_name(rt.kv.k), kv_type_name(rt.kv.v), host_monotonic_s() - t_fill);
                 double cpu0 = host_cpu_s();
-                if (session_eval(s, ids, NULL, n, &fp, tg, lp, NULL, err, sizeof err) != 0) {
+                if (session_eval(s, ids, NULL, n, &fp, last_only ? NULL : tg, last_only ? NULL : lp, last, err,
+                                 sizeof err) != 0) {
                     fprintf(stderr, "ctxbench: %s\n", err);
                     rc = 1;
                     break;
@@ -370,17 +382,20 @@ int cmd_bench(int argc, char **argv) {
             if (rc == 0) {
                 double attn_flops = 2.0 * 2.0 * c->n_layers * c->n_heads * c->head_dim *
                                     ((double)n * (n + 1) / 2 + (double)n * depth);
+                /* the vocabulary projection runs on every position, or on the last only */
+                double vocab_params = (double)c->dim * c->n_vocab;
+                double mat_flops = 2.0 * ((mat_params - vocab_params) * n + vocab_params * (last_only ? 1 : n));
                 if (depth > 0) printf("at depth %ld: ", depth);
                 printf("prefill n=%-6d %8.1f tokens/s  %7.1f GFLOP/s (matrix)  attention %4.1f%% of time "
-                       "(%.1f GFLOP/s)  matmul %4.1f%%  cpu %.2fs  peak RSS %.0f MB\n",
-                       n, n / best.t_total, 2.0 * mat_params * n / best.t_total / 1e9, 100 * best.t_attn / best.t_total,
+                       "(%.1f GFLOP/s)  matmul %4.1f%%  cpu %.2fs  peak RSS %.0f MB  logits %s\n",
+                       n, n / best.t_total, mat_flops / best.t_total / 1e9, 100 * best.t_attn / best.t_total,
                        best.t_attn > 0 ? attn_flops / best.t_attn / 1e9 : 0, 100 * best.t_matmul / best.t_total,
-                       best_cpu, host_peak_rss_mib());
+                       best_cpu, host_peak_rss_mib(), last_only ? "last" : "all");
                 fflush(stdout);
             }
         }
         if (s) session_free(s);
-        free(ids); free(tg); free(lp);
+        free(ids); free(tg); free(lp); free(last);
     }
     runtime_close(&rt);
     return rc;
