@@ -29,11 +29,12 @@
 #   disk and memory before writing or running it (skipped with a note if short).
 #   llama.cpp: `llama-bench -m FILE -p N -n 0 -t THREADS -r REPS` (avg_ts, its mean over
 #   REPS repetitions after one warm-up). ctxbench: `ctxbench bench -m FILE -c N -t THREADS
-#   --repeat REPS` (best of REPS prefills). The two do not do the same work: ctxbench runs
-#   every position through the output projection and scores it (a log-probability per
-#   position, as perplexity needs), llama-bench only computes the logits of the last
-#   position, so ctxbench does more matrix flops (2 x dim x vocab per position: about 7%
-#   on TinyLlama, 3% on Llama-2-7B). Each length runs alternated, llama.cpp then ctxbench,
+#   --repeat REPS+1 --logits LOGITS` (best of its prefills). Both with the same KV cache type,
+#   BENCH_LLAMACPP_KV (default f16, llama.cpp's default; -ctk/-ctv on both sides). The same
+#   work by default: BENCH_LLAMACPP_LOGITS=last computes the last position's logits only, as
+#   llama-bench does; =all makes ctxbench also score every position (a log-probability per
+#   position, as perplexity needs: 2 x dim x vocab more flops per position, about 7% on
+#   TinyLlama, 3% on Llama-2-7B). Each length runs alternated, llama.cpp then ctxbench,
 #   ROUNDS times (default 2), with the load average printed beside every run: the machine
 #   may be shared, read the figures with it.
 #   Memory and load, once per model file: peak RSS of the whole process (/usr/bin/time -v)
@@ -57,6 +58,10 @@ SHARED=${CTXBENCH_SHARED:-$ROOT/../shared}
 T=${THREADS:-2}
 ROUNDS=${ROUNDS:-2}
 REPS=${BENCH_LLAMACPP_REPS:-1}
+KV=${BENCH_LLAMACPP_KV:-f16}
+LOGITS=${BENCH_LLAMACPP_LOGITS:-last}
+case $KV in f32|f16|q8_0) ;; *) echo "bench_llamacpp: BENCH_LLAMACPP_KV must be f32, f16 or q8_0, got '$KV'" >&2; exit 2 ;; esac
+case $LOGITS in all|last) ;; *) echo "bench_llamacpp: BENCH_LLAMACPP_LOGITS must be all or last, got '$LOGITS'" >&2; exit 2 ;; esac
 CASES=${BENCH_LLAMACPP_CASES:-tinyllama:F16:512,2048,8192 tinyllama:Q8_0:512,2048,8192 llama2-7b:Q4_K:512 ppl}
 CPU=${LLAMACPP_CPU:-native}
 NLC=${NODE_LLAMA_CPP:-node-llama-cpp@3.22.1}
@@ -173,13 +178,14 @@ synth_estimate_mb() {
 prefill() {
     m=$1 n=$2
     la=$(load)
-    /usr/bin/time -v "$LB/llama-bench" -m "$m" -p "$n" -n 0 -t "$T" -r "$REPS" -o jsonl \
+    /usr/bin/time -v "$LB/llama-bench" -m "$m" -p "$n" -n 0 -t "$T" -r "$REPS" -ctk "$KV" -ctv "$KV" -o jsonl \
         > "$TMP/ll.json" 2> "$TMP/ll.time" || true
     ll_ts=$(jf avg_ts < "$TMP/ll.json" | awk '{ printf "%.1f", $1 }')
     ll_rss=$(rss_mb "$TMP/ll.time")
     ll_cfg="flash_attn=$(jf flash_attn < "$TMP/ll.json") type_k=$(jf type_k < "$TMP/ll.json") n_ubatch=$(jf n_ubatch < "$TMP/ll.json")"
     lb=$(load)
-    /usr/bin/time -v "$CB" bench -m "$m" -c "$n" -t "$T" --repeat $((REPS + 1)) > "$TMP/cb.out" 2> "$TMP/cb.time" || true
+    /usr/bin/time -v "$CB" bench -m "$m" -c "$n" -t "$T" --repeat $((REPS + 1)) --logits "$LOGITS" -ctk "$KV" -ctv "$KV" \
+        > "$TMP/cb.out" 2> "$TMP/cb.time" || true
     cb_ts=$(sed -n 's/^prefill n=[0-9]* *\([0-9.]*\) tokens.*/\1/p' "$TMP/cb.out")
     cb_rss=$(rss_mb "$TMP/cb.time")
     cb_load=$(sed -n 's/.*, load \([0-9.]*\)s,.*/\1/p' "$TMP/cb.out")
@@ -198,7 +204,11 @@ ll_load_ms() {
 
 info_line
 echo "prefill tokens/s; llama-bench -p N -n 0 (avg of $REPS after a warm-up) vs ctxbench bench -c N (best of $((REPS + 1)));"
-echo "ctxbench also scores every position (output projection on all N), llama-bench only the last."
+if [ "$LOGITS" = last ]; then
+    echo "both compute the last position's logits only (ctxbench bench --logits last); KV cache $KV in both."
+else
+    echo "ctxbench also scores every position (--logits all: output projection on all N), llama-bench only the last; KV cache $KV in both."
+fi
 echo "ratio = ctxbench / llama.cpp; RSS = peak of the whole process (MB); runs alternated (llama.cpp first), rounds: $ROUNDS"
 for c in $CASES; do
     [ "$c" = ppl ] && continue
