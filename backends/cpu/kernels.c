@@ -1,9 +1,9 @@
 /* The small per-row kernels of the forward pass: RMS norm, rotary embedding,
- * SwiGLU and the log-softmax used for scoring. Attention lives in attention.c. */
+ * SwiGLU and the KV cache conversions. Attention lives in attention.c; scoring (the
+ * log-softmax over vocabulary blocks) in cpu_backend.c. */
 #include "kernels.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "quant.h"
@@ -70,17 +70,4 @@ void swiglu(float *out, const float *gate, const float *up, size_t n) {
         float g = gate[i];
         out[i] = g / (1.0f + expf(-g)) * up[i];
     }
-}
-
-double log_softmax_at(const float *logits, int n, int target) {
-    if (n <= 0 || target < 0 || target >= n) {
-        fprintf(stderr, "log_softmax_at: target %d outside a row of %d logits\n", target, n);
-        return NAN;
-    }
-    double max = -INFINITY;
-    for (int i = 0; i < n; i++)
-        if (logits[i] > max) max = logits[i];
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += exp((double)logits[i] - max);
-    return (double)logits[target] - max - log(sum);
 }

@@ -70,7 +70,4 @@ void kv_dequantize(enum kv_type t, const void *src, float *dst, size_t n);
 /* out[i] = silu(gate[i]) * up[i] */
 void swiglu(float *out, const float *gate, const float *up, size_t n);
 
-/* Log-softmax of one row at index `target`: logit[target] - logsumexp(logits), in double. */
-double log_softmax_at(const float *logits, int n, int target);
-
 #endif
