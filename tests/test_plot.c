@@ -248,6 +248,15 @@ static void temp_dir(char *buf, size_t cap) {
     cr_assert_not_null(mkdtemp(buf));
 }
 
+/* A test's folder: a temporary DIR, DIR/NAME.h5 for its results and DIR/out (made) for
+ * the figures; the arrays as every test declares them (64, 128, 128). */
+static void workspace(char dir[64], char h5[128], char out[128], const char *name) {
+    temp_dir(dir, 64);
+    snprintf(h5, 128, "%s/%s.h5", dir, name);
+    snprintf(out, 128, "%s/out", dir);
+    cr_assert_eq(mkdir(out, 0777), 0);
+}
+
 static void remove_tree(const char *dir) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -264,10 +273,7 @@ static bool file_exists(const char *dir, const char *name) {
 
 Test(plot, data_files_hold_the_done_cells_in_length_order) {
     char dir[64], h5[128], out[128], err[512];
-    temp_dir(dir, sizeof dir);
-    snprintf(h5, sizeof h5, "%s/a.h5", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
-    cr_assert_eq(mkdir(out, 0777), 0);
+    workspace(dir, h5, out, "a");
     write_file_a(h5);
     struct plot_plan plan;
     struct plot_opts o = {.passkey_metric = "accuracy"};
@@ -435,10 +441,7 @@ Test(plot, data_files_hold_the_done_cells_in_length_order) {
 
 Test(plot, rouge_standard_error_and_quoting) {
     char dir[64], h5[128], out[128], err[512];
-    temp_dir(dir, sizeof dir);
-    snprintf(h5, sizeof h5, "%s/b.h5", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
-    cr_assert_eq(mkdir(out, 0777), 0);
+    workspace(dir, h5, out, "b");
     write_file_b(h5);
     struct plot_plan plan;
     cr_assert_eq(plot_prepare(h5, out, NULL, &plan, err, sizeof err), 0, "%s", err);
@@ -474,10 +477,7 @@ Test(plot, rouge_standard_error_and_quoting) {
  * group whose cells all failed gives no figure, only a note. */
 Test(plot, groups_of_one_task_get_numbered_figures) {
     char dir[64], h5[128], out[128], err[512];
-    temp_dir(dir, sizeof dir);
-    snprintf(h5, sizeof h5, "%s/g.h5", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
-    cr_assert_eq(mkdir(out, 0777), 0);
+    workspace(dir, h5, out, "g");
     struct store *st = store_open(h5, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
     static const char *const settings[2] = {"max_tokens=1000", "max_tokens=2000"};
@@ -604,10 +604,7 @@ static const char *only_job_vars(const struct plot_plan *plan, const char *scrip
  * every length, every method is the baseline at 1x -- are drawn side by side and named. */
 Test(plot, configurations_and_equal_curves_are_labelled) {
     char dir[64], h5[128], out[128], err[512];
-    temp_dir(dir, sizeof dir);
-    snprintf(h5, sizeof h5, "%s/c.h5", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
-    cr_assert_eq(mkdir(out, 0777), 0);
+    workspace(dir, h5, out, "c");
     struct store *st = store_open(h5, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
     static const char *const specs[] = {"baseline", "ntk", "dynamic_ntk", "yarn", "pi:factor=4"};
@@ -688,10 +685,7 @@ Test(plot, wilson_intervals_match_published_values) {
  * the figure, and a small one is called small. */
 Test(plot, passkey_accuracy_has_wilson_intervals_and_n) {
     char dir[64], h5[128], out[128], err[512];
-    temp_dir(dir, sizeof dir);
-    snprintf(h5, sizeof h5, "%s/a.h5", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
-    cr_assert_eq(mkdir(out, 0777), 0);
+    workspace(dir, h5, out, "a");
     write_file_a(h5);
     struct plot_plan plan;
     cr_assert_eq(plot_prepare(h5, out, NULL, &plan, err, sizeof err), 0, "%s", err);
@@ -737,10 +731,7 @@ Test(plot, passkey_accuracy_has_wilson_intervals_and_n) {
  * loss figures take a log position axis on request. */
 Test(plot, rising_throughput_is_flagged_and_loss_takes_log_x) {
     char dir[64], h5[128], out[128], err[512];
-    temp_dir(dir, sizeof dir);
-    snprintf(h5, sizeof h5, "%s/r.h5", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
-    cr_assert_eq(mkdir(out, 0777), 0);
+    workspace(dir, h5, out, "r");
     struct store *st = store_open(h5, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
     static const double rates[2][3] = {{1000, 900, 800}, {500, 1000, 400}};   /* yarn: 512 -> 1k rises */
@@ -780,10 +771,7 @@ Test(plot, rising_throughput_is_flagged_and_loss_takes_log_x) {
  * a cell alone on the machine (load = its 2 threads) does not. */
 Test(plot, cost_names_a_shared_machine_from_the_load_average) {
     char dir[64], h5[128], out[128], err[512];
-    temp_dir(dir, sizeof dir);
-    snprintf(h5, sizeof h5, "%s/r.h5", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
-    cr_assert_eq(mkdir(out, 0777), 0);
+    workspace(dir, h5, out, "r");
     struct store *st = store_open(h5, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
     static const double loads[3] = {2.0, 2.3, 5.5};   /* threads 2: only the last had company (3.5 more) */
@@ -816,10 +804,7 @@ Test(plot, cost_names_a_shared_machine_from_the_load_average) {
  * timings (an older results file) shows its overall rate, n = 0, and no spread. */
 Test(plot, cost_shows_the_spread_over_repeated_forward_passes) {
     char dir[64], h5[128], out[128], err[512];
-    temp_dir(dir, sizeof dir);
-    snprintf(h5, sizeof h5, "%s/r.h5", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
-    cr_assert_eq(mkdir(out, 0777), 0);
+    workspace(dir, h5, out, "r");
     struct store *st = store_open(h5, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
     /* 512: five windows, one NAN (a pass too short to time) left out -> median of 4 */
@@ -862,10 +847,7 @@ Test(plot, cost_shows_the_spread_over_repeated_forward_passes) {
 /* Identical ROUGE-L values of two methods are named in the caption and notes. */
 Test(plot, identical_rouge_is_named) {
     char dir[64], h5[128], out[128], err[512];
-    temp_dir(dir, sizeof dir);
-    snprintf(h5, sizeof h5, "%s/f.h5", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
-    cr_assert_eq(mkdir(out, 0777), 0);
+    workspace(dir, h5, out, "f");
     struct store *st = store_open(h5, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
     static const char *const specs[2] = {"baseline", "yarn"};
