@@ -63,7 +63,8 @@ struct backend {
     struct cpu_layer *layers;
     struct linear output;
     const float *output_norm;
-    size_t f32_bytes;
+    size_t f32_bytes;     /* the F32 copies of weights (f32_budget) */
+    size_t held_bytes;    /* the scratch and scoring buffers below, as allocated */
     float *scratch_w;     /* per-thread dequantization buffers: n_threads x the largest block x its cols */
     size_t scratch_w_per_thread;
     /* scoring (cpu_score): up to SCORE_ROWS gathered rows x one block of score_vocab
@@ -176,6 +177,12 @@ static int score_vocab_for(const struct model_config *c) {
     return v < (size_t)c->n_vocab ? (int)v : c->n_vocab;
 }
 
+/* malloc, counted in held_bytes. */
+static void *held_alloc(struct backend *e, size_t bytes) {
+    e->held_bytes += bytes;
+    return malloc(bytes);
+}
+
 static struct backend *cpu_create(const struct model *m, const char *params, char *err, size_t errlen) {
     const struct model_config *c = &m->cfg;
     long threads, tile_q, tile_k, budget;
@@ -241,15 +248,17 @@ static struct backend *cpu_create(const struct model *m, const char *params, cha
             if (need > e->scratch_w_per_thread) e->scratch_w_per_thread = need;
         }
     }
-    e->scratch_w = malloc((e->scratch_w_per_thread ? e->scratch_w_per_thread : 1) * e->n_threads * sizeof(float));
+    /* held_alloc counts each buffer as it allocates it: what cpu_device reports */
+    e->scratch_w =
+        held_alloc(e, (e->scratch_w_per_thread ? e->scratch_w_per_thread : 1) * e->n_threads * sizeof(float));
     e->score_vocab = score_vocab_for(c);
-    e->logits = malloc((size_t)SCORE_ROWS * e->score_vocab * sizeof(float));
-    e->score_x = malloc((size_t)SCORE_ROWS * c->dim * sizeof(float));
-    e->score_row = malloc(SCORE_ROWS * sizeof *e->score_row);
-    e->score_target = malloc(SCORE_ROWS * sizeof *e->score_target);
-    e->score_max = malloc(SCORE_ROWS * sizeof *e->score_max);
-    e->score_sum = malloc(SCORE_ROWS * sizeof *e->score_sum);
-    e->score_tlogit = malloc(SCORE_ROWS * sizeof *e->score_tlogit);
+    e->logits = held_alloc(e, (size_t)SCORE_ROWS * e->score_vocab * sizeof(float));
+    e->score_x = held_alloc(e, (size_t)SCORE_ROWS * c->dim * sizeof(float));
+    e->score_row = held_alloc(e, SCORE_ROWS * sizeof *e->score_row);
+    e->score_target = held_alloc(e, SCORE_ROWS * sizeof *e->score_target);
+    e->score_max = held_alloc(e, SCORE_ROWS * sizeof *e->score_max);
+    e->score_sum = held_alloc(e, SCORE_ROWS * sizeof *e->score_sum);
+    e->score_tlogit = held_alloc(e, SCORE_ROWS * sizeof *e->score_tlogit);
     if (!e->scratch_w || !e->logits || !e->score_x || !e->score_row || !e->score_target || !e->score_max ||
         !e->score_sum || !e->score_tlogit)
         goto oom;
@@ -339,9 +348,7 @@ static void cpu_device(const struct backend *e, struct device_info *out) {
     out->mem_free = host_mem_available();
     out->max_buffer = SIZE_MAX;
     out->n_threads = e->n_threads;
-    out->model_bytes = e->f32_bytes + (e->scratch_w_per_thread * e->n_threads +
-                                       (size_t)SCORE_ROWS * (e->score_vocab + e->m->cfg.dim)) * sizeof(float) +
-                      SCORE_ROWS * (sizeof(int) + sizeof(int32_t) + 2 * sizeof(double) + sizeof(float));
+    out->model_bytes = e->f32_bytes + e->held_bytes;
 }
 
 static const char *cpu_cannot_run(const struct backend *e, const struct forward_plan *plan,
