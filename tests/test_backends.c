@@ -733,6 +733,77 @@ Test(models, every_weight_type_matches_cpu, .timeout = 900) {
         }
 }
 
+/* An eval that needs few outputs (a passkey's answer, a prompt's last logits) carries only
+ * those rows through the last layer (engine.c, forward_chunk). Here, on every backend: the
+ * same tokens with every position scored, and with a few positions scored (scattered, a
+ * run, rows far down a chunk, none at all in some chunks) plus the last logits; the scored
+ * positions must agree with the full pass, the others be 0, the logits agree. Three chunks
+ * of 512 in two calls, methods whose attention depends on each query's own position
+ * (baseline, SelfExtend's grouped queries, SWA's window). */
+static bool sparse_scored(int t) {
+    return t >= 600 && (t % 211 == 7 || (t > 600 && t < 604) || (t >= 700 && t < 712) || t == 1020 || t == 1098);
+}
+
+static void eval_two_calls(struct runtime *rt, const char *method, const int32_t *ids, int n, bool sparse,
+                           float *lp, float *logits) {
+    struct method_spec spec;
+    struct method_plan plan;
+    cr_assert_eq(method_spec_parse(method, &spec, err, sizeof err), 0, "%s", err);
+    struct method_ctx mctx = {.cfg = &rt->model->cfg, .target_len = 2 * rt->model->cfg.ctx_train, .seq_len = n};
+    cr_assert_eq(method_plan(&spec, &mctx, &plan, err, sizeof err), 0, "%s: %s", method, err);
+    struct forward_plan fp = method_forward_plan(&plan);
+    struct session *s = session_new(rt->engine, n, err, sizeof err);
+    cr_assert(s, "%s", err);
+    int32_t *targets = malloc((size_t)n * sizeof(int32_t));
+    for (int t = 0; t < n - 1; t++) targets[t] = !sparse || sparse_scored(t) ? ids[t + 1] : -1;
+    targets[n - 1] = -1;
+    const int first = 600;   /* a whole chunk and a part; with sparse targets neither has an output row */
+    cr_assert_eq(session_eval(s, ids, NULL, first, &fp, targets, lp, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(session_eval(s, ids + first, NULL, n - first, &fp, targets + first, lp + first, logits, err,
+                              sizeof err), 0, "%s", err);
+    free(targets);
+    session_free(s);
+}
+
+Test(models, only_the_rows_scored_pass_the_last_layer, .timeout = 600) {
+    const struct backend_ops *bes[16];
+    int nb = runnable_backends(bes, true);
+    char path[512];
+    shared_path(path, sizeof path, "models/stories260K.gguf");
+    const int n = 1100;
+    const char *methods[] = {"baseline", "selfextend", "swa"};
+    for (int b = 0; b < nb; b++) {
+        struct runtime rt;
+        cr_assert_eq(runtime_open(&rt, path, bes[b]->name, strcmp(bes[b]->name, "cpu") == 0 ? "threads=2" : "", NULL,
+                                  err, sizeof err), 0, "%s", err);
+        int32_t *ids = story_ids(rt.model, n);
+        const int nv = rt.model->cfg.n_vocab;
+        float *full = malloc(sizeof(float) * n), *part = malloc(sizeof(float) * n);
+        float *full_logits = malloc(sizeof(float) * nv), *part_logits = malloc(sizeof(float) * nv);
+        for (size_t mi = 0; mi < sizeof methods / sizeof methods[0]; mi++) {
+            eval_two_calls(&rt, methods[mi], ids, n, false, full, full_logits);
+            eval_two_calls(&rt, methods[mi], ids, n, true, part, part_logits);
+            int scored = 0;
+            for (int t = 0; t < n; t++) {
+                bool want = t < n - 1 && sparse_scored(t);
+                scored += want;
+                if (want)
+                    cr_assert(fabs((double)part[t] - full[t]) <= 1e-5, "%s on %s: position %d log-prob %.7g, %.7g with "
+                              "every position scored", methods[mi], bes[b]->name, t, part[t], full[t]);
+                else
+                    cr_assert_eq(part[t], 0.0f, "%s on %s: position %d is not scored but has %g", methods[mi],
+                                 bes[b]->name, t, part[t]);
+            }
+            cr_assert_eq(scored, 20);
+            for (int v = 0; v < nv; v++)
+                cr_assert(fabs((double)part_logits[v] - full_logits[v]) <= 1e-4, "%s on %s: last logit %d %.7g vs %.7g",
+                          methods[mi], bes[b]->name, v, part_logits[v], full_logits[v]);
+        }
+        free(full); free(part); free(full_logits); free(part_logits); free(ids);
+        runtime_close(&rt);
+    }
+}
+
 /* ------------------------------------------------------------------ parameter strings */
 
 Test(params, parsed_strictly_with_one_line_errors) {

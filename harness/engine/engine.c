@@ -50,6 +50,9 @@ struct session {
     struct dbuf *cs, *cs_q, *cs_k;  /* [CHUNK][n_rot/2][2] rotations at the chunk's positions; SelfExtend's
                                        grouped query and key positions */
     int32_t *h_qpos, *h_gpos, *h_gkpos; /* host: the three position maps */
+    int32_t *h_out_rows, *h_out_pos;    /* [CHUNK] host: the chunk rows whose output is needed, their positions */
+    int32_t *h_out_tgt;                 /* [CHUNK] host: their targets (-1: the last row, logits only) */
+    float *h_out_lp;                    /* [CHUNK] host: their log-probabilities */
     float *h_cs;                    /* host: one rotation table being made */
     int se_group, se_window;        /* the SelfExtend setting kg_cache was built with */
     struct eval_stats stats;
@@ -151,6 +154,7 @@ void session_free(struct session *s) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) e->ops->release(e->b, bufs[i]);
     free(s->h_qpos); free(s->h_gpos); free(s->h_gkpos); free(s->h_cs);
+    free(s->h_out_rows); free(s->h_out_pos); free(s->h_out_tgt); free(s->h_out_lp);
     free(s);
 }
 
@@ -196,7 +200,12 @@ struct session *session_new(struct engine *e, int max_tokens, char *err, size_t 
     s->h_gpos = malloc(B * sizeof(int32_t));
     s->h_gkpos = malloc(B * sizeof(int32_t));
     s->h_cs = malloc(B * c->n_rot * sizeof(float));
-    if (!s->h_qpos || !s->h_gpos || !s->h_gkpos || !s->h_cs) {
+    s->h_out_rows = malloc(B * sizeof(int32_t));
+    s->h_out_pos = malloc(B * sizeof(int32_t));
+    s->h_out_tgt = malloc(B * sizeof(int32_t));
+    s->h_out_lp = malloc(B * sizeof(float));
+    if (!s->h_qpos || !s->h_gpos || !s->h_gkpos || !s->h_cs || !s->h_out_rows || !s->h_out_pos || !s->h_out_tgt ||
+        !s->h_out_lp) {
         snprintf(err, errlen, "out of memory for a %d-token session", max_tokens);
         goto fail;
     }
@@ -293,14 +302,36 @@ static void upload_positions(struct session *s, int n, const struct forward_plan
     }
 }
 
-/* Runs the n tokens of this chunk (positions uploaded) through every layer; the final
- * normed rows end in s->x. */
-static void forward_chunk(struct session *s, const int32_t *tokens, int n, const struct forward_plan *plan) {
+/* Moves the rows rows[0..n_out) (ascending) of a buffer of `width`-element rows to rows
+ * 0..n_out-1, in place. Rows only move down (rows[i] >= i), so copying in ascending order
+ * never reads a row already overwritten; a run is copied in pieces that do not overlap,
+ * as a device copy within one buffer must not. */
+static void gather_rows(struct session *s, struct dbuf *d, size_t width, const int32_t *rows, int n_out) {
+    const struct backend_ops *ops = s->e->ops;
+    for (int i = 0; i < n_out;) {
+        int run = 1;
+        while (i + run < n_out && rows[i + run] == rows[i] + run) run++;
+        const int src = rows[i], dst = i, step = src - dst;
+        for (int k = 0; step > 0 && k < run; k += step) {
+            int len = run - k < step ? run - k : step;
+            ops->copy(s->e->b, d, (size_t)(dst + k) * width, d, (size_t)(src + k) * width, (size_t)len * width);
+        }
+        i += run;
+    }
+}
+
+/* Runs the n tokens of this chunk (positions uploaded) through every layer. Only the
+ * n_out rows listed in h_out_rows need an output (a target to score, or the last row's
+ * logits); when that is fewer than n, the last layer still computes and caches every
+ * row's keys and values, then carries on with those rows only (llama.cpp does the same:
+ * a prompt's other rows would be computed and thrown away). The final normed rows end
+ * in s->x: all n, or the n_out listed, in their order. */
+static void forward_chunk(struct session *s, const int32_t *tokens, int n, int n_out,
+                          const struct forward_plan *plan) {
     const struct backend_ops *ops = s->e->ops;
     struct backend *b = s->e->b;
     const struct model_config *c = &s->e->m->cfg;
-    const size_t kvd = kv_dim(c);
-    const size_t dim_n = (size_t)n * c->dim, ffn_n = (size_t)n * c->ffn_dim;
+    const size_t kvd = kv_dim(c), qd = (size_t)c->n_heads * c->head_dim;
     const bool se = plan->se_group > 0;
     const struct kv_types kv = s->e->kv;
 
@@ -309,32 +340,51 @@ static void forward_chunk(struct session *s, const int32_t *tokens, int n, const
         const size_t layer_row = (size_t)l * s->max_tokens;          /* this layer's cache rows */
         const size_t new_row = layer_row + (size_t)s->n_past;        /* the chunk's rows in them */
 
+        /* keys and values of every row, into the caches */
         ops->rmsnorm(b, s->xb, s->x, l, V_ATTN_NORM, n);
         double t0 = host_monotonic_s();
-        ops->matmul(b, s->q, 0, s->xb, l, W_Q, n);
         ops->matmul(b, s->kb, 0, s->xb, l, W_K, n);
         ops->matmul(b, s->vb, 0, s->xb, l, W_V, n);
         s->stats.t_matmul += host_monotonic_s() - t0;
-        if (s->e->m->layers[l].bq) {   /* qwen2: all three biases, or none */
-            ops->add_bias(b, s->q, 0, l, V_BQ, n);
+        const bool bias = s->e->m->layers[l].bq != NULL;   /* qwen2: all three biases, or none */
+        if (bias) {
             ops->add_bias(b, s->kb, 0, l, V_BK, n);
             ops->add_bias(b, s->vb, 0, l, V_BV, n);
         }
-        if (se) {   /* the grouped copies are rotated from the same unrotated q and k */
-            ops->copy(b, s->qg, 0, s->q, 0, (size_t)n * c->n_heads * c->head_dim);
+        if (se) {   /* the grouped keys are rotated from the same unrotated k */
             ops->copy(b, s->kgb, 0, s->kb, 0, (size_t)n * kvd);
-            ops->rope(b, s->qg, 0, n, c->n_heads, s->cs_q);
             ops->rope(b, s->kgb, 0, n, c->n_kv_heads, s->cs_k);
             ops->kv_store(b, s->kg_cache, kv.k, new_row, s->kgb, n);
         }
-        ops->rope(b, s->q, 0, n, c->n_heads, s->cs);
         ops->rope(b, s->kb, 0, n, c->n_kv_heads, s->cs);
         ops->kv_store(b, s->k_cache, kv.k, new_row, s->kb, n);
         ops->kv_store(b, s->v_cache, kv.v, new_row, s->vb, n);
 
+        int nq = n;   /* the rows that go on */
+        if (l == c->n_layers - 1 && n_out < n) {
+            nq = n_out;
+            if (nq == 0) return;
+            gather_rows(s, s->x, (size_t)c->dim, s->h_out_rows, nq);
+            gather_rows(s, s->xb, (size_t)c->dim, s->h_out_rows, nq);
+            gather_rows(s, s->cs, (size_t)c->n_rot, s->h_out_rows, nq);
+            if (se) gather_rows(s, s->cs_q, (size_t)c->n_rot, s->h_out_rows, nq);
+            ops->write(b, s->qpos, 0, s->h_out_pos, (size_t)nq);
+        }
+        const size_t dim_n = (size_t)nq * c->dim, ffn_n = (size_t)nq * c->ffn_dim;
+
+        /* queries and attention */
+        t0 = host_monotonic_s();
+        ops->matmul(b, s->q, 0, s->xb, l, W_Q, nq);
+        s->stats.t_matmul += host_monotonic_s() - t0;
+        if (bias) ops->add_bias(b, s->q, 0, l, V_BQ, nq);
+        if (se) {   /* the grouped copy is rotated from the same unrotated q */
+            ops->copy(b, s->qg, 0, s->q, 0, (size_t)nq * qd);
+            ops->rope(b, s->qg, 0, nq, c->n_heads, s->cs_q);
+        }
+        ops->rope(b, s->q, 0, nq, c->n_heads, s->cs);
         t0 = host_monotonic_s();
         ops->attention(b, &(struct attn_call){
-            .n_q = n, .n_kv = s->n_past + n,
+            .n_q = nq, .n_kv = s->n_past + n,
             .q = s->q, .k = s->k_cache, .v = s->v_cache, .kv_row = layer_row, .kv = kv,
             .q_group = se ? s->qg : NULL, .k_group = se ? s->kg_cache : NULL, .group_window = plan->se_window,
             .q_pos = s->qpos, .k_pos = s->pos,
@@ -343,22 +393,61 @@ static void forward_chunk(struct session *s, const int32_t *tokens, int n, const
         });
         s->stats.t_attn += host_monotonic_s() - t0;
         t0 = host_monotonic_s();
-        ops->matmul(b, s->xb, 0, s->att, l, W_O, n);
+        ops->matmul(b, s->xb, 0, s->att, l, W_O, nq);
         s->stats.t_matmul += host_monotonic_s() - t0;
         ops->add(b, s->x, s->xb, dim_n);
 
-        ops->rmsnorm(b, s->xb, s->x, l, V_FFN_NORM, n);
+        /* feed-forward */
+        ops->rmsnorm(b, s->xb, s->x, l, V_FFN_NORM, nq);
         t0 = host_monotonic_s();
-        ops->matmul(b, s->hb, 0, s->xb, l, W_GATE, n);
-        ops->matmul(b, s->hb2, 0, s->xb, l, W_UP, n);
+        ops->matmul(b, s->hb, 0, s->xb, l, W_GATE, nq);
+        ops->matmul(b, s->hb2, 0, s->xb, l, W_UP, nq);
         s->stats.t_matmul += host_monotonic_s() - t0;
         ops->swiglu(b, s->hb, s->hb2, ffn_n);
         t0 = host_monotonic_s();
-        ops->matmul(b, s->xb, 0, s->hb, l, W_DOWN, n);
+        ops->matmul(b, s->xb, 0, s->hb, l, W_DOWN, nq);
         s->stats.t_matmul += host_monotonic_s() - t0;
         ops->add(b, s->x, s->xb, dim_n);
     }
-    ops->rmsnorm(b, s->x, s->x, -1, V_OUTPUT_NORM, n);
+    ops->rmsnorm(b, s->x, s->x, -1, V_OUTPUT_NORM, n_out);
+}
+
+/* Lists the rows of the chunk [done, done + nc) of an n-token eval that need an output
+ * (h_out_rows, with their positions and targets): those with a target >= 0, and the
+ * eval's last row when its logits are asked for. Returns how many. */
+static int list_output_rows(struct session *s, int done, int nc, int n, const int32_t *targets,
+                            const float *last_logits) {
+    int k = 0;
+    for (int t = 0; t < nc; t++) {
+        int32_t target = targets ? targets[done + t] : -1;
+        if (target >= 0 || (last_logits && done + t == n - 1)) {
+            s->h_out_rows[k] = t;
+            s->h_out_pos[k] = s->h_qpos[t];
+            s->h_out_tgt[k] = target;
+            k++;
+        }
+    }
+    return k;
+}
+
+/* Scores the chunk [done, done + nc) after forward_chunk left its n_out output rows in
+ * s->x; logprob of the chunk's other rows is 0, as score() writes for rows without a
+ * target. */
+static int score_chunk(struct session *s, int done, int nc, int n, int n_out, const int32_t *targets,
+                       float *logprob, float *last_logits, char *err, size_t errlen) {
+    const struct backend_ops *ops = s->e->ops;
+    float *chunk_last = done + nc == n ? last_logits : NULL;
+    if (n_out == nc)
+        return ops->score(s->e->b, s->x, nc, targets ? targets + done : NULL, logprob ? logprob + done : NULL,
+                          chunk_last, err, errlen);
+    int rc = n_out == 0 ? ops->sync(s->e->b, err, errlen)
+                        : ops->score(s->e->b, s->x, n_out, targets ? s->h_out_tgt : NULL, logprob ? s->h_out_lp : NULL,
+                                     chunk_last, err, errlen);
+    if (rc == 0 && logprob) {
+        memset(logprob + done, 0, (size_t)nc * sizeof(float));
+        for (int k = 0; k < n_out; k++) logprob[done + s->h_out_rows[k]] = s->h_out_lp[k];
+    }
+    return rc;
 }
 
 /* Checks everything eval is given before anything is computed or changed, so that bad
@@ -454,10 +543,10 @@ int session_eval(struct session *s, const int32_t *tokens, const int32_t *pos, i
         int nc = n - done < CHUNK_TOKENS ? n - done : CHUNK_TOKENS;
         for (int t = 0; t < nc; t++) s->h_qpos[t] = pos ? pos[done + t] : s->n_past + t;
         upload_positions(s, nc, plan);
-        forward_chunk(s, tokens + done, nc, plan);
+        int n_out = list_output_rows(s, done, nc, n, targets, last_logits);
+        forward_chunk(s, tokens + done, nc, n_out, plan);
         double t1 = host_monotonic_s();
-        int rc = e->ops->score(e->b, s->x, nc, targets ? targets + done : NULL, logprob ? logprob + done : NULL,
-                               done + nc == n ? last_logits : NULL, err, errlen);
+        int rc = score_chunk(s, done, nc, n, n_out, targets, logprob, last_logits, err, errlen);
         s->stats.t_matmul += host_monotonic_s() - t1;
         if (rc != 0) {
             s->n_past = n_past0;
