@@ -20,10 +20,11 @@ void openblas_set_num_threads(int n);
 static const char *help =
     "usage: ctxbench bench [-m MODEL -c N[,N...]] [--sgemm] [options]\n"
     "Times one prefill of N tokens (random ids) per length and prints tokens/s, achieved\n"
-    "GFLOP/s (2 x matrix parameters x tokens / time, the usual convention; attention flops\n"
-    "are reported separately), the attention share of the time, the CPU seconds of the\n"
-    "prefill (all threads: steadier than the rate on a machine shared with other work) and\n"
-    "the process's peak RSS.\n"
+    "GFLOP/s (2 x matrix parameters x tokens / time, the usual convention, counting the work\n"
+    "done: with --logits last the last layer and the vocabulary projection run one row;\n"
+    "attention flops are reported separately), the attention share of the time, the CPU\n"
+    "seconds of the prefill (all threads: steadier than the rate on a machine shared with\n"
+    "other work) and the process's peak RSS.\n"
     "  -c, --ctx LIST          comma-separated lengths (default 512)\n"
     "      --sgemm             also measure OpenBLAS sgemm GFLOP/s with -t threads (the ceiling)\n"
     "      --repeat N          best of N prefills per length (default 1)\n"
@@ -380,11 +381,21 @@ int cmd_bench(int argc, char **argv) {
                 if (cpu < best_cpu) best_cpu = cpu;
             }
             if (rc == 0) {
-                double attn_flops = 2.0 * 2.0 * c->n_layers * c->n_heads * c->head_dim *
-                                    ((double)n * (n + 1) / 2 + (double)n * depth);
-                /* the vocabulary projection runs on every position, or on the last only */
-                double vocab_params = (double)c->dim * c->n_vocab;
-                double mat_flops = 2.0 * ((mat_params - vocab_params) * n + vocab_params * (last_only ? 1 : n));
+                /* The work done: with the last logits only, the last layer computes every
+                 * row's keys and values but the rest (queries, attention, output, FFN) and
+                 * the vocabulary projection for the last row only (engine.c). */
+                const double L = c->n_layers, vocab_params = (double)c->dim * c->n_vocab;
+                const double layer_params = (mat_params - vocab_params) / L;
+                const double kv_params = 2.0 * c->dim * c->n_kv_heads * c->head_dim;
+                const double pairs = (double)n * (n + 1) / 2 + (double)n * depth;   /* causal query-key pairs */
+                const double attn_unit = 2.0 * 2.0 * c->n_heads * c->head_dim;
+                double attn_flops = attn_unit * L * pairs;
+                double mat_flops = 2.0 * mat_params * n;
+                if (last_only) {
+                    attn_flops = attn_unit * ((L - 1) * pairs + (double)n + (double)depth);
+                    mat_flops = 2.0 * ((L - 1) * layer_params * n + kv_params * n + (layer_params - kv_params) +
+                                       vocab_params);
+                }
                 if (depth > 0) printf("at depth %ld: ", depth);
                 printf("prefill n=%-6d %8.1f tokens/s  %7.1f GFLOP/s (matrix)  attention %4.1f%% of time "
                        "(%.1f GFLOP/s)  matmul %4.1f%%  cpu %.2fs  peak RSS %.0f MB  logits %s\n",
