@@ -28,8 +28,9 @@
 #   bench) and reused; llama2-7b Q4_K is about 3.8 GB on disk, and the script checks free
 #   disk and memory before writing or running it (skipped with a note if short).
 #   llama.cpp: `llama-bench -m FILE -p N -n 0 -t THREADS -r REPS` (avg_ts, its mean over
-#   REPS repetitions after one warm-up). ctxbench: `ctxbench bench -m FILE -c N -t THREADS
-#   --repeat REPS+1 --logits LOGITS` (best of its prefills). Both with the same KV cache type,
+#   REPS repetitions after one warm-up). ctxbench: `ctxbench bench --backend cpu -m FILE -c N
+#   -t THREADS --repeat REPS+1 --logits LOGITS` (best of its prefills; its CPU backend, as
+#   llama.cpp's build here is CPU only, even where auto would choose a GPU). Both with the same KV cache type,
 #   BENCH_LLAMACPP_KV (default f16, llama.cpp's default; -ctk/-ctv on both sides). The same
 #   work by default: BENCH_LLAMACPP_LOGITS=last computes the last position's logits only, as
 #   llama-bench does; =all makes ctxbench also score every position (a log-probability per
@@ -41,10 +42,9 @@
 #   for a 512-token prefill in each program, and the model's load time as each program
 #   reports it (llama.cpp: llama-simple's "load time", one token; ctxbench: bench's "load").
 #   Both map the file (RSS counts the pages touched). Load times differ in what they do:
-#   ctxbench's CPU backend (this branch) converts matrices to F32 at load when they fit half
-#   the available memory (so F16/Q8_0 TinyLlama loads slowly and its RSS is the F32 copy),
-#   otherwise keeps them in the file's type; llama.cpp may repack weights for its kernels
-#   (GGML_CPU_REPACK: an anonymous copy, in its RSS and its load time).
+#   ctxbench's CPU backend keeps every matrix in the file's type and converts blocks of
+#   rows inside each product (nothing converted at load); llama.cpp may repack weights for
+#   its kernels (GGML_CPU_REPACK: an anonymous copy, in its RSS and its load time).
 #   stories3M perplexity speed (case `ppl` in BENCH_LLAMACPP_CASES, included by default):
 #   PPL_CHUNKS (default 40) chunks of 512 tokens of TinyStories-valid-first1000 with
 #   llama-perplexity's protocol on both sides (ctxbench ppl --protocol llamacpp), tokens
@@ -184,7 +184,7 @@ prefill() {
     ll_rss=$(rss_mb "$TMP/ll.time")
     ll_cfg="flash_attn=$(jf flash_attn < "$TMP/ll.json") type_k=$(jf type_k < "$TMP/ll.json") n_ubatch=$(jf n_ubatch < "$TMP/ll.json")"
     lb=$(load)
-    /usr/bin/time -v "$CB" bench -m "$m" -c "$n" -t "$T" --repeat $((REPS + 1)) --logits "$LOGITS" -ctk "$KV" -ctv "$KV" \
+    /usr/bin/time -v "$CB" bench --backend cpu -m "$m" -c "$n" -t "$T" --repeat $((REPS + 1)) --logits "$LOGITS" -ctk "$KV" -ctv "$KV" \
         > "$TMP/cb.out" 2> "$TMP/cb.time" || true
     cb_ts=$(sed -n 's/^prefill n=[0-9]* *\([0-9.]*\) tokens.*/\1/p' "$TMP/cb.out")
     cb_rss=$(rss_mb "$TMP/cb.time")
@@ -255,7 +255,7 @@ case " $CASES " in *" ppl "*)
         ll_ppl=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$TMP/llp.out")
         ll_rss=$(rss_mb "$TMP/llp.out")
         lb=$(load)
-        /usr/bin/time -v "$CB" ppl -m "$m" -f "$text" -c 512 --chunks "$chunks" --protocol llamacpp -t "$T" \
+        /usr/bin/time -v "$CB" ppl --backend cpu -m "$m" -f "$text" -c 512 --chunks "$chunks" --protocol llamacpp -t "$T" \
             > "$TMP/cbp.out" 2> "$TMP/cbp.err" || true
         cb_ts=$(wall_ts "$TMP/cbp.err" $((chunks * 512)))
         cb_ppl=$(sed -n 's/.* ppl \([0-9.]*\) .*/\1/p' "$TMP/cbp.out")

@@ -804,6 +804,53 @@ Test(models, only_the_rows_scored_pass_the_last_layer, .timeout = 600) {
     }
 }
 
+/* ------------------------------------------------------------------ auto */
+
+/* How many shared objects this process has mapped (lines of /proc/self/maps naming a
+ * ".so" file, each counted once per distinct path). */
+static int mapped_libraries(void) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    cr_assert(f, "cannot read /proc/self/maps");
+    static char seen[256][256];
+    int n = 0;
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        char *path = strchr(line, '/');
+        if (!path || !strstr(path, ".so")) continue;
+        path[strcspn(path, "\n")] = 0;
+        bool dup = false;
+        for (int i = 0; i < n && !dup; i++) dup = strcmp(seen[i], path) == 0;
+        if (!dup && n < 256) snprintf(seen[n++], sizeof seen[0], "%s", path);
+    }
+    fclose(f);
+    return n;
+}
+
+/* --backend auto asks every backend whether it can run here on every run; a backend that
+ * runs on a driver (OpenCL: the ICD loader opens every vendor's library, PoCL brings
+ * LLVM, about 60 MB) must answer without loading it into the process, which then runs on
+ * the CPU backend. Checked by the libraries mapped: none new after auto; and the check can
+ * see a driver: asking OpenCL directly maps it. */
+Test(auto_choice, loads_no_driver_into_the_process) {
+    int before = mapped_libraries();
+    const struct backend_ops *chosen = backend_find("auto", err, sizeof err);
+    cr_assert(chosen, "%s", err);
+    int after = mapped_libraries();
+    cr_assert_eq(after, before, "choosing a backend mapped %d more libraries into the process", after - before);
+    const struct backend_ops *ocl = NULL;
+    for (int i = 0; backend_list[i]; i++)
+        if (strcmp(backend_list[i]->name, "opencl") == 0) ocl = backend_list[i];
+    if (!ocl) cr_skip_test("this build has no OpenCL backend (auto chose %s)", chosen->name);
+    if (ocl->unavailable()) {
+        cr_assert(!required("opencl"), "opencl is required but cannot run");
+        cr_skip_test("no OpenCL platform here (auto chose %s)", chosen->name);
+    }
+    cr_assert_gt(mapped_libraries(), after, "asking OpenCL in this process mapped no driver library: the check above "
+                 "could not have seen one");
+    /* PoCL alone (a CPU device) never wins auto; a GPU or accelerator does */
+    cr_log_info("auto chose %s; OpenCL devices: %s", chosen->name, chosen == ocl ? "a GPU or accelerator" : "CPU only");
+}
+
 /* ------------------------------------------------------------------ parameter strings */
 
 Test(params, parsed_strictly_with_one_line_errors) {

@@ -11,11 +11,16 @@
 #include <CL/cl.h>
 #include <clblast_c.h>
 
+#include <errno.h>
 #include <math.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "gguf.h"
@@ -154,11 +159,46 @@ static int default_device(bool *is_gpu) {
     return n > 0 ? 0 : -1;
 }
 
+/* How long auto waits for the probe below before it counts OpenCL out. */
+#define PROBE_TIMEOUT_MS 30000
+
 /* auto prefers a GPU or accelerator (the device it then runs on by default); a
- * CPU-only OpenCL (PoCL) is for conformance, and the CPU backend is faster there. */
+ * CPU-only OpenCL (PoCL) is for conformance, and the CPU backend is faster there.
+ * Asking means loading every vendor's driver (the ICD loader opens them all), which
+ * cannot be undone: PoCL alone adds about 60 MB to the process (LLVM) and a fifth of a
+ * second. So the question is asked in a child process, which answers one byte and
+ * exits; the process that runs the work loads a driver only when it runs on OpenCL.
+ * A child that does not answer in time (a hung driver) is killed and counts as no. */
 static int ocl_auto_rank(void) {
-    bool gpu;
-    return default_device(&gpu) >= 0 && gpu ? 10 : -1;
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    fflush(NULL);   /* the child leaves by _exit, but must not inherit half-written output either */
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        bool gpu = false;
+        char answer = default_device(&gpu) >= 0 && gpu ? 'g' : 'n';
+        ssize_t w = write(fds[1], &answer, 1);
+        _exit(w == 1 ? 0 : 1);
+    }
+    close(fds[1]);
+    char answer = 'n';
+    struct pollfd pf = {.fd = fds[0], .events = POLLIN};
+    int ready;
+    do ready = poll(&pf, 1, PROBE_TIMEOUT_MS);
+    while (ready < 0 && errno == EINTR);
+    if (ready <= 0 || read(fds[0], &answer, 1) != 1) {
+        answer = 'n';
+        kill(pid, SIGKILL);
+    }
+    close(fds[0]);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    return answer == 'g' ? 10 : -1;
 }
 
 static void ocl_list_devices(FILE *f) {

@@ -56,7 +56,7 @@ const struct backend_ops *backend_find(const char *name, char *err, size_t errle
         const struct backend_ops *best = NULL;
         int best_rank = -1;
         for (int i = 0; backend_list[i]; i++) {
-            int rank = backend_list[i]->unavailable() ? -1 : backend_list[i]->auto_rank();
+            int rank = backend_list[i]->auto_rank();   /* < 0 where it cannot run */
             if (rank > best_rank) best = backend_list[i], best_rank = rank;
         }
         if (!best) snprintf(err, errlen, "no backend of this build can run on this machine");

@@ -90,8 +90,10 @@ struct backend_ops {
     /* NULL when this machine can run the backend (a device exists); otherwise why not,
      * in one line. Cheap; creates nothing. */
     const char *(*unavailable)(void);
-    /* How much "auto" wants this backend here: the available backend with the highest
-     * rank runs; < 0: never chosen by auto (e.g. OpenCL on a CPU-only platform). */
+    /* How much "auto" wants this backend here: the backend with the highest rank runs;
+     * < 0: never chosen by auto (it cannot run here, or e.g. OpenCL on a CPU-only
+     * platform). Asked on every run with --backend auto, whichever backend then runs, so
+     * it must leave nothing behind in the process (no driver loaded, no memory held). */
     int (*auto_rank)(void);
     /* Prints this machine's devices for the backend, with their memory (ctxbench info
      * --backend NAME); the index is what the backend's device=N parameter takes. */
