@@ -587,18 +587,25 @@ Test(ops, score_blocks_targets_and_last_logits, .timeout = 300) { with_models(ch
 
 /* ------------------------------------------------------------------ whole models */
 
+/* The plan of a method spec for n tokens of rt's model stretched to target_len; the
+ * returned forward plan points into *plan, which must outlive it. */
+static struct forward_plan plan_method(const struct runtime *rt, const char *method, int target_len, int n,
+                                       struct method_plan *plan) {
+    struct method_spec spec;
+    cr_assert_eq(method_spec_parse(method, &spec, err, sizeof err), 0, "%s", err);
+    struct method_ctx mctx = {.cfg = &rt->model->cfg, .target_len = target_len, .seq_len = n};
+    cr_assert_eq(method_plan(&spec, &mctx, plan, err, sizeof err), 0, "%s: %s", method, err);
+    return method_forward_plan(plan);
+}
+
 /* Per-position log-probabilities of n tokens under a method spec, on backend `be`. */
 static float *model_logprobs_kv(const char *model_path, const char *backend, const char *method, int target_len,
                                 const int32_t *ids, int n, const struct kv_types *kv) {
     struct runtime rt;
     cr_assert_eq(runtime_open(&rt, model_path, backend, strcmp(backend, "cpu") == 0 ? "threads=2" : "", kv, err,
                               sizeof err), 0, "%s", err);
-    struct method_spec spec;
     struct method_plan plan;
-    cr_assert_eq(method_spec_parse(method, &spec, err, sizeof err), 0, "%s", err);
-    struct method_ctx mctx = {.cfg = &rt.model->cfg, .target_len = target_len, .seq_len = n};
-    cr_assert_eq(method_plan(&spec, &mctx, &plan, err, sizeof err), 0, "%s: %s", method, err);
-    struct forward_plan fp = method_forward_plan(&plan);
+    struct forward_plan fp = plan_method(&rt, method, target_len, n, &plan);
     struct session *s = session_new(rt.engine, n, err, sizeof err);
     cr_assert(s, "%s", err);
     float *lp = malloc((size_t)n * sizeof(float));
@@ -746,12 +753,8 @@ static bool sparse_scored(int t) {
 
 static void eval_two_calls(struct runtime *rt, const char *method, const int32_t *ids, int n, bool sparse,
                            float *lp, float *logits) {
-    struct method_spec spec;
     struct method_plan plan;
-    cr_assert_eq(method_spec_parse(method, &spec, err, sizeof err), 0, "%s", err);
-    struct method_ctx mctx = {.cfg = &rt->model->cfg, .target_len = 2 * rt->model->cfg.ctx_train, .seq_len = n};
-    cr_assert_eq(method_plan(&spec, &mctx, &plan, err, sizeof err), 0, "%s: %s", method, err);
-    struct forward_plan fp = method_forward_plan(&plan);
+    struct forward_plan fp = plan_method(rt, method, 2 * rt->model->cfg.ctx_train, n, &plan);
     struct session *s = session_new(rt->engine, n, err, sizeof err);
     cr_assert(s, "%s", err);
     int32_t *targets = malloc((size_t)n * sizeof(int32_t));

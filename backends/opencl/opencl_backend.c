@@ -563,8 +563,7 @@ static void ocl_device(const struct backend *b, struct device_info *out) {
 
 static const char *ocl_cannot_run(const struct backend *b, const struct forward_plan *plan,
                                   const struct kv_types *kv) {
-    (void)b; (void)plan;
-    (void)kv;
+    (void)b; (void)plan; (void)kv;
     /* every method's plan (RoPE tables, SWA and SelfExtend are all in the kernels) and
      * every cache type (the engine checks that the model's heads fit q8_0) */
     return NULL;
